@@ -1,0 +1,112 @@
+"""The backend protocol: ``Backend.load(experiment) -> Session``, ``Session.run(workload) -> GenerationStats``.
+
+Backends are found through the ``pytest_llenergy.backends`` entry-point group, so a third party
+can add one. Heavy engines are imported inside ``load``, never at module import.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib.metadata import entry_points
+from typing import Any, Literal, Protocol, runtime_checkable
+
+from ..config.experiment import ExperimentConfig, WorkloadConfig
+from ..config.registry import ENTRY_POINT_GROUP
+
+
+@dataclass
+class Workload:
+    """Prepared prompts: token ids per prompt, grouped into batches in run order."""
+
+    batches: list[list[list[int]]]
+    output_tokens: int
+    streaming: bool = False
+    texts: list[str] | None = None
+
+    @property
+    def num_prompts(self) -> int:
+        return sum(len(b) for b in self.batches)
+
+    @property
+    def input_tokens(self) -> int:
+        return sum(len(p) for b in self.batches for p in b)
+
+    def head(self, n_batches: int = 1) -> Workload:
+        """The first ``n_batches`` batches (for warmup)."""
+        return Workload(self.batches[:n_batches], self.output_tokens, self.streaming, None)
+
+
+@dataclass
+class GenerationStats:
+    """What one ``Session.run`` produced and how long it took."""
+
+    input_tokens: int
+    output_tokens: int
+    num_prompts: int
+    duration_s: float
+    batch_latencies_s: list[float] = field(default_factory=list)
+    latency_mode: Literal["per_batch", "streaming"] = "per_batch"
+    ttft_s: list[float] | None = None
+    itl_s: list[float] | None = None
+    peak_memory_bytes: int | None = None
+    warnings: list[str] = field(default_factory=list)
+    output_token_ids: list[list[int]] | None = None
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+
+@runtime_checkable
+class Session(Protocol):
+    """A loaded model, ready to generate."""
+
+    load_time_s: float
+    engine_info: dict[str, Any]
+
+    def prepare(self, workload: WorkloadConfig) -> Workload: ...
+
+    def run(self, workload: Workload) -> GenerationStats: ...
+
+    def close(self) -> None: ...
+
+
+class Backend(Protocol):
+    """An inference engine."""
+
+    name: str
+
+    def available(self) -> tuple[bool, str]:
+        """(True, "") when usable here, else (False, the reason)."""
+
+    def load(self, experiment: ExperimentConfig) -> Session: ...
+
+    def load_key(self, experiment: ExperimentConfig) -> str:
+        """Equal for experiments that can share one loaded session."""
+
+
+class BackendNotFound(LookupError):
+    pass
+
+
+@lru_cache(maxsize=None)
+def get_backend(name: str) -> Backend:
+    """The backend registered under ``name`` (entry point ``pytest_llenergy.backends``)."""
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if ep.name == name:
+            return ep.load()()
+    builtin = {
+        "transformers": "pytest_llenergy.backends.transformers_backend:TransformersBackend",
+        "vllm": "pytest_llenergy.backends.vllm_backend:VllmBackend",
+        "tensorrt": "pytest_llenergy.backends.tensorrt_backend:TensorrtBackend",
+    }
+    if name in builtin:
+        module, _, attr = builtin[name].partition(":")
+        import importlib
+
+        try:
+            return getattr(importlib.import_module(module), attr)()
+        except (ImportError, AttributeError) as exc:
+            raise BackendNotFound(f"backend {name!r} is not available: {exc}") from None
+    raise BackendNotFound(f"no backend named {name!r} is registered")

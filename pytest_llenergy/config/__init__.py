@@ -1,0 +1,32 @@
+"""Campaign configuration: pydantic models, safe YAML loading, grid expansion, ids (no pytest, no torch)."""
+
+from .campaign import CampaignConfig, GridConfig
+from .errors import CampaignError
+from .experiment import DecoderConfig, ExperimentConfig, ModelSpec, WorkloadConfig
+from .ids import config_hash, experiment_id
+from .loading import load_campaign
+from .plan import CampaignPlan, Experiment, expand
+
+
+def load_plan(path) -> CampaignPlan:
+    """Load, validate and expand a campaign file in one step."""
+    campaign, file_hash = load_campaign(path)
+    return expand(campaign, str(path), file_hash)
+
+
+__all__ = [
+    "CampaignConfig",
+    "CampaignError",
+    "CampaignPlan",
+    "DecoderConfig",
+    "Experiment",
+    "ExperimentConfig",
+    "GridConfig",
+    "ModelSpec",
+    "WorkloadConfig",
+    "config_hash",
+    "expand",
+    "experiment_id",
+    "load_campaign",
+    "load_plan",
+]

@@ -1,0 +1,54 @@
+"""The campaign file: experiments (defaults, grid, explicit list), cycles, order and run settings."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+
+from .base import StrictModel
+from .experiment import NAME_PATTERN
+
+GridValues = list[Any] | Any
+
+
+class GridConfig(StrictModel):
+    """A backend-aware cartesian product: backends x models x shared x that backend's overrides."""
+
+    backends: list[str] | None = Field(None, min_length=1, description="Backends to cross; default: `defaults.backend`.")
+    models: list[str | dict[str, Any]] | None = Field(
+        None, min_length=1, description="Models to cross (names, or model mappings); default: `defaults.model`."
+    )
+    shared: dict[str, GridValues] = Field(
+        default_factory=dict, description="Dotted experiment paths to lists of values, crossed for every backend."
+    )
+    backend_overrides: dict[str, dict[str, GridValues]] = Field(
+        default_factory=dict,
+        description="Per backend: paths inside that backend's section to lists of values; never leak to other backends.",
+    )
+
+
+class CampaignConfig(StrictModel):
+    """A campaign: what to measure, how often and in which order."""
+
+    name: str = Field(description="Campaign name: letters, digits, - and _.")
+    description: str = Field("", description="Free text shown in the report.")
+    cycles: int = Field(1, ge=1, le=10_000, description="How many times every experiment is repeated.")
+    order: Literal["interleaved", "shuffled", "grouped"] = Field(
+        "interleaved",
+        description="interleaved: cycle by cycle (A B C, A B C); shuffled: a seeded permutation per cycle; grouped: all cycles of A, then B.",
+    )
+    seed: int | None = Field(None, ge=0, description="Seed for shuffled order and statistics; drawn and printed when absent.")
+    defaults: dict[str, Any] = Field(default_factory=dict, description="Experiment settings applied under every experiment.")
+    grid: GridConfig | None = Field(None, description="Backend-aware grid of experiments.")
+    experiments: list[dict[str, Any]] = Field(
+        default_factory=list, description="Explicit experiments, each merged over `defaults`."
+    )
+    results_dir: str = Field("lem-results", description="Where run directories go, relative to the pytest rootdir.")
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_safe(cls, value: str) -> str:
+        if not NAME_PATTERN.match(value):
+            raise ValueError("names use letters, digits, - and _ (at most 80, no path separators)")
+        return value

@@ -1,0 +1,1 @@
+"""The pytest layer of pytest-llenergy (entry point ``pytest11: llenergy``)."""

@@ -1,0 +1,170 @@
+"""The result of one (experiment, cycle): a versioned pydantic model, one JSON file each.
+
+Missing values are ``None`` (JSON null), never 0: an unmeasured quantity is not a zero.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SCHEMA_VERSION = 1
+Status = Literal["pending", "running", "passed", "failed", "skipped", "interrupted"]
+
+
+class ResultModel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DeviceEnergy(ResultModel):
+    """One device's share of a measured window."""
+
+    device: str = Field(description="Device label: `gpu0`, `cpu-package-0`, `replay0`, ...")
+    name: str | None = None
+    uuid: str | None = None
+    counter_energy_j: float | None = Field(None, description="Hardware energy counter difference over the window.")
+    integral_energy_j: float | None = Field(None, description="Trapezoid integral of sampled power over the window.")
+    energy_j: float | None = Field(None, description="Best figure: the counter when available, else the integral.")
+    baseline_power_w: float | None = None
+    adjusted_energy_j: float | None = Field(None, description="energy_j minus baseline power x window duration.")
+    mean_power_w: float | None = None
+    peak_power_w: float | None = None
+    peak_memory_mb: float | None = None
+    mean_utilization_pct: float | None = None
+    max_temperature_c: float | None = None
+    throttle_s: dict[str, float] = Field(default_factory=dict, description="Seconds throttled per cause (violation counters).")
+
+
+class WindowEnergy(ResultModel):
+    """One named measurement window (``energy.measure(name=...)``)."""
+
+    name: str
+    source: str = Field(description="nvml, rapl, estimate or replay.")
+    estimated: bool = False
+    simulated: bool = False
+    duration_s: float
+    energy_j: float | None = Field(None, description="Raw energy, all devices.")
+    counter_energy_j: float | None = None
+    integral_energy_j: float | None = None
+    disagreement_pct: float | None = Field(None, description="(integral - counter) / counter x 100.")
+    adjusted_energy_j: float | None = Field(None, description="Raw GPU energy minus baseline over exactly this window.")
+    baseline_power_w: float | None = None
+    mean_power_w: float | None = None
+    peak_power_w: float | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    energy_per_output_token_j: float | None = None
+    energy_per_token_j: float | None = None
+    adjusted_energy_per_output_token_j: float | None = None
+    adjusted_energy_per_token_j: float | None = None
+    uncertainty_j: float | None = Field(None, description="Counter quantisation uncertainty for short windows.")
+    n_samples: int = 0
+    sample_hz: float | None = None
+    throttled: bool = False
+    throttle_s: dict[str, float] = Field(default_factory=dict)
+    flags: list[str] = Field(default_factory=list, description="short_window, counter_unavailable, sampler_gaps, ...")
+    devices: list[DeviceEnergy] = Field(default_factory=list)
+
+
+class BaselineInfo(ResultModel):
+    """The idle power subtracted from GPU energy, and where it came from."""
+
+    method: Literal["fresh", "cached", "revalidated", "none"]
+    power_w: dict[str, float] = Field(default_factory=dict, description="Idle watts per device.")
+    sd_w: dict[str, float] = Field(default_factory=dict)
+    n_samples: int = 0
+    duration_s: float | None = None
+    age_s: float | None = None
+    pstate: dict[str, int | None] = Field(default_factory=dict)
+    temperature_c: dict[str, float | None] = Field(default_factory=dict)
+    deep_idle_w: dict[str, float] | None = None
+    drift_pct: float | None = None
+
+
+class WarmupOutcome(ResultModel):
+    mode: Literal["convergence", "fixed", "off"]
+    converged: bool | None
+    iterations: int
+    final_cv: float | None = None
+    cv_threshold: float | None = None
+    latencies_s: list[float] = Field(default_factory=list)
+
+
+class LatencyStats(ResultModel):
+    """Latency figures, with the measurement mode named honestly."""
+
+    mode: Literal["per_batch", "streaming"]
+    batch_latency_s_mean: float | None = None
+    batch_latency_s_p95: float | None = None
+    ttft_ms_mean: float | None = None
+    ttft_ms_p50: float | None = None
+    ttft_ms_p95: float | None = None
+    ttft_ms_p99: float | None = None
+    itl_ms_mean: float | None = None
+    itl_ms_p50: float | None = None
+    itl_ms_p95: float | None = None
+    itl_ms_p99: float | None = None
+
+
+class LoadInfo(ResultModel):
+    cold: bool = Field(description="True when the model was loaded for this item, false when reused.")
+    load_time_s: float | None = None
+
+
+class GapInfo(ResultModel):
+    kind: Literal["none", "fixed", "adaptive"]
+    waited_s: float = 0.0
+    reason: str | None = None
+    start_power_w: dict[str, float] = Field(default_factory=dict)
+    start_temperature_c: dict[str, float] = Field(default_factory=dict)
+
+
+class ExperimentResult(ResultModel):
+    """Everything measured for one (experiment, cycle)."""
+
+    schema_version: int = SCHEMA_VERSION
+    campaign: str
+    campaign_hash: str
+    run_id: str
+    experiment_id: str
+    experiment_index: int = Field(description="1-based position among the campaign's experiments.")
+    experiments_total: int
+    cycle: int = Field(description="1-based cycle number.")
+    cycles_total: int
+    item_id: str
+    status: Status = "passed"
+    error: str | None = None
+    config: dict[str, Any] = Field(description="The effective experiment config.")
+    backend: str
+    model: str
+    started_at: str
+    ended_at: str | None = None
+    duration_s: float | None = Field(None, description="Duration of the measured generation.")
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    total_tokens: int | None = None
+    tokens_per_s: float | None = Field(None, description="Total (input + output) tokens per second.")
+    output_tokens_per_s: float | None = None
+    latency: LatencyStats | None = None
+    energy: WindowEnergy | None = Field(None, description="The primary window (the first one measured).")
+    windows: list[WindowEnergy] = Field(default_factory=list)
+    baseline: BaselineInfo | None = None
+    warmup: WarmupOutcome | None = None
+    load: LoadInfo | None = None
+    gap: GapInfo | None = None
+    peak_memory_mb: float | None = None
+    engine: dict[str, Any] = Field(default_factory=dict, description="Engine versions and effective engine arguments.")
+    environment_file: str | None = None
+    warnings: list[str] = Field(default_factory=list)
+    timeseries_path: str | None = None
+    budget: dict[str, Any] | None = None
+
+    @property
+    def key(self) -> str:
+        return result_key(self.experiment_id, self.cycle)
+
+
+def result_key(experiment_id: str, cycle: int) -> str:
+    """The file stem and manifest key of one (experiment, cycle)."""
+    return f"{experiment_id}__c{cycle}"
