@@ -46,6 +46,16 @@ class CampaignConfig(StrictModel):
     )
     results_dir: str = Field("lem-results", description="Where run directories go, relative to the pytest rootdir.")
 
+    @field_validator("results_dir")
+    @classmethod
+    def _results_dir_is_relative(cls, value: str) -> str:
+        from pathlib import PurePath
+
+        path = PurePath(value)
+        if not value.strip() or path.is_absolute() or ".." in path.parts:
+            raise ValueError("must be a relative path inside the project, without '..' (use --lem-results-dir for elsewhere)")
+        return value
+
     @field_validator("name")
     @classmethod
     def _name_is_safe(cls, value: str) -> str:

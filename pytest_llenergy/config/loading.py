@@ -33,15 +33,30 @@ def read_campaign_text(path: Path) -> str:
         raise CampaignError(source, [f"not UTF-8 text (byte {exc.start}: {raw[exc.start:exc.start + 1]!r})"]) from None
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key written twice in one mapping (PyYAML keeps the last silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if isinstance(key, str) and key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def parse_yaml(text: str, source: str) -> dict[str, Any]:
-    """safe_load, with YAML errors as line:column messages and a guard against alias bombs."""
+    """Safe YAML (no tags, no duplicate keys), errors as line:column, guarded against alias bombs."""
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise CampaignError(source, [f"YAML syntax error at {where}{problem}"]) from None
+        raise CampaignError(source, [f"YAML error at {where}{problem}"]) from None
     if data is None:
         raise CampaignError(source, ["the file is empty"])
     if not isinstance(data, dict):

@@ -81,6 +81,11 @@ def _validate_grid_paths(campaign: CampaignConfig, source: str) -> None:
         if problem:
             problems.append(f"grid.shared.{path}: {problem}")
     backends = grid.backends or [campaign.defaults.get("backend", "transformers")]
+    from .registry import known_backends
+
+    for i, backend in enumerate(grid.backends or []):
+        if backend not in known_backends():
+            problems.append(f"grid.backends[{i}]: unknown backend {backend!r} (known: {', '.join(sorted(known_backends()))})")
     for backend, overrides in grid.backend_overrides.items():
         if backend not in BACKEND_SECTIONS:
             problems.append(f"grid.backend_overrides.{backend}: unknown backend")

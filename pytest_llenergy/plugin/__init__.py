@@ -1,1 +1,21 @@
-"""The pytest layer of pytest-llenergy (entry point ``pytest11: llenergy``)."""
+"""The pytest layer of pytest-llenergy (entry point ``pytest11: llenergy``).
+
+One module per concern, each registered as a plugin below.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+pytest_plugins = [
+    "pytest_llenergy.plugin.options",
+    "pytest_llenergy.plugin.collection",
+    "pytest_llenergy.plugin.xdist",
+    "pytest_llenergy.plugin.runtest",
+]
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    from . import hookspec
+
+    pluginmanager.add_hookspecs(hookspec)

@@ -1,0 +1,73 @@
+"""From campaign to items: load in configure, parametrise, order, and tell the user the plan."""
+
+from __future__ import annotations
+
+import pytest
+
+from .ordering import campaign_order, place_in_slots
+from .state import LEM_RUN, CampaignItem, create_run, get_run
+
+EXPERIMENT_ARG = "lem_experiment"
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "lem_campaign_item: a campaign item (set by pytest-llenergy).")
+    run = create_run(config)
+    if run is not None:
+        config.stash[LEM_RUN] = run
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if EXPERIMENT_ARG not in metafunc.fixturenames:
+        return
+    run = get_run(metafunc.config)
+    if run is None:
+        return
+    items = run.items()
+    metafunc.parametrize(EXPERIMENT_ARG, items, ids=[item.id for item in items])
+
+
+def campaign_item(item: pytest.Item) -> CampaignItem | None:
+    """The campaign item behind a test item, or None for ordinary tests."""
+    callspec = getattr(item, "callspec", None)
+    if callspec is None:
+        return None
+    value = callspec.params.get(EXPERIMENT_ARG)
+    return value if isinstance(value, CampaignItem) else None
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    run = get_run(config)
+    if run is None:
+        return
+    found = [campaign_item(item) for item in items]
+    flags = [c is not None for c in found]
+    campaign_items = [item for item, c in zip(items, found) if c is not None]
+    keys = [(c.index, c.cycle) for c in found if c is not None]
+    ordered = [campaign_items[i] for i in campaign_order(keys, run.order, run.seed)]
+    items[:] = place_in_slots(items, flags, ordered)
+
+
+def pytest_report_header(config: pytest.Config) -> list[str] | None:
+    run = get_run(config)
+    if run is None:
+        return None
+    n = len(run.plan.experiments)
+    seed = f"{run.seed} (drawn; pass --lem-seed {run.seed} to repeat)" if run.seed_drawn else str(run.seed)
+    return [
+        f"llenergy: campaign {run.name} ({run.plan.source}): {n} experiments x {run.cycles} cycles"
+        f" = {n * run.cycles} items, order {run.order}, seed {seed}",
+        f"llenergy: results -> {run.run_dir.path}",
+    ]
+
+
+def pytest_report_collectionfinish(config: pytest.Config) -> list[str] | None:
+    run = get_run(config)
+    if run is None:
+        return None
+    lines = [f"llenergy: {line}" for line in run.plan.dropped_summary()]
+    if run.plan.duplicates:
+        lines.append(f"llenergy: {run.plan.duplicates} duplicate grid points merged (identical effective configs)")
+    return lines or None

@@ -1,0 +1,65 @@
+"""Command-line options, each with an ini twin, in one ``llenergy`` group."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+
+@dataclass(frozen=True)
+class Option:
+    """One ``--lem-*`` flag and its ``lem_*`` ini twin."""
+
+    flag: str
+    help: str
+    ini_type: str | None = "string"
+    default: Any = None
+    action: str | None = None
+    choices: tuple[str, ...] | None = None
+    metavar: str | None = None
+
+    @property
+    def dest(self) -> str:
+        return self.flag.lstrip("-").replace("-", "_")
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option("--lem-campaign", "Campaign YAML whose experiments become test items.", "string", metavar="PATH"),
+    Option("--lem-order", "Item order across cycles (overrides the campaign).", "string",
+           choices=("interleaved", "shuffled", "grouped")),
+    Option("--lem-seed", "Seed for shuffled order and statistics (overrides the campaign).", "string", metavar="INT"),
+    Option("--lem-cycles", "Number of cycles (overrides the campaign).", "string", metavar="N"),
+    Option("--lem-results-dir", "Directory for run directories (default: the campaign's results_dir).", "string",
+           metavar="DIR"),
+)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("llenergy", "LLM energy measurement (pytest-llenergy)")
+    for opt in OPTIONS:
+        kwargs: dict[str, Any] = {"dest": opt.dest, "help": opt.help + " Ini: " + opt.dest + "."}
+        if opt.action:
+            kwargs["action"] = opt.action
+        else:
+            kwargs["default"] = None
+            if opt.choices:
+                kwargs["choices"] = opt.choices
+            if opt.metavar:
+                kwargs["metavar"] = opt.metavar
+        group.addoption(opt.flag, **kwargs)
+        if opt.ini_type:
+            parser.addini(opt.dest, opt.help, type=opt.ini_type, default=opt.default)
+
+
+def setting(config: pytest.Config, dest: str) -> Any:
+    """The flag's value when given, else its ini twin's, else None."""
+    value = config.getoption(dest, None)
+    if value not in (None, False, "", []):
+        return value
+    try:
+        ini = config.getini(dest)
+    except (ValueError, KeyError):
+        return value
+    return ini if ini not in ("", [], None) else value

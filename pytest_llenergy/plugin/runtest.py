@@ -1,0 +1,112 @@
+"""Running campaign items: the ``lem_experiment``, ``lem_session`` and ``lem_result`` fixtures,
+and the result file written for every item that ran, passed or failed."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from ..backends.base import BackendNotFound, Session, get_backend
+from ..results.schema import LoadInfo
+from .collection import campaign_item
+from .recorder import ItemRecorder
+from .state import CampaignItem, get_run
+
+RECORDER = pytest.StashKey[ItemRecorder]()
+SESSION_CACHE = pytest.StashKey["SessionCache"]()
+NO_CAMPAIGN = "no campaign: pass --lem-campaign PATH (or set lem_campaign in the ini file)"
+
+
+class SessionCache:
+    """One loaded backend session per process, reused while consecutive items share a load key."""
+
+    def __init__(self) -> None:
+        self.key: str | None = None
+        self.session: Session | None = None
+
+    def get(self, item: CampaignItem, force_cold: bool = False) -> tuple[Session, LoadInfo]:
+        backend = get_backend(item.config.backend)
+        ok, reason = backend.available()
+        if not ok:
+            pytest.skip(f"backend {item.config.backend!r} unavailable: {reason}")
+        key = f"{item.config.backend}:{backend.load_key(item.config)}"
+        if self.session is not None and key == self.key and not force_cold:
+            return self.session, LoadInfo(cold=False, load_time_s=None)
+        self.close()
+        started = time.perf_counter()
+        self.session = backend.load(item.config)
+        self.key = key
+        load_time = getattr(self.session, "load_time_s", None) or time.perf_counter() - started
+        return self.session, LoadInfo(cold=True, load_time_s=load_time)
+
+    def close(self) -> None:
+        if self.session is not None:
+            session, self.session, self.key = self.session, None, None
+            session.close()
+
+
+@pytest.fixture
+def lem_experiment(request: pytest.FixtureRequest) -> CampaignItem:
+    """The campaign item (experiment and cycle) this test runs; parametrised from the campaign."""
+    pytest.skip(NO_CAMPAIGN)
+
+
+@pytest.fixture
+def lem_result(request: pytest.FixtureRequest) -> ItemRecorder:
+    """The item's result record: ``lem_result.record_generation(stats)`` after the measured run."""
+    recorder = request.node.stash.get(RECORDER, None)
+    if recorder is None:
+        pytest.skip(NO_CAMPAIGN)
+    return recorder
+
+
+@pytest.fixture
+def lem_session(request: pytest.FixtureRequest, lem_experiment: CampaignItem, lem_result: ItemRecorder) -> Session:
+    """The loaded backend session for this item (reused from the previous item when compatible)."""
+    cache = request.config.stash.setdefault(SESSION_CACHE, SessionCache())
+    try:
+        session, load = cache.get(lem_experiment)
+    except BackendNotFound as exc:
+        pytest.skip(str(exc))
+    lem_result.load = load
+    lem_result.engine.update(getattr(session, "engine_info", {}) or {})
+    return session
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    run, citem = get_run(item.config), campaign_item(item)
+    if run is not None and citem is not None:
+        item.stash[RECORDER] = ItemRecorder(run, citem, item.nodeid)
+
+
+def _error_text(report: pytest.TestReport) -> str:
+    text = report.longreprtext or ""
+    lines = [line for line in text.splitlines() if line.startswith("E ")]
+    return "\n".join(lines[-10:]) if lines else text[-2000:]
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> Iterator[None]:
+    report: pytest.TestReport = yield
+    recorder = item.stash.get(RECORDER, None)
+    if recorder is None or recorder.extra.get("written"):
+        return report
+    finished = report.when == "call" or (report.when == "setup" and not report.passed)
+    if not finished or report.skipped:
+        return report
+    status = "passed" if report.passed else "failed"
+    result = recorder.build(status, None if report.passed else _error_text(report))
+    path = recorder.run.run_dir.write_result(result)
+    recorder.extra["written"] = True
+    report.user_properties.append(("lem_result", str(path)))
+    item.config.hook.pytest_lem_result(config=item.config, result=result)
+    return report
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    cache = session.config.stash.get(SESSION_CACHE, None)
+    if cache is not None:
+        cache.close()

@@ -1,0 +1,138 @@
+"""The campaign run's state, created once in ``pytest_configure`` and kept in ``config.stash``."""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ..config import CampaignError, CampaignPlan, Experiment, load_plan
+from ..results.store import RunDirectory
+from .options import setting
+
+
+@dataclass(frozen=True)
+class CampaignItem:
+    """What a campaign test item runs: one experiment in one cycle."""
+
+    experiment: Experiment
+    cycle: int
+    index: int
+    experiments_total: int
+    cycles_total: int
+
+    @property
+    def config(self):
+        return self.experiment.config
+
+    @property
+    def id(self) -> str:
+        return f"c{self.cycle}-{self.experiment.id}"
+
+    def __repr__(self) -> str:
+        return f"CampaignItem({self.id})"
+
+
+@dataclass
+class LemRun:
+    """One campaign run: the plan, the effective order/seed/cycles and the run directory."""
+
+    plan: CampaignPlan
+    order: str
+    seed: int
+    seed_drawn: bool
+    cycles: int
+    run_id: str
+    run_dir: RunDirectory
+    is_worker: bool
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.plan.campaign.name
+
+    def items(self) -> list[CampaignItem]:
+        """Every (experiment, cycle) pair, in expansion order (ordering happens later)."""
+        total = len(self.plan.experiments)
+        return [
+            CampaignItem(exp, cycle, index, total, self.cycles)
+            for cycle in range(1, self.cycles + 1)
+            for index, exp in enumerate(self.plan.experiments, start=1)
+        ]
+
+
+LEM_RUN = pytest.StashKey[LemRun]()
+
+
+def _int_setting(config: pytest.Config, dest: str, minimum: int) -> int | None:
+    raw = setting(config, dest)
+    if raw is None:
+        return None
+    try:
+        value = int(raw)
+    except (TypeError, ValueError):
+        raise pytest.UsageError(f"--{dest.replace('_', '-')}: expected an integer, got {raw!r}") from None
+    if value < minimum:
+        raise pytest.UsageError(f"--{dest.replace('_', '-')}: must be >= {minimum}, got {value}")
+    return value
+
+
+def _new_run_id() -> str:
+    return dt.datetime.now().strftime("%Y-%m-%dT%H-%M-%S") + "-" + secrets.token_hex(2)
+
+
+def _results_root(config: pytest.Config, campaign_dir: str, source: str) -> Path:
+    """``--lem-results-dir`` as given; the campaign's ``results_dir`` only inside the rootdir."""
+    explicit = setting(config, "lem_results_dir")
+    if explicit:
+        path = Path(explicit)
+        return path if path.is_absolute() else Path(config.invocation_params.dir) / path
+    root = config.rootpath.resolve()
+    path = (root / campaign_dir).resolve()
+    if path != root and root not in path.parents:
+        raise pytest.UsageError(
+            f"llenergy: {source}: results_dir: {campaign_dir!r} resolves to {path}, outside {root} (symlink?)"
+        )
+    return path
+
+
+def create_run(config: pytest.Config) -> LemRun | None:
+    """Load the campaign named by ``--lem-campaign`` / ``lem_campaign``; None when there is none."""
+    path = setting(config, "lem_campaign")
+    if not path:
+        return None
+    campaign_path = Path(path)
+    if not campaign_path.is_absolute():
+        base = Path(config.invocation_params.dir)
+        campaign_path = base / campaign_path if (base / campaign_path).exists() else config.rootpath / campaign_path
+    try:
+        plan = load_plan(campaign_path)
+    except CampaignError as exc:
+        raise pytest.UsageError(f"llenergy: {exc}") from None
+    plan.source = str(path)
+    config.hook.pytest_lem_modify_experiments(config=config, experiments=plan.experiments)
+    campaign = plan.campaign
+    worker_input = getattr(config, "workerinput", None)
+    order = setting(config, "lem_order") or campaign.order
+    if order not in ("interleaved", "shuffled", "grouped"):
+        raise pytest.UsageError(f"lem_order: expected interleaved, shuffled or grouped, got {order!r}")
+    seed = _int_setting(config, "lem_seed", 0)
+    seed = campaign.seed if seed is None else seed
+    drawn = seed is None
+    if worker_input is not None:
+        seed, drawn, run_id = worker_input["lem_seed"], worker_input["lem_seed_drawn"], worker_input["lem_run_id"]
+    else:
+        seed = secrets.randbelow(2**31) if seed is None else seed
+        run_id = _new_run_id()
+    cycles = _int_setting(config, "lem_cycles", 1) or campaign.cycles
+    results_root = _results_root(config, campaign.results_dir, plan.source)
+    run_dir = RunDirectory(results_root / campaign.name / run_id)
+    return LemRun(plan, order, seed, drawn, cycles, run_id, run_dir, worker_input is not None)
+
+
+def get_run(config: pytest.Config) -> LemRun | None:
+    return config.stash.get(LEM_RUN, None)

@@ -1,0 +1,51 @@
+"""Helpers for tests that write campaigns and test files into a pytester directory."""
+
+from __future__ import annotations
+
+import textwrap
+
+FAKE_SESSION_CONFTEST = '''
+import pytest
+from pytest_llenergy.backends.base import GenerationStats
+
+
+class FakeSession:
+    load_time_s = 0.01
+    engine_info = {"engine": "fake"}
+
+    def prepare(self, workload):
+        return workload
+
+    def run(self, workload):
+        n = workload.num_prompts
+        return GenerationStats(input_tokens=n * workload.input_tokens, output_tokens=n * workload.output_tokens,
+                               num_prompts=n, duration_s=0.05, batch_latencies_s=[0.05])
+
+    def close(self):
+        pass
+
+
+@pytest.fixture
+def lem_session():
+    return FakeSession()
+'''
+
+CAMPAIGN_TEST = '''
+def test_inference(lem_experiment, lem_session, lem_result):
+    stats = lem_session.run(lem_session.prepare(lem_experiment.config.workload))
+    lem_result.record_generation(stats)
+'''
+
+
+def write_suite(pytester, campaign: str, test: str = CAMPAIGN_TEST, name: str = "campaign.yaml"):
+    """A campaign file, the fake-session conftest and a campaign test in ``pytester``'s directory."""
+    pytester.makeconftest(FAKE_SESSION_CONFTEST)
+    pytester.makepyfile(test_suite=test)
+    path = pytester.path / name
+    path.write_text(textwrap.dedent(campaign))
+    return path
+
+
+def collected_ids(result) -> list[str]:
+    """Item ids (the part in brackets) from ``--collect-only -q`` output."""
+    return [line.split("[", 1)[1].rstrip("]") for line in result.outlines if "::test_inference[" in line]
