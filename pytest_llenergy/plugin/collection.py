@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from ..results.schema import result_key
 from .ordering import campaign_order, place_in_slots
 from .state import LEM_RUN, CampaignItem, create_run, get_run
 
@@ -48,6 +49,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     keys = [(c.index, c.cycle) for c in found if c is not None]
     ordered = [campaign_items[i] for i in campaign_order(keys, run.order, run.seed)]
     items[:] = place_in_slots(items, flags, ordered)
+    if run.done:
+        from .resume import deselect_done
+
+        found = [campaign_item(item) for item in items]
+        deselect_done(config, items, [result_key(c.experiment.id, c.cycle) if c else None for c in found])
 
 
 def pytest_report_header(config: pytest.Config) -> list[str] | None:

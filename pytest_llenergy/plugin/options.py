@@ -31,6 +31,10 @@ OPTIONS: tuple[Option, ...] = (
            choices=("interleaved", "shuffled", "grouped")),
     Option("--lem-seed", "Seed for shuffled order and statistics (overrides the campaign).", "string", metavar="INT"),
     Option("--lem-cycles", "Number of cycles (overrides the campaign).", "string", metavar="N"),
+    Option("--lem-resume", "Continue the last run of this campaign: run only items without a passed result.",
+           None, action="store_true"),
+    Option("--lem-resume-reset", "Forget the saved run state of this campaign (results stay on disk).",
+           None, action="store_true"),
     Option("--lem-results-dir", "Directory for run directories (default: the campaign's results_dir).", "string",
            metavar="DIR"),
 )

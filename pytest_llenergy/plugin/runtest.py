@@ -10,12 +10,14 @@ from typing import Any
 import pytest
 
 from ..backends.base import BackendNotFound, Session, get_backend
-from ..results.schema import LoadInfo
+from ..results.schema import LoadInfo, result_key
 from .collection import campaign_item
 from .recorder import ItemRecorder
 from .state import CampaignItem, get_run
 
 RECORDER = pytest.StashKey[ItemRecorder]()
+LEM_KEY_PROPERTY = "lem_key"
+LEM_RESULT_PROPERTY = "lem_result"
 SESSION_CACHE = pytest.StashKey["SessionCache"]()
 NO_CAMPAIGN = "no campaign: pass --lem-campaign PATH (or set lem_campaign in the ini file)"
 
@@ -91,6 +93,9 @@ def _error_text(report: pytest.TestReport) -> str:
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> Iterator[None]:
     report: pytest.TestReport = yield
+    citem = campaign_item(item)
+    if citem is not None:
+        report.user_properties.append((LEM_KEY_PROPERTY, result_key(citem.experiment.id, citem.cycle)))
     recorder = item.stash.get(RECORDER, None)
     if recorder is None or recorder.extra.get("written"):
         return report
@@ -101,7 +106,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> 
     result = recorder.build(status, None if report.passed else _error_text(report))
     path = recorder.run.run_dir.write_result(result)
     recorder.extra["written"] = True
-    report.user_properties.append(("lem_result", str(path)))
+    relative = str(path.relative_to(recorder.run.run_dir.path))
+    report.user_properties.append((LEM_RESULT_PROPERTY, {"path": relative, "status": status, "error": result.error}))
     item.config.hook.pytest_lem_result(config=item.config, result=result)
     return report
 

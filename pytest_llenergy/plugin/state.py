@@ -49,11 +49,21 @@ class LemRun:
     run_id: str
     run_dir: RunDirectory
     is_worker: bool
+    done: frozenset[str] = frozenset()
     extras: dict[str, Any] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
         return self.plan.campaign.name
+
+    @property
+    def results_root(self) -> Path:
+        return self.run_dir.path.parent.parent
+
+    def use_run_id(self, run_id: str) -> None:
+        """Continue an earlier run: same id, same directory."""
+        self.run_id = run_id
+        self.run_dir = RunDirectory(self.results_root / self.name / run_id)
 
     def items(self) -> list[CampaignItem]:
         """Every (experiment, cycle) pair, in expansion order (ordering happens later)."""
@@ -125,13 +135,15 @@ def create_run(config: pytest.Config) -> LemRun | None:
     drawn = seed is None
     if worker_input is not None:
         seed, drawn, run_id = worker_input["lem_seed"], worker_input["lem_seed_drawn"], worker_input["lem_run_id"]
+        results_root = Path(worker_input["lem_results_root"])
     else:
         seed = secrets.randbelow(2**31) if seed is None else seed
         run_id = _new_run_id()
+        results_root = _results_root(config, campaign.results_dir, plan.source)
     cycles = _int_setting(config, "lem_cycles", 1) or campaign.cycles
-    results_root = _results_root(config, campaign.results_dir, plan.source)
     run_dir = RunDirectory(results_root / campaign.name / run_id)
-    return LemRun(plan, order, seed, drawn, cycles, run_id, run_dir, worker_input is not None)
+    done = frozenset(worker_input.get("lem_done", ())) if worker_input is not None else frozenset()
+    return LemRun(plan, order, seed, drawn, cycles, run_id, run_dir, worker_input is not None, done)
 
 
 def get_run(config: pytest.Config) -> LemRun | None:

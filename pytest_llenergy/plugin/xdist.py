@@ -24,6 +24,8 @@ class ControllerHooks:
         node.workerinput["lem_seed"] = run.seed
         node.workerinput["lem_seed_drawn"] = run.seed_drawn
         node.workerinput["lem_run_id"] = run.run_id
+        node.workerinput["lem_results_root"] = str(run.results_root)
+        node.workerinput["lem_done"] = sorted(run.done)
 
 
 def pytest_configure(config: pytest.Config) -> None:
