@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from .base import StrictModel
 from .experiment import NAME_PATTERN
+from .measurement import MeasurementConfig
 
 GridValues = list[Any] | Any
 
@@ -28,6 +29,31 @@ class GridConfig(StrictModel):
     )
 
 
+class BudgetRule(StrictModel):
+    """An energy budget applied to the campaign items it selects."""
+
+    select: str | dict[str, Any] = Field(
+        "*", description="Experiment-id glob (`transformers-*-bs8-*`) or field filters (`{backend: vllm, workload.batch_size: 8}`)."
+    )
+    limits: dict[str, float | str] = Field(
+        description="Upper limits: energy_per_output_token, energy_per_token, energy, mean_power (numbers in J/W or strings with units)."
+    )
+    tolerance: float | str = Field(0.0, description="Allowance on every limit: a fraction (0.05) or a percentage ('5%').")
+    adjusted: bool = Field(True, description="Check baseline-adjusted figures (true) or raw ones.")
+
+    @model_validator(mode="after")
+    def _limits_parse(self) -> BudgetRule:
+        from .budgets import Budget
+
+        Budget.from_kwargs({**self.limits, "tolerance": self.tolerance, "adjusted": self.adjusted}, "campaign")
+        return self
+
+    def budget(self):
+        from .budgets import Budget
+
+        return Budget.from_kwargs({**self.limits, "tolerance": self.tolerance, "adjusted": self.adjusted}, "campaign")
+
+
 class CampaignConfig(StrictModel):
     """A campaign: what to measure, how often and in which order."""
 
@@ -44,6 +70,8 @@ class CampaignConfig(StrictModel):
     experiments: list[dict[str, Any]] = Field(
         default_factory=list, description="Explicit experiments, each merged over `defaults`."
     )
+    measurement: MeasurementConfig = Field(default_factory=MeasurementConfig, description="Energy source, sampling, baseline, warmup.")
+    budgets: list[BudgetRule] = Field(default_factory=list, description="Energy budgets for selected items.")
     results_dir: str = Field("lem-results", description="Where run directories go, relative to the pytest rootdir.")
 
     @field_validator("results_dir")

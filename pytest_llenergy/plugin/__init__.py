@@ -12,6 +12,7 @@ pytest_plugins = [
     "pytest_llenergy.plugin.collection",
     "pytest_llenergy.plugin.xdist",
     "pytest_llenergy.plugin.runtest",
+    "pytest_llenergy.plugin.budgets",
     "pytest_llenergy.plugin.manifest",
     "pytest_llenergy.plugin.resume",
 ]

@@ -7,9 +7,14 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Any
 
+import pytest
+
 from ..backends.base import GenerationStats
 from ..results.schema import ExperimentResult, LatencyStats, LoadInfo
 from .state import CampaignItem, LemRun
+
+WINDOWS = pytest.StashKey[list[dict[str, Any]]]()
+"""Measured windows of an item (``WindowEnergy`` dicts), filled by the ``energy`` fixture."""
 
 
 def _now() -> str:

@@ -11,8 +11,9 @@ import pytest
 
 from ..backends.base import BackendNotFound, Session, get_backend
 from ..results.schema import LoadInfo, result_key
+from . import budgets
 from .collection import campaign_item
-from .recorder import ItemRecorder
+from .recorder import WINDOWS, ItemRecorder
 from .state import CampaignItem, get_run
 
 RECORDER = pytest.StashKey[ItemRecorder]()
@@ -96,20 +97,32 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> 
     citem = campaign_item(item)
     if citem is not None:
         report.user_properties.append((LEM_KEY_PROPERTY, result_key(citem.experiment.id, citem.cycle)))
+    verdict = None
+    if report.when == "call" and report.passed:
+        windows = item.stash.get(WINDOWS, [])
+        verdict = budgets.evaluate(item, windows[0] if windows else None)
+        if verdict is not None and verdict.failed:
+            budgets.fail_report(report, verdict)
     recorder = item.stash.get(RECORDER, None)
-    if recorder is None or recorder.extra.get("written"):
-        return report
-    finished = report.when == "call" or (report.when == "setup" and not report.passed)
-    if not finished or report.skipped:
-        return report
-    status = "passed" if report.passed else "failed"
-    result = recorder.build(status, None if report.passed else _error_text(report))
+    if recorder is not None and not recorder.extra.get("written"):
+        finished = report.when == "call" or (report.when == "setup" and not report.passed)
+        if finished and not report.skipped:
+            _write_result(item, recorder, report, verdict)
+    return report
+
+
+def _write_result(item: pytest.Item, recorder: ItemRecorder, report: pytest.TestReport, verdict) -> None:
+    measured = report.passed or (verdict is not None and verdict.failed)
+    status = "passed" if measured else "failed"
+    recorder.windows = list(item.stash.get(WINDOWS, []))
+    result = recorder.build(status, None if measured else _error_text(report))
+    if verdict is not None:
+        result.budget = {"failed": verdict.failed, "breaches": verdict.breaches, "checks": verdict.checks}
     path = recorder.run.run_dir.write_result(result)
     recorder.extra["written"] = True
     relative = str(path.relative_to(recorder.run.run_dir.path))
     report.user_properties.append((LEM_RESULT_PROPERTY, {"path": relative, "status": status, "error": result.error}))
     item.config.hook.pytest_lem_result(config=item.config, result=result)
-    return report
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

@@ -1,0 +1,60 @@
+"""How energy is measured: source, sampling, baseline and warmup settings."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from .base import StrictModel
+
+
+class BaselineSettings(StrictModel):
+    """Idle power per device, measured with nothing running and subtracted over each window."""
+
+    enabled: bool = Field(True, description="Measure and subtract the idle baseline (GPU energy only).")
+    duration_s: float = Field(30.0, ge=0.5, le=3600, description="Length of a full baseline measurement.")
+    sample_hz: float = Field(10.0, ge=1, le=100, description="Sampling rate while measuring the baseline.")
+    ttl_s: float = Field(3600.0, ge=0, description="How long a cached baseline stays valid (pytest cache).")
+    revalidate_every: int = Field(10, ge=0, description="Re-check the baseline every N experiments (0: never).")
+    revalidate_duration_s: float = Field(5.0, ge=0.5, le=600, description="Length of the short re-check.")
+    drift_threshold: float = Field(0.10, gt=0, le=1, description="Relative drift that triggers a full re-measure.")
+
+
+class WarmupSettings(StrictModel):
+    """Warmup before each measured window: until latencies are stable, or a fixed count."""
+
+    mode: Literal["convergence", "fixed", "off"] = Field("convergence", description="convergence: until CV < threshold; fixed: `iterations` runs; off.")
+    cv_threshold: float = Field(0.05, gt=0, le=1, description="Coefficient of variation of the last `window` latencies.")
+    window: int = Field(5, ge=2, le=1000, description="Latencies the CV is computed over.")
+    min_iterations: int = Field(5, ge=1, le=10_000, description="Fewest warmup runs in convergence mode.")
+    max_iterations: int = Field(50, ge=1, le=10_000, description="Most warmup runs in convergence mode.")
+    iterations: int = Field(5, ge=1, le=10_000, description="Runs in fixed mode.")
+
+    @model_validator(mode="after")
+    def _bounds(self) -> WarmupSettings:
+        if self.max_iterations < self.min_iterations:
+            raise ValueError("max_iterations must be >= min_iterations")
+        if self.mode == "convergence" and self.max_iterations < self.window:
+            raise ValueError("max_iterations must be >= window in convergence mode")
+        return self
+
+
+class MeasurementConfig(StrictModel):
+    """Energy source and sampling for every window of the run."""
+
+    energy_source: str = Field(
+        "auto", description="auto (nvml, else rapl, else estimate), nvml, rapl, estimate, replay or replay:PATH."
+    )
+    sample_hz: float = Field(10.0, ge=1, le=100, description="Background sampling rate for time series (1-100 Hz).")
+    cpu_core_power_w: float | None = Field(None, gt=0, le=1000, description="Watts per busy core for the estimate source.")
+    baseline: BaselineSettings = Field(default_factory=BaselineSettings, description="Idle baseline.")
+    warmup: WarmupSettings = Field(default_factory=WarmupSettings, description="Warmup before measuring.")
+
+    @field_validator("energy_source")
+    @classmethod
+    def _known_source(cls, value: str) -> str:
+        kind = value.split(":", 1)[0]
+        if kind not in ("auto", "nvml", "rapl", "estimate", "replay"):
+            raise ValueError(f"unknown energy source {value!r} (auto, nvml, rapl, estimate, replay, replay:PATH)")
+        return value
