@@ -51,3 +51,39 @@ def pytest_lem_summary(config: pytest.Config, summary: Any) -> None:
     =======================
     Any conftest file can implement this hook.
     """
+
+
+@pytest.hookspec(firstresult=True)
+def pytest_lem_dispatch(item: pytest.Item, nextitem: pytest.Item | None) -> bool | None:
+    """Run a campaign item somewhere else (e.g. in a backend container) instead of in this process.
+
+    Called from ``pytest_runtest_protocol`` for campaign items. Return ``None`` to run the item
+    locally (the default), or ``True`` after running it and logging its reports (setup, call and
+    teardown ``TestReport`` objects through ``item.ihook.pytest_runtest_logreport``), exactly as
+    ``pytest_runtest_protocol`` would. Stops at the first non-None result.
+
+    :param item: The campaign item.
+    :param nextitem: The item that runs next, or None.
+
+    Use in conftest plugins
+    =======================
+    Any conftest file can implement this hook, e.g. to send items to a remote runner.
+    """
+
+
+@pytest.hookspec(firstresult=True)
+def pytest_lem_thermal_gap(item: pytest.Item, previous: pytest.Item | None) -> dict | None:
+    """Wait before a campaign item so the GPU starts from a settled state; return what was waited.
+
+    Called in ``pytest_runtest_setup`` for campaign items, before the item's fixtures. The
+    default waits for the campaign's ``gaps`` setting (fixed seconds or adaptive) and returns a
+    ``GapInfo``-shaped dict (``kind``, ``waited_s``, ``reason``, ``start_power_w``,
+    ``start_temperature_c``). Stops at the first non-None result.
+
+    :param item: The campaign item about to run.
+    :param previous: The campaign item that ran before it in this process, or None.
+
+    Use in conftest plugins
+    =======================
+    Any conftest file can implement this hook, e.g. to skip gaps on a shared CI runner.
+    """

@@ -35,6 +35,11 @@ OPTIONS: tuple[Option, ...] = (
            None, action="store_true"),
     Option("--lem-resume-reset", "Forget the saved run state of this campaign (results stay on disk).",
            None, action="store_true"),
+    Option("--lem-run-id", "Write into this run id's directory (used for dispatched items; normally chosen by the controller).",
+           None, metavar="ID"),
+    Option("--lem-seed-drawn", "Internal: the seed was drawn by the dispatching controller.", None, action="store_true"),
+    Option("--lem-dispatched", "Internal: this pytest runs items dispatched by a controller (no manifest, no resume state, no summary).",
+           None, action="store_true"),
     Option("--lem-results-dir", "Directory for run directories (default: the campaign's results_dir).", "string",
            metavar="DIR"),
 )

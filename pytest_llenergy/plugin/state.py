@@ -138,12 +138,14 @@ def create_run(config: pytest.Config) -> LemRun | None:
         results_root = Path(worker_input["lem_results_root"])
     else:
         seed = secrets.randbelow(2**31) if seed is None else seed
-        run_id = _new_run_id()
+        run_id = config.getoption("lem_run_id") or _new_run_id()
+        drawn = drawn or bool(config.getoption("lem_seed_drawn"))
         results_root = _results_root(config, campaign.results_dir, plan.source)
     cycles = _int_setting(config, "lem_cycles", 1) or campaign.cycles
     run_dir = RunDirectory(results_root / campaign.name / run_id)
     done = frozenset(worker_input.get("lem_done", ())) if worker_input is not None else frozenset()
-    return LemRun(plan, order, seed, drawn, cycles, run_id, run_dir, worker_input is not None, done)
+    subordinate = worker_input is not None or bool(config.getoption("lem_dispatched"))
+    return LemRun(plan, order, seed, drawn, cycles, run_id, run_dir, subordinate, done)
 
 
 def get_run(config: pytest.Config) -> LemRun | None:

@@ -34,4 +34,5 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def is_worker(config: pytest.Config) -> bool:
-    return hasattr(config, "workerinput")
+    """True on xdist workers and in dispatched (container) runs: they never write shared state."""
+    return hasattr(config, "workerinput") or bool(config.getoption("lem_dispatched", False))
