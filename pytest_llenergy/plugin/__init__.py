@@ -11,8 +11,10 @@ pytest_plugins = [
     "pytest_llenergy.plugin.options",
     "pytest_llenergy.plugin.collection",
     "pytest_llenergy.plugin.xdist",
-    "pytest_llenergy.plugin.runtest",
     "pytest_llenergy.plugin.budgets",
+    "pytest_llenergy.plugin.runtest",
+    "pytest_llenergy.plugin.measurement",
+    "pytest_llenergy.plugin.energy_fixture",
     "pytest_llenergy.plugin.manifest",
     "pytest_llenergy.plugin.resume",
 ]

@@ -40,6 +40,12 @@ OPTIONS: tuple[Option, ...] = (
     Option("--lem-seed-drawn", "Internal: the seed was drawn by the dispatching controller.", None, action="store_true"),
     Option("--lem-dispatched", "Internal: this pytest runs items dispatched by a controller (no manifest, no resume state, no summary).",
            None, action="store_true"),
+    Option("--lem-energy-source", "Energy source: auto, nvml, rapl, estimate, replay or replay:PATH.", "string",
+           metavar="SPEC"),
+    Option("--lem-sample-hz", "Background sampling rate, 1-100 Hz.", "string", metavar="HZ"),
+    Option("--lem-baseline-refresh", "Measure a fresh idle baseline instead of the cached one.", None,
+           action="store_true"),
+    Option("--lem-no-baseline", "Do not measure or subtract an idle baseline.", None, action="store_true"),
     Option("--lem-results-dir", "Directory for run directories (default: the campaign's results_dir).", "string",
            metavar="DIR"),
 )
