@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Discriminator, Field, Tag, field_validator, model_validator
 
 from .base import StrictModel
 from .experiment import NAME_PATTERN
@@ -27,6 +27,27 @@ class GridConfig(StrictModel):
         default_factory=dict,
         description="Per backend: paths inside that backend's section to lists of values; never leak to other backends.",
     )
+
+
+ADAPTIVE_METRICS = (
+    "energy_per_output_token", "energy_per_token", "energy", "tokens_per_s", "mean_power",
+    "adjusted_energy_per_output_token", "adjusted_energy_per_token", "adjusted_energy",
+)
+
+
+class AdaptiveCycles(StrictModel):
+    """Run at least `min` cycles, at most `max`, stopping an experiment once its CI is tight enough."""
+
+    min: int = Field(3, ge=2, le=10_000, description="Cycles always run.")
+    max: int = Field(10, ge=2, le=10_000, description="Cycles planned (items collected); later ones skip once the target is met.")
+    target_ci_halfwidth: float = Field(0.02, gt=0, lt=1, description="Relative 95 % CI half-width to reach (0.02 = 2 %).")
+    metric: Literal[ADAPTIVE_METRICS] = Field("energy_per_output_token", description="Metric whose CI decides.")  # type: ignore[valid-type]
+
+    @model_validator(mode="after")
+    def _min_le_max(self) -> AdaptiveCycles:
+        if self.max < self.min:
+            raise ValueError("cycles.max must be >= cycles.min")
+        return self
 
 
 class BudgetRule(StrictModel):
@@ -59,7 +80,12 @@ class CampaignConfig(StrictModel):
 
     name: str = Field(description="Campaign name: letters, digits, - and _.")
     description: str = Field("", description="Free text shown in the report.")
-    cycles: int = Field(1, ge=1, le=10_000, description="How many times every experiment is repeated.")
+    cycles: Annotated[
+        Annotated[int, Tag("fixed")] | Annotated[AdaptiveCycles, Tag("adaptive")],
+        Discriminator(lambda v: "adaptive" if isinstance(v, dict | AdaptiveCycles) else "fixed"),
+    ] = Field(
+        1, description="How many times every experiment is repeated (>= 1), or adaptive: {min, max, target_ci_halfwidth, metric}."
+    )
     order: Literal["interleaved", "shuffled", "grouped"] = Field(
         "interleaved",
         description="interleaved: cycle by cycle (A B C, A B C); shuffled: a seeded permutation per cycle; grouped: all cycles of A, then B.",
@@ -70,9 +96,36 @@ class CampaignConfig(StrictModel):
     experiments: list[dict[str, Any]] = Field(
         default_factory=list, description="Explicit experiments, each merged over `defaults`."
     )
+    group_by: list[str] = Field(default_factory=list, description="Dotted config paths whose values group experiments for group CIs.")
     measurement: MeasurementConfig = Field(default_factory=MeasurementConfig, description="Energy source, sampling, baseline, warmup.")
     budgets: list[BudgetRule] = Field(default_factory=list, description="Energy budgets for selected items.")
     results_dir: str = Field("lem-results", description="Where run directories go, relative to the pytest rootdir.")
+
+    @field_validator("cycles")
+    @classmethod
+    def _cycles_positive(cls, value: int | AdaptiveCycles) -> int | AdaptiveCycles:
+        if isinstance(value, int) and not 1 <= value <= 10_000:
+            raise ValueError("cycles must be between 1 and 10000")
+        return value
+
+    @field_validator("group_by")
+    @classmethod
+    def _group_paths_exist(cls, value: list[str]) -> list[str]:
+        from .experiment import ExperimentConfig
+        from .paths import check_path
+        from .sections import BACKEND_SECTIONS
+
+        for path in value:
+            head = path.split(".")[0]
+            model = BACKEND_SECTIONS.get(head)
+            problem = check_path(model, path.split(".", 1)[1]) if model and "." in path else check_path(ExperimentConfig, path)
+            if problem:
+                raise ValueError(f"{path!r}: {problem}")
+        return value
+
+    @property
+    def max_cycles(self) -> int:
+        return self.cycles if isinstance(self.cycles, int) else self.cycles.max
 
     @field_validator("results_dir")
     @classmethod

@@ -69,7 +69,7 @@ def problems_from_validation(
     return lines
 
 
-_UNION_TAGS = {"str", "int", "float", "bool", "dict", "list", "none"}
+_UNION_TAGS = {"str", "int", "float", "bool", "dict", "list", "none", "fixed", "adaptive"}
 
 
 def _is_union_tag(part: str | int) -> bool:

@@ -1,0 +1,13 @@
+"""The main job: every campaign item warms up on its real workload, then measures one window.
+
+Run: pytest energy_suites/ --lem-campaign energy_suites/campaigns/quickstart.yaml
+"""
+
+
+def test_inference(lem_experiment, lem_session, lem_result, energy):
+    workload = lem_session.prepare(lem_experiment.config.workload)
+    energy.warmup(lambda: lem_session.run(workload.head(1)))
+    with energy.measure("generate") as window:
+        stats = lem_session.run(workload)
+        window.record(input_tokens=stats.input_tokens, output_tokens=stats.output_tokens)
+    lem_result.record_generation(stats)
