@@ -50,6 +50,32 @@ class AdaptiveCycles(StrictModel):
         return self
 
 
+GapValue = float | Literal["adaptive"]
+
+
+class GapsConfig(StrictModel):
+    """Pauses before items so the GPU starts each measurement from a settled state."""
+
+    between_experiments: GapValue | None = Field(
+        None, description="Before each item: seconds ('10s') or 'adaptive'; unset: ini `lem_gap_experiments`, else adaptive."
+    )
+    between_cycles: GapValue | None = Field(
+        None, description="Before the first item of a new cycle (replaces the experiment gap); unset: ini `lem_gap_cycles`, else adaptive."
+    )
+    max_wait: float = Field(120.0, ge=0, le=3600, description="Longest adaptive wait, seconds.")
+    power_tolerance: float = Field(0.15, gt=0, le=5, description="Adaptive: power within this fraction above baseline.")
+    temp_tolerance_c: float = Field(5.0, gt=0, le=50, description="Adaptive: temperature within this many degrees of the baseline's.")
+
+    @field_validator("between_experiments", "between_cycles", "max_wait", mode="before")
+    @classmethod
+    def _parse_duration(cls, value: Any) -> Any:
+        from .units import parse_duration
+
+        if value is None or value == "adaptive":
+            return value
+        return parse_duration(value)
+
+
 class BudgetRule(StrictModel):
     """An energy budget applied to the campaign items it selects."""
 
@@ -96,6 +122,8 @@ class CampaignConfig(StrictModel):
     experiments: list[dict[str, Any]] = Field(
         default_factory=list, description="Explicit experiments, each merged over `defaults`."
     )
+    gaps: GapsConfig = Field(default_factory=GapsConfig, description="Thermal gaps between items and cycles.")
+    force_cold_start: bool = Field(False, description="Unload, free memory and reload the model for every item.")
     group_by: list[str] = Field(default_factory=list, description="Dotted config paths whose values group experiments for group CIs.")
     measurement: MeasurementConfig = Field(default_factory=MeasurementConfig, description="Energy source, sampling, baseline, warmup.")
     budgets: list[BudgetRule] = Field(default_factory=list, description="Energy budgets for selected items.")

@@ -15,6 +15,7 @@ pytest_plugins = [
     "pytest_llenergy.plugin.runtest",
     "pytest_llenergy.plugin.measurement",
     "pytest_llenergy.plugin.energy_fixture",
+    "pytest_llenergy.plugin.gaps",
     "pytest_llenergy.plugin.manifest",
     "pytest_llenergy.plugin.resume",
 ]

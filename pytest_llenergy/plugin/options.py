@@ -46,6 +46,12 @@ OPTIONS: tuple[Option, ...] = (
     Option("--lem-baseline-refresh", "Measure a fresh idle baseline instead of the cached one.", None,
            action="store_true"),
     Option("--lem-no-baseline", "Do not measure or subtract an idle baseline.", None, action="store_true"),
+    Option("--lem-gap-experiments", "Gap before each item: seconds ('10s') or 'adaptive'.", "string", metavar="GAP"),
+    Option("--lem-gap-cycles", "Gap before a new cycle (replaces the experiment gap): seconds or 'adaptive'.", "string",
+           metavar="GAP"),
+    Option("--lem-gap-max-wait", "Longest adaptive gap (seconds).", "string", metavar="S"),
+    Option("--lem-force-cold-start", "Unload, free memory and reload the model for every item.", "bool",
+           action="store_true"),
     Option("--lem-results-dir", "Directory for run directories (default: the campaign's results_dir).", "string",
            metavar="DIR"),
 )

@@ -69,9 +69,11 @@ def lem_result(request: pytest.FixtureRequest) -> ItemRecorder:
 @pytest.fixture
 def lem_session(request: pytest.FixtureRequest, lem_experiment: CampaignItem, lem_result: ItemRecorder) -> Session:
     """The loaded backend session for this item (reused from the previous item when compatible)."""
+    from .gaps import force_cold_start
+
     cache = request.config.stash.setdefault(SESSION_CACHE, SessionCache())
     try:
-        session, load = cache.get(lem_experiment)
+        session, load = cache.get(lem_experiment, force_cold=force_cold_start(request.config))
     except BackendNotFound as exc:
         pytest.skip(str(exc))
     lem_result.load = load
@@ -79,6 +81,7 @@ def lem_session(request: pytest.FixtureRequest, lem_experiment: CampaignItem, le
     return session
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
     run, citem = get_run(item.config), campaign_item(item)
     if run is not None and citem is not None:

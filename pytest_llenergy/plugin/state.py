@@ -141,7 +141,7 @@ def create_run(config: pytest.Config) -> LemRun | None:
         run_id = config.getoption("lem_run_id") or _new_run_id()
         drawn = drawn or bool(config.getoption("lem_seed_drawn"))
         results_root = _results_root(config, campaign.results_dir, plan.source)
-    cycles = _int_setting(config, "lem_cycles", 1) or campaign.cycles
+    cycles = _int_setting(config, "lem_cycles", 1) or campaign.max_cycles
     run_dir = RunDirectory(results_root / campaign.name / run_id)
     done = frozenset(worker_input.get("lem_done", ())) if worker_input is not None else frozenset()
     subordinate = worker_input is not None or bool(config.getoption("lem_dispatched"))
