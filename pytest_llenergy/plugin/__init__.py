@@ -9,8 +9,8 @@ import pytest
 
 pytest_plugins = [
     "pytest_llenergy.plugin.options",
-    "pytest_llenergy.plugin.collection",
     "pytest_llenergy.plugin.xdist",
+    "pytest_llenergy.plugin.collection",
     "pytest_llenergy.plugin.budgets",
     "pytest_llenergy.plugin.runtest",
     "pytest_llenergy.plugin.measurement",

@@ -52,6 +52,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("--lem-gap-max-wait", "Longest adaptive gap (seconds).", "string", metavar="S"),
     Option("--lem-force-cold-start", "Unload, free memory and reload the model for every item.", "bool",
            action="store_true"),
+    Option("--lem-gpus-per-worker", "GPUs per xdist worker (-n auto starts visible GPUs / K workers).", None,
+           metavar="K"),
     Option("--lem-results-dir", "Directory for run directories (default: the campaign's results_dir).", "string",
            metavar="DIR"),
 )

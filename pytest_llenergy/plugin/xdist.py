@@ -1,11 +1,15 @@
-"""pytest-xdist integration, registered only when xdist is installed.
+"""pytest-xdist integration: one worker per GPU, pinned before CUDA starts.
 
-Controller side: hands every worker the run's seed and run id, so all workers order items
-identically and write into one run directory.
+Controller (registered only when xdist is installed): ``-n auto`` starts one worker per visible
+GPU (``CUDA_VISIBLE_DEVICES`` respected, ``--lem-gpus-per-worker K`` groups them) and hands every
+worker its GPUs, the run's seed, run id and resume set through ``workerinput``.
+Worker: sets ``CUDA_VISIBLE_DEVICES`` to its GPUs in ``pytest_configure`` (tryfirst), before any
+test can initialise CUDA, so each worker measures only its own GPUs.
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import pytest
@@ -13,12 +17,69 @@ import pytest
 from .state import get_run
 
 
+def is_worker(config: pytest.Config) -> bool:
+    """True on xdist workers and in dispatched (container) runs: they never write shared state."""
+    return hasattr(config, "workerinput") or bool(config.getoption("lem_dispatched", False))
+
+
+def visible_gpus() -> list[str]:
+    """GPU ids this process may use, without initialising CUDA: CUDA_VISIBLE_DEVICES, else NVML."""
+    env = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if env is not None:
+        return [part.strip() for part in env.split(",") if part.strip() and part.strip() != "-1"]
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        try:
+            return [str(i) for i in range(pynvml.nvmlDeviceGetCount())]
+        finally:
+            pynvml.nvmlShutdown()
+    except Exception:
+        return []
+
+
+def gpus_per_worker(config: pytest.Config) -> int:
+    raw = config.getoption("lem_gpus_per_worker", None)
+    try:
+        value = int(raw) if raw is not None else 1
+    except ValueError:
+        raise pytest.UsageError(f"--lem-gpus-per-worker: expected an integer, got {raw!r}") from None
+    if value < 1:
+        raise pytest.UsageError(f"--lem-gpus-per-worker: must be >= 1, got {value}")
+    return value
+
+
+def worker_gpus(gpus: list[str], per_worker: int, index: int) -> list[str]:
+    """The GPUs of worker ``index``: consecutive groups of ``per_worker``."""
+    return gpus[index * per_worker:(index + 1) * per_worker]
+
+
 class ControllerHooks:
     """Hooks that run on the xdist controller."""
 
-    @pytest.hookimpl
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_auto_num_workers(self, config: pytest.Config) -> int | None:
+        gpus = visible_gpus()
+        if not gpus:
+            return None  # no GPU: xdist's own default (CPU count)
+        return max(1, len(gpus) // gpus_per_worker(config))
+
+    @pytest.hookimpl(optionalhook=True)
     def pytest_configure_node(self, node: Any) -> None:
         run = get_run(node.config)
+        index = int(str(node.gateway.id).removeprefix("gw") or 0)
+        gpus = visible_gpus()
+        if gpus:
+            mine = worker_gpus(gpus, gpus_per_worker(node.config), index)
+            if not mine:
+                raise pytest.UsageError(
+                    f"llenergy: worker gw{index} has no GPU: {len(gpus)} visible, "
+                    f"{gpus_per_worker(node.config)} per worker; use fewer workers (-n auto)")
+            node.workerinput["lem_gpus"] = ",".join(mine)
         if run is None:
             return
         node.workerinput["lem_seed"] = run.seed
@@ -28,11 +89,10 @@ class ControllerHooks:
         node.workerinput["lem_done"] = sorted(run.done)
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
-    if config.pluginmanager.hasplugin("xdist"):
-        config.pluginmanager.register(ControllerHooks(), "llenergy-xdist-controller")
-
-
-def is_worker(config: pytest.Config) -> bool:
-    """True on xdist workers and in dispatched (container) runs: they never write shared state."""
-    return hasattr(config, "workerinput") or bool(config.getoption("lem_dispatched", False))
+    worker_input = getattr(config, "workerinput", None)
+    if worker_input is not None and worker_input.get("lem_gpus"):
+        os.environ["CUDA_VISIBLE_DEVICES"] = worker_input["lem_gpus"]
+    if config.pluginmanager.hasplugin("xdist") and worker_input is None:
+        config.pluginmanager.register(ControllerHooks(config), "llenergy-xdist-controller")
