@@ -49,3 +49,33 @@ def write_suite(pytester, campaign: str, test: str = CAMPAIGN_TEST, name: str = 
 def collected_ids(result) -> list[str]:
     """Item ids (the part in brackets) from ``--collect-only -q`` output."""
     return [line.split("[", 1)[1].rstrip("]") for line in result.outlines if "::test_inference[" in line]
+
+REPLAY_MEASUREMENT = """
+measurement:
+  energy_source: replay
+  sample_hz: 20
+  baseline: {duration_s: 0.5, revalidate_every: 0}
+  warmup: {mode: fixed, iterations: 2}
+gaps: {between_experiments: 0, between_cycles: 0}
+"""
+
+ENERGY_TEST = '''
+import time
+
+
+def test_inference(lem_experiment, lem_session, lem_result, energy):
+    workload = lem_session.prepare(lem_experiment.config.workload)
+    energy.warmup(lambda: lem_session.run(workload))
+    with energy.measure("generate") as window:
+        time.sleep(0.3)
+        stats = lem_session.run(workload)
+        window.record(input_tokens=stats.input_tokens, output_tokens=stats.output_tokens)
+    lem_result.record_generation(stats)
+'''
+
+
+def results(pytester, campaign: str) -> list[dict]:
+    """Every result JSON of ``campaign`` under pytester's lem-results, as dicts."""
+    import json
+
+    return [json.loads(p.read_text()) for p in sorted((pytester.path / "lem-results" / campaign).glob("*/experiments/*.json"))]

@@ -12,7 +12,7 @@ BUDGET_METRICS: dict[str, tuple[str, str | None, str, str]] = {
     "energy_per_output_token": ("energy_per_output_token_j", "adjusted_energy_per_output_token_j", "energy",
                                 "energy per output token"),
     "energy_per_token": ("energy_per_token_j", "adjusted_energy_per_token_j", "energy", "energy per token"),
-    "energy": ("energy_j", "adjusted_energy_j", "energy", "energy"),
+    "energy": ("energy_j", "energy_adjusted_j", "energy", "energy"),
     "mean_power": ("mean_power_w", None, "power", "mean power"),
 }
 _UNIT = {"energy": "J", "power": "W"}

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Discriminator, Field, Tag, field_validator, model_validator
 
 from .base import StrictModel
+from .dispatch import DispatchConfig
 from .experiment import NAME_PATTERN
 from .measurement import MeasurementConfig
 
@@ -76,6 +77,29 @@ class GapsConfig(StrictModel):
         return parse_duration(value)
 
 
+class NotificationsConfig(StrictModel):
+    """Webhook notifications (http/https POST of a small JSON payload)."""
+
+    webhook_url: str | None = Field(None, description="http(s) URL; unset: ini `lem_webhook_url`.")
+    on: list[Literal["failure", "complete", "campaign_done"]] = Field(
+        default_factory=lambda: ["failure", "campaign_done"],
+        description="Events: failure (an item failed), complete (an item passed), campaign_done (session end).",
+    )
+    timeout_s: float = Field(5.0, gt=0, le=60, description="Per-request timeout.")
+    retries: int = Field(3, ge=0, le=10, description="Retries with exponential backoff.")
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _http_only(cls, value: str | None) -> str | None:
+        if value is not None:
+            from urllib.parse import urlparse
+
+            parsed = urlparse(value)
+            if parsed.scheme not in ("http", "https") or not parsed.netloc:
+                raise ValueError(f"must be an http(s) URL, got {value!r}")
+        return value
+
+
 class BudgetRule(StrictModel):
     """An energy budget applied to the campaign items it selects."""
 
@@ -126,8 +150,10 @@ class CampaignConfig(StrictModel):
     force_cold_start: bool = Field(False, description="Unload, free memory and reload the model for every item.")
     group_by: list[str] = Field(default_factory=list, description="Dotted config paths whose values group experiments for group CIs.")
     measurement: MeasurementConfig = Field(default_factory=MeasurementConfig, description="Energy source, sampling, baseline, warmup.")
+    notifications: NotificationsConfig = Field(default_factory=NotificationsConfig, description="Webhook notifications.")
     budgets: list[BudgetRule] = Field(default_factory=list, description="Energy budgets for selected items.")
     results_dir: str = Field("lem-results", description="Where run directories go, relative to the pytest rootdir.")
+    dispatch: DispatchConfig = Field(default_factory=DispatchConfig, description="Where items run: here or in backend containers.")
 
     @field_validator("cycles")
     @classmethod

@@ -31,6 +31,11 @@ class WarmupSettings(StrictModel):
     max_iterations: int = Field(50, ge=1, le=10_000, description="Most warmup runs in convergence mode.")
     iterations: int = Field(5, ge=1, le=10_000, description="Runs in fixed mode.")
 
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _yaml_off(cls, value: object) -> object:
+        return "off" if value is False else value  # YAML 1.1 reads a bare `off` as false
+
     @model_validator(mode="after")
     def _bounds(self) -> WarmupSettings:
         if self.max_iterations < self.min_iterations:

@@ -77,6 +77,14 @@ GENERATE_KEYS_OWNED: dict[str, str] = {
     "prompt_lookup_num_tokens": "transformers.prompt_lookup_num_tokens",
     "output_scores": "transformers.output_scores",
     "output_logits": "transformers.output_logits",
+    "return_dict_in_generate": "transformers.output_scores / output_logits",
+    "cache_config": "transformers.quantized_cache",
+    "guidance_scale": "transformers.guidance_scale",
+    "num_return_sequences": "transformers.num_return_sequences",
+    "max_matching_ngram_size": "transformers.max_matching_ngram_size",
+    "assistant_confidence_threshold": "transformers.assistant_confidence_threshold",
+    "assistant_early_exit": "transformers.assistant_early_exit",
+    "use_mtp": "transformers.use_mtp",
 }
 
 
@@ -119,6 +127,12 @@ class TransformersQuantization(StrictModel):
     bnb_4bit_use_double_quant: bool | None = Field(
         None, description="Quantise the quantisation constants too (saves ~0.4 bit/parameter). Needs `load_in_4bit`."
     )
+    llm_int8_threshold: float | None = Field(
+        None, gt=0.0, description="Outlier threshold of 8-bit matmuls (bitsandbytes default 6.0). Needs `load_in_8bit`."
+    )
+    extra: dict[str, Any] = Field(
+        default_factory=dict, description="Other `BitsAndBytesConfig` keywords, verbatim (typed ones are rejected here)."
+    )
 
     @property
     def enabled(self) -> bool:
@@ -135,13 +149,32 @@ class TransformersQuantization(StrictModel):
         ]
         if four_bit_options and not self.load_in_4bit:
             raise ValueError(f"{', '.join(four_bit_options)} only apply with load_in_4bit: true")
+        if self.llm_int8_threshold is not None and not self.load_in_8bit:
+            raise ValueError("llm_int8_threshold only applies with load_in_8bit: true")
+        typed = [key for key in self.extra if key in type(self).model_fields]
+        if typed:
+            raise ValueError(f"quantization.extra.{typed[0]} is a typed field: set quantization.{typed[0]}")
+        if self.extra and not self.enabled:
+            raise ValueError("quantization.extra needs load_in_4bit or load_in_8bit")
         return self
 
     def bnb_kwargs(self) -> dict[str, Any]:
         """The ``BitsAndBytesConfig`` keywords this section sets (empty when off)."""
         if not self.enabled:
             return {}
-        return self.model_dump(exclude_none=True, exclude_defaults=False)
+        values = self.model_dump(exclude_none=True, exclude={"extra"})
+        return {**values, **self.extra}
+
+
+class QuantizedCacheSettings(StrictModel):
+    """Quantised KV cache, passed as `generate(cache_config=...)` with `cache_implementation: quantized`."""
+
+    backend: Literal["quanto", "HQQ"] = Field("quanto", description="Quantisation library (optimum-quanto or HQQ).")
+    nbits: Literal[2, 4, 8] = Field(4, description="Bits per cached key/value element.")
+    q_group_size: int | None = Field(None, ge=1, description="Quantisation group size (transformers default 64).")
+    residual_length: int | None = Field(
+        None, ge=0, description="Most recent tokens kept unquantised (transformers default 128)."
+    )
 
 
 class TransformersConfig(StrictModel):
@@ -209,14 +242,17 @@ class TransformersConfig(StrictModel):
     use_cache: bool = Field(True, description="Keep the key/value cache between decoding steps.")
     cache_implementation: Literal["dynamic", "static", "offloaded", "offloaded_static", "quantized"] = Field(
         "dynamic",
-        description="KV cache class passed to `generate` (`quantized` needs `extra.generate.cache_config` and a "
-        "quantisation backend).",
+        description="KV cache class passed to `generate` (`quantized`: settings in `quantized_cache`, needs "
+        "optimum-quanto or HQQ installed).",
     )
     max_cache_len: int | None = Field(
         None, ge=1, description="Length of a static cache (default: prompt + output). Static caches only."
     )
     prefill_chunk_size: int | None = Field(
         None, ge=1, description="Process the prompt in chunks of this many tokens (lower peak memory)."
+    )
+    quantized_cache: QuantizedCacheSettings | None = Field(
+        None, description="Settings of the quantised KV cache (only with cache_implementation: quantized)."
     )
 
     # --- search ------------------------------------------------------------------------------------------
@@ -226,6 +262,12 @@ class TransformersConfig(StrictModel):
     )
     early_stopping: bool | Literal["never"] | None = Field(
         None, description="Beam search stopping rule; only meaningful with num_beams > 1 (else a warning)."
+    )
+    num_return_sequences: int = Field(
+        1, ge=1, le=64, description="Sequences returned per prompt (sampling or beams); each counts its output tokens."
+    )
+    guidance_scale: float | None = Field(
+        None, ge=0.0, description="Classifier-free guidance scale; > 1 runs an extra unconditional pass every step."
     )
 
     # --- speculative decoding -------------------------------------------------------------------------
@@ -245,6 +287,9 @@ class TransformersConfig(StrictModel):
     num_assistant_tokens_schedule: Literal["constant", "heuristic", "heuristic_transient"] | None = Field(
         None, description="How the number of draft tokens adapts (transformers default: constant)."
     )
+    assistant_confidence_threshold: float | None = Field(
+        None, gt=0.0, lt=1.0, description="Stop drafting when the assistant's confidence drops below this (default 0.4)."
+    )
     prompt_lookup_num_tokens: int | None = Field(
         None,
         ge=1,
@@ -252,6 +297,13 @@ class TransformersConfig(StrictModel):
         description="Prompt lookup decoding: draft this many tokens by n-gram matching in the prompt (no draft "
         "model). Needs batch_size 1 and num_beams 1.",
     )
+    max_matching_ngram_size: int | None = Field(
+        None, ge=1, description="Longest n-gram prompt lookup matches (transformers default 2)."
+    )
+    assistant_early_exit: int | None = Field(
+        None, ge=1, description="Self-speculation: draft with the model's first N layers (early-exit models)."
+    )
+    use_mtp: bool = Field(False, description="Self-speculation with the model's multi-token-prediction heads.")
 
     # --- outputs --------------------------------------------------------------------------------------
     output_scores: bool = Field(
@@ -289,14 +341,25 @@ class TransformersConfig(StrictModel):
             problems.append("max_cache_len only applies with cache_implementation static or offloaded_static")
         if self.torch_compile_backend is not None and self.torch_compile == "off":
             problems.append("torch_compile_backend needs torch_compile other than off")
-        drafting = [name for name in ("assistant_model", "prompt_lookup_num_tokens") if getattr(self, name) is not None]
+        drafting = self.draft_sources
         if len(drafting) > 1:
-            problems.append("assistant_model and prompt_lookup_num_tokens are exclusive (one draft source)")
+            problems.append(f"{' and '.join(drafting)} are exclusive (one draft source)")
         if drafting and self.num_beams > 1:
             problems.append(f"{drafting[0]} (speculative decoding) does not combine with num_beams > 1")
-        for name in ("assistant_weights", "num_assistant_tokens", "num_assistant_tokens_schedule"):
+        for name in (
+            "assistant_weights",
+            "num_assistant_tokens",
+            "num_assistant_tokens_schedule",
+            "assistant_confidence_threshold",
+        ):
             if getattr(self, name) is not None and self.assistant_model is None:
                 problems.append(f"{name} needs assistant_model")
+        if self.max_matching_ngram_size is not None and self.prompt_lookup_num_tokens is None:
+            problems.append("max_matching_ngram_size needs prompt_lookup_num_tokens")
+        if self.quantized_cache is not None and self.cache_implementation != "quantized":
+            problems.append("quantized_cache needs cache_implementation: quantized")
+        if self.num_beams > 1 and self.num_return_sequences > self.num_beams:
+            problems.append("num_return_sequences cannot exceed num_beams")
         if problems:
             raise ValueError("; ".join(problems))
         return self
@@ -311,5 +374,12 @@ class TransformersConfig(StrictModel):
         return notes
 
     @property
+    def draft_sources(self) -> list[str]:
+        """The speculative-decoding sources this section enables (at most one is valid)."""
+        names = ("assistant_model", "prompt_lookup_num_tokens", "assistant_early_exit")
+        found = [name for name in names if getattr(self, name) is not None]
+        return found + (["use_mtp"] if self.use_mtp else [])
+
+    @property
     def speculative(self) -> bool:
-        return self.assistant_model is not None or self.prompt_lookup_num_tokens is not None
+        return bool(self.draft_sources)

@@ -12,12 +12,18 @@ pytest_plugins = [
     "pytest_llenergy.plugin.xdist",
     "pytest_llenergy.plugin.collection",
     "pytest_llenergy.plugin.budgets",
+    "pytest_llenergy.plugin.compare",
+    "pytest_llenergy.plugin.gates",
     "pytest_llenergy.plugin.runtest",
     "pytest_llenergy.plugin.measurement",
     "pytest_llenergy.plugin.energy_fixture",
     "pytest_llenergy.plugin.gaps",
+    "pytest_llenergy.plugin.adaptive",
+    "pytest_llenergy.plugin.reporting",
+    "pytest_llenergy.plugin.notify",
     "pytest_llenergy.plugin.manifest",
     "pytest_llenergy.plugin.resume",
+    "pytest_llenergy.plugin.dispatch",
 ]
 
 

@@ -18,9 +18,6 @@ from ..results.budgets import Verdict, check_interval, check_point, select_match
 from .collection import campaign_item
 from .state import CampaignItem, LemRun, get_run
 
-BUDGET_FAILED = "lem_budget_failed"
-
-
 def energy_budget(*, energy_per_output_token: float | str | None = None, energy_per_token: float | str | None = None,
                   energy: float | str | None = None, mean_power: float | str | None = None,
                   tolerance: float | str = 0.0, adjusted: bool = True) -> None:
@@ -62,14 +59,16 @@ def budgets_for(item: pytest.Item, citem: CampaignItem | None, run: LemRun | Non
     return found
 
 
-def _cycle_values(run: LemRun, citem: CampaignItem, current: dict[str, Any]) -> dict[str, list[float]]:
+def cycle_values(run: LemRun, citem: CampaignItem, current: dict[str, Any]) -> dict[str, list[float]]:
     """Per column, this experiment's values over every finished cycle plus the current one."""
+    from ..results.frame import result_row
+
     values: dict[str, list[float]] = {}
-    rows = [r.energy.model_dump() for r in run.run_dir.results()
-            if r.experiment_id == citem.experiment.id and r.status == "passed" and r.cycle != citem.cycle and r.energy]
+    rows = [result_row(r) for r in run.run_dir.results()
+            if r.experiment_id == citem.experiment.id and r.status == "passed" and r.cycle != citem.cycle]
     for row in [*rows, current]:
         for key, value in row.items():
-            if isinstance(value, int | float) and not isinstance(value, bool):
+            if isinstance(value, int | float) and not isinstance(value, bool) and value == value:
                 values.setdefault(key, []).append(float(value))
     return values
 
@@ -94,7 +93,7 @@ def evaluate(item: pytest.Item, figures: dict[str, Any] | None) -> Verdict | Non
     verdict = Verdict()
     final_cycle = citem is None or run is None or citem.cycle == citem.cycles_total
     multi = citem is not None and run is not None and citem.cycles_total > 1
-    stats = _interval_stats(_cycle_values(run, citem, figures), run.seed) if multi and final_cycle else None
+    stats = _interval_stats(cycle_values(run, citem, figures), run.seed) if multi and final_cycle else None
     for budget in budgets:
         if stats is not None:
             one = check_interval(budget, stats)
@@ -106,16 +105,3 @@ def evaluate(item: pytest.Item, figures: dict[str, Any] | None) -> Verdict | Non
         verdict.breaches += one.breaches
         verdict.checks += one.checks
     return verdict
-
-
-def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config) -> tuple[str, str, str] | None:
-    if report.when == "call" and report.failed and any(k == BUDGET_FAILED for k, _ in report.user_properties):
-        return "failed", "B", "OVER BUDGET"
-    return None
-
-
-def fail_report(report: pytest.TestReport, verdict: Verdict) -> None:
-    """Turn a passed call report into a budget failure with one plain sentence per breach."""
-    report.outcome = "failed"
-    report.longrepr = "Energy budget exceeded:\n" + "\n".join(f"  {b}" for b in verdict.breaches)
-    report.user_properties.append((BUDGET_FAILED, verdict.breaches))

@@ -43,21 +43,35 @@ class EnergyFixture:
     def measure(self, name: str = "window") -> Iterator[Any]:
         """Measure the body as one named window (several windows per test are fine)."""
         self.meter.cuda_sync = cuda_sync_function()
+        window = None
         try:
             with self.meter.measure(name) as window:
                 yield window
         finally:
-            result = getattr(window, "result", None) if "window" in locals() else None
+            result = getattr(window, "result", None)
             if result is not None:
                 self._keep(result.to_dict())
+        errors = [f for f in (result.flags if result is not None else ()) if f.startswith("source_error")]
+        if errors:
+            pytest.fail(f"energy source failed during window {name!r}: {'; '.join(errors)} "
+                        "(partial samples kept and flagged in the result)", pytrace=False)
 
     def _keep(self, figures: dict[str, Any]) -> None:
         self.item.stash[WINDOWS].append(figures)
-        self.item.user_properties.append((f"energy.{figures['name']}", {k: figures.get(k) for k in SUMMARY_KEYS}))
+        for key in SUMMARY_KEYS:
+            value = figures.get(key)
+            if value is not None and value != []:
+                value = ",".join(value) if isinstance(value, list) else value
+                self.item.user_properties.append((f"energy.{figures['name']}.{key}", value))
         if self.recorder is not None:
             run_dir = self.recorder.run.run_dir
-            path = self.meter.write_timeseries(run_dir.timeseries_dir / f"{self.recorder.item.id}.parquet")
-            self.recorder.timeseries_path = str(path.relative_to(run_dir.path))
+            try:
+                path = self.meter.write_timeseries(run_dir.timeseries_dir / f"{self.recorder.item.id}.parquet")
+            except OSError as exc:
+                figures.setdefault("flags", []).append("timeseries_not_written")
+                self.recorder.warnings.append(f"time series not written: {exc}")
+            else:
+                self.recorder.timeseries_path = str(path.relative_to(run_dir.path))
 
     def warmup(self, fn: Callable[[], Any]) -> Any:
         """Run ``fn`` until its latency is stable (or a fixed count), per the warmup settings."""
@@ -68,7 +82,9 @@ class EnergyFixture:
         info = outcome.to_dict()
         if self.recorder is not None:
             self.recorder.warmup = info
-        self.item.user_properties.append(("energy.warmup", {k: info.get(k) for k in ("mode", "converged", "iterations", "final_cv")}))
+        for key in ("mode", "converged", "iterations", "final_cv"):
+            if info.get(key) is not None:
+                self.item.user_properties.append((f"energy.warmup.{key}", info[key]))
         return outcome
 
 

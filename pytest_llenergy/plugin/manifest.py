@@ -58,9 +58,13 @@ class ManifestPlugin:
                                error=result["error"], ended_at=_now())
         elif report.when == "setup" and report.passed:
             self.writer.update(key, status="running", started_at=_now(), ended_at=None, error=None)
-        elif report.when == "setup" and report.skipped:
+        elif report.skipped and report.when in ("setup", "call"):
             reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
             self.writer.update(key, status="skipped", error=reason, ended_at=_now())
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if self.writer is not None and self.writer.write_error:
+            terminalreporter.write_line(f"llenergy: WARNING: {self.writer.write_error}", red=True)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:

@@ -62,7 +62,7 @@ class ItemRecorder:
     engine: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     timeseries_path: str | None = None
-    environment_file: str | None = None
+    environment_file: str | None = "environment.json"
     extra: dict[str, Any] = field(default_factory=dict)
 
     def record_generation(self, stats: GenerationStats) -> None:

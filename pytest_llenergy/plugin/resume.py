@@ -107,7 +107,10 @@ class ResumePlugin:
 
     def save(self) -> None:
         self.state["updated_at"] = _now().isoformat(timespec="seconds")
-        atomic_write_json(self.path, self.state)
+        try:
+            atomic_write_json(self.path, self.state)
+        except OSError as exc:  # the result files stay the truth; resume recomputes from them
+            self.lines.append(f"lem-resume: could not save state ({exc}); results on disk are unaffected")
 
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         if not self.config.option.collectonly:

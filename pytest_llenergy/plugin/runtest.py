@@ -11,7 +11,7 @@ import pytest
 
 from ..backends.base import BackendNotFound, Session, get_backend
 from ..results.schema import LoadInfo, result_key
-from . import budgets
+from . import gates
 from .collection import campaign_item
 from .recorder import WINDOWS, ItemRecorder
 from .state import CampaignItem, get_run
@@ -94,37 +94,55 @@ def _error_text(report: pytest.TestReport) -> str:
     return "\n".join(lines[-10:]) if lines else text[-2000:]
 
 
+def window_figures(window: dict[str, Any] | None) -> dict[str, Any]:
+    """Flat figures of a bare window (tests outside a campaign), named like result columns."""
+    figures = dict(window or {})
+    figures["energy_adjusted_j"] = figures.get("adjusted_energy_j")
+    return figures
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> Iterator[None]:
     report: pytest.TestReport = yield
     citem = campaign_item(item)
     if citem is not None:
         report.user_properties.append((LEM_KEY_PROPERTY, result_key(citem.experiment.id, citem.cycle)))
-    verdict = None
-    if report.when == "call" and report.passed:
-        windows = item.stash.get(WINDOWS, [])
-        verdict = budgets.evaluate(item, windows[0] if windows else None)
-        if verdict is not None and verdict.failed:
-            budgets.fail_report(report, verdict)
     recorder = item.stash.get(RECORDER, None)
-    if recorder is not None and not recorder.extra.get("written"):
-        finished = report.when == "call" or (report.when == "setup" and not report.passed)
-        if finished and not report.skipped:
-            _write_result(item, recorder, report, verdict)
+    finished = report.when == "call" or (report.when == "setup" and not report.passed)
+    if recorder is not None and not recorder.extra.get("written") and finished and not report.skipped:
+        _finish_campaign_item(item, recorder, report)
+    elif recorder is None and report.when == "call" and report.passed:
+        windows = item.stash.get(WINDOWS, [])
+        verdict = gates.evaluate(item, window_figures(windows[0]) if windows else None)
+        if verdict is not None and verdict.failed:
+            gates.fail_report(report, verdict)
     return report
 
 
-def _write_result(item: pytest.Item, recorder: ItemRecorder, report: pytest.TestReport, verdict) -> None:
-    measured = report.passed or (verdict is not None and verdict.failed)
-    status = "passed" if measured else "failed"
+def _finish_campaign_item(item: pytest.Item, recorder: ItemRecorder, report: pytest.TestReport) -> None:
+    """Build the result, judge its gates (budgets, comparison), write it, tell the controller."""
+    from ..results.frame import result_row
+
     recorder.windows = list(item.stash.get(WINDOWS, []))
-    result = recorder.build(status, None if measured else _error_text(report))
-    if verdict is not None:
-        result.budget = {"failed": verdict.failed, "breaches": verdict.breaches, "checks": verdict.checks}
-    path = recorder.run.run_dir.write_result(result)
+    measured = report.passed
+    result = recorder.build("passed" if measured else "failed", None if measured else _error_text(report))
+    if measured:
+        verdict = gates.evaluate(item, result_row(result))
+        if verdict is not None:
+            result.budget = {"failed": verdict.failed, "breaches": verdict.breaches, "checks": verdict.checks}
+            if verdict.failed:
+                gates.fail_report(report, verdict)
+    try:
+        path = recorder.run.run_dir.write_result(result)
+    except OSError as exc:  # unwritable or full results dir: fail this item, keep the campaign going
+        recorder.extra["written"] = True
+        report.outcome = "failed"
+        report.longrepr = (f"llenergy: could not write the result of {result.item_id} to "
+                           f"{recorder.run.run_dir.experiments_dir}: {exc}")
+        return
     recorder.extra["written"] = True
     relative = str(path.relative_to(recorder.run.run_dir.path))
-    report.user_properties.append((LEM_RESULT_PROPERTY, {"path": relative, "status": status, "error": result.error}))
+    report.user_properties.append((LEM_RESULT_PROPERTY, {"path": relative, "status": result.status, "error": result.error}))
     item.config.hook.pytest_lem_result(config=item.config, result=result)
 
 

@@ -49,6 +49,7 @@ class ManifestWriter:
     def __init__(self, path: Path, manifest: Manifest) -> None:
         self.path = path
         self.manifest = manifest
+        self.write_error: str | None = None
 
     @classmethod
     def open(cls, path: Path, *, campaign: str, campaign_hash: str, run_id: str, seed: int, order: str,
@@ -80,8 +81,14 @@ class ManifestWriter:
         return [k for k, e in self.manifest.entries.items() if e.status == "running"]
 
     def save(self) -> None:
+        """Rewrite the file atomically; a failed write keeps the previous file and is remembered."""
         self.manifest.updated_at = _now()
-        atomic_write_bytes(self.path, (self.manifest.model_dump_json(indent=2) + "\n").encode())
+        try:
+            atomic_write_bytes(self.path, (self.manifest.model_dump_json(indent=2) + "\n").encode())
+        except OSError as exc:
+            self.write_error = f"manifest not updated ({self.path}): {exc}"
+        else:
+            self.write_error = None
 
 
 def load_manifest(path: Path) -> Manifest | None:

@@ -1,0 +1,236 @@
+"""``lem``: the companion command. Campaigns run through pytest; this inspects, reports, compares.
+
+    lem doctor                      what this machine can measure and run
+    lem init [DIR]                  a starter campaign and test file
+    lem config list [DIR]           campaign files and their size
+    lem config show FILE            the expanded plan (ids, dropped points)
+    lem config params [--coverage]  every backend parameter / typed coverage
+    lem report DIR [DIR ...]        rebuild summary, plots and report from stored results
+    lem compare A B [--fail RULES]  compare two saved runs or result directories
+    lem schedule --at HH:MM ...     run a campaign at set times (daemon mode)
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    from .backends.base import BackendNotFound, get_backend
+    from .config.registry import known_backends
+    from .energy import resolve_source
+    from .energy.environment import gpu_environment
+
+    source, reason = resolve_source("auto")
+    print(f"energy source (auto): {reason}")
+    gpu = gpu_environment()
+    if gpu.get("devices"):
+        for dev in gpu["devices"]:
+            print(f"  GPU {dev.get('index')}: {dev.get('name')} (power limit {dev.get('power_limit_w')} W)")
+        print(f"  driver {gpu.get('driver_version')}, CUDA {gpu.get('cuda_driver_version')}")
+    else:
+        print(f"  no GPU: {gpu.get('error', 'NVML found no device')}")
+    for name in sorted(known_backends()):
+        try:
+            ok, why = get_backend(name).available()
+        except BackendNotFound as exc:
+            ok, why = False, str(exc)
+        print(f"backend {name:<13} {'available' if ok else 'unavailable: ' + why}")
+    import shutil
+
+    docker = shutil.which("docker")
+    print(f"docker: {docker or 'not found (container dispatch unavailable)'}")
+    source.close()
+    return 0
+
+
+STARTER = """\
+name: {name}
+description: "Starter campaign written by lem init"
+cycles: 3
+order: interleaved
+seed: 1234
+defaults:
+  backend: transformers
+  model: {{name: tiny-llama, weights: random}}
+  precision: float32
+  workload: {{prompts: synthetic, num_prompts: 8, input_tokens: 32, output_tokens: 16, batch_size: 4}}
+grid:
+  shared: {{workload.batch_size: [1, 4]}}
+"""
+
+STARTER_TEST = '''\
+def test_inference(lem_experiment, lem_session, lem_result, energy):
+    workload = lem_session.prepare(lem_experiment.config.workload)
+    energy.warmup(lambda: lem_session.run(workload.head(1)))
+    with energy.measure("generate") as window:
+        stats = lem_session.run(workload)
+        window.record(input_tokens=stats.input_tokens, output_tokens=stats.output_tokens)
+    lem_result.record_generation(stats)
+'''
+
+
+def _init(args: argparse.Namespace) -> int:
+    root = Path(args.dir)
+    name = args.name
+    if not args.non_interactive and sys.stdin.isatty():
+        name = input(f"campaign name [{name}]: ").strip() or name
+    files = {root / "campaigns" / f"{name}.yaml": STARTER.format(name=name), root / "test_energy.py": STARTER_TEST}
+    for path, text in files.items():
+        if path.exists():
+            print(f"kept {path} (exists)")
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        print(f"wrote {path}")
+    print(f"run it: pytest {root} --lem-campaign {root / 'campaigns' / f'{name}.yaml'}")
+    return 0
+
+
+def _config_list(args: argparse.Namespace) -> int:
+    from .config import CampaignError, load_plan
+
+    files = sorted(Path(args.dir).rglob("*.yaml")) + sorted(Path(args.dir).rglob("*.yml"))
+    if not files:
+        print(f"no campaign files under {args.dir}")
+    for path in files:
+        try:
+            plan = load_plan(path)
+        except CampaignError as exc:
+            print(f"{path}: INVALID: {exc.problems[0]}")
+            continue
+        c = plan.campaign
+        print(f"{path}: {c.name}: {len(plan.experiments)} experiments x {c.max_cycles} cycles, order {c.order}")
+    return 0
+
+
+def _config_show(args: argparse.Namespace) -> int:
+    from .config import CampaignError, load_plan
+
+    try:
+        plan = load_plan(args.file)
+    except CampaignError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    for exp in plan.experiments:
+        print(exp.id)
+    for line in plan.dropped_summary():
+        print(line)
+    if plan.duplicates:
+        print(f"{plan.duplicates} duplicate grid points merged")
+    return 0
+
+
+def _config_params(args: argparse.Namespace) -> int:
+    from .backends.introspection import format_coverage_report, render_parameters_doc
+
+    print(format_coverage_report(args.backend) if args.coverage else render_parameters_doc())
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from .results.report import build_outputs
+
+    dirs = [Path(d) for d in args.dirs]
+    missing = [d for d in dirs if not d.exists()]
+    if missing:
+        print(f"lem report: not found: {', '.join(map(str, missing))}", file=sys.stderr)
+        return 2
+    out = Path(args.out) if args.out else None
+    group_by = [p for p in (args.group_by or "").split(",") if p]
+    summary = build_outputs(dirs if len(dirs) > 1 else dirs[0], group_by=group_by, seed=args.seed, out_dir=out)
+    print(f"wrote summary and report for {summary.n_experiments} experiments to {out or dirs[0]}")
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from .results.compare import compare_records, format_comparisons, parse_rules
+
+    try:
+        old, new = _as_record(args.a), _as_record(args.b)
+        rules = parse_rules(args.fail or "energy_per_output_token:5% tokens_per_s:-5%")
+    except (OSError, ValueError) as exc:
+        print(f"lem compare: {exc}", file=sys.stderr)
+        return 2
+    comparisons = compare_records(old, new, rules, seed=args.seed)
+    for line in format_comparisons(comparisons, old, new):
+        print(line)
+    return 1 if args.fail and any(c.regression for c in comparisons) else 0
+
+
+def _as_record(ref: str) -> dict:
+    """A saved-run file, or a results directory turned into the same record."""
+    from .results import load
+    from .results.saved import load_saved, run_record
+
+    path = Path(ref)
+    if path.is_file():
+        return load_saved(path)
+    if path.is_dir():
+        frame = load(path)
+        if frame.empty:
+            raise ValueError(f"{path}: no results found")
+        env_file = next(iter(sorted(path.rglob("environment.json"))), None)
+        environment = __import__("json").loads(env_file.read_text()) if env_file else {}
+        return run_record(frame, name=path.name, campaign=str(frame["campaign"].iloc[0]),
+                          run_id=str(frame["run_id"].iloc[0]), environment=environment)
+    raise FileNotFoundError(f"{ref}: no such saved run or results directory")
+
+
+def _schedule(args: argparse.Namespace) -> int:
+    from .scheduling import run_schedule
+
+    return run_schedule(args.at, args.every, args.total, args.pytest_args, dry_run=args.dry_run)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lem", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("doctor", help="what this machine can measure and run").set_defaults(func=_doctor)
+    p = sub.add_parser("init", help="write a starter campaign and test file")
+    p.add_argument("dir", nargs="?", default="energy_suites")
+    p.add_argument("--name", default="my-campaign")
+    p.add_argument("--non-interactive", action="store_true")
+    p.set_defaults(func=_init)
+    config = sub.add_parser("config", help="inspect campaigns and parameters").add_subparsers(dest="what", required=True)
+    p = config.add_parser("list", help="campaign files and their size")
+    p.add_argument("dir", nargs="?", default="energy_suites/campaigns")
+    p.set_defaults(func=_config_list)
+    p = config.add_parser("show", help="the expanded plan of one campaign")
+    p.add_argument("file")
+    p.set_defaults(func=_config_show)
+    p = config.add_parser("params", help="backend parameters (docs) or typed coverage")
+    p.add_argument("--coverage", action="store_true")
+    p.add_argument("--backend", default=None)
+    p.set_defaults(func=_config_params)
+    p = sub.add_parser("report", help="rebuild summary, plots and report from stored results")
+    p.add_argument("dirs", nargs="+")
+    p.add_argument("--out", default=None, help="output directory (default: the first DIR)")
+    p.add_argument("--group-by", default=None)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_report)
+    p = sub.add_parser("compare", help="compare two saved runs or result directories")
+    p.add_argument("a")
+    p.add_argument("b")
+    p.add_argument("--fail", default=None, help="rules such as 'energy_per_output_token:5%% tokens_per_s:-10%%'")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_compare)
+    p = sub.add_parser("schedule", help="run pytest at set times (daemon mode)")
+    p.add_argument("--at", default=None, help="first start, HH:MM local time (default: now)")
+    p.add_argument("--every", default="24h", help="interval between starts")
+    p.add_argument("--for", dest="total", default="24h", help="stop scheduling after this long")
+    p.add_argument("--dry-run", action="store_true")
+    p.add_argument("pytest_args", nargs=argparse.REMAINDER, help="-- then the pytest arguments")
+    p.set_defaults(func=_schedule)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,155 @@
+"""CI gates: budgets (marker and campaign) and comparison with a saved run, on the replay source."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from campaigns import results, write_suite
+
+TEST = '''
+import time
+
+
+def test_inference(lem_experiment, lem_session, lem_result, energy):
+    workload = lem_session.prepare(lem_experiment.config.workload)
+    with energy.measure("generate") as window:
+        time.sleep(0.3)
+        stats = lem_session.run(workload)
+        window.record(input_tokens=stats.input_tokens, output_tokens=stats.output_tokens)
+    lem_result.record_generation(stats)
+'''
+
+
+def constant_trace(path, watts=300.0, seed=0):
+    rng = np.random.default_rng(seed)
+    t = np.arange(0, 30, 0.02)
+    p = watts + rng.normal(0, 2.0, len(t))
+    path.write_text("t_s,power_w\n" + "\n".join(f"{a:.3f},{b:.3f}" for a, b in zip(t, p)))
+    return path
+
+
+def campaign(cycles=3, extra=""):
+    return f"""
+name: gates
+cycles: {cycles}
+defaults: {{model: gpt2, workload: {{num_prompts: 2, input_tokens: 4, output_tokens: 5}}}}
+measurement:
+  energy_source: replay:trace.csv
+  baseline: {{enabled: false}}
+  warmup: {{mode: off}}
+gaps: {{between_experiments: 0, between_cycles: 0}}
+{extra}
+"""
+
+
+class TestBudgetMarker:
+    def test_breach_fails_that_test_with_a_plain_sentence(self, pytester):
+        constant_trace(pytester.path / "trace.csv")
+        pytester.makepyfile("""
+            import time, pytest
+
+            @pytest.mark.energy_budget(energy="50 J", adjusted=False)
+            def test_over(energy):
+                with energy.measure("w") as w:
+                    time.sleep(0.3)
+
+            @pytest.mark.energy_budget(energy="1 kJ", mean_power="400 W", adjusted=False)
+            def test_within(energy):
+                with energy.measure("w") as w:
+                    time.sleep(0.3)
+        """)
+        result = pytester.runpytest("--lem-energy-source", "replay:trace.csv", "--lem-no-baseline", "-v", "--strict-markers")
+        result.assert_outcomes(passed=1, failed=1)
+        result.stdout.fnmatch_lines(["*test_over OVER BUDGET*", "*energy 9* J > budget 50 J (+8*%, raw, n=1)*"])
+
+    def test_unknown_keyword_is_a_usage_error(self, pytester):
+        pytester.makepyfile("""
+            import pytest
+
+            @pytest.mark.energy_budget(joules=3)
+            def test_x():
+                pass
+        """)
+        result = pytester.runpytest()
+        assert result.ret == pytest.ExitCode.USAGE_ERROR
+        result.stderr.fnmatch_lines(["*energy_budget: unknown budget keyword(s) joules*"])
+
+    def test_marker_is_registered(self, pytester):
+        result = pytester.runpytest("--markers")
+        result.stdout.fnmatch_lines(["@pytest.mark.energy_budget(energy_per_output_token=..., *"])
+
+
+class TestCampaignBudgets:
+    def test_single_cycle_breach_fails_the_selected_items_only(self, pytester):
+        constant_trace(pytester.path / "trace.csv")
+        write_suite(pytester, campaign(1, """
+grid: {shared: {workload.batch_size: [1, 2]}}
+budgets:
+  - {select: "*-bs1-*", limits: {energy_per_output_token: "1 J"}, adjusted: false}
+"""), test=TEST)
+        result = pytester.runpytest("--lem-campaign", "campaign.yaml", "-p", "no:cacheprovider")
+        result.assert_outcomes(passed=1, failed=1)
+        result.stdout.fnmatch_lines(["*energy per output token * J > budget 1 J (+*, raw, n=1)*"])
+        failed = [r for r in results(pytester, "gates") if r["budget"] and r["budget"]["failed"]]
+        assert len(failed) == 1 and failed[0]["status"] == "passed"  # measured fine, judged over budget
+
+    def test_several_cycles_judge_on_the_ci_at_the_last_cycle(self, pytester):
+        constant_trace(pytester.path / "trace.csv")
+        write_suite(pytester, campaign(3, """
+budgets:
+  - {select: {backend: transformers}, limits: {energy_per_output_token: "5 J"}, adjusted: false}
+"""), test=TEST)
+        result = pytester.runpytest("--lem-campaign", "campaign.yaml", "-p", "no:cacheprovider", "-rf")
+        result.assert_outcomes(passed=2, failed=1)
+        result.stdout.fnmatch_lines(["*test_inference[[]c3-*", "Energy gate failed:",
+                                     "  energy per output token * > budget 5 J (*, raw, n=3, CI low * J)"])
+
+
+class TestCompare:
+    def _run(self, pytester, *args):
+        return pytester.runpytest("--lem-campaign", "campaign.yaml", "-p", "no:cacheprovider", *args)
+
+    def _setup(self, pytester):
+        constant_trace(pytester.path / "trace.csv")
+        write_suite(pytester, campaign(3), test=TEST)
+        self._run(pytester, "--lem-save", "base").assert_outcomes(passed=3)
+        assert len(list((pytester.path / ".lem-benchmarks").glob("*/0001_base.json"))) == 1
+
+    def test_ten_percent_more_energy_fails_a_five_percent_gate(self, pytester):
+        self._setup(pytester)
+        result = self._run(pytester, "--lem-energy-source", "replay:trace.csv?scale=1.1", "--lem-compare", "base",
+                           "--lem-compare-fail", "energy_per_output_token:5%", "-rf")
+        result.assert_outcomes(passed=2, failed=1)
+        result.stdout.fnmatch_lines(["*energy_per_output_token * (+1?.? %, limit +5 %, 95 % CI of ratio *): REGRESSION*"])
+
+    def test_one_percent_more_energy_passes(self, pytester):
+        self._setup(pytester)
+        result = self._run(pytester, "--lem-energy-source", "replay:trace.csv?scale=1.01", "--lem-compare", "1",
+                           "--lem-compare-fail", "energy_per_output_token:5%")
+        result.assert_outcomes(passed=3)
+        result.stdout.fnmatch_lines(["compare: *", "*energy_per_output_token *: ok*"])
+
+    def test_unscaled_rerun_passes(self, pytester):
+        self._setup(pytester)
+        self._run(pytester, "--lem-compare", "--lem-compare-fail", "energy_per_output_token:5% tokens_per_s:-10%").assert_outcomes(passed=3)
+
+    def test_compare_fail_needs_a_saved_run(self, pytester):
+        write_suite(pytester, campaign(1), test=TEST)
+        result = self._run(pytester, "--lem-compare-fail", "energy_per_output_token:5%")
+        assert result.ret == pytest.ExitCode.USAGE_ERROR
+        result = self._run(pytester, "--lem-compare", "nope")
+        result.stderr.fnmatch_lines(["*--lem-compare: no saved run nope*"])
+
+
+def test_unscaled_gates_do_not_flake():
+    """Two unscaled runs (1 % noise, 5 cycles each) pass a 5 % gate for >= 95 % of seeds."""
+    from pytest_llenergy.results.compare import compare_values, parse_rules
+
+    rule = parse_rules("energy_per_output_token:5%")[0]
+    passed = 0
+    for seed in range(200):
+        rng = np.random.default_rng(seed)
+        old, new = 1 + 0.01 * rng.standard_normal(5), 1 + 0.01 * rng.standard_normal(5)
+        passed += not compare_values("e", list(old), list(new), rule, seed).regression
+    assert passed >= 190

@@ -1,0 +1,158 @@
+"""--lem-resume: only unfinished items run again, in the same run directory; state survives kill -9."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from campaigns import write_suite
+
+CAMPAIGN = """
+name: resumable
+cycles: 2
+defaults: {model: gpt2}
+grid: {shared: {workload.batch_size: [1, 2, 3]}}
+"""
+
+LOGGING_CONFTEST = '''
+import os, time, pytest
+from pytest_llenergy.backends.base import GenerationStats
+
+
+class SlowSession:
+    load_time_s = 0.0
+    engine_info = {}
+
+    def prepare(self, workload):
+        return workload
+
+    def run(self, workload):
+        time.sleep(float(os.environ.get("ITEM_SLEEP", "0")))
+        return GenerationStats(input_tokens=4, output_tokens=8, num_prompts=1, duration_s=0.01)
+
+    def close(self):
+        pass
+
+
+@pytest.fixture
+def lem_session(lem_experiment):
+    with open("runs.log", "a") as log:
+        log.write(lem_experiment.id + "\\n")
+    return SlowSession()
+'''
+
+TEST = '''
+def test_inference(lem_experiment, lem_session, lem_result):
+    lem_result.record_generation(lem_session.run(None))
+'''
+
+
+def _setup(pytester):
+    write_suite(pytester, CAMPAIGN, test=TEST)
+    pytester.makeconftest(LOGGING_CONFTEST)
+
+
+def _run_dirs(pytester):
+    return sorted((pytester.path / "lem-results" / "resumable").iterdir())
+
+
+class TestResume:
+    def test_resume_runs_only_unfinished_items_in_the_same_directory(self, pytester):
+        _setup(pytester)
+        pytester.runpytest("--lem-campaign", "campaign.yaml").assert_outcomes(passed=6)
+        run_dir = _run_dirs(pytester)[0]
+        victims = sorted((run_dir / "experiments").glob("*__c2.json"))[:2]
+        for path in victims:
+            path.unlink()
+        (run_dir / "experiments" / sorted((run_dir / "experiments").glob("*__c1.json"))[0].name).write_text("{corrupt")
+        result = pytester.runpytest("--lem-campaign", "campaign.yaml", "--lem-resume")
+        result.assert_outcomes(passed=3, deselected=3)
+        result.stdout.fnmatch_lines(["lem-resume: 3 of 6 items done (run *, * ago); 3 to run; --lem-resume-reset to start over"])
+        assert _run_dirs(pytester) == [run_dir]
+        assert len(list((run_dir / "experiments").glob("*.json"))) == 6
+
+    def test_collect_only_is_the_dry_run(self, pytester):
+        _setup(pytester)
+        pytester.runpytest("--lem-campaign", "campaign.yaml").assert_outcomes(passed=6)
+        next(iter((_run_dirs(pytester)[0] / "experiments").glob("*__c1.json"))).unlink()
+        result = pytester.runpytest("--lem-campaign", "campaign.yaml", "--lem-resume", "--collect-only", "-q")
+        result.stdout.fnmatch_lines(["*1/6 tests collected (5 deselected)*"])
+        assert (pytester.path / "runs.log").read_text().count("\n") == 6
+
+    def test_failed_items_run_again(self, pytester):
+        _setup(pytester)
+        pytester.makepyfile(test_suite=TEST.replace("lem_result.record", "assert lem_experiment.cycle == 1\n    lem_result.record"))
+        pytester.runpytest("--lem-campaign", "campaign.yaml").assert_outcomes(passed=3, failed=3)
+        pytester.makepyfile(test_suite=TEST)
+        pytester.runpytest("--lem-campaign", "campaign.yaml", "--lem-resume").assert_outcomes(passed=3, deselected=3)
+
+    def test_changed_experiment_reruns_only_itself(self, pytester):
+        _setup(pytester)
+        pytester.runpytest("--lem-campaign", "campaign.yaml").assert_outcomes(passed=6)
+        (pytester.path / "campaign.yaml").write_text(CAMPAIGN.replace("[1, 2, 3]", "[1, 2, 4]"))
+        result = pytester.runpytest("--lem-campaign", "campaign.yaml", "--lem-resume")
+        result.assert_outcomes(passed=2, deselected=4)
+
+    def test_reset_says_what_it_forgets(self, pytester):
+        _setup(pytester)
+        pytester.runpytest("--lem-campaign", "campaign.yaml").assert_outcomes(passed=6)
+        result = pytester.runpytest("--lem-campaign", "campaign.yaml", "--lem-resume", "--lem-resume-reset")
+        result.stdout.fnmatch_lines(["lem-resume: reset: forgetting run * (6 items done); its results stay in *"])
+        result.assert_outcomes(passed=6)
+        assert len(_run_dirs(pytester)) == 2
+
+
+def test_manifest_tracks_every_planned_item(pytester):
+    _setup(pytester)
+    pytester.makepyfile(test_suite=TEST.replace("lem_result.record", "import pytest\n    if lem_experiment.cycle == 2 and lem_experiment.index == 1: pytest.skip('no')\n    lem_result.record"))
+    pytester.runpytest("--lem-campaign", "campaign.yaml", "-k", "not bs3")
+    manifest = json.loads((_run_dirs(pytester)[0] / "manifest.json").read_text())
+    statuses = sorted(e["status"] for e in manifest["entries"].values())
+    assert statuses == ["passed", "passed", "passed", "pending", "pending", "skipped"]
+    passed = [e for e in manifest["entries"].values() if e["status"] == "passed"]
+    assert all((_run_dirs(pytester)[0] / e["result_path"]).exists() and e["started_at"] and e["ended_at"] for e in passed)
+
+
+def test_ctrl_c_records_interrupted_and_says_how_to_resume(pytester):
+    _setup(pytester)
+    pytester.makepyfile(test_suite=TEST.replace("lem_result.record", "if lem_experiment.cycle == 2: raise KeyboardInterrupt\n    lem_result.record"))
+    result = pytester.runpytest("--lem-campaign", "campaign.yaml")
+    result.stdout.fnmatch_lines(["*interrupted: finished items are saved; resume with: pytest * --lem-resume*"])
+    manifest = json.loads((_run_dirs(pytester)[0] / "manifest.json").read_text())
+    statuses = sorted(e["status"] for e in manifest["entries"].values())
+    assert statuses.count("passed") == 3 and statuses.count("interrupted") == 1
+
+
+def test_kill_9_at_several_points_loses_nothing_and_measures_each_item_once(pytester):
+    _setup(pytester)
+    env = dict(os.environ, ITEM_SLEEP="0.4", HF_HUB_OFFLINE="1")
+    command = [sys.executable, "-m", "pytest", "--lem-campaign", "campaign.yaml", "-q"]
+    log = pytester.path / "runs.log"
+    snapshots = []  # (log lines so far, items with a result file) after each kill
+    for delay in (1.5, 2.2, 0.9):
+        proc = subprocess.Popen(command + ["--lem-resume"], cwd=pytester.path, env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(delay)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        files = list((pytester.path / "lem-results" / "resumable").glob("*/experiments/*.json"))
+        done = {f"c{f.stem.rsplit('__c', 1)[1]}-{f.stem.rsplit('__c', 1)[0]}" for f in files}
+        snapshots.append((len(log.read_text().split()) if log.exists() else 0, done))
+    subprocess.run(command + ["--lem-resume"], cwd=pytester.path, env=env, check=True, capture_output=True)
+    run_dirs = _run_dirs(pytester)
+    assert len(run_dirs) == 1
+    files = sorted((run_dirs[0] / "experiments").iterdir())
+    assert len(files) == 6 and all(f.suffix == ".json" for f in files)  # no temp files, no partial results
+    for f in files:
+        assert json.loads(f.read_text())["status"] == "passed"
+    runs = log.read_text().split()
+    assert len(set(runs)) == 6
+    for seen, done in snapshots:  # nothing with a result file was ever measured again
+        assert not done & set(runs[seen:])
+    assert any(done for _, done in snapshots)  # the kills did land mid-campaign
+    manifest = json.loads((run_dirs[0] / "manifest.json").read_text())
+    assert all(e["status"] == "passed" for e in manifest["entries"].values())
