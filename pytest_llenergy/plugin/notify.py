@@ -38,11 +38,18 @@ class NotifyPlugin:
             payload.update(getattr(summary, "headline", lambda: {})())
             self.sender.send(payload)
 
+    def _drain(self) -> None:
+        """Wait (bounded) for queued sends so their outcome can still be reported."""
+        wait = self.settings.timeout_s * (self.settings.retries + 1) + 2.0
+        self.sender.close(wait_s=wait)
+
     @pytest.hookimpl(trylast=True)
     def pytest_unconfigure(self, config: pytest.Config) -> None:
-        self.sender.close(wait_s=self.settings.timeout_s * 2)
+        self._drain()
 
+    @pytest.hookimpl(tryfirst=True)
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        self._drain()
         for line in self.warnings:
             terminalreporter.write_line(f"llenergy: {line}", yellow=True)
 
