@@ -191,3 +191,13 @@ class TestHeaderAndRun:
         result.assert_outcomes(passed=6)
         assert len(list((pytester.path / "lem-results" / "order").glob("*/experiments/*.json"))) == 6
         assert len(list((pytester.path / "lem-results" / "order").iterdir())) == 1
+
+
+def test_shards_partition_the_experiments(pytester):
+    write_suite(pytester, ORDER_CAMPAIGN)
+    shards = [set(collected_ids(pytester.runpytest("--lem-campaign", "campaign.yaml", "--collect-only", "-q",
+                                                  "--lem-shard", f"{k}/2"))) for k in (1, 2)]
+    everything = set(collected_ids(pytester.runpytest("--lem-campaign", "campaign.yaml", "--collect-only", "-q")))
+    assert shards[0] and shards[1] and not shards[0] & shards[1] and shards[0] | shards[1] == everything
+    result = pytester.runpytest("--lem-campaign", "campaign.yaml", "--lem-shard", "3/2")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR

@@ -54,6 +54,8 @@ OPTIONS: tuple[Option, ...] = (
            action="store_true"),
     Option("--lem-gpus-per-worker", "GPUs per xdist worker (-n auto starts visible GPUs / K workers).", None,
            metavar="K"),
+    Option("--lem-shard", "Run shard K of N (every N-th experiment), e.g. for a Slurm job array.", "string",
+           metavar="K/N"),
     Option("--lem-results-dir", "Directory for run directories (default: the campaign's results_dir).", "string",
            metavar="DIR"),
 )

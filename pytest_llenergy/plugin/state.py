@@ -110,6 +110,19 @@ def _results_root(config: pytest.Config, campaign_dir: str, source: str) -> Path
     return path
 
 
+def shard(experiments: list[Experiment], spec: str | None) -> list[Experiment]:
+    """``K/N``: every N-th experiment starting at the K-th (1-based), for batch job arrays."""
+    if not spec:
+        return experiments
+    try:
+        k, n = (int(x) for x in str(spec).split("/"))
+    except ValueError:
+        raise pytest.UsageError(f"--lem-shard: expected K/N such as 2/8, got {spec!r}") from None
+    if not 1 <= k <= n:
+        raise pytest.UsageError(f"--lem-shard: need 1 <= K <= N, got {spec!r}")
+    return [e for i, e in enumerate(experiments) if i % n == k - 1]
+
+
 def create_run(config: pytest.Config) -> LemRun | None:
     """Load the campaign named by ``--lem-campaign`` / ``lem_campaign``; None when there is none."""
     path = setting(config, "lem_campaign")
@@ -125,6 +138,7 @@ def create_run(config: pytest.Config) -> LemRun | None:
         raise pytest.UsageError(f"llenergy: {exc}") from None
     plan.source = str(path)
     config.hook.pytest_lem_modify_experiments(config=config, experiments=plan.experiments)
+    plan.experiments = shard(plan.experiments, setting(config, "lem_shard"))
     campaign = plan.campaign
     worker_input = getattr(config, "workerinput", None)
     order = setting(config, "lem_order") or campaign.order
