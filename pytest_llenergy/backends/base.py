@@ -7,12 +7,15 @@ can add one. Heavy engines are imported inside ``load``, never at module import.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 from importlib.metadata import entry_points
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from ..config.experiment import ExperimentConfig, WorkloadConfig
 from ..config.registry import ENTRY_POINT_GROUP
+from .errors import BackendError
+
+__all__ = ["Backend", "BackendError", "BackendNotFound", "GenerationStats", "Session", "Workload", "get_backend"]
 
 
 @dataclass
@@ -23,6 +26,10 @@ class Workload:
     output_tokens: int
     streaming: bool = False
     texts: list[str] | None = None
+    #: seed for sampling during the run (the workload's seed); None leaves the RNG alone
+    seed: int | None = None
+    #: a backend's prepared inputs for these batches (e.g. padded tensors), built outside the measured window
+    engine_inputs: Any = field(default=None, repr=False, compare=False)
 
     @property
     def num_prompts(self) -> int:
@@ -34,7 +41,7 @@ class Workload:
 
     def head(self, n_batches: int = 1) -> Workload:
         """The first ``n_batches`` batches (for warmup)."""
-        return Workload(self.batches[:n_batches], self.output_tokens, self.streaming, None)
+        return Workload(self.batches[:n_batches], self.output_tokens, self.streaming, None, self.seed)
 
 
 @dataclass
@@ -50,6 +57,8 @@ class GenerationStats:
     ttft_s: list[float] | None = None
     itl_s: list[float] | None = None
     peak_memory_bytes: int | None = None
+    #: what peak_memory_bytes measures, e.g. "cuda_max_allocated" or "process_peak_rss"
+    peak_memory_scope: str | None = None
     warnings: list[str] = field(default_factory=list)
     output_token_ids: list[list[int]] | None = None
 
@@ -90,7 +99,7 @@ class BackendNotFound(LookupError):
     pass
 
 
-@lru_cache(maxsize=None)
+@cache
 def get_backend(name: str) -> Backend:
     """The backend registered under ``name`` (entry point ``pytest_llenergy.backends``)."""
     for ep in entry_points(group=ENTRY_POINT_GROUP):

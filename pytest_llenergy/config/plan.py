@@ -36,6 +36,13 @@ class CampaignPlan:
     dropped: list[tuple[str, str]] = field(default_factory=list)
     duplicates: int = 0
 
+    @property
+    def base_dir(self) -> str:
+        """The campaign file's folder: relative paths in the campaign resolve against it."""
+        from pathlib import Path
+
+        return str(Path(self.source).resolve().parent)
+
     def dropped_summary(self) -> list[str]:
         """One line per distinct reason: count and the first point it dropped."""
         by_reason: dict[str, list[str]] = {}

@@ -67,7 +67,7 @@ class EnergyFixture:
             run_dir = self.recorder.run.run_dir
             try:
                 path = self.meter.write_timeseries(run_dir.timeseries_dir / f"{self.recorder.item.id}.parquet")
-            except OSError as exc:
+            except (OSError, ImportError) as exc:  # full disk, or no parquet engine installed
                 figures.setdefault("flags", []).append("timeseries_not_written")
                 self.recorder.warnings.append(f"time series not written: {exc}")
             else:

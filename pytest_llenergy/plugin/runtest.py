@@ -78,6 +78,10 @@ def lem_session(request: pytest.FixtureRequest, lem_experiment: CampaignItem, le
         pytest.skip(str(exc))
     lem_result.load = load
     lem_result.engine.update(getattr(session, "engine_info", {}) or {})
+    try:
+        session.base_dir = lem_result.run.plan.base_dir  # relative prompt files resolve next to the campaign
+    except AttributeError:
+        pass
     return session
 
 

@@ -136,7 +136,7 @@ def create_run(config: pytest.Config) -> LemRun | None:
         plan = load_plan(campaign_path)
     except CampaignError as exc:
         raise pytest.UsageError(f"llenergy: {exc}") from None
-    plan.source = str(path)
+    plan.source = str(campaign_path)
     config.hook.pytest_lem_modify_experiments(config=config, experiments=plan.experiments)
     plan.experiments = shard(plan.experiments, setting(config, "lem_shard"))
     campaign = plan.campaign
@@ -159,7 +159,9 @@ def create_run(config: pytest.Config) -> LemRun | None:
     run_dir = RunDirectory(results_root / campaign.name / run_id)
     done = frozenset(worker_input.get("lem_done", ())) if worker_input is not None else frozenset()
     subordinate = worker_input is not None or bool(config.getoption("lem_dispatched"))
-    return LemRun(plan, order, seed, drawn, cycles, run_id, run_dir, subordinate, done)
+    run = LemRun(plan, order, seed, drawn, cycles, run_id, run_dir, subordinate, done)
+    run.extras["campaign_arg"] = str(path)
+    return run
 
 
 def get_run(config: pytest.Config) -> LemRun | None:

@@ -1,0 +1,7 @@
+"""Errors a backend raises (no pydantic, no torch: importable by standalone scripts)."""
+
+from __future__ import annotations
+
+
+class BackendError(RuntimeError):
+    """A backend cannot do what the experiment asks; the message says why and what to change."""
