@@ -1,0 +1,44 @@
+"""Container dispatch: run a campaign item in its backend's compose service (no pytest in here).
+
+``plugin/dispatch.py`` is the pytest side; this package finds docker and compose, checks images,
+writes the compose ``.env``, routes GPUs and builds and runs the compose commands.
+"""
+
+from .command import ItemCommand, PathMap, forwarded_options
+from .compose import ComposeCommand, ComposeProject, container_name, detect_compose, project_name
+from .dispatcher import ContainerDispatcher, ContainerRun, DispatchSettings, Preflight, ServiceInfo
+from .docker import ImageInfo, daemon_version, image_info
+from .envfile import ensure_env_file, ensure_secrets_file, read_env_file
+from .errors import DispatchError, describe_exit
+from .gpus import GpuRoute, parse_visible, route_gpus
+from .process import Completed, Runner, run_command
+
+__all__ = [
+    "Completed",
+    "ComposeCommand",
+    "ComposeProject",
+    "ContainerDispatcher",
+    "ContainerRun",
+    "DispatchError",
+    "DispatchSettings",
+    "GpuRoute",
+    "ImageInfo",
+    "ItemCommand",
+    "PathMap",
+    "Preflight",
+    "Runner",
+    "ServiceInfo",
+    "container_name",
+    "daemon_version",
+    "describe_exit",
+    "detect_compose",
+    "ensure_env_file",
+    "ensure_secrets_file",
+    "forwarded_options",
+    "image_info",
+    "parse_visible",
+    "project_name",
+    "read_env_file",
+    "route_gpus",
+    "run_command",
+]

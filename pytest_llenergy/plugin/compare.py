@@ -30,7 +30,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--lem-compare", dest="lem_compare", metavar="NAME|NUM", nargs="?", const="", default=None,
                     help="Compare with a saved run (latest when no value).")
     group.addoption("--lem-compare-fail", dest="lem_compare_fail", metavar="RULES", default=None,
-                    help="Fail tests whose metric regresses: 'energy_per_output_token:5% tokens_per_s:-10%'. Ini: lem_compare_fail.")
+                    help="Fail tests whose metric regresses: 'energy_per_output_token:5%% tokens_per_s:-10%%'. Ini: lem_compare_fail.")
     parser.addini("lem_compare_fail", "Default --lem-compare-fail rules.", default="")
     group.addoption("--lem-storage", dest="lem_storage", metavar="DIR", default=None,
                     help="Where saved runs live (default .lem-benchmarks in the rootdir). Ini: lem_storage.")

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from ..config.errors import problems_from_validation
 from ..config.measurement import MeasurementConfig
-from .options import setting
+from .options import flag, setting
 from .state import get_run
 from .xdist import is_worker
 
@@ -44,7 +44,7 @@ def measurement_settings(config: pytest.Config) -> MeasurementConfig:
         value = layered(config, dest, section, name)
         if value is not None:
             data[name] = value
-    if config.getoption("lem_no_baseline", False):
+    if flag(config, "lem_no_baseline"):
         data["baseline"]["enabled"] = False
     try:
         return MeasurementConfig.model_validate(data)

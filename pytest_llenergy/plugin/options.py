@@ -45,14 +45,14 @@ OPTIONS: tuple[Option, ...] = (
     Option("--lem-sample-hz", "Background sampling rate, 1-100 Hz.", "string", metavar="HZ"),
     Option("--lem-baseline-refresh", "Measure a fresh idle baseline instead of the cached one.", None,
            action="store_true"),
-    Option("--lem-no-baseline", "Do not measure or subtract an idle baseline.", None, action="store_true"),
+    Option("--lem-no-baseline", "Do not measure or subtract an idle baseline.", "bool", action="store_true"),
     Option("--lem-gap-experiments", "Gap before each item: seconds ('10s') or 'adaptive'.", "string", metavar="GAP"),
     Option("--lem-gap-cycles", "Gap before a new cycle (replaces the experiment gap): seconds or 'adaptive'.", "string",
            metavar="GAP"),
     Option("--lem-gap-max-wait", "Longest adaptive gap (seconds).", "string", metavar="S"),
     Option("--lem-force-cold-start", "Unload, free memory and reload the model for every item.", "bool",
            action="store_true"),
-    Option("--lem-gpus-per-worker", "GPUs per xdist worker (-n auto starts visible GPUs / K workers).", None,
+    Option("--lem-gpus-per-worker", "GPUs per xdist worker (-n auto starts visible GPUs / K workers).", "string",
            metavar="K"),
     Option("--lem-shard", "Run shard K of N (every N-th experiment), e.g. for a Slurm job array.", "string",
            metavar="K/N"),
@@ -64,7 +64,8 @@ OPTIONS: tuple[Option, ...] = (
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("llenergy", "LLM energy measurement (pytest-llenergy)")
     for opt in OPTIONS:
-        kwargs: dict[str, Any] = {"dest": opt.dest, "help": opt.help + " Ini: " + opt.dest + "."}
+        twin = f" Ini: {opt.dest}." if opt.ini_type else ""
+        kwargs: dict[str, Any] = {"dest": opt.dest, "help": opt.help + twin}
         if opt.action:
             kwargs["action"] = opt.action
         else:
@@ -76,6 +77,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         group.addoption(opt.flag, **kwargs)
         if opt.ini_type:
             parser.addini(opt.dest, opt.help, type=opt.ini_type, default=opt.default)
+
+
+def flag(config: pytest.Config, dest: str) -> bool:
+    """A store_true option, or its bool ini twin."""
+    if config.getoption(dest, False):
+        return True
+    try:
+        return bool(config.getini(dest))
+    except ValueError:
+        return False
 
 
 def setting(config: pytest.Config, dest: str) -> Any:

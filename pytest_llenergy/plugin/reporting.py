@@ -21,7 +21,7 @@ ENVIRONMENT_FILE = "environment.json"
 
 
 def group_by_setting(config: pytest.Config, run: LemRun) -> list[str]:
-    raw = config.getoption("lem_group_by", None)
+    raw = config.getoption("lem_group_by", None) or config.getini("lem_group_by")
     if raw:
         return [p.strip() for p in raw.split(",") if p.strip()]
     return list(run.plan.campaign.group_by)
@@ -68,7 +68,7 @@ class ReportingPlugin:
 
         run, config = self.run, self.config
         self.summary = build_outputs(run.run_dir.path, group_by=group_by_setting(config, run), seed=run.seed,
-                                     cycles_configured=run.cycles, plots=not config.getoption("lem_no_plots", False))
+                                     cycles_configured=run.cycles, plots=not (config.getoption("lem_no_plots", False) or config.getini("lem_no_plots")))
         config.hook.pytest_lem_summary(config=config, summary=self.summary)
         self.lines[:0] = format_terminal_table(self.summary, config.get_verbosity(), cycles_configured=run.cycles)
         json_path = config.getoption("lem_json", None)
@@ -130,9 +130,11 @@ class ReportingPlugin:
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("llenergy")
     group.addoption("--lem-group-by", dest="lem_group_by", metavar="PATHS", default=None,
-                    help="Comma-separated config paths grouping experiments for group CIs (overrides the campaign).")
+                    help="Comma-separated config paths grouping experiments for group CIs (overrides the campaign). Ini: lem_group_by.")
+    parser.addini("lem_group_by", "Default --lem-group-by.", default="")
     group.addoption("--lem-no-plots", dest="lem_no_plots", action="store_true", default=False,
-                    help="Skip the PNG plots (the summary and report are still written).")
+                    help="Skip the PNG plots (the summary and report are still written). Ini: lem_no_plots.")
+    parser.addini("lem_no_plots", "Skip the PNG plots.", type="bool", default=False)
 
 
 def pytest_configure(config: pytest.Config) -> None:

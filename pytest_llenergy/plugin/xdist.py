@@ -40,7 +40,9 @@ def visible_gpus() -> list[str]:
 
 
 def gpus_per_worker(config: pytest.Config) -> int:
-    raw = config.getoption("lem_gpus_per_worker", None)
+    from .options import setting
+
+    raw = setting(config, "lem_gpus_per_worker")
     try:
         value = int(raw) if raw is not None else 1
     except ValueError:

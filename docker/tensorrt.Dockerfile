@@ -1,0 +1,29 @@
+# The TensorRT-LLM backend on NVIDIA's TensorRT-LLM release image. Versions come from
+# docker/versions.env (through the generated docker/.env and compose's build args); build with
+#   docker compose -f docker/compose.yaml --env-file docker/.env build tensorrt
+# The build context is the repository root (see tensorrt.Dockerfile.dockerignore).
+ARG TENSORRT_LLM_IMAGE
+FROM ${TENSORRT_LLM_IMAGE}
+
+ARG TENSORRT_LLM_VERSION
+ARG NVIDIA_ML_PY_VERSION
+ARG LEM_VERSION=dev
+LABEL org.llenergy.version="${LEM_VERSION}" \
+      org.llenergy.backend="tensorrt" \
+      org.opencontainers.image.title="pytest-llenergy TensorRT-LLM backend"
+
+SHELL ["/bin/sh", "-eu", "-c"]
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    HF_HOME=/cache/huggingface \
+    HOME=/cache/home
+
+COPY pyproject.toml README.md /opt/pytest-llenergy/
+COPY pytest_llenergy /opt/pytest-llenergy/pytest_llenergy
+COPY docker/install-plugin.sh /usr/local/bin/lem-install-plugin
+RUN python3 -c "import importlib.metadata as m, sys; v = m.version('tensorrt_llm'); sys.exit(0 if v.startswith('${TENSORRT_LLM_VERSION}') else 'base image has tensorrt_llm ' + v + ', versions.env pins ${TENSORRT_LLM_VERSION}')" \
+    && HOLD="tensorrt_llm tensorrt torch transformers numpy" lem-install-plugin "nvidia-ml-py==${NVIDIA_ML_PY_VERSION}"
+
+ENTRYPOINT []
+WORKDIR /workspace
+CMD ["sleep", "infinity"]

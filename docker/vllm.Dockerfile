@@ -1,0 +1,32 @@
+# The vLLM backend on the official vLLM image, which brings its own torch and CUDA. Versions come
+# from docker/versions.env (through the generated docker/.env and compose's build args); build with
+#   docker compose -f docker/compose.yaml --env-file docker/.env build vllm
+# The build context is the repository root (see vllm.Dockerfile.dockerignore).
+ARG VLLM_IMAGE
+FROM ${VLLM_IMAGE}
+
+ARG VLLM_VERSION
+ARG NVIDIA_ML_PY_VERSION
+ARG LEM_VERSION=dev
+LABEL org.llenergy.version="${LEM_VERSION}" \
+      org.llenergy.backend="vllm" \
+      org.opencontainers.image.title="pytest-llenergy vLLM backend"
+
+SHELL ["/bin/sh", "-eu", "-c"]
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    HF_HOME=/cache/huggingface \
+    HOME=/cache/home \
+    VLLM_NO_USAGE_STATS=1 \
+    DO_NOT_TRACK=1
+
+COPY pyproject.toml README.md /opt/pytest-llenergy/
+COPY pytest_llenergy /opt/pytest-llenergy/pytest_llenergy
+COPY docker/install-plugin.sh /usr/local/bin/lem-install-plugin
+RUN python3 -c "import vllm, sys; v = vllm.__version__; sys.exit(0 if v.startswith('${VLLM_VERSION}') else 'base image has vllm ' + v + ', versions.env pins ${VLLM_VERSION}')" \
+    && HOLD="vllm torch transformers xformers triton flashinfer-python numpy" lem-install-plugin "nvidia-ml-py==${NVIDIA_ML_PY_VERSION}"
+
+# The official image starts the OpenAI server; dispatch runs pytest instead.
+ENTRYPOINT []
+WORKDIR /workspace
+CMD ["sleep", "infinity"]

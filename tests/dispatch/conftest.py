@@ -1,0 +1,122 @@
+"""Fixtures for dispatch tests: a stand-in ``docker`` on PATH, and campaign projects that use it."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+
+FAKE_COMPOSE = """
+services:
+  transformers:
+    image: lem-fake-transformers:1
+  vllm:
+    image: lem-fake-vllm:1
+"""
+
+# bs1 passes, bs2 fails in the "container": the host items must follow.
+FAILING_TEST = '''
+def test_inference(lem_experiment, lem_session, lem_result):
+    stats = lem_session.run(lem_session.prepare(lem_experiment.config.workload))
+    lem_result.record_generation(stats)
+    assert lem_experiment.config.workload.batch_size == 1, "batch size 2 fails on purpose"
+'''
+
+
+class FakeDocker:
+    """The stand-in CLI: its bin directory, its call log and the switches it reads."""
+
+    def __init__(self, bin_dir: Path, log: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.bin_dir, self.log, self.monkeypatch = bin_dir, log, monkeypatch
+
+    def set(self, **switches: str) -> None:
+        for key, value in switches.items():
+            self.monkeypatch.setenv(f"FAKE_DOCKER_{key.upper()}", value)
+
+    def only_on_path(self) -> None:
+        """PATH holds the fake alone (no real docker-compose to fall back on)."""
+        self.monkeypatch.setenv("PATH", str(self.bin_dir))
+
+    def calls(self) -> list[list[str]]:
+        if not self.log.exists():
+            return []
+        return [json.loads(line)["argv"] for line in self.log.read_text().splitlines()]
+
+    def records(self) -> list[dict]:
+        return [json.loads(line) for line in self.log.read_text().splitlines()] if self.log.exists() else []
+
+    def compose_calls(self, verb: str) -> list[list[str]]:
+        found = []
+        for argv in self.calls():
+            if argv[:1] != ["compose"]:
+                continue
+            args = argv[1:]
+            i = 0
+            while i < len(args) and args[i].startswith("-"):
+                i += 2 if args[i] in ("-f", "-p", "--env-file") else 1
+            if i < len(args) and args[i] == verb:
+                found.append(argv)
+        return found
+
+
+@pytest.fixture
+def fake_docker(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> FakeDocker:
+    bin_dir = tmp_path_factory.mktemp("fakebin")
+    script = bin_dir / "docker"
+    script.write_text(f"#!{sys.executable}\n" + (HERE / "fake_docker.py").read_text())
+    script.chmod(script.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    log = bin_dir / "calls.jsonl"
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}")
+    monkeypatch.setenv("FAKE_DOCKER_LOG", str(log))
+    for key in ("DAEMON_DOWN", "NO_COMPOSE", "MISSING", "RUN_EXIT", "UP_FAIL"):
+        monkeypatch.delenv(f"FAKE_DOCKER_{key}", raising=False)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    return FakeDocker(bin_dir, log, monkeypatch)
+
+
+def fake_campaign(path: Path, *, mode: str = "docker", backends: tuple[str, ...] = ("transformers",),
+                  batch_sizes: tuple[int, ...] = (1, 2), dispatch: str = "") -> str:
+    """A campaign whose containers are the fake's local subprocesses: mounts map to the same paths."""
+    return textwrap.dedent(f"""
+        name: disp
+        seed: 7
+        defaults:
+          model: {{name: gpt2, weights: random}}
+          workload: {{num_prompts: 2, input_tokens: 4, output_tokens: 2}}
+        grid:
+          backends: {list(backends)}
+          shared: {{workload.batch_size: {list(batch_sizes)}}}
+        dispatch:
+          mode: {mode}
+          compose_file: compose.yaml
+          project_dir: {path}
+          results_dir: {path / "lem-results"}
+          pytest_command: [{sys.executable}, -m, pytest]
+        """) + "".join(f"  {line}\n" for line in textwrap.dedent(dispatch).strip().splitlines())
+
+
+def write_fake_project(pytester: pytest.Pytester, campaign: str, test: str | None = None) -> Path:
+    from campaigns import CAMPAIGN_TEST, write_suite
+
+    path = write_suite(pytester, campaign, test or CAMPAIGN_TEST)
+    (pytester.path / "compose.yaml").write_text(FAKE_COMPOSE)
+    return path
+
+
+def results(pytester: pytest.Pytester, campaign: str = "disp") -> dict[str, dict]:
+    """Result files of the (single) run, by item id."""
+    files = sorted((pytester.path / "lem-results" / campaign).glob("*/experiments/*.json"))
+    return {json.loads(f.read_text())["item_id"]: json.loads(f.read_text()) for f in files}
+
+
+def manifest(pytester: pytest.Pytester, campaign: str = "disp") -> dict:
+    files = sorted((pytester.path / "lem-results" / campaign).glob("*/manifest.json"))
+    assert len(files) == 1, files
+    return json.loads(files[0].read_text())

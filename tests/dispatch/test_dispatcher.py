@@ -1,0 +1,288 @@
+"""The dispatcher against a scripted runner: preflight, image checks, ephemeral/persistent runs, failures."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pytest_llenergy.dispatch import (
+    Completed,
+    ContainerDispatcher,
+    DispatchError,
+    DispatchSettings,
+    ItemCommand,
+    PathMap,
+    daemon_version,
+    image_info,
+    route_gpus,
+    run_command,
+)
+
+COMPOSE = {"services": {"transformers": {"image": "llenergy/transformers:1"}, "vllm": {"image": "llenergy/vllm:1"},
+                        "noimage": {"build": "."}}}
+
+
+class FakeDockerRunner:
+    """Scripted docker/compose: every call recorded; behaviour switched by attributes."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[list[str], dict]] = []
+        self.daemon_up = True
+        self.images = {"llenergy/transformers:1": {"org.llenergy.version": "0.1.0"}, "llenergy/vllm:1": {}}
+        self.item_exit = 0
+        self.item_timeout = False
+        self.up_exit = 0
+        self.compose_v2 = True
+
+    def verb(self, argv: list[str]) -> str:
+        args = argv[2:] if argv[:2] == ["docker", "compose"] else argv[1:]
+        i = 0
+        while i < len(args) and args[i].startswith("-"):
+            i += 2 if args[i] in ("-f", "-p", "--env-file") else 1
+        return args[i] if i < len(args) else ""
+
+    def __call__(self, argv, *, env=None, timeout=None, merge_output=False, cwd=None) -> Completed:
+        argv = list(argv)
+        self.calls.append((argv, dict(env or {})))
+        done = lambda code=0, out="", err="", **kw: Completed(tuple(argv), code, out, err, **kw)  # noqa: E731
+        if argv[:2] == ["docker", "version"]:
+            return done(0, "24.0.7\n") if self.daemon_up else done(
+                1, "", "Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?")
+        if argv[:3] == ["docker", "image", "inspect"]:
+            labels = self.images.get(argv[-1])
+            if labels is None:
+                return done(1, "[]\n", f"Error response from daemon: No such image: {argv[-1]}")
+            import json
+
+            return done(0, f'"sha256:abc" {json.dumps(labels)}\n')
+        if argv[:2] in (["docker", "kill"], ["docker", "rm"]):
+            return done()
+        if argv[:2] == ["docker", "inspect"]:
+            return done(0, "/lem-x-transformers-1\n")
+        compose = argv[:2] == ["docker", "compose"] or argv[:1] == ["docker-compose"]
+        if not compose:
+            return done(127, "", "not found", missing=True)
+        if argv[:2] == ["docker", "compose"] and not self.compose_v2:
+            return done(1, "", "docker: unknown command: docker compose")
+        verb = self.verb(argv)
+        if verb == "version":
+            return done(0, "2.40.3\n" if argv[0] == "docker" else "1.29.2\n")
+        if verb == "config":
+            return done(0, yaml.safe_dump(COMPOSE))
+        if verb == "up":
+            return done(self.up_exit, "", "boom" if self.up_exit else "")
+        if verb == "ps":
+            return done(0, "0123456789abcdef\n")
+        if verb == "down":
+            return done()
+        if verb in ("run", "exec"):
+            if self.item_timeout:
+                return done(-9, "still running...\n", timed_out=True)
+            return done(self.item_exit, "".join(f"line {i}\n" for i in range(100)))
+        return done(1, "", f"unexpected {argv}")
+
+    def verbs(self) -> list[str]:
+        return [self.verb(argv) if "compose" in " ".join(argv[:2]) else argv[1] for argv, _ in self.calls]
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> DispatchSettings:
+    compose = tmp_path / "docker" / "compose.yaml"
+    compose.parent.mkdir()
+    compose.write_text(yaml.safe_dump(COMPOSE))
+    (compose.parent / "versions.env").write_text("TORCH_VERSION=2.13.0\n")
+    return DispatchSettings(compose_file=compose, project="lem-run1",
+                            paths=PathMap(tmp_path, "/workspace", tmp_path / "lem-results", "/results"),
+                            plugin_version="0.1.0", uid=1000, gid=1000, cwd=tmp_path)
+
+
+def command() -> ItemCommand:
+    return ItemCommand(nodeid="t.py::test_inference[c1-x]", campaign="/workspace/c.yaml", run_id="r1", seed=1,
+                       seed_drawn=False, cycles=1, order="interleaved", results_dir="/results",
+                       report_path="/results/c/r1/.dispatch/k.json")
+
+
+class TestPreflight:
+    def test_all_good_generates_env_and_secrets(self, settings):
+        runner = FakeDockerRunner()
+        pre = ContainerDispatcher(settings, runner, environ={}).preflight(["transformers", "vllm"])
+        assert pre.error is None and pre.daemon == "24.0.7" and pre.compose.major == 2
+        assert pre.problem("transformers") is None and pre.problem("vllm") is None
+        assert (settings.compose_file.parent / ".env").read_text().count("PUID=1000") == 1
+        assert "TORCH_VERSION=2.13.0" in (settings.compose_file.parent / ".env").read_text()
+        assert (settings.compose_file.parent / "secrets.env").exists()
+        assert pre.notes[0] == "created docker/.env (PUID=1000, PGID=1000)"
+
+    def test_image_missing_names_the_exact_build_command(self, settings):
+        runner = FakeDockerRunner()
+        del runner.images["llenergy/vllm:1"]
+        pre = ContainerDispatcher(settings, runner, environ={}).preflight(["transformers", "vllm"])
+        assert pre.problem("transformers") is None
+        assert pre.problem("vllm") == ("image llenergy/vllm:1 for service 'vllm' is not built; build it with:\n"
+                                       "    docker compose -f docker/compose.yaml --env-file docker/.env build vllm")
+
+    def test_v1_build_command(self, settings):
+        runner = FakeDockerRunner()
+        runner.compose_v2 = False
+        del runner.images["llenergy/vllm:1"]
+        pre = ContainerDispatcher(settings, runner, environ={}).preflight(["vllm"])
+        assert pre.problem("vllm").endswith("docker-compose -f docker/compose.yaml --env-file docker/.env build vllm")
+
+    def test_image_of_an_older_plugin_is_noted(self, settings):
+        runner = FakeDockerRunner()
+        runner.images["llenergy/transformers:1"] = {"org.llenergy.version": "0.0.9"}
+        pre = ContainerDispatcher(settings, runner, environ={}).preflight(["transformers"])
+        assert pre.problem("transformers") is None
+        assert any("has pytest-llenergy 0.0.9, this host 0.1.0; rebuild with:" in note for note in pre.notes)
+
+    def test_daemon_down(self, settings):
+        runner = FakeDockerRunner()
+        runner.daemon_up = False
+        pre = ContainerDispatcher(settings, runner, environ={"DOCKER_HOST": "unix:///x.sock"}).preflight(["vllm"])
+        assert pre.error == ("Docker daemon not reachable at unix:///x.sock: Cannot connect to the Docker daemon at "
+                             "unix:///var/run/docker.sock. Is the docker daemon running? (start the daemon, or point "
+                             "DOCKER_HOST at a running one)")
+        assert pre.problem("vllm") == pre.error
+
+    def test_compose_file_missing(self, settings):
+        settings.compose_file.unlink()
+        pre = ContainerDispatcher(settings, FakeDockerRunner(), environ={}).preflight(["vllm"])
+        assert pre.error.startswith("compose file ") and "not found (dispatch.compose_file)" in pre.error
+
+    def test_service_without_image_or_unknown(self, settings):
+        pre = ContainerDispatcher(settings, FakeDockerRunner(), environ={}).preflight(["noimage", "tensorrt"])
+        assert pre.problem("noimage") == "service 'noimage' names no image (add `image:` to it)"
+        assert "has no service 'tensorrt' (it has: noimage, transformers, vllm)" in pre.problem("tensorrt")
+
+
+class TestEphemeral:
+    def test_run_routes_gpus_and_names_the_container(self, settings):
+        runner = FakeDockerRunner()
+        dispatcher = ContainerDispatcher(settings, runner, environ={"PATH": "/bin"})
+        dispatcher.preflight(["transformers"])
+        seen = []
+        result = dispatcher.run_item("transformers", command(), route_gpus("1,3"), "c1-x",
+                                     announce=lambda *a: seen.append(a))
+        argv, env = runner.calls[-1]
+        assert runner.verb(argv) == "run"
+        assert argv[argv.index("-e") + 1] == "NVIDIA_VISIBLE_DEVICES=1,3"
+        assert "CUDA_VISIBLE_DEVICES=0,1" in argv
+        assert env["NVIDIA_VISIBLE_DEVICES"] == "1,3"  # interpolated into the compose file's reservation
+        assert env["LEM_RESULTS_DIR"] == str((settings.compose_file.parent.parent / "lem-results").resolve())
+        assert argv[-len(command().argv()):] == command().argv()
+        assert result.returncode == 0 and result.strategy == "ephemeral" and result.image == "llenergy/transformers:1"
+        assert seen == [("ephemeral", "llenergy/transformers:1", result.container)]
+        assert result.container.startswith("lem-run1-c1-x-")
+        assert result.tail(3) == "line 97\nline 98\nline 99"
+
+    def test_non_zero_exit(self, settings):
+        runner = FakeDockerRunner()
+        runner.item_exit = 137
+        dispatcher = ContainerDispatcher(settings, runner, environ={})
+        dispatcher.preflight(["transformers"])
+        result = dispatcher.run_item("transformers", command(), route_gpus(None), "c1-x")
+        assert result.returncode == 137
+        assert result.describe().endswith("exit 137: the container was killed (SIGKILL: out of memory, or a timeout)")
+
+    def test_timeout_kills_the_container(self, settings):
+        runner = FakeDockerRunner()
+        runner.item_timeout = True
+        settings.timeout_s = 5
+        dispatcher = ContainerDispatcher(settings, runner, environ={})
+        dispatcher.preflight(["transformers"])
+        result = dispatcher.run_item("transformers", command(), route_gpus(None), "c1-x")
+        assert result.timed_out and "timed out after" in result.describe()
+        killed = [argv for argv, _ in runner.calls if argv[:2] == ["docker", "kill"]]
+        assert killed == [["docker", "kill", result.container]]
+
+    def test_run_before_preflight_is_an_error(self, settings):
+        with pytest.raises(DispatchError, match="before its preflight"):
+            ContainerDispatcher(settings, FakeDockerRunner(), environ={}).run_item(
+                "transformers", command(), route_gpus(None), "c1-x")
+
+
+class TestPersistent:
+    def test_up_once_exec_per_item_down_at_close(self, settings):
+        settings.strategy = "persistent"
+        runner = FakeDockerRunner()
+        dispatcher = ContainerDispatcher(settings, runner, environ={})
+        dispatcher.preflight(["transformers"])
+        for _ in range(3):
+            result = dispatcher.run_item("transformers", command(), route_gpus("2"), "c1-x")
+            assert result.container == "lem-x-transformers-1 (0123456789ab)"
+        verbs = [v for v in runner.verbs() if v in ("up", "exec", "down", "run")]
+        assert verbs == ["up", "exec", "exec", "exec"]
+        up_argv, up_env = next((a, e) for a, e in runner.calls if runner.verb(a) == "up")
+        assert up_env["NVIDIA_VISIBLE_DEVICES"] == "2"
+        exec_argv = next(a for a, _ in runner.calls if runner.verb(a) == "exec")
+        assert "CUDA_VISIBLE_DEVICES=0" in exec_argv
+        assert dispatcher.close() == ["brought persistent containers down (transformers)"]
+        assert runner.verbs()[-1] == "down"
+        assert dispatcher.close() == []  # idempotent
+
+    def test_other_gpus_recreate_the_container(self, settings):
+        settings.strategy = "persistent"
+        runner = FakeDockerRunner()
+        dispatcher = ContainerDispatcher(settings, runner, environ={})
+        dispatcher.preflight(["transformers"])
+        dispatcher.run_item("transformers", command(), route_gpus("2"), "c1-x")
+        dispatcher.run_item("transformers", command(), route_gpus("3"), "c1-x")
+        ups = [a for a, _ in runner.calls if runner.verb(a) == "up"]
+        assert len(ups) == 2 and "--force-recreate" in ups[1]
+
+    def test_keep(self, settings):
+        settings.strategy, settings.keep_containers = "persistent", True
+        runner = FakeDockerRunner()
+        dispatcher = ContainerDispatcher(settings, runner, environ={})
+        dispatcher.preflight(["transformers"])
+        dispatcher.run_item("transformers", command(), route_gpus(None), "c1-x")
+        (line,) = dispatcher.close()
+        assert line == ("kept persistent containers (transformers); remove them with: "
+                        "docker compose -f docker/compose.yaml -p lem-run1 --env-file docker/.env down")
+        assert "down" not in runner.verbs()
+
+    def test_up_failure_is_reported_not_raised(self, settings):
+        settings.strategy = "persistent"
+        runner = FakeDockerRunner()
+        runner.up_exit = 1
+        dispatcher = ContainerDispatcher(settings, runner, environ={})
+        dispatcher.preflight(["transformers"])
+        result = dispatcher.run_item("transformers", command(), route_gpus(None), "c1-x")
+        assert result.error.startswith("`compose up -d transformers` failed (exit 1):")
+        assert "exec" not in runner.verbs()
+
+
+class TestRealCommands:
+    """The real ``docker`` CLI and process runner, without needing a daemon."""
+
+    def test_daemon_down_with_the_real_cli(self, tmp_path):
+        docker = shutil.which("docker")
+        if docker is None:
+            pytest.skip("no docker CLI on PATH")
+        env = {**os.environ, "DOCKER_HOST": f"unix://{tmp_path}/nothing.sock"}
+        with pytest.raises(DispatchError) as info:
+            daemon_version(docker=docker, env=env)
+        assert f"Docker daemon not reachable at unix://{tmp_path}/nothing.sock:" in str(info.value)
+
+    def test_no_docker_cli(self, tmp_path):
+        with pytest.raises(DispatchError, match="docker CLI not found on PATH"):
+            daemon_version(env={"PATH": str(tmp_path)})
+
+    def test_image_inspect_never_pulls(self, tmp_path):
+        script = tmp_path / "docker"
+        script.write_text("#!/bin/sh\necho 'Error response from daemon: No such image: x:1' >&2\nexit 1\n")
+        script.chmod(script.stat().st_mode | stat.S_IXUSR)
+        assert image_info("x:1", docker=str(script)) is None
+
+    def test_runner_timeout_kills_the_process_group(self):
+        done = run_command(["sh", "-c", "sleep 30 & sleep 30"], timeout=0.5)
+        assert done.timed_out and done.duration_s < 10
+
+    def test_runner_missing_executable(self):
+        done = run_command(["/nonexistent/docker", "version"])
+        assert done.missing and done.returncode == 127

@@ -1,0 +1,202 @@
+"""Plugin behaviour of container dispatch, against the stand-in ``docker`` (no daemon needed).
+
+The fake's ``compose run`` / ``exec`` run the item's pytest as a local subprocess, so these tests
+see the whole path: routing, preflight, the container command, the report the "container" sends
+back, the host's reports, result files and the manifest.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from .conftest import FAILING_TEST, fake_campaign, manifest, results, write_fake_project
+
+pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+
+
+def _argv_value(argv: list[str], prefix: str) -> str:
+    return next(a for a in argv if a.startswith(prefix))[len(prefix):]
+
+
+class TestEphemeral:
+    def test_items_run_in_containers_and_follow_their_outcome(self, pytester, fake_docker, monkeypatch):
+        monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,3")
+        write_fake_project(pytester, fake_campaign(pytester.path), FAILING_TEST)
+        result = pytester.runpytest("--lem-campaign", "campaign.yaml", "-v", "-p", "no:cacheprovider")
+        result.assert_outcomes(passed=1, failed=1)
+        # the failure is the container's, with its output tail
+        result.stdout.fnmatch_lines([
+            "*AssertionError: batch size 2 fails on purpose*",
+            "*container output (last 60 lines)*",
+        ])
+        # verbose mode names strategy, image and container per item
+        result.stdout.fnmatch_lines([
+            "llenergy: c1-transformers-gpt2-bs1-*: docker ephemeral, service transformers, "
+            "image lem-fake-transformers:1, container lem-*-c1-transformers-gpt2-bs1-*",
+        ])
+        runs = fake_docker.compose_calls("run")
+        assert len(runs) == 2
+        argv = runs[0]
+        assert argv[argv.index("run"):argv.index("run") + 4] == ["run", "--rm", "-T", "--no-deps"]
+        assert "--lem-dispatched" in argv and "--lem-dispatch=local" in argv
+        # same ids as the controller: run id, seed, results dir; the container invents nothing
+        found = results(pytester)
+        assert set(found) == {i for i in found if i.startswith("c1-transformers-gpt2-bs")} and len(found) == 2
+        run_ids = {r["run_id"] for r in found.values()}
+        assert run_ids == {_argv_value(argv, "--lem-run-id=")}
+        assert _argv_value(argv, "--lem-seed=") == "7"
+        assert _argv_value(argv, "--lem-results-dir=") == str(pytester.path / "lem-results")
+        statuses = {item.split("-bs")[1][0]: r["status"] for item, r in found.items()}
+        assert statuses == {"1": "passed", "2": "failed"}
+        # the host's manifest follows the container's outcome through lem_key / lem_result
+        entries = manifest(pytester)["entries"]
+        assert sorted(e["status"] for e in entries.values()) == ["failed", "passed"]
+        assert all(e["result_path"].startswith("experiments/") for e in entries.values())
+        # the per-item report files the containers wrote are cleaned up
+        assert not list((pytester.path / "lem-results").rglob(".dispatch"))
+        # .env generated on first use, secrets file owner-only
+        result.stdout.fnmatch_lines(["llenergy: docker: created .env (PUID=*, PGID=*)"])
+        env = (pytester.path / ".env").read_text()
+        assert "PUID=" in env and "LEM_VERSION=" in env
+        assert (pytester.path / "secrets.env").stat().st_mode & 0o077 == 0
+        # GPU routing: host ids for the runtime (compose interpolation), renumbered inside
+        record = next(r for r in fake_docker.records() if "run" in r["argv"])
+        assert record["env"]["NVIDIA_VISIBLE_DEVICES"] == "2,3"
+        assert "CUDA_VISIBLE_DEVICES=0,1" in record["argv"]
+        assert record["env"]["LEM_PROJECT_DIR"] == str(pytester.path.resolve())
+        # thermal gaps stay on the host: the container records the gap the host waited
+        for argv in runs:
+            gap = json.loads(_argv_value(argv, "--lem-dispatch-gap="))
+            item = next(a for a in argv if "::test_inference[" in a).split("[")[1].rstrip("]")
+            assert found[item]["gap"]["reason"] == gap["reason"]
+
+
+class TestFailurePaths:
+    def test_container_exits_before_pytest(self, pytester, fake_docker):
+        fake_docker.set(run_exit="125")
+        write_fake_project(pytester, fake_campaign(pytester.path, batch_sizes=(1,)))
+        result = pytester.runpytest("--lem-campaign", "campaign.yaml", "-p", "no:cacheprovider")
+        result.assert_outcomes(errors=1)
+        result.stdout.fnmatch_lines([
+            "*could not run in docker service 'transformers': container lem-*: "
+            "exit 125: docker could not create or start the container*",
+            "*OCI runtime create failed: fake failure*",
+        ])
+        (stored,) = results(pytester).values()
+        assert stored["status"] == "failed" and "exit 125" in stored["error"]
+        (entry,) = manifest(pytester)["entries"].values()
+        assert entry["status"] == "failed"
+
+    def test_image_missing_stops_before_the_campaign_with_the_build_command(self, pytester, fake_docker):
+        fake_docker.set(missing="lem-fake-transformers:1")
+        write_fake_project(pytester, fake_campaign(pytester.path))
+        result = pytester.runpytest("--lem-campaign", "campaign.yaml", "-p", "no:cacheprovider")
+        assert result.ret == pytest.ExitCode.USAGE_ERROR
+        result.stderr.fnmatch_lines([
+            "ERROR: llenergy: docker dispatch cannot start:",
+            "*image lem-fake-transformers:1 for service 'transformers' is not built; build it with:",
+            "*docker compose -f compose.yaml --env-file .env build transformers",
+        ])
+        assert not fake_docker.compose_calls("run")
+
+    def test_daemon_down(self, pytester, fake_docker):
+        fake_docker.set(daemon_down="1")
+        write_fake_project(pytester, fake_campaign(pytester.path))
+        result = pytester.runpytest("--lem-campaign", "campaign.yaml", "-p", "no:cacheprovider")
+        assert result.ret == pytest.ExitCode.USAGE_ERROR
+        result.stderr.fnmatch_lines([
+            "*Docker daemon not reachable at *: Cannot connect to the Docker daemon at unix:///fake/docker.sock.*"
+            "(start the daemon, or point DOCKER_HOST at a running one)",
+        ])
+
+    def test_no_compose(self, pytester, fake_docker):
+        fake_docker.set(no_compose="1")
+        fake_docker.only_on_path()
+        write_fake_project(pytester, fake_campaign(pytester.path))
+        result = pytester.runpytest("--lem-campaign", "campaign.yaml", "-p", "no:cacheprovider")
+        assert result.ret == pytest.ExitCode.USAGE_ERROR
+        result.stderr.fnmatch_lines(["*Docker Compose not found: neither `docker compose` (v2) nor `docker-compose` (v1)*"])
+
+    def test_unknown_service(self, pytester, fake_docker):
+        write_fake_project(pytester, fake_campaign(pytester.path, dispatch="services: {transformers: llama}"))
+        result = pytester.runpytest("--lem-campaign", "campaign.yaml", "-p", "no:cacheprovider")
+        assert result.ret == pytest.ExitCode.USAGE_ERROR
+        result.stderr.fnmatch_lines(["*compose file compose.yaml has no service 'llama' (it has: transformers, vllm)*"])
+
+
+class TestPersistent:
+    def test_up_once_exec_per_item_down_at_end(self, pytester, fake_docker):
+        write_fake_project(pytester, fake_campaign(pytester.path))
+        result = pytester.runpytest("--lem-campaign", "campaign.yaml", "--lem-container-strategy", "persistent",
+                                    "-v", "-p", "no:cacheprovider")
+        result.assert_outcomes(passed=2)
+        assert len(fake_docker.compose_calls("up")) == 1
+        assert len(fake_docker.compose_calls("exec")) == 2
+        assert len(fake_docker.compose_calls("down")) == 1
+        assert not fake_docker.compose_calls("run")
+        result.stdout.fnmatch_lines(["*docker persistent, service transformers, image lem-fake-transformers:1, "
+                                     "container fake-container-name (fakecontaine)*",
+                                     "llenergy: docker: brought persistent containers down (transformers)"])
+        assert len(results(pytester)) == 2
+
+    def test_keep_containers(self, pytester, fake_docker):
+        write_fake_project(pytester, fake_campaign(pytester.path, batch_sizes=(1,)))
+        result = pytester.runpytest("--lem-campaign", "campaign.yaml", "--lem-container-strategy=persistent",
+                                    "--lem-keep-containers", "-p", "no:cacheprovider")
+        result.assert_outcomes(passed=1)
+        assert not fake_docker.compose_calls("down")
+        result.stdout.fnmatch_lines(["llenergy: docker: kept persistent containers (transformers); remove them with: "
+                                     "docker compose -f compose.yaml -p lem-* --env-file .env down"])
+
+    def test_up_failure_errors_the_item(self, pytester, fake_docker):
+        fake_docker.set(up_fail="1")
+        write_fake_project(pytester, fake_campaign(pytester.path, batch_sizes=(1,)))
+        result = pytester.runpytest("--lem-campaign", "campaign.yaml", "--lem-container-strategy=persistent",
+                                    "-p", "no:cacheprovider")
+        result.assert_outcomes(errors=1)
+        result.stdout.fnmatch_lines(["*`compose up -d transformers` failed (exit 1)*",
+                                     "*could not select device driver*"])
+
+
+class TestRouting:
+    def test_local_is_the_default(self, pytester, fake_docker):
+        write_fake_project(pytester, fake_campaign(pytester.path, batch_sizes=(1,)).replace("mode: docker", "mode: local"))
+        pytester.runpytest("--lem-campaign", "campaign.yaml", "-p", "no:cacheprovider").assert_outcomes(passed=1)
+        assert fake_docker.calls() == []
+
+    def test_option_overrides_campaign_and_ini_twin_works(self, pytester, fake_docker):
+        write_fake_project(pytester, fake_campaign(pytester.path).replace("mode: docker", "mode: local"))
+        pytester.makeini("[pytest]\nlem_dispatch = docker\nlem_container_strategy = persistent\n")
+        result = pytester.runpytest("--lem-campaign", "campaign.yaml", "--collect-only")
+        result.stdout.fnmatch_lines(["llenergy: dispatch docker, container strategy persistent, compose file compose.yaml"])
+        result = pytester.runpytest("--lem-campaign", "campaign.yaml", "--lem-dispatch", "local", "--collect-only")
+        assert "llenergy: dispatch docker" not in result.stdout.str()
+
+    def test_bad_ini_value(self, pytester, fake_docker):
+        write_fake_project(pytester, fake_campaign(pytester.path))
+        pytester.makeini("[pytest]\nlem_dispatch = kubernetes\n")
+        result = pytester.runpytest("--lem-campaign", "campaign.yaml", "--collect-only")
+        assert result.ret == pytest.ExitCode.USAGE_ERROR
+        result.stderr.fnmatch_lines(["*lem_dispatch: expected local, docker or auto, got 'kubernetes'*"])
+
+    def test_auto_runs_importable_backends_here_and_the_rest_in_containers(self, pytester, fake_docker):
+        pytest.importorskip("torch")
+        write_fake_project(pytester, fake_campaign(pytester.path, mode="auto", backends=("transformers", "vllm"),
+                                                   batch_sizes=(1,)))
+        result = pytester.runpytest("--lem-campaign", "campaign.yaml", "-p", "no:cacheprovider")
+        result.assert_outcomes(passed=2)
+        (argv,) = fake_docker.compose_calls("run")
+        assert "vllm" in argv and any("c1-vllm-" in a for a in argv)
+        assert set(results(pytester)) == {i for i in results(pytester)} and len(results(pytester)) == 2
+
+    def test_auto_skips_with_the_reason_when_no_container_can_run(self, pytester, fake_docker):
+        fake_docker.set(daemon_down="1")
+        write_fake_project(pytester, fake_campaign(pytester.path, mode="auto", backends=("vllm",), batch_sizes=(1,)))
+        result = pytester.runpytest("--lem-campaign", "campaign.yaml", "-rs", "-p", "no:cacheprovider")
+        result.assert_outcomes(skipped=1)
+        result.stdout.fnmatch_lines(["SKIPPED*backend 'vllm' not importable here (*), and its container cannot run: "
+                                     "Docker daemon not reachable*"])
+        (entry,) = manifest(pytester)["entries"].values()
+        assert entry["status"] == "skipped"
