@@ -131,15 +131,19 @@ def pytest_lem_summary(config, summary):
     with open("hook.log", "a") as f: f.write("summary\\n")
 
 def pytest_lem_dispatch(item, nextitem):
-    if item.callspec.id.startswith("c2-"):
-        from _pytest.runner import runtestprotocol
-        with open("hook.log", "a") as f: f.write(f"dispatched {item.callspec.id}\\n")
-        return None
-    return None
+    if not item.callspec.id.startswith("c2-"):
+        return None  # run locally
+    from _pytest.runner import runtestprotocol  # "elsewhere": a runner of our own that logs the reports
+    with open("hook.log", "a") as f: f.write(f"dispatched {item.callspec.id}\\n")
+    item.ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
+    runtestprotocol(item, nextitem=nextitem, log=True)
+    item.ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
+    return True
 ''')
         pytester.runpytest("--lem-campaign", "campaign.yaml").assert_outcomes(passed=2)
         log = (pytester.path / "hook.log").read_text().split("\n")
         assert sum(line.startswith("result c") for line in log) == 2
+        assert sum(line.startswith("dispatched c2-") for line in log) == 1
         assert all(r["gap"]["reason"] == "from conftest" for r in results(pytester, "orch"))
         assert {r["config"]["workload"]["batch_size"] for r in results(pytester, "orch")} == {2}
 
