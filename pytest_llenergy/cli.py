@@ -140,7 +140,11 @@ def _report(args: argparse.Namespace) -> int:
         return 2
     out = Path(args.out) if args.out else None
     group_by = [p for p in (args.group_by or "").split(",") if p]
-    summary = build_outputs(dirs if len(dirs) > 1 else dirs[0], group_by=group_by, seed=args.seed, out_dir=out)
+    try:
+        summary = build_outputs(dirs if len(dirs) > 1 else dirs[0], group_by=group_by, seed=args.seed, out_dir=out)
+    except ValueError as exc:
+        print(f"lem report: {exc}", file=sys.stderr)
+        return 2
     print(f"wrote summary and report for {summary.n_experiments} experiments to {out or dirs[0]}")
     return 0
 

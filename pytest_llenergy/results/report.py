@@ -1,0 +1,79 @@
+"""Everything a finished run gets (session end, and ``lem report DIR [DIR ...]``): ``build_outputs``.
+
+Loads the results, computes statistics, writes summary.json and summary.csv, the charts under
+``plots/`` and report.html (``report_html.build_report``); ``format_terminal_table`` gives the
+terminal lines. Several run directories (shards, repeated runs) are merged: an experiment's cycles
+from every directory are pooled.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+from .export import write_summary_csv, write_summary_json
+from .frame import load
+from .report_html import REPORT_FILE, build_report
+from .stats import DEFAULT_METRICS, summarize
+from .summary import Summary
+from .terminal import format_terminal_table
+
+SUMMARY_JSON = "summary.json"
+SUMMARY_CSV = "summary.csv"
+PLOTS_DIR = "plots"
+MANIFEST_FILE = "manifest.json"
+
+
+def manifest_seed(run_dirs: Sequence[Path]) -> int | None:
+    """The campaign seed recorded in the first readable ``manifest.json``."""
+    for run_dir in run_dirs:
+        try:
+            seed = json.loads((Path(run_dir) / MANIFEST_FILE).read_text()).get("seed")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if isinstance(seed, int) and not isinstance(seed, bool):
+            return seed
+    return None
+
+
+def build_outputs(run_dir: Path | Sequence[Path], *, out_dir: Path | None = None, group_by: Sequence[str] | None = None,
+                  seed: int | None = None, plots: bool = True, n_resamples: int = 10_000, confidence: float = 0.95,
+                  metrics: Sequence[str] = DEFAULT_METRICS, cycles_configured: int | None = None) -> Summary:
+    """Load, summarise and write summary.json/csv, plots and report.html; returns the Summary.
+
+    ``run_dir`` is one run directory or several (then ``out_dir`` is required). ``seed`` defaults to
+    the campaign seed in ``manifest.json``; ``cycles_configured`` (the campaign's cycles) overrides
+    the figure read from the results; ``summary.outputs`` lists the files written.
+    """
+    run_dirs = [Path(run_dir)] if isinstance(run_dir, (str, Path)) else [Path(p) for p in run_dir]
+    if not run_dirs:
+        raise ValueError("build_outputs needs at least one run directory")
+    if out_dir is None:
+        if len(run_dirs) > 1:
+            raise ValueError("out_dir is required when merging several run directories")
+        out_dir = run_dirs[0]
+    out_dir = Path(out_dir)
+    if seed is None:
+        seed = manifest_seed(run_dirs)
+    df = load(run_dirs)
+    summary = summarize(df, metrics=metrics, group_by=group_by, seed=seed, n_resamples=n_resamples,
+                        confidence=confidence)
+    if cycles_configured is not None:
+        summary.header["cycles_configured"] = cycles_configured
+    outputs = {"summary.json": write_summary_json(out_dir / SUMMARY_JSON, summary, run_dirs=run_dirs),
+               "summary.csv": write_summary_csv(out_dir / SUMMARY_CSV, summary)}
+    charts, timelines, problems = {}, {}, []
+    if plots and len(df):
+        from .plots import campaign_charts, timeline_charts
+
+        charts = campaign_charts(summary, out_dir / PLOTS_DIR)
+        timelines, problems = timeline_charts(df, out_dir / PLOTS_DIR)
+        outputs.update({f"plot: {name}": path for name, path in {**charts, **timelines}.items()})
+    outputs[REPORT_FILE] = build_report(run_dirs, summary, charts=charts, timelines=timelines, problems=problems,
+                                          out=out_dir / REPORT_FILE)
+    summary.outputs = {name: str(path) for name, path in outputs.items()}
+    return summary
+
+
+__all__ = ["build_outputs", "build_report", "format_terminal_table", "manifest_seed"]

@@ -1,0 +1,334 @@
+"""Bootstrap confidence intervals across cycles: one sample (``bootstrap_ci``) or a whole run (``summarize``).
+
+Experiment level: for each experiment and metric, the mean of its passed cycles and a BCa bootstrap
+interval (percentile when BCa is undefined; a point when all values are equal; none when n < 2).
+
+Group level (``group_by``): a group's statistic is the mean of all cycle-level values of its
+experiments, and its interval comes from a *stratified* bootstrap: every replicate resamples the
+cycles of each experiment separately (independent strata), then pools them. The experiments of a
+grid are fixed design points, not a random sample, so the interval expresses measurement noise
+(cycle to cycle) around this group's mean; resampling the pooled values as if they were one
+sample would count the spread between design points (batch 1 vs batch 64) as noise.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import inspect
+import math
+import warnings
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .bootstrap import (
+    METHOD_CONSTANT,
+    METHOD_PERCENTILE,
+    Strata,
+    bca_mean_intervals,
+    expanded_alpha,
+    group_intervals,
+)
+from .metrics import metric_column
+from .summary import Summary, experiment_table, group_labels
+
+DEFAULT_METRICS: tuple[str, ...] = (
+    "energy_j", "energy_adjusted_j", "energy_per_output_token_j", "energy_per_token_j",
+    "adjusted_energy_per_output_token_j", "adjusted_energy_per_token_j", "tokens_per_s", "mean_power_w",
+    "ttft_ms_mean", "itl_ms_mean",
+)
+METHOD_NONE = "none"
+FEW_CYCLES = 3
+
+
+@dataclass(frozen=True)
+class BootstrapCI:
+    """Mean, standard deviation and confidence interval of one sample (NaN where undefined)."""
+
+    n: int
+    mean: float
+    sd: float
+    ci_low: float
+    ci_high: float
+    method: str
+    warning: str | None = None
+    confidence: float = 0.95
+
+    @property
+    def halfwidth(self) -> float:
+        return (self.ci_high - self.ci_low) / 2
+
+    @property
+    def halfwidth_rel(self) -> float:
+        """Half-width relative to |mean| (NaN without an interval, inf when the mean is 0)."""
+        if math.isnan(self.halfwidth) or math.isnan(self.mean):
+            return math.nan
+        if self.mean == 0:
+            return 0.0 if self.halfwidth == 0 else math.inf
+        return self.halfwidth / abs(self.mean)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _few_warning(n: int) -> str | None:
+    if n == 0:
+        return "no values"
+    if n == 1:
+        return "n=1: no confidence interval (needs at least 2 cycles)"
+    if n < FEW_CYCLES:
+        return f"n={n} < {FEW_CYCLES}: interval unreliable (run at least {FEW_CYCLES} cycles)"
+    return None
+
+
+def _join(*parts: str | None) -> str | None:
+    text = "; ".join(p for p in parts if p)
+    return text or None
+
+
+def _scipy_interval(x: np.ndarray, confidence: float, n_resamples: int, seed: int | None,
+                    method: str) -> tuple[float, float, str | None]:
+    from scipy.stats import bootstrap  # lazily: scipy.stats takes ~0.5 s to import
+
+    rng_kw = "rng" if "rng" in inspect.signature(bootstrap).parameters else "random_state"  # scipy < 1.15
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = bootstrap((x,), np.mean, vectorized=True, n_resamples=n_resamples, method=method,
+                        confidence_level=confidence, **{rng_kw: np.random.default_rng(seed)})
+    low, high = float(res.confidence_interval.low), float(res.confidence_interval.high)
+    degenerate = [str(w.message) for w in caught if "degenerate" in str(w.message).lower()]
+    if math.isnan(low) or math.isnan(high) or degenerate:
+        return math.nan, math.nan, degenerate[0] if degenerate else "interval undefined"
+    return low, high, None
+
+
+def bootstrap_ci(values: Sequence[float] | np.ndarray, *, confidence: float = 0.95, n_resamples: int = 10_000,
+                 seed: int | None = None, method: str = "BCa", expand: bool = True) -> BootstrapCI:
+    """Bootstrap CI of the mean with ``scipy.stats.bootstrap``; NaN values are dropped.
+
+    BCa falls back to the percentile interval when degenerate; all-equal values give [v, v];
+    n < 2 gives no interval; n < 3 carries a warning. ``expand`` widens the nominal level for small
+    n (``bootstrap.expanded_alpha``) so that coverage is close to ``confidence``; ``expand=False``
+    is scipy's interval at ``confidence`` exactly.
+    """
+    x = np.asarray(values, dtype=np.float64).ravel()
+    x = x[np.isfinite(x)]
+    n = x.size
+    mean = float(x.mean()) if n else math.nan
+    sd = float(x.std(ddof=1)) if n > 1 else math.nan
+    few = _few_warning(n)
+    if n < 2:
+        return BootstrapCI(n, mean, sd, math.nan, math.nan, METHOD_NONE, few, confidence)
+    if np.ptp(x) == 0:
+        note = f"all {n} values equal: the interval is the point [{mean:g}, {mean:g}]"
+        return BootstrapCI(n, mean, 0.0, mean, mean, METHOD_CONSTANT, _join(few, note), confidence)
+    kind = {"bca": "BCa", "percentile": "percentile", "basic": "basic"}.get(method.lower())
+    if kind is None:
+        raise ValueError(f"unknown bootstrap method {method!r} (BCa, percentile or basic)")
+    level = 1 - 2 * float(expanded_alpha(confidence, n / (n - 1), n - 1)) if expand else confidence
+    low, high, problem = _scipy_interval(x, level, n_resamples, seed, kind)
+    if problem is None:
+        return BootstrapCI(n, mean, sd, low, high, kind, few, confidence)
+    low, high, _ = _scipy_interval(x, level, n_resamples, seed, "percentile")
+    note = f"{kind} undefined ({problem}): percentile interval"
+    return BootstrapCI(n, mean, sd, low, high, METHOD_PERCENTILE, _join(few, note), confidence)
+
+
+def _value_cube(passed: pd.DataFrame, experiments: list[str], metrics: Sequence[str]) -> np.ndarray:
+    """values[metric, experiment, k]: each experiment's finite values first, NaN after."""
+    codes = pd.Categorical(passed["experiment_id"], categories=experiments).codes
+    pos = passed.groupby("experiment_id", sort=False).cumcount().to_numpy()
+    width = int(pos.max()) + 1 if len(pos) else 1
+    cube = np.full((len(metrics), len(experiments), width), np.nan)
+    for m, name in enumerate(metrics):
+        cube[m, codes, pos] = pd.to_numeric(passed[name], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    cube[~np.isfinite(cube)] = np.nan
+    order = np.argsort(np.isnan(cube), axis=2, kind="stable")
+    return np.take_along_axis(cube, order, axis=2)
+
+
+def _describe(cube: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """n, mean and sd (ddof=1) over the last axis, ignoring NaN."""
+    n = np.isfinite(cube).sum(axis=-1)
+    total = np.nansum(cube, axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(n > 0, total / np.maximum(n, 1), np.nan)
+        dev = np.where(np.isfinite(cube), cube - mean[..., None], 0.0)
+        sd = np.where(n > 1, np.sqrt((dev**2).sum(axis=-1) / np.maximum(n - 1, 1)), np.nan)
+    return n, mean, sd
+
+
+def _warnings(n: np.ndarray, method: np.ndarray) -> np.ndarray:
+    """Warning text per cell: too few values, a point interval, the percentile fallback."""
+    text = np.full(n.shape, None, dtype=object)
+    for k in range(FEW_CYCLES):
+        text[n == k] = _few_warning(k)
+    notes = {METHOD_CONSTANT: "all values equal: the interval is a point",
+             METHOD_PERCENTILE: "BCa undefined: percentile interval"}
+    for kind, note in notes.items():
+        hit = method == kind
+        text[hit] = [_join(w, note) for w in text[hit]]
+    return text
+
+
+@dataclass
+class _Groups:
+    """Experiments' group index and the per-(metric, group) accumulators."""
+
+    of_experiment: np.ndarray
+    labels: pd.DataFrame
+    sink: np.ndarray
+    weight: np.ndarray  # (metric, experiment): n_e / N_group
+    offset: np.ndarray  # (experiment,): position within its group
+
+
+def _make_groups(df: pd.DataFrame, experiments: list[str], group_by: Sequence[str], n: np.ndarray,
+                 n_resamples: int) -> _Groups:
+    labels, of_experiment = group_labels(df, experiments, list(dict.fromkeys(group_by)))
+    g = len(labels)
+    n_metrics = n.shape[0]
+    totals = np.zeros((n_metrics, g))
+    for m in range(n_metrics):
+        totals[m] = np.bincount(of_experiment, weights=n[m], minlength=g)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        weight = np.where(totals[:, of_experiment] > 0, n / totals[:, of_experiment], 0.0)
+    offset = pd.Series(of_experiment).groupby(of_experiment).cumcount().to_numpy()
+    return _Groups(of_experiment, labels, np.zeros((n_metrics * g, n_resamples)), weight, offset)
+
+
+def _experiment_intervals(cube: np.ndarray, n: np.ndarray, *, confidence: float, n_resamples: int,
+                          rng: np.random.Generator, groups: _Groups | None,
+                          expand: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """CI bounds and methods for every (metric, experiment), batched by sample size."""
+    low = np.full(n.shape, np.nan)
+    high = np.full(n.shape, np.nan)
+    method = np.full(n.shape, METHOD_NONE, dtype=object)
+    n_groups = len(groups.labels) if groups is not None else 0
+    for size in np.unique(n[n >= 2]):
+        m_idx, e_idx = np.nonzero(n == size)
+        strata = None
+        if groups is not None:
+            strata = Strata(groups.sink, m_idx * n_groups + groups.of_experiment[e_idx],
+                            groups.weight[m_idx, e_idx], groups.offset[e_idx])
+        res = bca_mean_intervals(cube[m_idx, e_idx, :size], confidence=confidence, n_resamples=n_resamples,
+                                 rng=rng, strata=strata, expand=expand)
+        low[m_idx, e_idx], high[m_idx, e_idx], method[m_idx, e_idx] = res.low, res.high, res.method
+    return low, high, method
+
+
+def _group_alpha(sd: np.ndarray, n: np.ndarray, weight: np.ndarray, by_group, confidence: float,
+                 expand: bool) -> np.ndarray:
+    """Per-group tail: the stratified analogue of the one-sample expansion (Welch-Satterthwaite df)."""
+    alpha = (1 - confidence) / 2
+    if not expand:
+        return np.full(by_group(np.zeros(n.shape)).shape, alpha)
+    ok = n > 1
+    size = np.where(ok, n, 2).astype(np.float64)
+    var = np.where(ok, weight**2 * np.nan_to_num(sd) ** 2 / size, 0.0)  # unbiased variance of w_e * mean_e
+    boot = var * (size - 1) / size  # what the bootstrap sees
+    total = by_group(var)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        df = total**2 / by_group(np.where(ok, var**2 / (size - 1), 0.0))
+        return expanded_alpha(confidence, total / by_group(boot), df)
+
+
+def _group_statistics(cube: np.ndarray, n: np.ndarray, mean: np.ndarray, sd: np.ndarray, groups: _Groups,
+                      confidence: float, expand: bool) -> dict[str, np.ndarray]:
+    """(metric, group) arrays: n, mean, sd, ci_low, ci_high, method."""
+    n_metrics, _, _ = cube.shape
+    g = len(groups.labels)
+    flat_group = (np.arange(n_metrics)[:, None] * g + groups.of_experiment[None, :]).ravel()
+    size = n.astype(np.float64)
+    centred = np.where(np.isfinite(cube), cube - mean[..., None], 0.0)
+    u = groups.weight[..., None] * centred
+    with np.errstate(invalid="ignore", divide="ignore"):
+        num = np.where(n > 1, (u**3).sum(-1) / size**3, 0.0)
+        den = np.where(n > 1, (u**2).sum(-1) / size**2, 0.0)
+
+    def by_group(values: np.ndarray) -> np.ndarray:
+        return np.bincount(flat_group, weights=values.ravel(), minlength=n_metrics * g)
+
+    n_group = by_group(size)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        g_mean = np.where(n_group > 0, by_group(np.nan_to_num(mean) * size) / n_group, np.nan)
+        accel = by_group(num) / (6 * by_group(den) ** 1.5)
+        pooled = (cube - g_mean.reshape(n_metrics, g)[:, groups.of_experiment][..., None]) ** 2
+        g_sd = np.sqrt(by_group(np.nansum(pooled, axis=-1)) / (n_group - 1))
+    spread = np.zeros(n_metrics * g)
+    np.maximum.at(spread, flat_group, np.where(n > 1, np.abs(centred).max(-1), 0.0).ravel())
+    alpha = _group_alpha(sd, n, groups.weight, by_group, confidence, expand)
+    res = group_intervals(groups.sink, np.nan_to_num(g_mean), accel, spread, alpha=alpha)
+    resampled = by_group((n >= 2).astype(np.float64)) > 0
+    low, high = np.where(resampled, res.low, np.nan), np.where(resampled, res.high, np.nan)
+    method = np.where(resampled, res.method, METHOD_NONE).astype(object)
+    single = by_group((n == 1).astype(np.float64)).astype(int)
+    out = {"n": n_group.astype(int), "mean": g_mean, "sd": np.where(n_group > 1, g_sd, np.nan),
+           "ci_low": low, "ci_high": high, "method": method,
+           "warning": _group_warnings(n_group.astype(int), method, single, resampled)}
+    return {k: v.reshape(n_metrics, g) for k, v in out.items()}
+
+
+def _group_warnings(n: np.ndarray, method: np.ndarray, single: np.ndarray, resampled: np.ndarray) -> np.ndarray:
+    """The usual warnings, plus what single-cycle experiments do to a group's interval."""
+    warning = _warnings(n, method)
+    for i in np.flatnonzero(single > 0):
+        note = (f"{single[i]} experiment(s) with a single cycle add no cycle-to-cycle noise" if resampled[i]
+                else "no experiment has 2 or more cycles: no interval")
+        warning[i] = _join(warning[i], note)
+    return warning
+
+
+def summarize(df: pd.DataFrame, *, metrics: Sequence[str] = DEFAULT_METRICS, group_by: Sequence[str] | None = None,
+              seed: int | None = None, n_resamples: int = 10_000, confidence: float = 0.95,
+              expand: bool = True) -> Summary:
+    """Per-experiment (and per-group) statistics across the passed cycles of ``df`` (as ``load`` returns).
+
+    ``metrics`` are columns or short names (``energy_per_output_token``); ``seed`` None draws one
+    (recorded in the Summary); ``expand`` is the small-sample expansion of the BCa level (see
+    ``bootstrap.expanded_alpha``).
+    """
+    if seed is None:
+        seed = int(np.random.SeedSequence().entropy % 2**32)
+    resolved = [m if m in df.columns else metric_column(m) for m in metrics]  # unknown names raise
+    metrics = [m for m in dict.fromkeys(resolved) if m in df.columns]
+    experiments = sorted(df["experiment_id"].unique().tolist()) if len(df) else []
+    passed = df[df["status"] == "passed"] if len(df) else df
+    cube = _value_cube(passed, experiments, metrics)
+    n, mean, sd = _describe(cube)
+    rng = np.random.default_rng(seed)
+    groups = _make_groups(df, experiments, group_by, n, n_resamples) if group_by and experiments else None
+    low, high, method = _experiment_intervals(cube, n, confidence=confidence, n_resamples=n_resamples, rng=rng,
+                                              groups=groups, expand=expand)
+    exp_stats = {"n": n, "mean": mean, "sd": sd, "ci_low": low, "ci_high": high, "method": method,
+                 "warning": _warnings(n, method)}
+    table = experiment_table(df, experiments)
+    stat_columns = {f"{name}_{key}": values[m] for m, name in enumerate(metrics) for key, values in exp_stats.items()}
+    config = [c for c in table.columns if c.startswith("config.")]
+    table = pd.concat([table.drop(columns=config), pd.DataFrame(stat_columns), table[config]], axis=1)
+    group_table = None
+    if groups is not None:
+        g_stats = _group_statistics(cube, n, mean, sd, groups, confidence, expand)
+        columns = {f"{name}_{key}": values[m] for m, name in enumerate(metrics)
+                   for key, values in g_stats.items()}
+        group_table = pd.concat([groups.labels, pd.DataFrame(columns)], axis=1)
+        group_table.insert(1, "n_experiments", np.bincount(groups.of_experiment, minlength=len(groups.labels)))
+    return Summary(experiments=table, groups=group_table, metrics=tuple(metrics),
+                   group_by=tuple(dict.fromkeys(group_by or ())), seed=seed, n_resamples=n_resamples,
+                   confidence=confidence, expanded=expand, header=_header(df), skipped=list(df.attrs.get("skipped", [])))
+
+
+def _header(df: pd.DataFrame) -> dict[str, Any]:
+    def unique(col: str) -> list[Any]:
+        return sorted({v for v in df[col].dropna().tolist()}) if col in df.columns and len(df) else []
+
+    cycles = df["cycles_total"].max() if len(df) and "cycles_total" in df else None
+    return {"campaigns": unique("campaign"), "run_ids": unique("run_id"), "energy_sources": unique("energy_source"),
+            "run_dirs": unique("run_dir"),
+            "cycles_configured": int(cycles) if cycles is not None and not pd.isna(cycles) else None,
+            "items": int(len(df)), "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+
+
+__all__ = ["DEFAULT_METRICS", "BootstrapCI", "bootstrap_ci", "summarize"]

@@ -1,0 +1,103 @@
+"""The session-end terminal table: experiments sorted by the main energy metric, with CIs and flags.
+
+Verbosity: ``-q`` (< 0) shows the best ``QUIET_ROWS`` experiments; default shows up to
+``DEFAULT_ROWS``; ``-v`` (> 0) shows every experiment and adds detail columns.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pandas as pd
+
+from .metrics import METRIC_LABELS
+from .summary import Summary
+
+QUIET_ROWS = 5
+DEFAULT_ROWS = 50
+FLAG_WORDS = {"estimated": "est", "simulated": "sim", "throttled": "thr", "short_window": "short"}
+_DETAIL = (("energy_per_output_token_j", "J/out raw"), ("energy_j", "J raw"), ("mean_power_w", "W"),
+           ("ttft_ms_mean", "TTFT ms"), ("itl_ms_mean", "ITL ms"))
+
+
+def _num(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
+        return "-"
+    return f"{float(value):.4g}"
+
+
+def _ci(row: pd.Series, metric: str) -> str:
+    low, high, mean = row.get(f"{metric}_ci_low"), row.get(f"{metric}_ci_high"), row.get(f"{metric}_mean")
+    if low is None or pd.isna(low) or pd.isna(high):
+        return "no CI"
+    half = (high - low) / 2
+    rel = f" ±{half / abs(mean) * 100:.1f}%" if mean else ""
+    return f"[{_num(low)}, {_num(high)}]{rel}"
+
+
+def flag_words(row: pd.Series) -> str:
+    """``est,sim,thr,short`` for an experiment row: estimated, simulated, throttled and short-window cycles."""
+    words = [FLAG_WORDS[f] for f in ("estimated", "simulated") if bool(row.get(f))]
+    words += [FLAG_WORDS[f] for f in ("throttled", "short_window") if (row.get(f"{f}_cycles") or 0) > 0]
+    return ",".join(words)
+
+
+def _render(rows: list[list[str]], right: set[int]) -> list[str]:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return ["  ".join(cell.rjust(w) if i in right else cell.ljust(w) for i, (cell, w) in enumerate(zip(r, widths))).rstrip()
+            for r in rows]
+
+
+def _table(frame: pd.DataFrame, label_col: str, main: str, verbosity: int) -> list[list[str]]:
+    details = [(m, h) for m, h in _DETAIL if verbosity > 0 and m != main and f"{m}_mean" in frame and frame[f"{m}_mean"].notna().any()]
+    unit = METRIC_LABELS.get(main, (main, ""))[1]
+    head = [label_col.replace("_id", ""), "n", f"mean {unit}".strip(), "95% CI", "tok/s", *[h for _, h in details], "flags"]
+    rows = [head]
+    for _, row in frame.iterrows():
+        n = row.get(f"{main}_n")
+        rows.append([str(row[label_col]), "-" if pd.isna(n) else str(int(n)), _num(row.get(f"{main}_mean")), _ci(row, main),
+                     _num(row.get("tokens_per_s_mean")), *[_num(row.get(f"{m}_mean")) for m, _ in details],
+                     flag_words(row) if label_col == "experiment_id" else ""])
+    return rows
+
+
+def _few_cycles_warning(table: pd.DataFrame, main: str, cycles_configured: int | None) -> list[str]:
+    if cycles_configured == 1 or f"{main}_n" not in table:
+        return []
+    n = table[f"{main}_n"]
+    few = table[(n > 0) & (n < 3)]
+    if not len(few):
+        return []
+    names = ", ".join(few["experiment_id"].head(3)) + (", ..." if len(few) > 3 else "")
+    return [f"warning: {len(few)} experiment(s) with fewer than 3 passed cycles: CIs missing or unreliable ({names})"]
+
+
+def format_terminal_table(summary: Summary, verbosity: int = 0, *, cycles_configured: int | None = None) -> list[str]:
+    """Lines for the terminal summary; ``cycles_configured`` = 1 (a single-cycle campaign) silences n < 3 warnings."""
+    table = summary.experiments
+    main = summary.main_metric
+    if main is None or not len(table):
+        return ["llenergy: no results to summarise"]
+    if cycles_configured is None:
+        cycles_configured = summary.cycles_configured
+    label, unit = METRIC_LABELS.get(main, (main, ""))
+    lines = [f"llenergy: {len(table)} experiment(s), sorted by {label.lower()} [{unit}]: mean and "
+             f"{summary.confidence:.0%} bootstrap CI (BCa, seed {summary.seed})"]
+    if table.get("simulated", pd.Series(dtype=bool)).any():
+        lines.append("NOTE: SIMULATED energy (replayed power trace), not a measurement")
+    if table.get("estimated", pd.Series(dtype=bool)).any():
+        lines.append("NOTE: ESTIMATED energy (no hardware counter): treat figures as approximate")
+    ordered = table.sort_values(f"{main}_mean", na_position="last", kind="stable")
+    limit = QUIET_ROWS if verbosity < 0 else (len(ordered) if verbosity > 0 else DEFAULT_ROWS)
+    rows = _table(ordered.head(limit), "experiment_id", main, verbosity)
+    lines += _render(rows, right={1, 2, 4})
+    if len(ordered) > limit:
+        lines.append(f"... {len(ordered) - limit} more (-v shows all; see summary.csv)")
+    if verbosity >= 0 and summary.groups is not None and len(summary.groups):
+        groups = summary.groups.sort_values(f"{main}_mean", na_position="last", kind="stable")
+        lines.append(f"groups by {', '.join(summary.group_by)} (stratified over cycles):")
+        lines += _render(_table(groups, "group", main, verbosity), right={1, 2, 4})
+    if any(flag_words(r) for _, r in ordered.head(limit).iterrows()):
+        lines.append("flags: est = estimated, sim = simulated, thr = throttled cycles, short = short window cycles")
+    return lines + _few_cycles_warning(table, main, cycles_configured)

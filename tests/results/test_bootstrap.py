@@ -1,0 +1,125 @@
+"""The vectorised BCa engine agrees with scipy.stats.bootstrap (same resamples, same formula)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from pytest_llenergy.results import bootstrap
+from pytest_llenergy.results.bootstrap import (
+    Strata,
+    bca_mean_intervals,
+    expanded_alpha,
+    group_intervals,
+)
+
+
+def scipy_bca(x: np.ndarray, seed: int, n_resamples: int = 10_000) -> tuple[float, float]:
+    res = stats.bootstrap((x,), np.mean, n_resamples=n_resamples, rng=np.random.default_rng(seed), method="BCa")
+    return float(res.confidence_interval.low), float(res.confidence_interval.high)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("n", [10, 15, 25])
+def test_matches_scipy_for_one_sample(seed: int, n: int):
+    x = np.random.default_rng(100 + seed).lognormal(3, 0.4, size=n)
+    got = bca_mean_intervals(x[None, :], rng=np.random.default_rng(seed), expand=False)
+    low, high = scipy_bca(x, seed)
+    # Same resamples and formula; a resample that permutes the data ties with the mean, which we
+    # count as a tie and scipy as <, = or > depending on rounding (rare for n >= 10).
+    assert got.method[0] == "BCa"
+    assert got.low[0] == pytest.approx(low, abs=1e-3 * (high - low))
+    assert got.high[0] == pytest.approx(high, abs=1e-3 * (high - low))
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_matches_scipy_exactly_when_ties_are_exact(seed: int):
+    x = np.array([1.0, 2.0, 3.0, 6.0])  # small integers: every permutation's mean is exactly 3.0
+    got = bca_mean_intervals(x[None, :], rng=np.random.default_rng(seed), expand=False)
+    assert (got.low[0], got.high[0]) == scipy_bca(x, seed)
+
+
+def test_expansion_is_scipy_at_the_expanded_level():
+    x = np.random.default_rng(4).normal(10, 1, size=10)
+    alpha = float(expanded_alpha(0.95, 10 / 9, 9))
+    assert 0.0085 < alpha < 0.0087  # z = sqrt(10/9) * t_9(0.975) = 2.384
+    got = bca_mean_intervals(x[None, :], rng=np.random.default_rng(2))
+    ref = stats.bootstrap((x,), np.mean, n_resamples=10_000, rng=np.random.default_rng(2), method="BCa",
+                          confidence_level=1 - 2 * alpha).confidence_interval
+    width = ref.high - ref.low
+    assert abs(got.low[0] - ref.low) < 1e-3 * width and abs(got.high[0] - ref.high) < 1e-3 * width
+    plain = bca_mean_intervals(x[None, :], rng=np.random.default_rng(2), expand=False)
+    assert got.low[0] < plain.low[0] and got.high[0] > plain.high[0]
+
+
+def test_rows_of_a_batch_each_match_scipy_within_monte_carlo_error():
+    x = np.random.default_rng(7).normal(50, 3, size=(6, 10))
+    got = bca_mean_intervals(x, rng=np.random.default_rng(11), expand=False)
+    for i in range(6):
+        low, high = scipy_bca(x[i], 1000 + i)  # other resamples: Monte Carlo error only
+        width = high - low
+        assert abs(got.low[i] - low) < 0.05 * width and abs(got.high[i] - high) < 0.05 * width
+
+
+def test_bracket_misses_fall_back_to_exact_selection(monkeypatch: pytest.MonkeyPatch):
+    x = np.random.default_rng(3).gamma(2.0, size=(20, 8))
+    exact = bca_mean_intervals(x, rng=np.random.default_rng(5))
+    monkeypatch.setattr(bootstrap, "_SUBSAMPLE", 4)  # brackets from 4 values miss almost always
+    fallback = bca_mean_intervals(x, rng=np.random.default_rng(5))
+    np.testing.assert_allclose(fallback.low, exact.low, rtol=1e-12)
+    np.testing.assert_allclose(fallback.high, exact.high, rtol=1e-12)
+
+
+def test_constant_rows_and_tiny_samples():
+    x = np.array([[5.0, 5.0, 5.0], [1.0, 2.0, 3.0], [1.0, 2.0, 2.0]])
+    got = bca_mean_intervals(x, rng=np.random.default_rng(0), expand=False)
+    assert list(got.method) == ["constant", "BCa", "BCa"]
+    assert (got.low[0], got.high[0]) == (5.0, 5.0)
+    assert (got.low[1], got.high[1]) == scipy_bca(x[1], 0)
+    assert (got.low[2], got.high[2]) == scipy_bca(x[2], 0)
+
+
+def test_large_samples_use_bounded_slices(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(bootstrap, "_MAX_WEIGHTS", 50_000)  # force slicing for n = 2,000
+    x = np.random.default_rng(9).exponential(size=(3, 2000))
+    first = bca_mean_intervals(x, rng=np.random.default_rng(1), expand=False)
+    again = bca_mean_intervals(x, rng=np.random.default_rng(1), expand=False)
+    np.testing.assert_array_equal(first.low, again.low)
+    for i in range(3):
+        low, high = scipy_bca(x[i], 50 + i)
+        assert abs(first.low[i] - low) < 0.05 * (high - low) and abs(first.high[i] - high) < 0.05 * (high - low)
+
+
+def test_rejects_bad_input():
+    rng = np.random.default_rng(0)
+    with pytest.raises(ValueError, match="at least 2"):
+        bca_mean_intervals(np.ones((2, 1)), rng=rng)
+    with pytest.raises(ValueError, match="finite"):
+        bca_mean_intervals(np.array([[1.0, np.nan]]), rng=rng)
+    with pytest.raises(ValueError, match="confidence"):
+        bca_mean_intervals(np.array([[1.0, 2.0]]), rng=rng, confidence=1.5)
+
+
+def test_stratified_group_interval_matches_scipy_multi_sample():
+    rng = np.random.default_rng(21)
+    samples = [rng.normal(10, 1, 6), rng.normal(30, 2, 6), rng.normal(20, 4, 9)]
+    total = sum(s.size for s in samples)
+    weights = [s.size / total for s in samples]
+
+    def statistic(*xs, axis=-1):
+        return sum(w * np.mean(x, axis=axis) for w, x in zip(weights, xs))
+
+    ref = stats.bootstrap(samples, statistic, n_resamples=20_000, rng=np.random.default_rng(0), method="BCa")
+    sink = np.zeros((1, 20_000))
+    for k, rows in enumerate([[0, 1], [2]]):  # one call per sample size (6, then 9)
+        data = np.array([samples[r] for r in rows])
+        strata = Strata(sink, np.zeros(len(rows), dtype=int), np.array([weights[r] for r in rows]), np.array(rows))
+        bca_mean_intervals(data, n_resamples=20_000, rng=np.random.default_rng(k), strata=strata, expand=False)
+    centred = [s - s.mean() for s in samples]
+    u = [w * c for w, c in zip(weights, centred)]
+    accel = sum((x**3).sum() / x.size**3 for x in u) / (6 * sum((x**2).sum() / x.size**2 for x in u) ** 1.5)
+    mean = statistic(*samples)
+    got = group_intervals(sink, np.array([mean]), np.array([accel]), np.array([1.0]), alpha=np.array([0.025]))
+    low, high = ref.confidence_interval
+    assert abs(got.low[0] - low) < 0.03 * (high - low) and abs(got.high[0] - high) < 0.03 * (high - low)
