@@ -1,0 +1,222 @@
+"""Idle (baseline) power per device: measured, cached with a TTL, re-validated for drift.
+
+The subtracted baseline is idle *in the state the workload runs in* (P0 on NVIDIA): an H200
+idle for long sits at ~82 W in a deep P-state, but after any work it stays in P0 at ~120 W for
+minutes. A reading taken in a deeper state (pstate > 0) is kept as ``deep_idle_w``; when a
+``prime`` callable is given (e.g. a tiny CUDA kernel) the cache calls it and re-measures, so the
+subtracted figure is P0 idle. Mean power comes from the energy counter when there is one
+(counter joules / duration), else from the samples; the sd is always from the samples.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from .meter import EnergyMeter
+from .sources.base import EnergySource, SourceError
+
+KEY_PREFIX = "llenergy/baseline/"
+
+
+@dataclass(frozen=True)
+class BaselineReading:
+    """Idle power per device label (W), with how and when it was measured."""
+
+    power_w: dict[str, float]
+    sd_w: dict[str, float] = field(default_factory=dict)
+    n_samples: int = 0
+    pstate: dict[str, int | None] = field(default_factory=dict)
+    temperature_c: dict[str, float | None] = field(default_factory=dict)
+    timestamp: float = 0.0
+    duration_s: float = 0.0
+    deep_idle_w: dict[str, float] | None = None
+    drift_pct: float | None = None
+
+    def to_info(self, method: str, age: float | None) -> dict[str, Any]:
+        """A dict matching ``BaselineInfo`` in results/schema.py."""
+        return {
+            "method": method, "power_w": dict(self.power_w), "sd_w": dict(self.sd_w),
+            "n_samples": self.n_samples, "duration_s": self.duration_s, "age_s": age,
+            "pstate": dict(self.pstate), "temperature_c": dict(self.temperature_c),
+            "deep_idle_w": dict(self.deep_idle_w) if self.deep_idle_w else None,
+            "drift_pct": self.drift_pct,
+        }
+
+    def device_entry(self, label: str) -> dict[str, Any]:
+        """The JSON-serialisable cache entry of one device."""
+        deep = (self.deep_idle_w or {}).get(label)
+        return {"power_w": self.power_w[label], "sd_w": self.sd_w.get(label),
+                "n_samples": self.n_samples, "pstate": self.pstate.get(label),
+                "temperature_c": self.temperature_c.get(label), "timestamp": self.timestamp,
+                "duration_s": self.duration_s, "deep_idle_w": deep}
+
+    @classmethod
+    def from_entries(cls, entries: dict[str, dict[str, Any]]) -> BaselineReading:
+        """Combine per-device cache entries (label -> entry) into one reading."""
+        deep = {k: float(e["deep_idle_w"]) for k, e in entries.items() if e.get("deep_idle_w") is not None}
+        return cls(
+            power_w={k: float(e["power_w"]) for k, e in entries.items()},
+            sd_w={k: float(e["sd_w"]) for k, e in entries.items() if e.get("sd_w") is not None},
+            n_samples=min(int(e.get("n_samples", 0)) for e in entries.values()),
+            pstate={k: e.get("pstate") for k, e in entries.items()},
+            temperature_c={k: e.get("temperature_c") for k, e in entries.items()},
+            timestamp=min(float(e["timestamp"]) for e in entries.values()),
+            duration_s=min(float(e.get("duration_s", 0.0)) for e in entries.values()),
+            deep_idle_w=deep or None,
+        )
+
+
+def _last(series: Any, name: str, j: int) -> float | None:
+    values = series.aux.get(name)
+    if values is None or values.shape[0] == 0 or not np.isfinite(values[-1, j]):
+        return None
+    return float(values[-1, j])
+
+
+def measure_baseline(
+    source: EnergySource,
+    duration_s: float = 30.0,
+    hz: float = 10.0,
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+    now: Callable[[], float] = time.time,
+) -> BaselineReading:
+    """Idle power per device over ``duration_s`` (the caller keeps the device idle)."""
+    meter = EnergyMeter(source, sample_hz=hz)
+    with meter.measure("baseline"):
+        sleep(duration_s)
+    m, series = meter.windows[-1], meter.series("baseline")
+    errors = [f for f in m.flags if f.startswith("source_error:")]
+    if errors:
+        raise SourceError(f"baseline measurement failed: {errors[0][len('source_error:'):]}")
+    power, sd, pstate, temp, deep = {}, {}, {}, {}, {}
+    for j, dev in enumerate(m.devices):
+        if dev.mean_power_w is None:
+            raise SourceError(f"baseline measurement got no data for {dev.device}")
+        col = series.power_w[(series.t_s >= 0) & (series.t_s <= series.duration_s), j]
+        power[dev.device] = dev.mean_power_w
+        sd[dev.device] = float(np.std(col, ddof=1)) if col.size > 1 else 0.0
+        ps = _last(series, "pstate", j)
+        pstate[dev.device] = int(ps) if ps is not None else None
+        temp[dev.device] = _last(series, "temperature_c", j)
+        if pstate[dev.device]:
+            deep[dev.device] = dev.mean_power_w
+    return BaselineReading(power, sd, m.n_samples, pstate, temp, now(), m.duration_s, deep or None)
+
+
+class BaselineCache:
+    """Baselines persisted through ``get``/``set`` callables (e.g. pytest's ``config.cache``).
+
+    One entry per device under ``llenergy/baseline/<uuid or label>``. ``obtain`` returns a
+    cached reading younger than ``ttl_s``, else measures (method ``fresh``). ``maybe_revalidate``
+    re-measures briefly every ``revalidate_every`` experiments and, when the idle power moved by
+    more than ``drift_threshold`` (relative), re-measures in full (method ``revalidated``).
+    """
+
+    def __init__(
+        self,
+        get: Callable[[str], dict | None],
+        set: Callable[[str, dict], None],  # noqa: A002 - the pytest cache's own name
+        ttl_s: float = 3600.0,
+        drift_threshold: float = 0.10,
+        revalidate_every: int = 10,
+        revalidate_duration_s: float = 5.0,
+        *,
+        duration_s: float = 30.0,
+        hz: float = 10.0,
+        prime: Callable[[], None] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        now: Callable[[], float] = time.time,
+    ) -> None:
+        self._get, self._set = get, set
+        self.ttl_s, self.drift_threshold = ttl_s, drift_threshold
+        self.revalidate_every, self.revalidate_duration_s = revalidate_every, revalidate_duration_s
+        self.duration_s, self.hz, self.prime = duration_s, hz, prime
+        self._sleep, self._now = sleep, now
+        self.current: BaselineReading | None = None
+
+    @staticmethod
+    def key(device_key: str) -> str:
+        return KEY_PREFIX + device_key
+
+    def age(self, reading: BaselineReading) -> float:
+        """Seconds since ``reading`` was measured."""
+        return max(self._now() - reading.timestamp, 0.0)
+
+    def obtain(self, source: EnergySource, refresh: bool = False) -> tuple[BaselineReading, str]:
+        """The baseline to subtract and how it was obtained (``fresh`` or ``cached``)."""
+        if not refresh:
+            cached = self._load(source)
+            if cached is not None and self.age(cached) <= self.ttl_s:
+                self.current = cached
+                return cached, "cached"
+        return self._measure_and_store(source, self.duration_s), "fresh"
+
+    def maybe_revalidate(
+        self, source: EnergySource, experiments_done: int
+    ) -> tuple[BaselineReading, str] | None:
+        """Check for drift every ``revalidate_every`` experiments; None when no check was due.
+
+        Returns ``(reading, "cached")`` when the check found no drift beyond the threshold
+        (``drift_pct`` recorded), else ``(new reading, "revalidated")``.
+        """
+        every = self.revalidate_every
+        if not every or experiments_done <= 0 or experiments_done % every:
+            return None
+        old = self.current or self._load(source)
+        if old is None:
+            return self.obtain(source)
+        quick = self._measure(source, self.revalidate_duration_s)
+        drift = _drift(old, quick)
+        if drift is None or drift <= self.drift_threshold:
+            self.current = replace(old, drift_pct=None if drift is None else drift * 100.0)
+            return self.current, "cached"
+        fresh = self._measure_and_store(source, self.duration_s)
+        self.current = replace(fresh, drift_pct=drift * 100.0)
+        return self.current, "revalidated"
+
+    # -- internals ----------------------------------------------------------------------------
+    def _measure(self, source: EnergySource, duration: float) -> BaselineReading:
+        reading = measure_baseline(source, duration, self.hz, sleep=self._sleep, now=self._now)
+        if reading.deep_idle_w and self.prime is not None:
+            self.prime()  # bring the device to the state the workload runs in, then re-measure
+            p0 = measure_baseline(source, duration, self.hz, sleep=self._sleep, now=self._now)
+            reading = replace(p0, deep_idle_w=p0.deep_idle_w or reading.deep_idle_w)
+        return reading
+
+    def _measure_and_store(self, source: EnergySource, duration: float) -> BaselineReading:
+        reading = self._measure(source, duration)
+        previous = self._load(source)
+        if previous is not None and previous.deep_idle_w:
+            merged = {**previous.deep_idle_w, **(reading.deep_idle_w or {})}
+            reading = replace(reading, deep_idle_w=merged)
+        for dev in source.devices():
+            self._set(self.key(dev.key), reading.device_entry(dev.label))
+        self.current = reading
+        return reading
+
+    def _load(self, source: EnergySource) -> BaselineReading | None:
+        entries = {}
+        for dev in source.devices():
+            entry = self._get(self.key(dev.key))
+            if not isinstance(entry, dict) or not isinstance(entry.get("power_w"), (int, float)):
+                return None
+            if not isinstance(entry.get("timestamp"), (int, float)):
+                return None
+            entries[dev.label] = entry
+        return BaselineReading.from_entries(entries) if entries else None
+
+
+def _drift(old: BaselineReading, new: BaselineReading) -> float | None:
+    """Largest relative change of idle power across devices; deep-idle readings are skipped."""
+    changes = [
+        abs(new.power_w[k] - w) / w
+        for k, w in old.power_w.items()
+        if k in new.power_w and w > 0 and not (new.pstate.get(k) and not old.pstate.get(k))
+    ]
+    return max(changes) if changes else None

@@ -1,0 +1,263 @@
+"""The figures of one measured window, computed from edge counters and sampled power.
+
+Definitions (the same as ``results/schema.py``'s ``WindowEnergy`` / ``DeviceEnergy``):
+
+- counter energy: difference of the cumulative energy counter read at the two window edges;
+- integral energy: trapezoid integral of sampled power over exactly [0, duration] (the series
+  is linearly interpolated at the edges, held constant beyond the first/last sample);
+- energy: the counter when available, else the integral; mean power = energy / duration;
+- adjusted energy: energy - baseline W x duration, for GPU (nvml) and replay devices only;
+- uncertainty (short windows only): a counter that updates every T seconds can be read up to
+  one update stale at each edge, so the difference is off by up to mean power x T; without a
+  counter T is the sampling period.
+- throttle seconds: differenced cumulative violation counters, per cause, the worst device;
+  ``throttled`` when any of power, thermal, board limit, reliability or sync boost is > 0.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+import numpy as np
+
+from .sampler import Timeseries
+from .sources.base import DeviceInfo
+
+#: Source kinds whose energy has a baseline subtracted (GPUs and traces of GPUs).
+BASELINE_KINDS = frozenset({"nvml", "replay"})
+#: Causes that count as throttling (low utilisation and clock totals are reported, not flagged).
+THROTTLE_CAUSES = ("power", "thermal", "board_limit", "reliability", "sync_boost")
+SHORT_WINDOW_UPDATES = 10
+
+
+def _num(x: Any) -> float | None:
+    """A plain float, or None for missing / non-finite values."""
+    if x is None:
+        return None
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def _sum(values: Sequence[float | None]) -> float | None:
+    return None if not values or any(v is None for v in values) else float(sum(values))  # type: ignore[arg-type]
+
+
+def _ratio(num: float | None, den: float | int | None) -> float | None:
+    return None if num is None or not den else num / den
+
+
+def clip_series(t: np.ndarray, p: np.ndarray, duration: float) -> tuple[np.ndarray, np.ndarray]:
+    """Samples inside [0, duration] plus interpolated edge points; ``p`` is (n, devices)."""
+    if t.size == 0:
+        return t, p
+    inside = (t > 0.0) & (t < duration)
+    edges = np.array([0.0, duration])
+    at_edges = np.column_stack([np.interp(edges, t, p[:, j]) for j in range(p.shape[1])])
+    tt = np.concatenate(([0.0], t[inside], [duration]))
+    pp = np.vstack([at_edges[:1], p[inside], at_edges[1:]])
+    return tt, pp
+
+
+def trapezoid(t: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """Trapezoid integral of each column of ``p`` over ``t``."""
+    if t.size < 2:
+        return np.zeros(p.shape[1])
+    return (0.5 * (p[1:] + p[:-1]) * np.diff(t)[:, None]).sum(axis=0)
+
+
+@dataclass(frozen=True)
+class DeviceMeasurement:
+    """One device's figures; keys of :meth:`to_dict` match ``DeviceEnergy``."""
+
+    device: str
+    name: str | None = None
+    uuid: str | None = None
+    counter_energy_j: float | None = None
+    integral_energy_j: float | None = None
+    energy_j: float | None = None
+    baseline_power_w: float | None = None
+    adjusted_energy_j: float | None = None
+    mean_power_w: float | None = None
+    peak_power_w: float | None = None
+    peak_memory_mb: float | None = None
+    mean_utilization_pct: float | None = None
+    max_temperature_c: float | None = None
+    throttle_s: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: (dict(v) if isinstance(v := getattr(self, f.name), dict) else v)
+                for f in fields(self)}
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One window's figures; keys of :meth:`to_dict` match ``WindowEnergy``."""
+
+    name: str
+    source: str
+    duration_s: float
+    estimated: bool = False
+    simulated: bool = False
+    energy_j: float | None = None
+    counter_energy_j: float | None = None
+    integral_energy_j: float | None = None
+    disagreement_pct: float | None = None
+    adjusted_energy_j: float | None = None
+    baseline_power_w: float | None = None
+    mean_power_w: float | None = None
+    peak_power_w: float | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    energy_per_output_token_j: float | None = None
+    energy_per_token_j: float | None = None
+    adjusted_energy_per_output_token_j: float | None = None
+    adjusted_energy_per_token_j: float | None = None
+    uncertainty_j: float | None = None
+    n_samples: int = 0
+    sample_hz: float | None = None
+    throttled: bool = False
+    throttle_s: dict[str, float] = field(default_factory=dict)
+    flags: tuple[str, ...] = ()
+    devices: tuple[DeviceMeasurement, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if f.name == "devices":
+                v = [d.to_dict() for d in v]
+            elif f.name == "flags":
+                v = list(v)
+            elif isinstance(v, dict):
+                v = dict(v)
+            out[f.name] = v
+        return out
+
+
+@dataclass(frozen=True)
+class WindowInputs:
+    """Everything read for one window, before any figure is computed."""
+
+    name: str
+    kind: str
+    estimated: bool
+    simulated: bool
+    has_counter: bool
+    counter_period_s: float | None
+    devices: Sequence[DeviceInfo]
+    duration_s: float
+    series: Timeseries
+    counters: tuple[np.ndarray | None, np.ndarray | None] = (None, None)
+    throttle: tuple[Mapping[str, np.ndarray] | None, Mapping[str, np.ndarray] | None] = (None, None)
+    baseline_w: Mapping[str, float] | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    errors: Sequence[str] = ()
+    aborted: bool = False
+
+
+def _aux_stat(series: Timeseries, name: str, j: int, fn: Any) -> float | None:
+    values = series.aux.get(name)
+    if values is None or values.shape[0] == 0:
+        return None
+    mask = (series.t_s >= 0) & (series.t_s <= series.duration_s)
+    col = values[mask, j] if mask.any() else values[:, j]
+    col = col[np.isfinite(col)]
+    return _num(fn(col)) if col.size else None
+
+
+def _throttle(w: WindowInputs) -> list[dict[str, float]]:
+    before, after = w.throttle
+    per_dev: list[dict[str, float]] = [{} for _ in w.devices]
+    if before is None or after is None:
+        return per_dev
+    for cause in before.keys() & after.keys():
+        diff = (np.asarray(after[cause], dtype=np.int64) - np.asarray(before[cause], dtype=np.int64))
+        for j, ns in enumerate(diff):
+            per_dev[j][cause] = max(float(ns), 0.0) / 1e9
+    return per_dev
+
+
+def _devices(w: WindowInputs, tt: np.ndarray, pp: np.ndarray) -> list[DeviceMeasurement]:
+    c0, c1 = w.counters
+    have_counter = c0 is not None and c1 is not None
+    integral = trapezoid(tt, pp) if tt.size else None
+    throttle = _throttle(w)
+    subtract = w.kind in BASELINE_KINDS and w.baseline_w is not None
+    dur = w.duration_s
+    out = []
+    for j, dev in enumerate(w.devices):
+        counter = _num(c1[j] - c0[j]) if have_counter else None  # type: ignore[index]
+        integ = _num(integral[j]) if integral is not None else None
+        energy = counter if counter is not None else integ
+        base = _num(w.baseline_w.get(dev.label)) if subtract else None  # type: ignore[union-attr]
+        adjusted = energy - base * dur if energy is not None and base is not None else None
+        out.append(DeviceMeasurement(
+            device=dev.label, name=dev.name, uuid=dev.uuid,
+            counter_energy_j=counter, integral_energy_j=integ, energy_j=energy,
+            baseline_power_w=base, adjusted_energy_j=adjusted,
+            mean_power_w=_ratio(energy, dur), peak_power_w=_num(pp[:, j].max()) if tt.size else None,
+            peak_memory_mb=_aux_stat(w.series, "memory_used_mb", j, np.max),
+            mean_utilization_pct=_aux_stat(w.series, "gpu_util_pct", j, np.mean),
+            max_temperature_c=_aux_stat(w.series, "temperature_c", j, np.max),
+            throttle_s=throttle[j],
+        ))
+    return out
+
+
+def _flags(w: WindowInputs, devs: list[DeviceMeasurement], period: float, n: int) -> list[str]:
+    flags = []
+    if w.duration_s < SHORT_WINDOW_UPDATES * period:
+        flags.append("short_window")
+    if any(d.counter_energy_j is None for d in devs):
+        flags.append("counter_unavailable")
+    if w.series.gaps:
+        flags.append("sampler_gaps")
+    if n == 0:
+        flags.append("no_samples")
+    for err in dict.fromkeys(w.errors):
+        flags.append(f"source_error:{err}")
+    if w.aborted:
+        flags.append("aborted")
+    return flags
+
+
+def build_measurement(w: WindowInputs) -> Measurement:
+    """Compute every figure of one window."""
+    tt, pp = clip_series(w.series.t_s, w.series.power_w, w.duration_s)
+    devs = _devices(w, tt, pp)
+    n = w.series.n
+    hz = w.series.nominal_hz or None
+    counter_ok = w.has_counter and w.counters[0] is not None and w.counters[1] is not None
+    period = (w.counter_period_s if counter_ok and w.counter_period_s else 1.0 / (hz or 1.0))
+    flags = _flags(w, devs, period, n)
+    energy = _sum([d.energy_j for d in devs])
+    counter = _sum([d.counter_energy_j for d in devs])
+    integral = _sum([d.integral_energy_j for d in devs])
+    adjusted = _sum([d.adjusted_energy_j for d in devs])
+    mean_power = _ratio(energy, w.duration_s)
+    tokens = (w.input_tokens or 0) + (w.output_tokens or 0) if w.output_tokens is not None else None
+    causes = sorted({c for d in devs for c in d.throttle_s})
+    throttle = {c: max(d.throttle_s.get(c, 0.0) for d in devs) for c in causes}
+    return Measurement(
+        name=w.name, source=w.kind, duration_s=float(w.duration_s),
+        estimated=w.estimated, simulated=w.simulated,
+        energy_j=energy, counter_energy_j=counter, integral_energy_j=integral,
+        disagreement_pct=(integral - counter) / counter * 100.0 if integral is not None and counter else None,
+        adjusted_energy_j=adjusted,
+        baseline_power_w=_sum([d.baseline_power_w for d in devs]),
+        mean_power_w=mean_power,
+        peak_power_w=_num(pp.sum(axis=1).max()) if tt.size else None,
+        input_tokens=w.input_tokens, output_tokens=w.output_tokens,
+        energy_per_output_token_j=_ratio(energy, w.output_tokens),
+        energy_per_token_j=_ratio(energy, tokens),
+        adjusted_energy_per_output_token_j=_ratio(adjusted, w.output_tokens),
+        adjusted_energy_per_token_j=_ratio(adjusted, tokens),
+        uncertainty_j=(mean_power * period if "short_window" in flags and mean_power is not None else None),
+        n_samples=n, sample_hz=hz,
+        throttled=any(throttle.get(c, 0.0) > 0.0 for c in THROTTLE_CAUSES),
+        throttle_s=throttle, flags=tuple(flags), devices=tuple(devs),
+    )

@@ -1,0 +1,170 @@
+"""``EnergyMeter``: named measurement windows over an energy source.
+
+At each edge of ``measure()``: synchronise the accelerator (``cuda_sync``), read the energy
+counters and throttle counters, start/stop the sampler. Source failures never raise out of a
+window: they become ``source_error:<text>`` flags and the samples taken so far are kept. An
+exception raised by the body closes the window (flag ``aborted``) and propagates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .measurement import Measurement, WindowInputs, build_measurement
+from .sampler import MAX_HZ, MIN_HZ, Sampler, Timeseries
+from .sources.base import EnergySource, SourceError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from .baseline import BaselineReading
+
+
+class Window:
+    """The handle yielded by :meth:`EnergyMeter.measure`; ``result`` is set on exit."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.input_tokens: int | None = None
+        self.output_tokens: int | None = None
+        self.result: Measurement | None = None
+
+    def record(self, input_tokens: int | None = None, output_tokens: int | None = None) -> None:
+        """Add token counts processed inside the window (calls accumulate)."""
+        if input_tokens is not None:
+            self.input_tokens = (self.input_tokens or 0) + int(input_tokens)
+        if output_tokens is not None:
+            self.output_tokens = (self.output_tokens or 0) + int(output_tokens)
+
+
+class _Edge:
+    __slots__ = ("t", "counters", "throttle", "errors")
+
+    def __init__(self, source: EnergySource, throttle_first: bool) -> None:
+        self.errors: list[str] = []
+        self.counters: np.ndarray | None = None
+        self.throttle: dict[str, np.ndarray] | None = None
+        if throttle_first:
+            self._read_throttle(source)
+        ta = source.clock()
+        try:
+            self.counters = source.read_counters()
+        except SourceError as exc:
+            self.errors.append(str(exc))
+        self.t = 0.5 * (ta + source.clock())
+        if not throttle_first:
+            self._read_throttle(source)
+
+    def _read_throttle(self, source: EnergySource) -> None:
+        try:
+            self.throttle = source.read_throttle()
+        except SourceError as exc:
+            self.errors.append(str(exc))
+
+
+class EnergyMeter:
+    """Measures named windows; keeps every window's figures and time series."""
+
+    def __init__(
+        self,
+        source: EnergySource,
+        sample_hz: float = 10.0,
+        baseline: BaselineReading | None = None,
+        cuda_sync: Callable[[], None] | None = None,
+        *,
+        use_driver_buffer: bool = True,
+    ) -> None:
+        if not MIN_HZ <= float(sample_hz) <= MAX_HZ:
+            raise ValueError(f"sample_hz must be within {MIN_HZ:g}..{MAX_HZ:g}, got {sample_hz}")
+        self.source = source
+        self.sample_hz = float(sample_hz)
+        self.baseline = baseline
+        self.cuda_sync = cuda_sync
+        self.use_driver_buffer = use_driver_buffer
+        self._records: list[tuple[Measurement, Timeseries]] = []
+
+    @contextmanager
+    def measure(self, name: str = "window") -> Iterator[Window]:
+        """Measure the body; ``window.result`` holds the :class:`Measurement` afterwards."""
+        if self.cuda_sync is not None:
+            self.cuda_sync()
+        start = _Edge(self.source, throttle_first=True)
+        sampler = Sampler(self.source, self.sample_hz, use_driver_buffer=self.use_driver_buffer)
+        sampler.start(start.t)
+        window = Window(name)
+        aborted, sync_error = False, None
+        try:
+            yield window
+        except BaseException:
+            aborted = True
+            raise
+        finally:
+            if self.cuda_sync is not None:
+                try:
+                    self.cuda_sync()
+                except Exception as exc:  # re-raised below once the window is closed
+                    sync_error, aborted = exc, True
+            end = _Edge(self.source, throttle_first=False)
+            series = sampler.stop(end.t)
+            window.result = self._finish(window, start, end, series, aborted)
+        if sync_error is not None:
+            raise sync_error
+
+    def _finish(self, window: Window, start: _Edge, end: _Edge, series: Timeseries,
+                aborted: bool) -> Measurement:
+        src = self.source
+        errors = [*start.errors, *([series.error] if series.error else []), *end.errors]
+        inputs = WindowInputs(
+            name=window.name, kind=src.kind, estimated=src.estimated, simulated=src.simulated,
+            has_counter=src.has_counter, counter_period_s=src.counter_period_s,
+            devices=src.devices(), duration_s=end.t - start.t, series=series,
+            counters=(start.counters, end.counters), throttle=(start.throttle, end.throttle),
+            baseline_w=self.baseline.power_w if self.baseline is not None else None,
+            input_tokens=window.input_tokens, output_tokens=window.output_tokens,
+            errors=errors, aborted=aborted,
+        )
+        result = build_measurement(inputs)
+        self._records.append((result, series))
+        return result
+
+    # -- results ------------------------------------------------------------------------------
+    @property
+    def windows(self) -> list[Measurement]:
+        """Every finished window, in order."""
+        return [m for m, _ in self._records]
+
+    def series(self, name: str) -> Timeseries:
+        """The raw samples of the latest window called ``name``."""
+        for m, s in reversed(self._records):
+            if m.name == name:
+                return s
+        raise KeyError(f"no window named {name!r} (have {[m.name for m in self.windows]})")
+
+    def timeseries(self, name: str) -> pd.DataFrame:
+        """Long-format samples of the latest window called ``name``."""
+        return self.series(name).to_frame()
+
+    def write_timeseries(self, path: str | Path) -> Path:
+        """Write every window's samples to one Parquet file (``window``, ``window_index`` columns)."""
+        import pandas as pd
+
+        frames = []
+        for i, (m, s) in enumerate(self._records):
+            df = s.to_frame(window=m.name)
+            df.insert(1, "window_index", i)
+            frames.append(df)
+        empty = pd.DataFrame(columns=["window", "window_index", "t_s", "device", "power_w"])
+        df = pd.concat(frames, ignore_index=True) if frames else empty
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        df.to_parquet(path, index=False)
+        return path
+
+    def clear(self) -> None:
+        """Forget the finished windows."""
+        self._records.clear()

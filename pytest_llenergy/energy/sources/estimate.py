@@ -1,0 +1,75 @@
+"""An estimate for machines with no readable energy counter (every figure labelled estimated).
+
+Model: power = (CPU seconds the current process used, all its threads, user + system, per
+wall second) x ``cpu_core_power_w`` watts per busy core. The default of 10 W per busy core is
+a server-class figure: a 200-280 W TDP part with 20-28 cores draws roughly 10 W per fully busy
+core. It is a marginal, process-attributed estimate: it ignores idle/static power, other
+processes, DRAM, GPUs and turbo/frequency effects. Override the figure for your CPU
+(``cpu_core_power_w``). Good enough to compare runs on one machine, not to report joules.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from .base import BaseSource, DeviceInfo, RateFromCounter
+
+DEFAULT_CPU_CORE_POWER_W = 10.0
+
+
+def cpu_model() -> str | None:
+    try:
+        for line in open("/proc/cpuinfo", encoding="utf-8"):
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or None
+
+
+class EstimateSource(BaseSource):
+    """Process CPU time x watts per core; no counter, ``estimated=True``."""
+
+    kind = "estimate"
+    estimated = True
+    has_counter = False
+    rate_from_counter = True
+
+    def __init__(
+        self,
+        cpu_core_power_w: float | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        process: Any = None,
+    ) -> None:
+        super().__init__(clock)
+        watts = DEFAULT_CPU_CORE_POWER_W if cpu_core_power_w is None else float(cpu_core_power_w)
+        if not watts > 0:
+            raise ValueError(f"cpu_core_power_w must be > 0, got {cpu_core_power_w}")
+        self.cpu_core_power_w = watts
+        if process is None:
+            import psutil
+
+            process = psutil.Process()
+        self._process = process
+        self._device = DeviceInfo("cpu-estimate", name=cpu_model(), index=0)
+        self._power = RateFromCounter(self._cpu_joules, self.clock)
+
+    def _cpu_joules(self) -> np.ndarray:
+        t = self._process.cpu_times()
+        return np.array([(t.user + t.system) * self.cpu_core_power_w])
+
+    def devices(self) -> list[DeviceInfo]:
+        return [self._device]
+
+    def read_power(self) -> np.ndarray:
+        return self._power()
+
+    def restart_rate(self) -> None:
+        self._power.restart()

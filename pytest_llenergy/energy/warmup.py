@@ -1,0 +1,83 @@
+"""Warmup: run the workload until its latency stops moving.
+
+``convergence``: run until the coefficient of variation (sd / mean, ddof=1) of the last
+``window`` latencies falls below ``cv_threshold``, after at least ``min_iterations`` and at
+most ``max_iterations`` runs; records whether it converged. ``fixed``: exactly ``iterations``
+runs. ``off``: nothing.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+MODES = ("convergence", "fixed", "off")
+
+
+@dataclass(frozen=True)
+class WarmupResult:
+    """What the warmup did; :meth:`to_dict` matches ``WarmupOutcome``."""
+
+    mode: str
+    converged: bool | None
+    iterations: int
+    final_cv: float | None = None
+    cv_threshold: float | None = None
+    latencies_s: list[float] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"mode": self.mode, "converged": self.converged, "iterations": self.iterations,
+                "final_cv": self.final_cv, "cv_threshold": self.cv_threshold,
+                "latencies_s": list(self.latencies_s)}
+
+
+def cv(values: list[float]) -> float:
+    """Coefficient of variation, sd (ddof=1) / mean; inf when the mean is 0."""
+    a = np.asarray(values, dtype=float)
+    mean = float(a.mean())
+    return float(a.std(ddof=1)) / mean if mean else float("inf")
+
+
+def run_warmup(
+    fn: Callable[[], Any],
+    mode: str = "convergence",
+    cv_threshold: float = 0.05,
+    window: int = 5,
+    min_iterations: int = 5,
+    max_iterations: int = 50,
+    iterations: int = 5,
+    clock: Callable[[], float] = time.perf_counter,
+) -> WarmupResult:
+    """Run ``fn`` as warmup according to ``mode`` and report the latencies."""
+    if mode not in MODES:
+        raise ValueError(f"warmup mode must be one of {MODES}, got {mode!r}")
+    if mode == "off":
+        return WarmupResult("off", None, 0)
+    if mode == "fixed":
+        if iterations < 0:
+            raise ValueError(f"iterations must be >= 0, got {iterations}")
+        lat = [_timed(fn, clock) for _ in range(iterations)]
+        final = cv(lat[-window:]) if len(lat) >= max(window, 2) else None
+        return WarmupResult("fixed", None, len(lat), final, None, lat)
+    if window < 2 or min_iterations < 1 or max_iterations < max(min_iterations, window):
+        raise ValueError("need window >= 2, min_iterations >= 1 and "
+                         "max_iterations >= max(min_iterations, window)")
+    lat: list[float] = []
+    final: float | None = None
+    while len(lat) < max_iterations:
+        lat.append(_timed(fn, clock))
+        if len(lat) >= window:
+            final = cv(lat[-window:])
+            if len(lat) >= min_iterations and final < cv_threshold:
+                return WarmupResult("convergence", True, len(lat), final, cv_threshold, lat)
+    return WarmupResult("convergence", False, len(lat), final, cv_threshold, lat)
+
+
+def _timed(fn: Callable[[], Any], clock: Callable[[], float]) -> float:
+    t0 = clock()
+    fn()
+    return clock() - t0

@@ -1,0 +1,140 @@
+"""Baseline measurement and the TTL / drift cache."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from pytest_llenergy.energy import (
+    BaselineCache,
+    BaselineReading,
+    NvmlSource,
+    ReplaySource,
+    measure_baseline,
+)
+from pytest_llenergy.energy.sources import SourceError
+from pytest_llenergy.results.schema import BaselineInfo
+
+from .conftest import ScriptedSource, exact_integral, window
+from .fake_pynvml import FakeGpu
+
+
+class Store(dict):
+    """A dict-backed stand-in for pytest's cache (JSON round trip, like the real one)."""
+
+    def get_(self, key: str) -> dict | None:
+        raw = self.get(key)
+        return None if raw is None else json.loads(raw)
+
+    def set_(self, key: str, value: dict) -> None:
+        self[key] = json.dumps(value)
+
+
+def idle_replay(fake_clock, scale: float = 1.0) -> ReplaySource:
+    return ReplaySource(clock=fake_clock, start_s=window("idle_start")["t_start_s"],
+                        history_s=60, scale=scale)
+
+
+def test_measure_baseline_on_replayed_idle(fake_clock) -> None:
+    src = idle_replay(fake_clock)
+    r = measure_baseline(src, duration_s=5.0, sleep=fake_clock.advance, now=lambda: 1234.0)
+    assert r.power_w["replay0"] == pytest.approx(exact_integral(0.0, 5.0) / 5.0, rel=1e-6)
+    assert 115 < r.power_w["replay0"] < 130 and 0 < r.sd_w["replay0"] < 10
+    assert r.n_samples == pytest.approx(250, abs=2) and r.duration_s == pytest.approx(5.0)
+    assert r.timestamp == 1234.0 and r.pstate == {"replay0": None} and r.deep_idle_w is None
+
+
+def test_measure_baseline_records_pstate_temperature_and_deep_idle(install_nvml, fake_clock) -> None:
+    install_nvml([FakeGpu(0, power=82.0, pstate=8, temperature_c=31), FakeGpu(1, power=120.0)],
+                 clock=fake_clock, samples=False)
+    r = measure_baseline(NvmlSource(clock=fake_clock), duration_s=2.0, sleep=fake_clock.advance)
+    assert r.power_w == pytest.approx({"gpu0": 82.0, "gpu1": 120.0})
+    assert r.pstate == {"gpu0": 8, "gpu1": 0} and r.temperature_c["gpu0"] == 31.0
+    assert r.deep_idle_w == pytest.approx({"gpu0": 82.0})
+
+
+def test_measure_baseline_raises_on_source_error() -> None:
+    src = ScriptedSource(lambda t: [100.0], fail_after=0.0)
+    with pytest.raises(SourceError, match="baseline measurement failed"):
+        measure_baseline(src, duration_s=0.05)
+
+
+def test_cache_fresh_then_cached_then_expired(fake_clock) -> None:
+    store, now = Store(), [1000.0]
+    cache = BaselineCache(store.get_, store.set_, ttl_s=600, duration_s=3.0,
+                          sleep=fake_clock.advance, now=lambda: now[0])
+    src = idle_replay(fake_clock)
+    r1, method = cache.obtain(src)
+    assert method == "fresh" and list(store) == [f"llenergy/baseline/{src.devices()[0].uuid}"]
+    now[0] += 300
+    r2, method = cache.obtain(idle_replay(fake_clock))
+    assert method == "cached" and r2.power_w == pytest.approx(r1.power_w)
+    assert cache.age(r2) == pytest.approx(300)
+    info = r2.to_info(method, cache.age(r2))
+    assert BaselineInfo.model_validate(info).method == "cached"
+    assert set(info) == set(BaselineInfo.model_fields)
+    now[0] += 301  # past the TTL
+    _, method = cache.obtain(src)
+    assert method == "fresh"
+    _, method = cache.obtain(src, refresh=True)
+    assert method == "fresh"
+
+
+def test_cache_ignores_malformed_entries(fake_clock) -> None:
+    src = idle_replay(fake_clock)
+    store = {BaselineCache.key(src.devices()[0].uuid): {"power_w": "oops"}}
+    cache = BaselineCache(store.get, store.__setitem__, duration_s=1.0, sleep=fake_clock.advance)
+    assert cache.obtain(src)[1] == "fresh"
+
+
+def test_revalidation_every_n_and_drift(fake_clock) -> None:
+    store = Store()
+    kw = dict(revalidate_every=3, revalidate_duration_s=1.0, drift_threshold=0.10,
+              duration_s=3.0, sleep=fake_clock.advance)
+    cache = BaselineCache(store.get_, store.set_, **kw)
+    src = idle_replay(fake_clock)
+    base, _ = cache.obtain(src)
+    assert cache.maybe_revalidate(src, 0) is None and cache.maybe_revalidate(src, 2) is None
+    same, method = cache.maybe_revalidate(src, 3)
+    assert method == "cached" and same.power_w == base.power_w and same.drift_pct < 10
+    hot = idle_replay(fake_clock, scale=1.3)  # idle power 30 % higher than cached
+    hot_cache = BaselineCache(store.get_, store.set_, **kw)
+    hot_cache.current = BaselineReading(power_w={"replay0": base.power_w["replay0"]}, timestamp=0)
+    new, method = hot_cache.maybe_revalidate(hot, 6)
+    assert method == "revalidated" and new.drift_pct == pytest.approx(30, abs=3)
+    assert new.power_w["replay0"] == pytest.approx(1.3 * base.power_w["replay0"], rel=0.03)
+    assert new.duration_s == pytest.approx(3.0)
+    assert BaselineInfo.model_validate(new.to_info(method, 0.0)).drift_pct == new.drift_pct
+
+
+def test_prime_gets_a_p0_baseline_and_keeps_deep_idle(install_nvml, fake_clock) -> None:
+    fake = install_nvml([FakeGpu(0, power=82.0, pstate=8)], clock=fake_clock, samples=False)
+
+    def prime() -> None:  # what a tiny CUDA kernel does to an idle H200
+        fake.gpus[0].pstate, fake.gpus[0].power = 0, 120.0
+
+    store = Store()
+    cache = BaselineCache(store.get_, store.set_, duration_s=2.0, prime=prime, sleep=fake_clock.advance)
+    r, method = cache.obtain(NvmlSource(clock=fake_clock))
+    assert method == "fresh" and r.pstate == {"gpu0": 0}
+    assert r.power_w["gpu0"] == pytest.approx(120.0, rel=0.06)  # first 100 ms still at 82 W
+    assert r.deep_idle_w == pytest.approx({"gpu0": 82.0})
+    r2, method = cache.obtain(NvmlSource(clock=fake_clock))
+    assert method == "cached" and r2.deep_idle_w == pytest.approx({"gpu0": 82.0})
+    # a later P0 re-measure keeps the deep-idle figure recorded earlier
+    r3, _ = cache.obtain(NvmlSource(clock=fake_clock), refresh=True)
+    assert r3.deep_idle_w == pytest.approx({"gpu0": 82.0}) and np.isclose(r3.power_w["gpu0"], 120.0)
+
+
+def test_deep_idle_drift_is_not_counted(install_nvml, fake_clock) -> None:
+    fake = install_nvml([FakeGpu(0, power=120.0, pstate=0)], clock=fake_clock, samples=False)
+    store = Store()
+    cache = BaselineCache(store.get_, store.set_, duration_s=2.0, revalidate_every=1,
+                          sleep=fake_clock.advance)
+    src = NvmlSource(clock=fake_clock)
+    cache.obtain(src)
+    fake.gpus[0].pstate, fake.gpus[0].power = 8, 82.0  # fell into deep idle between experiments
+    reading, method = cache.maybe_revalidate(src, 1)
+    assert method == "cached" and reading.power_w["gpu0"] == pytest.approx(120.0)

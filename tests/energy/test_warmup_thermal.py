@@ -1,0 +1,118 @@
+"""Warmup convergence and thermal gaps (fake clocks, no real waiting)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pytest_llenergy.energy import fixed_gap, run_warmup, wait_until_settled
+from pytest_llenergy.energy.warmup import cv
+from pytest_llenergy.results.schema import GapInfo, WarmupOutcome
+
+from .conftest import FakeClock, ScriptedSource
+
+
+def scripted_latencies(values: list[float]):
+    """A workload fn and a clock such that the i-th call 'takes' values[i] seconds."""
+    clock = FakeClock(0.0)
+    it = iter(values)
+    return (lambda: clock.advance(next(it))), clock
+
+
+def test_cv_definition() -> None:
+    assert cv([1.0, 1.0, 1.0]) == 0.0
+    assert cv([1.0, 2.0, 3.0]) == pytest.approx(np.std([1, 2, 3], ddof=1) / 2.0)
+    assert cv([0.0, 0.0]) == float("inf")
+
+
+def test_convergence() -> None:
+    lat = [3.0, 2.0, 1.5, 1.01, 1.0, 1.0, 1.02, 0.99, 1.0, 1.01, 9, 9, 9]
+    fn, clock = scripted_latencies(lat)
+    r = run_warmup(fn, "convergence", cv_threshold=0.05, window=5, min_iterations=5, clock=clock)
+    assert r.converged is True and r.iterations == 8 and r.final_cv < 0.05
+    assert r.latencies_s == pytest.approx(lat[:8])
+    d = r.to_dict()
+    assert WarmupOutcome.model_validate(d).model_dump() == d
+
+
+def test_min_iterations_respected() -> None:
+    fn, clock = scripted_latencies([1.0] * 20)
+    r = run_warmup(fn, window=3, min_iterations=7, clock=clock)
+    assert r.converged and r.iterations == 7
+
+
+def test_non_convergence_stops_at_max() -> None:
+    rng = np.random.default_rng(0)
+    fn, clock = scripted_latencies(list(rng.uniform(0.5, 1.5, 100)))
+    r = run_warmup(fn, max_iterations=12, clock=clock)
+    assert r.converged is False and r.iterations == 12 and r.final_cv > 0.05
+    assert len(r.latencies_s) == 12 and r.cv_threshold == 0.05
+
+
+def test_fixed_and_off() -> None:
+    fn, clock = scripted_latencies([1.0, 2.0, 1.0, 1.0, 1.0, 1.0])
+    r = run_warmup(fn, "fixed", iterations=6, clock=clock)
+    assert (r.mode, r.converged, r.iterations, r.cv_threshold) == ("fixed", None, 6, None)
+    assert r.final_cv == pytest.approx(cv([2.0, 1.0, 1.0, 1.0, 1.0]))
+    calls = []
+    r = run_warmup(lambda: calls.append(1), "off")
+    assert (r.iterations, r.converged, calls) == (0, None, [])
+    assert WarmupOutcome.model_validate(r.to_dict()).mode == "off"
+
+
+@pytest.mark.parametrize("kwargs", [dict(mode="sometimes"), dict(window=1), dict(max_iterations=3),
+                                    dict(mode="fixed", iterations=-1)])
+def test_warmup_validation(kwargs: dict) -> None:
+    with pytest.raises(ValueError):
+        run_warmup(lambda: None, **kwargs)
+
+
+def cooling_source(clock: FakeClock, tau: float = 5.0, temp0: float = 70.0) -> ScriptedSource:
+    """690 W decaying to a 120 W plateau; temperature decaying to 35 C."""
+    return ScriptedSource(lambda t: [120 + 570 * np.exp(-t / tau), 121.0], n=2, clock=clock,
+                          temp=lambda t: [35 + (temp0 - 35) * np.exp(-t / (2 * tau)), 36.0])
+
+
+def test_waits_until_power_and_temperature_settle() -> None:
+    clock = FakeClock(0.0)
+    statuses: list[str] = []
+    out = wait_until_settled(cooling_source(clock), {"gpu0": 120.0, "gpu1": 120.0},
+                             {"gpu0": 35.0, "gpu1": 36.0}, on_status=statuses.append,
+                             clock=clock, sleep=clock.advance)
+    # power within 15 % needs exp(-t/5) < 18/570 -> t > 17.3 s; temperature within 5 C needs
+    # 35 exp(-t/10) < 5 -> t > 19.5 s; plus a full second of readings
+    assert out.settled is True and 19.5 <= out.waited_s <= 21.0
+    assert out.last_power_w["gpu0"] < 138 and out.last_temp_c["gpu0"] <= 40
+    assert statuses and statuses[0].startswith("cooling down 0/120 s") and len(statuses) == 4
+    info = out.to_info("adaptive")
+    assert GapInfo.model_validate(info).start_power_w["gpu0"] == pytest.approx(out.last_power_w["gpu0"])
+
+
+def test_below_baseline_counts_as_settled() -> None:
+    clock = FakeClock(0.0)
+    src = ScriptedSource(lambda t: [82.0], clock=clock)  # deep idle, below the P0 baseline
+    out = wait_until_settled(src, {"gpu0": 120.0}, {"gpu0": None}, clock=clock, sleep=clock.advance)
+    assert out.settled and out.waited_s == pytest.approx(0.9)
+
+
+def test_wait_is_bounded() -> None:
+    clock = FakeClock(0.0)
+    out = wait_until_settled(cooling_source(clock, tau=1e6), {"gpu0": 120.0}, {"gpu0": None},
+                             max_wait_s=3.0, clock=clock, sleep=clock.advance)
+    assert out.settled is False and out.waited_s == pytest.approx(3.0, abs=0.11)
+    assert "gpu0 power 690 W > 138 W" in out.reason
+
+
+def test_source_error_ends_the_wait() -> None:
+    clock = FakeClock(0.0)
+    src = ScriptedSource(lambda t: [500.0], clock=clock, fail_after=1.0)
+    out = wait_until_settled(src, {"gpu0": 120.0}, {}, clock=clock, sleep=clock.advance)
+    assert out.settled is False and out.reason.startswith("source error: gpu0")
+
+
+def test_fixed_gap() -> None:
+    slept: list[float] = []
+    out = fixed_gap(2.5, sleep=slept.append)
+    assert slept == [2.5] and out.waited_s == 2.5 and out.settled is None
+    assert GapInfo.model_validate(out.to_info("fixed")).reason == "fixed 2.5 s"
+    assert fixed_gap(0, sleep=slept.append).waited_s == 0 and slept == [2.5]
