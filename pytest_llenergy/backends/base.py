@@ -53,7 +53,7 @@ class GenerationStats:
     num_prompts: int
     duration_s: float
     batch_latencies_s: list[float] = field(default_factory=list)
-    latency_mode: Literal["per_batch", "streaming"] = "per_batch"
+    latency_mode: Literal["per_batch", "streaming", "engine_metrics"] = "per_batch"
     ttft_s: list[float] | None = None
     itl_s: list[float] | None = None
     peak_memory_bytes: int | None = None

@@ -64,8 +64,8 @@ class GapsConfig(StrictModel):
         None, description="Before the first item of a new cycle (replaces the experiment gap); unset: ini `lem_gap_cycles`, else adaptive."
     )
     max_wait: float = Field(120.0, ge=0, le=3600, description="Longest adaptive wait, seconds.")
-    power_tolerance: float = Field(0.15, gt=0, le=5, description="Adaptive: power within this fraction above baseline.")
-    temp_tolerance_c: float = Field(5.0, gt=0, le=50, description="Adaptive: temperature within this many degrees of the baseline's.")
+    power_tolerance: float = Field(0.05, gt=0, le=5, description="Adaptive: power within this fraction above the P0 baseline.")
+    temp_tolerance_c: float = Field(2.0, gt=0, le=50, description="Adaptive: temperature within this many degrees of the baseline's.")
 
     @field_validator("between_experiments", "between_cycles", "max_wait", mode="before")
     @classmethod

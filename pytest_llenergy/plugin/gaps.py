@@ -82,8 +82,8 @@ def _adaptive(item: pytest.Item, label: str) -> dict[str, Any]:
     max_wait = float(layered(item.config, "lem_gap_max_wait", gaps, "max_wait") or 120.0)
     outcome = wait_until_settled(
         source, baseline.power_w, baseline.temperature_c,
-        power_tolerance=gaps.power_tolerance if gaps else 0.15,
-        temp_tolerance_c=gaps.temp_tolerance_c if gaps else 5.0,
+        power_tolerance=gaps.power_tolerance if gaps else 0.05,
+        temp_tolerance_c=gaps.temp_tolerance_c if gaps else 2.0,
         max_wait_s=max_wait, hz=context.settings.sample_hz,
         on_status=lambda message: _status(item.config, f"{label}: {message}"),
     )

@@ -131,6 +131,10 @@ class MeasurementContext:
                 duration_s=settings.duration_s, hz=settings.sample_hz,
                 prime=_prime_gpu if source.kind == "nvml" else None)
             refresh = bool(self.config.getoption("lem_baseline_refresh", False))
+            if source.kind == "nvml":
+                # The H200 reports P0 even in deep idle (79 W vs 122 W after any work), so the
+                # P-state cannot tell them apart: always bring the GPU to the state workloads run in.
+                _prime_gpu()
             self.baseline, self.baseline_method = self.baseline_cache.obtain(source, refresh=refresh)
         return self.baseline, self.baseline_method
 

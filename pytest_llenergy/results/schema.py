@@ -94,7 +94,7 @@ class WarmupOutcome(ResultModel):
 class LatencyStats(ResultModel):
     """Latency figures, with the measurement mode named honestly."""
 
-    mode: Literal["per_batch", "streaming"]
+    mode: Literal["per_batch", "streaming", "engine_metrics"]
     batch_latency_s_mean: float | None = None
     batch_latency_s_p95: float | None = None
     ttft_ms_mean: float | None = None
