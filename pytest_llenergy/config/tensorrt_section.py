@@ -47,6 +47,19 @@ PLUGIN_KEYS_OWNED: dict[str, str] = {
     "remove_input_padding": "tensorrt.remove_input_padding",
     "use_fused_mlp": "tensorrt.use_fused_mlp",
     "reduce_fusion": "tensorrt.reduce_fusion",
+    "tokens_per_block": "tensorrt.kv_cache_block_size",
+}
+#: KvCacheConfig / SchedulerConfig options owned by a typed field: `extra.runtime.kv_cache_config` /
+#: `extra.runtime.scheduler_config` (mappings merged with the typed options) may not set them.
+KV_CACHE_KEYS_OWNED: dict[str, str] = {
+    "free_gpu_memory_fraction": "tensorrt.kv_cache_free_gpu_memory_fraction",
+    "max_tokens": "tensorrt.kv_cache_max_tokens",
+    "enable_block_reuse": "tensorrt.enable_block_reuse",
+    "host_cache_size": "tensorrt.kv_cache_host_size",
+}
+SCHEDULER_KEYS_OWNED: dict[str, str] = {
+    "capacity_scheduler_policy": "tensorrt.capacity_scheduler_policy",
+    "context_chunking_policy": "tensorrt.context_chunking_policy",
 }
 #: `LLM(...)` keywords owned by a typed field (or set by the backend): `extra.runtime` may not set them.
 RUNTIME_KEYS_OWNED: dict[str, str] = {
@@ -60,8 +73,6 @@ RUNTIME_KEYS_OWNED: dict[str, str] = {
     "build_config": "tensorrt.<build fields> and extra.build",
     "quant_config": "tensorrt.quantization",
     "calib_config": "tensorrt.calibration",
-    "kv_cache_config": "tensorrt.kv_cache_* fields",
-    "scheduler_config": "tensorrt.capacity_scheduler_policy",
     "enable_chunked_prefill": "tensorrt.enable_chunked_context",
     "speculative_config": "tensorrt.draft_model",
     "enable_build_cache": "(the backend's own engine cache: tensorrt.engine_cache_dir)",
@@ -88,7 +99,8 @@ class TensorrtExtra(StrictModel):
     )
     runtime: dict[str, Any] = Field(
         default_factory=dict,
-        description="Extra `LLM(...)` keywords, verbatim. Keys owned by a typed field are rejected.",
+        description="Extra `LLM(...)` keywords, verbatim; `kv_cache_config` / `scheduler_config` mappings are merged "
+        "with the typed options. Keys owned by a typed field are rejected.",
     )
 
     @model_validator(mode="after")
@@ -101,6 +113,14 @@ class TensorrtExtra(StrictModel):
             else:
                 problems += _owned_conflicts(plugins, PLUGIN_KEYS_OWNED, "build.plugin_config")
         problems += _owned_conflicts(self.runtime, RUNTIME_KEYS_OWNED, "runtime")
+        for key, owned in (("kv_cache_config", KV_CACHE_KEYS_OWNED), ("scheduler_config", SCHEDULER_KEYS_OWNED)):
+            nested = self.runtime.get(key)
+            if nested is None:
+                continue
+            if not isinstance(nested, dict):
+                problems.append(f"extra.runtime.{key} must be a mapping of {key} options")
+            else:
+                problems += _owned_conflicts(nested, owned, f"runtime.{key}")
         if problems:
             raise ValueError("; ".join(problems))
         return self
@@ -159,6 +179,10 @@ class TensorrtConfig(StrictModel):
     use_fused_mlp: bool | None = Field(None, description="Fuse the gated MLP's two GEMMs.")
     reduce_fusion: bool | None = Field(None, description="Fuse all-reduce with the following norm (tensor parallel).")
 
+    kv_cache_block_size: int | None = Field(
+        None, ge=1, description="Tokens per KV cache block (`plugin_config.tokens_per_block`)."
+    )
+
     # --- parallelism ----------------------------------------------------------------------------------
     tp_size: int | None = Field(None, ge=1, description="Tensor parallel size (`tensor_parallel_size`).")
     pp_size: int | None = Field(None, ge=1, description="Pipeline parallel size (`pipeline_parallel_size`).")
@@ -199,6 +223,9 @@ class TensorrtConfig(StrictModel):
     capacity_scheduler_policy: Literal["max_utilization", "guaranteed_no_evict", "static_batch"] | None = Field(
         None, description="How the in-flight batcher admits requests (`SchedulerConfig`)."
     )
+    context_chunking_policy: Literal["first_come_first_served", "equal_progress"] | None = Field(
+        None, description="Order of context chunks under chunked context (`SchedulerConfig`)."
+    )
     batching_type: Literal["inflight", "static"] | None = Field(None, description="In-flight or static batching.")
 
     # --- speculative decoding ------------------------------------------------------------------------------
@@ -207,6 +234,13 @@ class TensorrtConfig(StrictModel):
     )
     num_draft_tokens: int | None = Field(
         None, ge=1, le=64, description="Tokens the draft proposes per step (`max_draft_len`). Needs draft_model."
+    )
+
+    # --- sampling ---------------------------------------------------------------------------------------
+    beam_width: int | None = Field(
+        None, ge=1, le=64,
+        description="Beam search width (`SamplingParams`); the engine is built with max_beam_width >= this "
+        "(set to beam_width when max_beam_width is unset).",
     )
 
     extra: TensorrtExtra = Field(default_factory=TensorrtExtra, description="Pass-through keywords.")
@@ -227,6 +261,10 @@ class TensorrtConfig(StrictModel):
             self.kv_cache_quantization is None
         ):
             problems.append(f"calibration applies to quantization {', '.join(calibrated)} or a quantised KV cache")
+        if self.beam_width is not None and self.max_beam_width is not None and self.beam_width > self.max_beam_width:
+            problems.append("beam_width must not exceed max_beam_width")
+        if self.context_chunking_policy is not None and self.enable_chunked_context is not True:
+            problems.append("context_chunking_policy needs enable_chunked_context: true")
         if self.kv_cache_type == "continuous" and self.enable_block_reuse:
             problems.append("enable_block_reuse needs kv_cache_type: paged")
         if self.kv_cache_type == "continuous" and self.enable_chunked_context:

@@ -53,6 +53,7 @@ ENGINE_KEYS_OWNED: dict[str, str] = {
     "optimization_level": "vllm.optimization_level",
     "performance_mode": "vllm.performance_mode",
     "async_scheduling": "vllm.async_scheduling",
+    "long_prefill_token_threshold": "vllm.long_prefill_token_threshold",
     "attention_backend": "vllm.attention_backend",
     "disable_sliding_window": "vllm.disable_sliding_window",
     "quantization": "vllm.quantization",
@@ -245,6 +246,9 @@ class VllmConfig(StrictModel):
     )
     max_cudagraph_capture_size: int | None = Field(
         None, ge=1, description="Largest batch captured as a CUDA graph, passed in `compilation_config`."
+    )
+    long_prefill_token_threshold: int | None = Field(
+        None, ge=0, description="Prompts longer than this are prefilled in partial chunks per step (0 = off)."
     )
     async_scheduling: bool | None = Field(None, description="Overlap scheduling with model execution.")
     attention_backend: str | None = Field(

@@ -27,6 +27,22 @@ def pytest_lem_modify_experiments(config: pytest.Config, experiments: list[Exper
     """
 
 
+@pytest.hookspec(firstresult=True)
+def pytest_lem_default_campaign(config: pytest.Config) -> str | None:
+    """The campaign to use when neither ``--lem-campaign`` nor the ini option names one.
+
+    Lets a suite ship its own campaign (``pytest energy_suites/smoke`` uses this). Called once
+    in ``pytest_configure``; only initial conftests (those of the paths on the command line) and
+    plugins can answer. Stops at the first non-None result.
+
+    :param config: The pytest config object.
+
+    Use in conftest plugins
+    =======================
+    A conftest beside a suite returns the path of its campaign file.
+    """
+
+
 @pytest.hookspec()
 def pytest_lem_result(config: pytest.Config, result: ExperimentResult) -> None:
     """Called after each campaign item's result has been written (on the process that ran it).

@@ -27,6 +27,22 @@ def group_by_setting(config: pytest.Config, run: LemRun) -> list[str]:
     return list(run.plan.campaign.group_by)
 
 
+MAX_WARNING_LINES = 20
+
+
+def warning_lines(run: LemRun, verbosity: int) -> list[str]:
+    """Warnings recorded in the run's results (engine fallbacks and the like), one line each."""
+    found = [(r.item_id, w) for r in run.run_dir.results() for w in r.warnings]
+    if not found:
+        return []
+    limit = len(found) if verbosity > 0 else MAX_WARNING_LINES
+    lines = [f"warnings recorded in {len({i for i, _ in found})} item(s) (in each result's `warnings`):"]
+    lines += [f"  {item}: {text[:200]}" for item, text in found[:limit]]
+    if len(found) > limit:
+        lines.append(f"  ... {len(found) - limit} more (-v shows all)")
+    return lines
+
+
 class ReportingPlugin:
     """Writes the run's outputs once, at session end, and tells the user what happened."""
 
@@ -71,6 +87,7 @@ class ReportingPlugin:
                                      cycles_configured=run.cycles, plots=not (config.getoption("lem_no_plots", False) or config.getini("lem_no_plots")))
         config.hook.pytest_lem_summary(config=config, summary=self.summary)
         self.lines[:0] = format_terminal_table(self.summary, config.get_verbosity(), cycles_configured=run.cycles)
+        self.lines += warning_lines(run, config.get_verbosity())
         json_path = config.getoption("lem_json", None)
         if json_path:
             self._write_json(Path(json_path))

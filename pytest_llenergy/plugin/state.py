@@ -125,7 +125,7 @@ def shard(experiments: list[Experiment], spec: str | None) -> list[Experiment]:
 
 def create_run(config: pytest.Config) -> LemRun | None:
     """Load the campaign named by ``--lem-campaign`` / ``lem_campaign``; None when there is none."""
-    path = setting(config, "lem_campaign")
+    path = setting(config, "lem_campaign") or config.hook.pytest_lem_default_campaign(config=config)
     if not path:
         return None
     campaign_path = Path(path)
