@@ -5,7 +5,6 @@ from __future__ import annotations
 import fnmatch
 
 import pytest
-
 from campaigns import write_suite
 
 OK = "name: ok\ndefaults: {model: gpt2}\n"

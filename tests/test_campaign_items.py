@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from campaigns import collected_ids, write_suite
 
 GRID = """

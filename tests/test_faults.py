@@ -11,8 +11,7 @@ import os
 from pathlib import Path
 
 import pytest
-
-from campaigns import CAMPAIGN_TEST, results, write_suite
+from campaigns import results, write_suite
 
 TESTS_DIR = Path(__file__).parent
 

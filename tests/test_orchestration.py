@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-
-from campaigns import CAMPAIGN_TEST, results, write_suite
+from campaigns import results, write_suite
 
 CAMPAIGN = """
 name: orch

@@ -18,6 +18,7 @@ from ..results.budgets import Verdict, check_interval, check_point, select_match
 from .collection import campaign_item
 from .state import CampaignItem, LemRun, get_run
 
+
 def energy_budget(*, energy_per_output_token: float | str | None = None, energy_per_token: float | str | None = None,
                   energy: float | str | None = None, mean_power: float | str | None = None,
                   tolerance: float | str = 0.0, adjusted: bool = True) -> None:

@@ -62,7 +62,12 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
         return None
     n = len(run.plan.experiments)
     seed = f"{run.seed} (drawn; pass --lem-seed {run.seed} to repeat)" if run.seed_drawn else str(run.seed)
+    from .measurement import get_context
+
+    context = get_context(config)
+    context.ensure_source()
     return [
+        f"llenergy: energy source: {context.reason}",
         f"llenergy: campaign {run.name} ({run.extras.get('campaign_arg', run.plan.source)}): {n} experiments x {run.cycles} cycles"
         f" = {n * run.cycles} items, order {run.order}, seed {seed}",
         f"llenergy: results -> {run.run_dir.path}",
