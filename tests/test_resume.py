@@ -120,7 +120,7 @@ def test_manifest_tracks_every_planned_item(pytester):
 def test_ctrl_c_records_interrupted_and_says_how_to_resume(pytester):
     _setup(pytester)
     pytester.makepyfile(test_suite=TEST.replace("lem_result.record", "if lem_experiment.cycle == 2: raise KeyboardInterrupt\n    lem_result.record"))
-    result = pytester.runpytest("--lem-campaign", "campaign.yaml")
+    result = pytester.runpytest("--lem-campaign", "campaign.yaml", no_reraise_ctrlc=True)
     result.stdout.fnmatch_lines(["*interrupted: finished items are saved; resume with: pytest * --lem-resume*"])
     manifest = json.loads((_run_dirs(pytester)[0] / "manifest.json").read_text())
     statuses = sorted(e["status"] for e in manifest["entries"].values())

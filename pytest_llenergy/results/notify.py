@@ -108,5 +108,5 @@ def result_payload(event: str, result: Any) -> dict[str, Any]:
     if result.energy is not None:
         payload["energy"] = {k: getattr(result.energy, k) for k in ENERGY_FIELDS}
     if result.error:
-        payload["error"] = result.error[-500:]
+        payload["error"] = result.error[:500]
     return payload

@@ -25,10 +25,10 @@ PUBLISHED_MILLIONS = {
 
 
 def test_the_promised_architectures_are_shipped():
-    assert set(PUBLISHED_MILLIONS) | {"tiny-gpt2", "tiny-llama"} == set(shipped_names())
+    assert set(PUBLISHED_MILLIONS) | {"tiny-gpt2", "tiny-llama", "tiny-llama-hd32"} == set(shipped_names())
 
 
-@pytest.mark.parametrize("name", sorted(PUBLISHED_MILLIONS) + ["tiny-gpt2", "tiny-llama"])
+@pytest.mark.parametrize("name", sorted(PUBLISHED_MILLIONS) + ["tiny-gpt2", "tiny-llama", "tiny-llama-hd32"])
 def test_shipped_config_parses_with_published_size(name):
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
