@@ -23,6 +23,8 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
+from ..config.reference import type_name
+
 #: the experiment's fields documented as common parameters (every backend reads them)
 COMMON_FIELDS = ("model", "precision", "workload", "decoder")
 
@@ -50,23 +52,6 @@ class CuratedParameter:
 
 
 # --- walking the models ---------------------------------------------------------------------------
-
-
-def type_name(annotation: Any) -> str:
-    """A short readable type: ``int | None``, ``'sdpa' | 'eager'``, ``dict[str, any]``."""
-    origin = typing.get_origin(annotation)
-    args = typing.get_args(annotation)
-    if origin is typing.Literal:
-        return " | ".join(repr(a) for a in args)
-    if origin in (typing.Union, types.UnionType):
-        return " | ".join(type_name(a) for a in args)
-    if origin in (list, dict, tuple, set):
-        return f"{origin.__name__}[{', '.join(type_name(a) for a in args)}]"
-    if annotation is type(None):
-        return "null"
-    if annotation is Any:
-        return "any"
-    return getattr(annotation, "__name__", str(annotation))
 
 
 def _default(field: FieldInfo) -> str:
