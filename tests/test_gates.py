@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from campaigns import results, write_suite
@@ -132,6 +134,17 @@ class TestCompare:
     def test_unscaled_rerun_passes(self, pytester):
         self._setup(pytester)
         self._run(pytester, "--lem-compare", "--lem-compare-fail", "energy_per_output_token:5% tokens_per_s:-10%").assert_outcomes(passed=5)
+
+    def test_autosave_numbers_runs_per_machine(self, pytester):
+        constant_trace(pytester.path / "trace.csv")
+        write_suite(pytester, campaign(1), test=TEST)
+        pytester.makeini("[pytest]\nlem_autosave = true\n")
+        self._run(pytester).assert_outcomes(passed=1)
+        self._run(pytester).assert_outcomes(passed=1)
+        saved = sorted(p.name for p in (pytester.path / ".lem-benchmarks").glob("*/*.json"))
+        assert saved == ["0001_gates.json", "0002_gates.json"]
+        record = json.loads(next((pytester.path / ".lem-benchmarks").glob("*/0002_gates.json")).read_text())
+        assert record["machine_id"].startswith("cpu-") and "commit" in record and record["experiments"]
 
     def test_compare_fail_needs_a_saved_run(self, pytester):
         write_suite(pytester, campaign(1), test=TEST)

@@ -96,6 +96,7 @@ class TestGaps:
         gaps = {(r["cycle"], r["experiment_index"]): r["gap"] for r in results(pytester, "orch")}
         assert gaps[(1, 1)]["kind"] == "none"
         assert gaps[(1, 2)]["waited_s"] == pytest.approx(0.1) and gaps[(2, 1)]["waited_s"] == pytest.approx(0.3)
+        assert all("cpu" in str(g["start_power_w"]) or g["start_power_w"] for g in gaps.values())  # state at the start
 
     def test_ini_twin_is_the_default_and_option_overrides(self, pytester):
         _suite(pytester, CAMPAIGN.replace("gaps: {between_experiments: 0, between_cycles: 0}\n", ""))

@@ -106,7 +106,24 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     item.config.stash[PREVIOUS] = item
     recorder = item.stash.get(RECORDER, None)
     if recorder is not None and gap is not None:
-        recorder.gap = gap
+        recorder.gap = {**gap, **start_state(item.config, gap)}
+
+
+def start_state(config: pytest.Config, gap: dict[str, Any]) -> dict[str, Any]:
+    """Power and temperature per device as the item starts (what the gap left behind)."""
+    if gap.get("start_power_w"):
+        return {}
+    try:
+        source = get_context(config).ensure_source()
+        power = source.read_power()
+        temps = source.read_aux().get("temperature_c")
+    except Exception:  # a reading is a courtesy here; the window's own edges are what count
+        return {}
+    labels = [d.label for d in source.devices()]
+    out: dict[str, Any] = {"start_power_w": {k: float(v) for k, v in zip(labels, power) if v == v}}
+    if temps is not None:
+        out["start_temperature_c"] = {k: float(v) for k, v in zip(labels, temps) if v == v}
+    return out
 
 
 def force_cold_start(config: pytest.Config) -> bool:
