@@ -123,11 +123,8 @@ def shard(experiments: list[Experiment], spec: str | None) -> list[Experiment]:
     return [e for i, e in enumerate(experiments) if i % n == k - 1]
 
 
-def create_run(config: pytest.Config) -> LemRun | None:
-    """Load the campaign named by ``--lem-campaign`` / ``lem_campaign``; None when there is none."""
-    path = setting(config, "lem_campaign") or config.hook.pytest_lem_default_campaign(config=config)
-    if not path:
-        return None
+def _load(config: pytest.Config, path: str) -> CampaignPlan:
+    """The expanded plan, after the user's hook and sharding; usage errors for bad files."""
     campaign_path = Path(path)
     if not campaign_path.is_absolute():
         base = Path(config.invocation_params.dir)
@@ -139,27 +136,41 @@ def create_run(config: pytest.Config) -> LemRun | None:
     plan.source = str(campaign_path)
     config.hook.pytest_lem_modify_experiments(config=config, experiments=plan.experiments)
     plan.experiments = shard(plan.experiments, setting(config, "lem_shard"))
-    campaign = plan.campaign
+    return plan
+
+
+def _identity(config: pytest.Config, plan: CampaignPlan) -> tuple[int, bool, str, Path]:
+    """Seed (and whether it was drawn), run id and results root: the controller decides them,
+    workers receive them through ``workerinput``."""
     worker_input = getattr(config, "workerinput", None)
+    if worker_input is not None:
+        return (worker_input["lem_seed"], worker_input["lem_seed_drawn"], worker_input["lem_run_id"],
+                Path(worker_input["lem_results_root"]))
+    seed = _int_setting(config, "lem_seed", 0)
+    seed = plan.campaign.seed if seed is None else seed
+    drawn = seed is None or bool(config.getoption("lem_seed_drawn"))
+    seed = secrets.randbelow(2**31) if seed is None else seed
+    run_id = config.getoption("lem_run_id") or _new_run_id()
+    return seed, drawn, run_id, _results_root(config, plan.campaign.results_dir, plan.source)
+
+
+def create_run(config: pytest.Config) -> LemRun | None:
+    """Load the campaign named by ``--lem-campaign`` / ``lem_campaign``; None when there is none."""
+    path = setting(config, "lem_campaign") or config.hook.pytest_lem_default_campaign(config=config)
+    if not path:
+        return None
+    plan = _load(config, path)
+    campaign = plan.campaign
     order = setting(config, "lem_order") or campaign.order
     if order not in ("interleaved", "shuffled", "grouped"):
         raise pytest.UsageError(f"lem_order: expected interleaved, shuffled or grouped, got {order!r}")
-    seed = _int_setting(config, "lem_seed", 0)
-    seed = campaign.seed if seed is None else seed
-    drawn = seed is None
-    if worker_input is not None:
-        seed, drawn, run_id = worker_input["lem_seed"], worker_input["lem_seed_drawn"], worker_input["lem_run_id"]
-        results_root = Path(worker_input["lem_results_root"])
-    else:
-        seed = secrets.randbelow(2**31) if seed is None else seed
-        run_id = config.getoption("lem_run_id") or _new_run_id()
-        drawn = drawn or bool(config.getoption("lem_seed_drawn"))
-        results_root = _results_root(config, campaign.results_dir, plan.source)
+    seed, drawn, run_id, results_root = _identity(config, plan)
     cycles = _int_setting(config, "lem_cycles", 1) or campaign.max_cycles
-    run_dir = RunDirectory(results_root / campaign.name / run_id)
+    worker_input = getattr(config, "workerinput", None)
     done = frozenset(worker_input.get("lem_done", ())) if worker_input is not None else frozenset()
     subordinate = worker_input is not None or bool(config.getoption("lem_dispatched"))
-    run = LemRun(plan, order, seed, drawn, cycles, run_id, run_dir, subordinate, done)
+    run = LemRun(plan, order, seed, drawn, cycles, run_id, RunDirectory(results_root / campaign.name / run_id),
+                 subordinate, done)
     run.extras["campaign_arg"] = str(path)
     return run
 
