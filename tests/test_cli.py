@@ -7,8 +7,8 @@ import subprocess
 import sys
 
 import pytest
-
 from campaigns import write_suite
+
 from pytest_llenergy.cli import main
 
 CAMPAIGN = """

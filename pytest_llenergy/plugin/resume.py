@@ -56,6 +56,19 @@ def finished_keys(run: LemRun) -> set[str]:
     return done
 
 
+def remove_stale_temp_files(run_dir: Path) -> int:
+    """Delete temp files that a killed atomic write left behind (never results: those are renamed in whole).
+
+    Runs in ``pytest_configure`` on the controller, before any worker can be writing.
+    """
+    removed = 0
+    for folder in (run_dir, run_dir / "experiments", run_dir / "timeseries"):
+        for path in folder.glob(".*.tmp") if folder.is_dir() else ():
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
 def _age(started: str) -> str:
     try:
         seconds = (_now() - dt.datetime.fromisoformat(started)).total_seconds()
@@ -90,6 +103,9 @@ class ResumePlugin:
             previous = None
         if config.getoption("lem_resume") and previous:
             run.use_run_id(previous["run_id"])
+            removed = remove_stale_temp_files(run.run_dir.path)
+            if removed:
+                self.lines.append(f"lem-resume: removed {removed} partial file(s) left by an interrupted write")
             run.done = frozenset(finished_keys(run))
             total = len(run.items())
             done = len(run.done & {result_key(i.experiment.id, i.cycle) for i in run.items()})
