@@ -64,13 +64,6 @@ class ControllerHooks:
         self.config = config
 
     @pytest.hookimpl(optionalhook=True)
-    def pytest_xdist_auto_num_workers(self, config: pytest.Config) -> int | None:
-        gpus = visible_gpus()
-        if not gpus:
-            return None  # no GPU: xdist's own default (CPU count)
-        return max(1, len(gpus) // gpus_per_worker(config))
-
-    @pytest.hookimpl(optionalhook=True)
     def pytest_configure_node(self, node: Any) -> None:
         run = get_run(node.config)
         index = int(str(node.gateway.id).removeprefix("gw") or 0)
@@ -89,6 +82,15 @@ class ControllerHooks:
         node.workerinput["lem_run_id"] = run.run_id
         node.workerinput["lem_results_root"] = str(run.results_root)
         node.workerinput["lem_done"] = sorted(run.done)
+
+
+@pytest.hookimpl(optionalhook=True, tryfirst=True)
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
+    """``-n auto``: one worker per visible GPU (xdist asks before ``pytest_configure``)."""
+    gpus = visible_gpus()
+    if not gpus:
+        return None  # no GPU: xdist's own default (CPU count)
+    return max(1, len(gpus) // gpus_per_worker(config))
 
 
 @pytest.hookimpl(tryfirst=True)
