@@ -83,7 +83,7 @@ class LoadPlan:
             "from_pretrained_kwargs": jsonable(self.kwargs),
             "placement": f"model.to({self.move_to!r}) after loading (accelerate not installed)"
             if self.move_to
-            else "from_pretrained(device_map=...)",
+            else f"from_pretrained(device_map={self.kwargs.get('device_map')!r})",
             "compile_forward": self.compile_forward,
             "float32_matmul_precision": self.matmul_precision,
         }
