@@ -52,6 +52,9 @@ class MeasurementConfig(StrictModel):
         "auto", description="auto (nvml, else rapl, else estimate), nvml, rapl, estimate, replay or replay:PATH."
     )
     sample_hz: float = Field(10.0, ge=1, le=100, description="Background sampling rate for time series (1-100 Hz).")
+    driver_buffer: bool = Field(
+        True, description="Read the driver's own power-sample buffer (~50 Hz on NVIDIA) where it exists; false: poll at sample_hz."
+    )
     cpu_core_power_w: float | None = Field(None, gt=0, le=1000, description="Watts per busy core for the estimate source.")
     baseline: BaselineSettings = Field(default_factory=BaselineSettings, description="Idle baseline.")
     warmup: WarmupSettings = Field(default_factory=WarmupSettings, description="Warmup before measuring.")

@@ -30,7 +30,8 @@ class EnergyFixture:
         self.item, self.context, self.recorder = item, context, recorder
         source = context.ensure_source()
         baseline, _ = context.ensure_baseline()
-        self.meter = EnergyMeter(source, context.settings.sample_hz, baseline, cuda_sync_function())
+        self.meter = EnergyMeter(source, context.settings.sample_hz, baseline, cuda_sync_function(),
+                                 use_driver_buffer=context.settings.driver_buffer)
         if recorder is not None:
             recorder.baseline = context.baseline_info()
         item.stash[WINDOWS] = []
