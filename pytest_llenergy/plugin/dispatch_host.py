@@ -35,20 +35,9 @@ from .dispatch_settings import (
 )
 from .runtest import LEM_KEY_PROPERTY
 from .state import CampaignItem, LemRun
+from .terminal import status_line
 
 _PREVIOUS = pytest.StashKey[pytest.Item]()
-
-
-def _write_line(config: pytest.Config, message: str) -> None:
-    reporter = config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is None or config.get_verbosity() < 0:
-        return
-    capture = config.pluginmanager.get_plugin("capturemanager")
-    if capture is not None:
-        with capture.global_and_fixture_disabled():
-            reporter.write_line(f"llenergy: {message}")
-    else:
-        reporter.write_line(f"llenergy: {message}")
 
 
 @dataclass(frozen=True)
@@ -108,7 +97,7 @@ class DockerDispatch(HostReports):
         if not candidates:
             return
         self.settings = settings
-        self.dispatcher = ContainerDispatcher(settings, log=lambda message: _write_line(self.config, message))
+        self.dispatcher = ContainerDispatcher(settings, log=lambda message: status_line(self.config, message))
         pre = self.dispatcher.preflight({service for _, service, _ in candidates})
         if pre.error is None:
             path = campaign_path(self.config)
@@ -210,7 +199,7 @@ class DockerDispatch(HostReports):
         def start(strategy: str, image: str | None, container: str) -> None:
             nonlocal logged_start
             if self.config.get_verbosity() > 0:
-                _write_line(self.config, f"{citem.id}: docker {strategy}, service {service}, image {image}, "
+                status_line(self.config, f"{citem.id}: docker {strategy}, service {service}, image {image}, "
                                          f"container {container}")
             item.ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
             logged_start = True
@@ -247,7 +236,7 @@ class DockerDispatch(HostReports):
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         if self.dispatcher is not None:
             for line in self.dispatcher.close():
-                _write_line(self.config, f"docker: {line}")
+                status_line(self.config, f"docker: {line}")
 
 
 def _teardown_towards(item: pytest.Item, nextitem: pytest.Item | None) -> None:

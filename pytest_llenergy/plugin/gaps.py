@@ -17,6 +17,7 @@ from .collection import campaign_item
 from .measurement import get_context, layered
 from .runtest import RECORDER
 from .state import get_run
+from .terminal import status_line
 
 PREVIOUS = pytest.StashKey[pytest.Item]()
 
@@ -37,18 +38,6 @@ def gap_setting(config: pytest.Config, kind: str) -> float | str:
         raise pytest.UsageError(f"llenergy: --lem-gap-{kind} / lem_gap_{kind}: {exc}") from None
 
 
-def _status(config: pytest.Config, message: str) -> None:
-    reporter = config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is None or config.get_verbosity() < 0:
-        return
-    capture = config.pluginmanager.get_plugin("capturemanager")
-    if capture is not None:
-        with capture.global_and_fixture_disabled():
-            reporter.write_line(f"llenergy: {message}")
-    else:
-        reporter.write_line(f"llenergy: {message}")
-
-
 @pytest.hookimpl(trylast=True)
 def pytest_lem_thermal_gap(item: pytest.Item, previous: pytest.Item | None) -> dict[str, Any] | None:
     if previous is None:
@@ -63,7 +52,7 @@ def pytest_lem_thermal_gap(item: pytest.Item, previous: pytest.Item | None) -> d
         return {"kind": "none", "waited_s": 0.0, "reason": f"{label} 0 s"}
     from ..energy import fixed_gap
 
-    _status(item.config, f"{label}: waiting {value:g} s")
+    status_line(item.config, f"{label}: waiting {value:g} s")
     return fixed_gap(float(value)).to_info("fixed") | {"reason": f"{label}: fixed {value:g} s"}
 
 
@@ -85,7 +74,7 @@ def _adaptive(item: pytest.Item, label: str) -> dict[str, Any]:
         power_tolerance=gaps.power_tolerance if gaps else 0.05,
         temp_tolerance_c=gaps.temp_tolerance_c if gaps else 2.0,
         max_wait_s=max_wait, hz=context.settings.sample_hz,
-        on_status=lambda message: _status(item.config, f"{label}: {message}"),
+        on_status=lambda message: status_line(item.config, f"{label}: {message}"),
     )
     info = outcome.to_info("adaptive")
     info["reason"] = f"{label}: {outcome.reason}"
@@ -99,7 +88,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     if citem is None or run is None:
         return
     if item.config.get_verbosity() > 0:
-        _status(item.config, f"campaign {run.name}: cycle {citem.cycle}/{citem.cycles_total}, "
+        status_line(item.config, f"campaign {run.name}: cycle {citem.cycle}/{citem.cycles_total}, "
                 f"experiment {citem.index}/{citem.experiments_total} ({citem.experiment.id})")
     previous = item.config.stash.get(PREVIOUS, None)
     gap = item.ihook.pytest_lem_thermal_gap(item=item, previous=previous)
