@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from pytest_llenergy.backends.transformers_backend import TransformersBackend
+    from pytest_llenergy.backends.transformers.backend import TransformersBackend
     from pytest_llenergy.config.experiment import ExperimentConfig
 
     if args.threads and not torch.cuda.is_available():

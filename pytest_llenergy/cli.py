@@ -18,10 +18,10 @@ from pathlib import Path
 
 
 def _doctor(args: argparse.Namespace) -> int:
-    from .backends.base import BackendNotFound, get_backend
-    from .config.registry import known_backends
-    from .energy import resolve_source
-    from .energy.environment import gpu_environment
+    from pytest_llenergy.backends.base import BackendNotFound, get_backend
+    from pytest_llenergy.config.registry import known_backends
+    from pytest_llenergy.energy import resolve_source
+    from pytest_llenergy.energy.environment import gpu_environment
 
     source, reason = resolve_source("auto")
     print(f"energy source (auto): {reason}")
@@ -90,7 +90,7 @@ def _init(args: argparse.Namespace) -> int:
 
 
 def _config_list(args: argparse.Namespace) -> int:
-    from .config import CampaignError, load_plan
+    from pytest_llenergy.config import CampaignError, load_plan
 
     files = sorted(Path(args.dir).rglob("*.yaml")) + sorted(Path(args.dir).rglob("*.yml"))
     if not files:
@@ -107,7 +107,7 @@ def _config_list(args: argparse.Namespace) -> int:
 
 
 def _config_show(args: argparse.Namespace) -> int:
-    from .config import CampaignError, load_plan
+    from pytest_llenergy.config import CampaignError, load_plan
 
     try:
         plan = load_plan(args.file)
@@ -124,14 +124,14 @@ def _config_show(args: argparse.Namespace) -> int:
 
 
 def _config_params(args: argparse.Namespace) -> int:
-    from .backends.introspection import format_coverage_report, render_parameters_doc
+    from pytest_llenergy.backends.introspection import format_coverage_report, render_parameters_doc
 
     print(format_coverage_report(args.backend) if args.coverage else render_parameters_doc())
     return 0
 
 
 def _report(args: argparse.Namespace) -> int:
-    from .results.report import build_outputs
+    from pytest_llenergy.results.report import build_outputs
 
     dirs = [Path(d) for d in args.dirs]
     missing = [d for d in dirs if not d.exists()]
@@ -150,7 +150,7 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from .results.compare import compare_records, format_comparisons, parse_rules
+    from pytest_llenergy.results.compare import compare_records, format_comparisons, parse_rules
 
     try:
         old, new = _as_record(args.a), _as_record(args.b)
@@ -166,8 +166,8 @@ def _compare(args: argparse.Namespace) -> int:
 
 def _as_record(ref: str) -> dict:
     """A saved-run file, or a results directory turned into the same record."""
-    from .results import load
-    from .results.saved import load_saved, run_record
+    from pytest_llenergy.results import load
+    from pytest_llenergy.results.saved import load_saved, run_record
 
     path = Path(ref)
     if path.is_file():
@@ -184,7 +184,7 @@ def _as_record(ref: str) -> dict:
 
 
 def _schedule(args: argparse.Namespace) -> int:
-    from .scheduling import run_schedule
+    from pytest_llenergy.scheduling import run_schedule
 
     return run_schedule(args.at, args.every, args.total, args.pytest_args, dry_run=args.dry_run)
 

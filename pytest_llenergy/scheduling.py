@@ -8,7 +8,7 @@ import sys
 import time
 from collections.abc import Callable
 
-from .config.units import parse_duration
+from pytest_llenergy.config.units import parse_duration
 
 
 def start_times(at: str | None, every_s: float, total_s: float, now: dt.datetime) -> list[dt.datetime]:

@@ -77,8 +77,8 @@ def measure(name: str, settings: dict[str, Any], device: str, counter: EnergyCou
     import torch
     from transformers import GenerationConfig
 
-    from pytest_llenergy.backends.transformers_generate import new_token_counts, tensorise
-    from pytest_llenergy.backends.transformers_loading import build_random_model
+    from pytest_llenergy.backends.transformers.generate import new_token_counts, tensorise
+    from pytest_llenergy.backends.transformers.loading import build_random_model
     from pytest_llenergy.backends.workload import synthetic_prompts
 
     started = time.perf_counter()

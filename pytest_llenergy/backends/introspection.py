@@ -23,7 +23,7 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
-from ..config.reference import type_name
+from pytest_llenergy.config.reference import type_name
 
 #: the experiment's fields documented as common parameters (every backend reads them)
 COMMON_FIELDS = ("model", "precision", "workload", "decoder")
@@ -114,8 +114,8 @@ def walk(model: type[BaseModel], prefix: str, section: str) -> list[Parameter]:
 
 def parameters(section: str | None = None) -> list[Parameter]:
     """Every typed parameter: ``common`` ones first, then each backend section's (or only ``section``)."""
-    from ..config.experiment import ExperimentConfig
-    from ..config.sections import BACKEND_SECTIONS
+    from pytest_llenergy.config.experiment import ExperimentConfig
+    from pytest_llenergy.config.sections import BACKEND_SECTIONS
 
     out: list[Parameter] = []
     if section in (None, "common"):
@@ -286,7 +286,7 @@ def _cell(text: str) -> str:
 
 def render_parameters_doc() -> str:
     """docs/parameters.md: every typed parameter, then the curated coverage per backend."""
-    from ..config.sections import BACKEND_SECTIONS
+    from pytest_llenergy.config.sections import BACKEND_SECTIONS
 
     _load_extensions()
     out = [

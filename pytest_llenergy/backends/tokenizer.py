@@ -23,7 +23,7 @@ MIN_VOCAB = 256 + len(SPECIAL_IDS)
 def _raw_tokenizer_json(vocab_size: int) -> str:
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
-    from .workload import builtin_texts
+    from pytest_llenergy.backends.workload import builtin_texts
 
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
@@ -43,7 +43,7 @@ def _raw_tokenizer_json(vocab_size: int) -> str:
 def build_tokenizer(model_vocab_size: int) -> Any:
     """A ``PreTrainedTokenizerFast`` (left padding) whose vocabulary fits ``model_vocab_size``."""
     if model_vocab_size < MIN_VOCAB:
-        from .errors import BackendError
+        from pytest_llenergy.backends.errors import BackendError
 
         raise BackendError(f"vocab_size {model_vocab_size} is too small for the byte-level tokenizer (>= {MIN_VOCAB})")
     from tokenizers import Tokenizer

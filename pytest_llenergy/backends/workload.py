@@ -12,11 +12,11 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import BackendError
+from pytest_llenergy.backends.errors import BackendError
 
 if TYPE_CHECKING:
-    from ..config.experiment import WorkloadConfig
-    from .base import Workload
+    from pytest_llenergy.backends.base import Workload
+    from pytest_llenergy.config.experiment import WorkloadConfig
 
 #: ``encode(texts, max_tokens)`` -> token ids per text, each at most ``max_tokens`` long
 Encoder = Callable[[list[str], int], list[list[int]]]
@@ -148,7 +148,7 @@ def build_workload(
     base_dir: str | Path | None = None,
 ) -> Workload:
     """A ready workload for ``config``. Text sources need ``encode``; synthetic ones do not."""
-    from .base import Workload
+    from pytest_llenergy.backends.base import Workload
 
     texts: list[str] | None = None
     if config.prompts == "synthetic":

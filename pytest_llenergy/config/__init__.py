@@ -1,11 +1,16 @@
 """Campaign configuration: pydantic models, safe YAML loading, grid expansion, ids (no pytest, no torch)."""
 
-from .campaign import CampaignConfig, GridConfig
-from .errors import CampaignError
-from .experiment import DecoderConfig, ExperimentConfig, ModelSpec, WorkloadConfig
-from .ids import config_hash, experiment_id
-from .loading import load_campaign
-from .plan import CampaignPlan, Experiment, expand
+from pytest_llenergy.config.campaign import CampaignConfig, GridConfig
+from pytest_llenergy.config.errors import CampaignError
+from pytest_llenergy.config.experiment import (
+    DecoderConfig,
+    ExperimentConfig,
+    ModelSpec,
+    WorkloadConfig,
+)
+from pytest_llenergy.config.ids import config_hash, experiment_id
+from pytest_llenergy.config.loading import load_campaign
+from pytest_llenergy.config.plan import CampaignPlan, Experiment, expand
 
 
 def load_plan(path) -> CampaignPlan:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .units import parse_quantity
+from pytest_llenergy.config.units import parse_quantity
 
 # budget keyword -> (raw column, adjusted column or None, kind, words)
 BUDGET_METRICS: dict[str, tuple[str, str | None, str, str]] = {

@@ -6,10 +6,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Discriminator, Field, Tag, field_validator, model_validator
 
-from .base import StrictModel
-from .dispatch import DispatchConfig
-from .experiment import NAME_PATTERN
-from .measurement import MeasurementConfig
+from pytest_llenergy.config.base import StrictModel
+from pytest_llenergy.config.dispatch import DispatchConfig
+from pytest_llenergy.config.experiment import NAME_PATTERN
+from pytest_llenergy.config.measurement import MeasurementConfig
 
 GridValues = list[Any] | Any
 
@@ -70,7 +70,7 @@ class GapsConfig(StrictModel):
     @field_validator("between_experiments", "between_cycles", "max_wait", mode="before")
     @classmethod
     def _parse_duration(cls, value: Any) -> Any:
-        from .units import parse_duration
+        from pytest_llenergy.config.units import parse_duration
 
         if value is None or value == "adaptive":
             return value
@@ -114,13 +114,13 @@ class BudgetRule(StrictModel):
 
     @model_validator(mode="after")
     def _limits_parse(self) -> BudgetRule:
-        from .budgets import Budget
+        from pytest_llenergy.config.budgets import Budget
 
         Budget.from_kwargs({**self.limits, "tolerance": self.tolerance, "adjusted": self.adjusted}, "campaign")
         return self
 
     def budget(self):
-        from .budgets import Budget
+        from pytest_llenergy.config.budgets import Budget
 
         return Budget.from_kwargs({**self.limits, "tolerance": self.tolerance, "adjusted": self.adjusted}, "campaign")
 
@@ -165,9 +165,9 @@ class CampaignConfig(StrictModel):
     @field_validator("group_by")
     @classmethod
     def _group_paths_exist(cls, value: list[str]) -> list[str]:
-        from .experiment import ExperimentConfig
-        from .paths import check_path
-        from .sections import BACKEND_SECTIONS
+        from pytest_llenergy.config.experiment import ExperimentConfig
+        from pytest_llenergy.config.paths import check_path
+        from pytest_llenergy.config.sections import BACKEND_SECTIONS
 
         for path in value:
             head = path.split(".")[0]

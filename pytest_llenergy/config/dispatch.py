@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from .base import StrictModel
+from pytest_llenergy.config.base import StrictModel
 
 
 class DispatchConfig(StrictModel):

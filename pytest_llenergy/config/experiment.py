@@ -7,8 +7,13 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from .base import StrictModel
-from .sections import BACKEND_SECTIONS, TensorrtConfig, TransformersConfig, VllmConfig
+from pytest_llenergy.config.base import StrictModel
+from pytest_llenergy.config.sections import (
+    BACKEND_SECTIONS,
+    TensorrtConfig,
+    TransformersConfig,
+    VllmConfig,
+)
 
 Precision = Literal["float32", "float16", "bfloat16"]
 KNOWN_BACKENDS = tuple(BACKEND_SECTIONS)
@@ -116,7 +121,7 @@ class ExperimentConfig(StrictModel):
     @field_validator("backend")
     @classmethod
     def _backend_is_known(cls, value: str) -> str:
-        from .registry import known_backends
+        from pytest_llenergy.config.registry import known_backends
 
         names = known_backends()
         if value not in names:

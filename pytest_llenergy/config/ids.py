@@ -6,7 +6,7 @@ import hashlib
 import json
 import re
 
-from .experiment import ExperimentConfig
+from pytest_llenergy.config.experiment import ExperimentConfig
 
 HASH_CHARS = 8
 _PRECISION_SHORT = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16"}

@@ -9,8 +9,8 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from .campaign import CampaignConfig
-from .errors import CampaignError, problems_from_validation
+from pytest_llenergy.config.campaign import CampaignConfig
+from pytest_llenergy.config.errors import CampaignError, problems_from_validation
 
 MAX_FILE_BYTES = 2 * 1024 * 1024
 MAX_NODES = 200_000

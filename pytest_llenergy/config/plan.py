@@ -9,12 +9,12 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from .campaign import CampaignConfig
-from .errors import CampaignError, problems_from_validation
-from .experiment import ExperimentConfig
-from .ids import experiment_id
-from .paths import check_path, deep_merge, set_path
-from .sections import BACKEND_SECTIONS
+from pytest_llenergy.config.campaign import CampaignConfig
+from pytest_llenergy.config.errors import CampaignError, problems_from_validation
+from pytest_llenergy.config.experiment import ExperimentConfig
+from pytest_llenergy.config.ids import experiment_id
+from pytest_llenergy.config.paths import check_path, deep_merge, set_path
+from pytest_llenergy.config.sections import BACKEND_SECTIONS
 
 
 @dataclass(frozen=True)
@@ -88,7 +88,7 @@ def _validate_grid_paths(campaign: CampaignConfig, source: str) -> None:
         if problem:
             problems.append(f"grid.shared.{path}: {problem}")
     backends = grid.backends or [campaign.defaults.get("backend", "transformers")]
-    from .registry import known_backends
+    from pytest_llenergy.config.registry import known_backends
 
     for i, backend in enumerate(grid.backends or []):
         if backend not in known_backends():

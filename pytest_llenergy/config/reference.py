@@ -80,8 +80,8 @@ def walk(model: type[BaseModel], prefix: str, seen: set[str]) -> list[str]:
 
 def render_reference() -> str:
     """The whole campaign reference as Markdown."""
-    from .campaign import CampaignConfig
-    from .experiment import ExperimentConfig
+    from pytest_llenergy.config.campaign import CampaignConfig
+    from pytest_llenergy.config.experiment import ExperimentConfig
 
     out = [
         "# Campaign file reference",

@@ -5,10 +5,10 @@ Each field's ``description`` is its documentation: docs/parameters.md is generat
 
 from __future__ import annotations
 
-from .base import StrictModel
-from .tensorrt_section import TensorrtConfig
-from .transformers_section import TransformersConfig
-from .vllm_section import VllmConfig
+from pytest_llenergy.config.base import StrictModel
+from pytest_llenergy.config.tensorrt_section import TensorrtConfig
+from pytest_llenergy.config.transformers_section import TransformersConfig
+from pytest_llenergy.config.vllm_section import VllmConfig
 
 BACKEND_SECTIONS: dict[str, type[StrictModel]] = {
     "transformers": TransformersConfig,

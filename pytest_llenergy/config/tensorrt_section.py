@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from .base import StrictModel
+from pytest_llenergy.config.base import StrictModel
 
 TrtQuantization = Literal[
     "none", "fp8", "int8_sq", "int8_weight_only", "int4_weight_only", "int4_awq", "int4_gptq", "w4a8_awq", "nvfp4"

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from .base import StrictModel
+from pytest_llenergy.config.base import StrictModel
 
 DtypeName = Literal["float32", "float16", "bfloat16"]
 #: device_map strategies that spread a model over the devices (need ``accelerate``).

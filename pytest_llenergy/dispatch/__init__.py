@@ -1,17 +1,29 @@
 """Container dispatch: run a campaign item in its backend's compose service (no pytest in here).
 
-``plugin/dispatch.py`` is the pytest side; this package finds docker and compose, checks images,
+``plugin/dispatch/hooks.py`` is the pytest side; this package finds docker and compose, checks images,
 writes the compose ``.env``, routes GPUs and builds and runs the compose commands.
 """
 
-from .command import ItemCommand, PathMap, forwarded_options
-from .compose import ComposeCommand, ComposeProject, container_name, detect_compose, project_name
-from .dispatcher import ContainerDispatcher, ContainerRun, DispatchSettings, Preflight, ServiceInfo
-from .docker import ImageInfo, daemon_version, image_info
-from .envfile import ensure_env_file, ensure_secrets_file, read_env_file
-from .errors import DispatchError, describe_exit
-from .gpus import GpuRoute, parse_visible, route_gpus
-from .process import Completed, Runner, run_command
+from pytest_llenergy.dispatch.command import ItemCommand, PathMap, forwarded_options
+from pytest_llenergy.dispatch.compose import (
+    ComposeCommand,
+    ComposeProject,
+    container_name,
+    detect_compose,
+    project_name,
+)
+from pytest_llenergy.dispatch.dispatcher import (
+    ContainerDispatcher,
+    ContainerRun,
+    DispatchSettings,
+    Preflight,
+    ServiceInfo,
+)
+from pytest_llenergy.dispatch.docker import ImageInfo, daemon_version, image_info
+from pytest_llenergy.dispatch.envfile import ensure_env_file, ensure_secrets_file, read_env_file
+from pytest_llenergy.dispatch.errors import DispatchError, describe_exit
+from pytest_llenergy.dispatch.gpus import GpuRoute, parse_visible, route_gpus
+from pytest_llenergy.dispatch.process import Completed, Runner, run_command
 
 __all__ = [
     "Completed",

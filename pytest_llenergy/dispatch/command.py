@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from .errors import DispatchError
+from pytest_llenergy.dispatch.errors import DispatchError
 
 
 @dataclass(frozen=True)

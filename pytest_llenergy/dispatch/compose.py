@@ -12,8 +12,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import DispatchError
-from .process import Runner, run_command
+from pytest_llenergy.dispatch.errors import DispatchError
+from pytest_llenergy.dispatch.process import Runner, run_command
 
 _VERSION = re.compile(r"v?(\d+)\.(\d+)(?:\.(\d+))?")
 

@@ -11,13 +11,25 @@ from typing import Any, Literal
 
 import yaml
 
-from .command import ItemCommand, PathMap
-from .compose import ComposeCommand, ComposeProject, container_name, detect_compose, display_path
-from .docker import ImageInfo, container_label, daemon_version, image_info, kill_container
-from .envfile import ensure_env_file, ensure_secrets_file, pinned_versions
-from .errors import DispatchError, describe_exit
-from .gpus import GpuRoute
-from .process import Completed, Runner, run_command
+from pytest_llenergy.dispatch.command import ItemCommand, PathMap
+from pytest_llenergy.dispatch.compose import (
+    ComposeCommand,
+    ComposeProject,
+    container_name,
+    detect_compose,
+    display_path,
+)
+from pytest_llenergy.dispatch.docker import (
+    ImageInfo,
+    container_label,
+    daemon_version,
+    image_info,
+    kill_container,
+)
+from pytest_llenergy.dispatch.envfile import ensure_env_file, ensure_secrets_file, pinned_versions
+from pytest_llenergy.dispatch.errors import DispatchError, describe_exit
+from pytest_llenergy.dispatch.gpus import GpuRoute
+from pytest_llenergy.dispatch.process import Completed, Runner, run_command
 
 Strategy = Literal["ephemeral", "persistent"]
 

@@ -7,8 +7,8 @@ import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from .errors import DispatchError
-from .process import Runner, run_command
+from pytest_llenergy.dispatch.errors import DispatchError
+from pytest_llenergy.dispatch.process import Runner, run_command
 
 VERSION_LABEL = "org.llenergy.version"
 """Image label holding the pytest-llenergy version installed in the image."""

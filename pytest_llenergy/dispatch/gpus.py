@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .errors import DispatchError
+from pytest_llenergy.dispatch.errors import DispatchError
 
 _NO_GPU = ("", "-1", "none", "void", "NoDevFiles")
 

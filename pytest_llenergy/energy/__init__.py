@@ -3,12 +3,13 @@
 Nothing here imports pytest or pydantic; NVML, torch and pandas are imported lazily where used.
 """
 
-from .baseline import BaselineCache, BaselineReading, measure_baseline
-from .environment import collect_environment
-from .measurement import DeviceMeasurement, Measurement
-from .meter import EnergyMeter, Window
-from .sampler import Sampler, Timeseries
-from .sources import (
+from pytest_llenergy.energy.baseline import BaselineCache, measure_baseline
+from pytest_llenergy.energy.baseline_reading import BaselineReading
+from pytest_llenergy.energy.environment import collect_environment
+from pytest_llenergy.energy.measurement import DeviceMeasurement, Measurement
+from pytest_llenergy.energy.meter import EnergyMeter, Window
+from pytest_llenergy.energy.sampler import Sampler, Timeseries
+from pytest_llenergy.energy.sources import (
     DEFAULT_TRACE,
     DeviceInfo,
     EnergySource,
@@ -20,8 +21,8 @@ from .sources import (
     describe,
     resolve_source,
 )
-from .thermal import GapOutcome, fixed_gap, wait_until_settled
-from .warmup import WarmupResult, run_warmup
+from pytest_llenergy.energy.thermal import GapOutcome, fixed_gap, wait_until_settled
+from pytest_llenergy.energy.warmup import WarmupResult, run_warmup
 
 __all__ = [
     "DEFAULT_TRACE",

@@ -12,63 +12,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
-from .meter import EnergyMeter
-from .sources.base import EnergySource, SourceError
+from pytest_llenergy.energy.baseline_reading import BaselineReading
+from pytest_llenergy.energy.meter import EnergyMeter
+from pytest_llenergy.energy.sources.base import EnergySource, SourceError
 
 KEY_PREFIX = "llenergy/baseline/"
-
-
-@dataclass(frozen=True)
-class BaselineReading:
-    """Idle power per device label (W), with how and when it was measured."""
-
-    power_w: dict[str, float]
-    sd_w: dict[str, float] = field(default_factory=dict)
-    n_samples: int = 0
-    pstate: dict[str, int | None] = field(default_factory=dict)
-    temperature_c: dict[str, float | None] = field(default_factory=dict)
-    timestamp: float = 0.0
-    duration_s: float = 0.0
-    deep_idle_w: dict[str, float] | None = None
-    drift_pct: float | None = None
-
-    def to_info(self, method: str, age: float | None) -> dict[str, Any]:
-        """A dict matching ``BaselineInfo`` in results/schema.py."""
-        return {
-            "method": method, "power_w": dict(self.power_w), "sd_w": dict(self.sd_w),
-            "n_samples": self.n_samples, "duration_s": self.duration_s, "age_s": age,
-            "pstate": dict(self.pstate), "temperature_c": dict(self.temperature_c),
-            "deep_idle_w": dict(self.deep_idle_w) if self.deep_idle_w else None,
-            "drift_pct": self.drift_pct,
-        }
-
-    def device_entry(self, label: str) -> dict[str, Any]:
-        """The JSON-serialisable cache entry of one device."""
-        deep = (self.deep_idle_w or {}).get(label)
-        return {"power_w": self.power_w[label], "sd_w": self.sd_w.get(label),
-                "n_samples": self.n_samples, "pstate": self.pstate.get(label),
-                "temperature_c": self.temperature_c.get(label), "timestamp": self.timestamp,
-                "duration_s": self.duration_s, "deep_idle_w": deep}
-
-    @classmethod
-    def from_entries(cls, entries: dict[str, dict[str, Any]]) -> BaselineReading:
-        """Combine per-device cache entries (label -> entry) into one reading."""
-        deep = {k: float(e["deep_idle_w"]) for k, e in entries.items() if e.get("deep_idle_w") is not None}
-        return cls(
-            power_w={k: float(e["power_w"]) for k, e in entries.items()},
-            sd_w={k: float(e["sd_w"]) for k, e in entries.items() if e.get("sd_w") is not None},
-            n_samples=min(int(e.get("n_samples", 0)) for e in entries.values()),
-            pstate={k: e.get("pstate") for k, e in entries.items()},
-            temperature_c={k: e.get("temperature_c") for k, e in entries.items()},
-            timestamp=min(float(e["timestamp"]) for e in entries.values()),
-            duration_s=min(float(e.get("duration_s", 0.0)) for e in entries.values()),
-            deep_idle_w=deep or None,
-        )
 
 
 def _last(series: Any, name: str, j: int) -> float | None:

@@ -16,8 +16,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .sources.base import EnergySource
-from .sources.estimate import cpu_model
+from pytest_llenergy.energy.sources.base import EnergySource
+from pytest_llenergy.energy.sources.estimate import cpu_model
 
 PACKAGES = {
     "torch": ("torch",),

@@ -23,8 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from .sampler import Timeseries
-from .sources.base import DeviceInfo
+from pytest_llenergy.energy.sampler import Timeseries
+from pytest_llenergy.energy.sources.base import DeviceInfo
 
 #: Source kinds whose energy has a baseline subtracted (GPUs and traces of GPUs).
 BASELINE_KINDS = frozenset({"nvml", "replay"})

@@ -16,14 +16,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .measurement import Measurement, WindowInputs, build_measurement
-from .sampler import MAX_HZ, MIN_HZ, Sampler, Timeseries
-from .sources.base import EnergySource, SourceError
+from pytest_llenergy.energy.measurement import Measurement, WindowInputs, build_measurement
+from pytest_llenergy.energy.sampler import MAX_HZ, MIN_HZ, Sampler, Timeseries
+from pytest_llenergy.energy.sources.base import EnergySource, SourceError
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from .baseline import BaselineReading
+    from pytest_llenergy.energy.baseline_reading import BaselineReading
 
 
 class Window:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .sources.base import EnergySource, SourceError
+from pytest_llenergy.energy.sources.base import EnergySource, SourceError
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from .sources.base import EnergySource, SourceError
+from pytest_llenergy.energy.sources.base import EnergySource, SourceError
 
 STATUS_EVERY_S = 5.0
 

@@ -7,27 +7,27 @@ from __future__ import annotations
 
 import pytest
 
+from pytest_llenergy.plugin import hookspec
+
 pytest_plugins = [
     "pytest_llenergy.plugin.options",
     "pytest_llenergy.plugin.xdist",
-    "pytest_llenergy.plugin.collection",
-    "pytest_llenergy.plugin.budgets",
-    "pytest_llenergy.plugin.compare",
-    "pytest_llenergy.plugin.gates",
-    "pytest_llenergy.plugin.runtest",
-    "pytest_llenergy.plugin.measurement",
-    "pytest_llenergy.plugin.energy_fixture",
-    "pytest_llenergy.plugin.gaps",
-    "pytest_llenergy.plugin.adaptive",
-    "pytest_llenergy.plugin.reporting",
-    "pytest_llenergy.plugin.notify",
-    "pytest_llenergy.plugin.manifest",
-    "pytest_llenergy.plugin.resume",
-    "pytest_llenergy.plugin.dispatch",
+    "pytest_llenergy.plugin.collection.hooks",
+    "pytest_llenergy.plugin.gates.budgets",
+    "pytest_llenergy.plugin.gates.compare",
+    "pytest_llenergy.plugin.gates.verdicts",
+    "pytest_llenergy.plugin.measurement.runtest",
+    "pytest_llenergy.plugin.measurement.context",
+    "pytest_llenergy.plugin.measurement.fixture",
+    "pytest_llenergy.plugin.measurement.gaps",
+    "pytest_llenergy.plugin.collection.adaptive",
+    "pytest_llenergy.plugin.reporting.session",
+    "pytest_llenergy.plugin.reporting.notify",
+    "pytest_llenergy.plugin.reporting.manifest",
+    "pytest_llenergy.plugin.collection.resume",
+    "pytest_llenergy.plugin.dispatch.hooks",
 ]
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
-    from . import hookspec
-
     pluginmanager.add_hookspecs(hookspec)

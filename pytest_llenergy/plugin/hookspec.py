@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
-    from ..config import Experiment
-    from ..results.schema import ExperimentResult
+    from pytest_llenergy.config import Experiment
+    from pytest_llenergy.results.schema import ExperimentResult
 
 
 @pytest.hookspec()

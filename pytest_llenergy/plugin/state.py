@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from ..config import CampaignError, CampaignPlan, Experiment, load_plan
-from ..results.store import RunDirectory
-from .options import setting
+from pytest_llenergy.config import CampaignError, CampaignPlan, Experiment, load_plan
+from pytest_llenergy.plugin.options import setting
+from pytest_llenergy.results.store import RunDirectory
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from .state import get_run
+from pytest_llenergy.plugin.options import setting
+from pytest_llenergy.plugin.state import get_run
 
 
 def is_worker(config: pytest.Config) -> bool:
@@ -40,8 +41,6 @@ def visible_gpus() -> list[str]:
 
 
 def gpus_per_worker(config: pytest.Config) -> int:
-    from .options import setting
-
     raw = setting(config, "lem_gpus_per_worker")
     try:
         value = int(raw) if raw is not None else 1

@@ -9,17 +9,17 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from .schema import SCHEMA_VERSION, ExperimentResult, result_key
-from .store import RunDirectory, atomic_write_json
+from pytest_llenergy.results.schema import SCHEMA_VERSION, ExperimentResult, result_key
+from pytest_llenergy.results.store import RunDirectory, atomic_write_json
 
 if TYPE_CHECKING:
-    from .adaptive import AdaptiveDecision, decide
-    from .frame import load
-    from .metrics import metric_column
-    from .report import build_outputs, build_report
-    from .stats import DEFAULT_METRICS, BootstrapCI, bootstrap_ci, summarize
-    from .summary import Summary
-    from .terminal import format_terminal_table
+    from pytest_llenergy.results.adaptive import AdaptiveDecision, decide
+    from pytest_llenergy.results.frame import load
+    from pytest_llenergy.results.metrics import metric_column
+    from pytest_llenergy.results.report import build_outputs, build_report
+    from pytest_llenergy.results.stats import DEFAULT_METRICS, BootstrapCI, bootstrap_ci, summarize
+    from pytest_llenergy.results.summary import Summary
+    from pytest_llenergy.results.terminal import format_terminal_table
 
 _LAZY = {
     "AdaptiveDecision": "adaptive", "decide": "adaptive", "load": "frame", "metric_column": "metrics",

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .metrics import METRIC_ALIASES, metric_column
-from .stats import bootstrap_ci
+from pytest_llenergy.results.metrics import METRIC_ALIASES, metric_column
+from pytest_llenergy.results.stats import bootstrap_ci
 
 
 @dataclass(frozen=True)

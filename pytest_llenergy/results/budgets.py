@@ -6,7 +6,7 @@ import fnmatch
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..config.budgets import BUDGET_METRICS, Budget, format_quantity
+from pytest_llenergy.config.budgets import BUDGET_METRICS, Budget, format_quantity
 
 __all__ = ["Budget", "Verdict", "check_interval", "check_point", "select_matches"]
 

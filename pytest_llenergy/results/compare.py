@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from .metrics import metric_column
+from pytest_llenergy.results.metrics import metric_column
 
 MIN_CYCLES_FOR_CI = 3
 _RULE = re.compile(r"^([a-z_]+):([-+]?\d+(?:\.\d+)?)%$")

@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .store import atomic_write_bytes
-from .summary import STAT_KEYS, Summary
+from pytest_llenergy.results.store import atomic_write_bytes
+from pytest_llenergy.results.summary import STAT_KEYS, Summary
 
 SUMMARY_SCHEMA_VERSION = 1
 ENVIRONMENT_FILE = "environment.json"

@@ -13,8 +13,8 @@ from typing import Any
 
 import pandas as pd
 
-from .schema import ExperimentResult, WindowEnergy
-from .store import load_result_file
+from pytest_llenergy.results.schema import ExperimentResult, WindowEnergy
+from pytest_llenergy.results.store import load_result_file
 
 # Columns that always exist, in this order; throttle_<cause>_s and config.* follow.
 CORE_COLUMNS: tuple[str, ...] = (

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from .schema import Status, result_key
-from .store import atomic_write_bytes
+from pytest_llenergy.results.schema import Status, result_key
+from pytest_llenergy.results.store import atomic_write_bytes
 
 
 def _now() -> str:

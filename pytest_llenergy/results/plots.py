@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from .metrics import metric_label
-from .summary import Summary
+from pytest_llenergy.results.metrics import metric_label
+from pytest_llenergy.results.summary import Summary
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

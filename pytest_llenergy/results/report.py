@@ -12,12 +12,12 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from .export import write_summary_csv, write_summary_json
-from .frame import load
-from .report_html import REPORT_FILE, build_report
-from .stats import DEFAULT_METRICS, summarize
-from .summary import Summary
-from .terminal import format_terminal_table
+from pytest_llenergy.results.export import write_summary_csv, write_summary_json
+from pytest_llenergy.results.frame import load
+from pytest_llenergy.results.report_html import REPORT_FILE, build_report
+from pytest_llenergy.results.stats import DEFAULT_METRICS, summarize
+from pytest_llenergy.results.summary import Summary
+from pytest_llenergy.results.terminal import format_terminal_table
 
 SUMMARY_JSON = "summary.json"
 SUMMARY_CSV = "summary.csv"
@@ -65,7 +65,7 @@ def build_outputs(run_dir: Path | Sequence[Path], *, out_dir: Path | None = None
                "summary.csv": write_summary_csv(out_dir / SUMMARY_CSV, summary)}
     charts, timelines, problems = {}, {}, []
     if plots and len(df):
-        from .plots import campaign_charts, timeline_charts
+        from pytest_llenergy.results.plots import campaign_charts, timeline_charts
 
         charts = campaign_charts(summary, out_dir / PLOTS_DIR)
         timelines, problems = timeline_charts(df, out_dir / PLOTS_DIR)

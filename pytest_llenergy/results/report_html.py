@@ -18,10 +18,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .metrics import METRIC_SHORT, metric_label
-from .store import atomic_write_bytes
-from .summary import Summary
-from .terminal import flag_words
+from pytest_llenergy.results.metrics import METRIC_SHORT, metric_label
+from pytest_llenergy.results.store import atomic_write_bytes
+from pytest_llenergy.results.summary import Summary
+from pytest_llenergy.results.terminal import flag_words
 
 REPORT_FILE = "report.html"
 ENVIRONMENT_FILE = "environment.json"

@@ -12,8 +12,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from .metrics import METRIC_ALIASES
-from .store import atomic_write_json
+from pytest_llenergy.results.metrics import METRIC_ALIASES
+from pytest_llenergy.results.store import atomic_write_json
 
 _SLUG = re.compile(r"[^a-z0-9.]+")
 

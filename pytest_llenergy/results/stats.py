@@ -18,13 +18,13 @@ import inspect
 import math
 import warnings
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from .bootstrap import (
+from pytest_llenergy.results.bootstrap import (
     METHOD_CONSTANT,
     METHOD_PERCENTILE,
     Strata,
@@ -32,8 +32,9 @@ from .bootstrap import (
     expanded_alpha,
     group_intervals,
 )
-from .metrics import metric_column
-from .summary import Summary, experiment_table, group_labels
+from pytest_llenergy.results.interval import BootstrapCI
+from pytest_llenergy.results.metrics import metric_column
+from pytest_llenergy.results.summary import Summary, experiment_table, group_labels
 
 DEFAULT_METRICS: tuple[str, ...] = (
     "energy_j", "energy_adjusted_j", "energy_per_output_token_j", "energy_per_token_j",
@@ -44,34 +45,6 @@ METHOD_NONE = "none"
 FEW_CYCLES = 3
 
 
-@dataclass(frozen=True)
-class BootstrapCI:
-    """Mean, standard deviation and confidence interval of one sample (NaN where undefined)."""
-
-    n: int
-    mean: float
-    sd: float
-    ci_low: float
-    ci_high: float
-    method: str
-    warning: str | None = None
-    confidence: float = 0.95
-
-    @property
-    def halfwidth(self) -> float:
-        return (self.ci_high - self.ci_low) / 2
-
-    @property
-    def halfwidth_rel(self) -> float:
-        """Half-width relative to |mean| (NaN without an interval, inf when the mean is 0)."""
-        if math.isnan(self.halfwidth) or math.isnan(self.mean):
-            return math.nan
-        if self.mean == 0:
-            return 0.0 if self.halfwidth == 0 else math.inf
-        return self.halfwidth / abs(self.mean)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def _few_warning(n: int) -> str | None:

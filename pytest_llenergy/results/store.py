@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from .schema import ExperimentResult, result_key
+from pytest_llenergy.results.schema import ExperimentResult, result_key
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

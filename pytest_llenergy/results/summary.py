@@ -5,15 +5,13 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from .metrics import MAIN_METRICS
-
-if TYPE_CHECKING:
-    from .stats import BootstrapCI
+from pytest_llenergy.results.interval import BootstrapCI
+from pytest_llenergy.results.metrics import MAIN_METRICS
 
 STAT_KEYS: tuple[str, ...] = ("n", "mean", "sd", "ci_low", "ci_high", "method", "warning")
 IDENTITY_COLUMNS: tuple[str, ...] = ("campaign", "backend", "model", "precision", "batch_size")
@@ -125,8 +123,6 @@ class Summary:
         return fallback[0] if fallback else None
 
     def _stat(self, row: pd.Series, metric: str) -> BootstrapCI | None:
-        from .stats import BootstrapCI  # stats imports this module
-
         if f"{metric}_mean" not in row.index:
             return None
         values = {key: row[f"{metric}_{key}"] for key in STAT_KEYS}
@@ -161,12 +157,6 @@ class Summary:
     @property
     def n_experiments(self) -> int:
         return int(len(self.experiments))
-
-    def to_dict(self) -> dict[str, Any]:
-        """The ``summary.json`` document (JSON-safe: missing values are None)."""
-        from .export import summary_payload  # export imports this module
-
-        return summary_payload(self)
 
     def flag_counts(self) -> dict[str, int]:
         """Experiments estimated / simulated, cycles throttled / short window / failed / unconverged warmup."""

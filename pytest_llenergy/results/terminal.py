@@ -11,8 +11,8 @@ from typing import Any
 
 import pandas as pd
 
-from .metrics import METRIC_LABELS
-from .summary import Summary
+from pytest_llenergy.results.metrics import METRIC_LABELS
+from pytest_llenergy.results.summary import Summary
 
 QUIET_ROWS = 5
 DEFAULT_ROWS = 50

@@ -24,7 +24,7 @@ def _single_thread_torch():
 
 @pytest.fixture(scope="session")
 def backend():
-    from pytest_llenergy.backends.transformers_backend import TransformersBackend
+    from pytest_llenergy.backends.transformers.backend import TransformersBackend
 
     return TransformersBackend()
 
@@ -32,7 +32,7 @@ def backend():
 @pytest.fixture(scope="session")
 def tiny_model():
     """A real tiny-llama built through the backend once (a stand-in for faked loads)."""
-    from pytest_llenergy.backends.transformers_backend import TransformersBackend
+    from pytest_llenergy.backends.transformers.backend import TransformersBackend
 
     session = TransformersBackend().load(experiment_at({}))
     yield session.model

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from pytest_llenergy.backends import transformers_loading
 from pytest_llenergy.backends.base import BackendError
 from pytest_llenergy.backends.introspection import parameters
+from pytest_llenergy.backends.transformers import loading as transformers_loading
 
 from .helpers import experiment_at, spy_generate
 

@@ -35,7 +35,7 @@ def _modules() -> dict[str, Any]:
 @pytest.fixture
 def fake_trt(monkeypatch, tmp_path):
     """The fake tensorrt_llm importable, a fake GPU visible, the engine cache in the test's temp dir."""
-    from pytest_llenergy.backends import tensorrt_backend
+    from pytest_llenergy.backends.tensorrt import backend as tensorrt_backend
 
     saved = _modules()
     for name in saved:

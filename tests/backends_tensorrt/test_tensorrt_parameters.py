@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from pytest_llenergy.backends.base import BackendError
 from pytest_llenergy.backends.introspection import parameters
-from pytest_llenergy.backends.tensorrt_backend import TensorrtBackend
+from pytest_llenergy.backends.tensorrt.backend import TensorrtBackend
 
 from .conftest import calls, experiment
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from pytest_llenergy.backends import tensorrt_backend
 from pytest_llenergy.backends.base import BackendError
-from pytest_llenergy.backends.tensorrt_backend import ENGINE_MARKER, TensorrtBackend
+from pytest_llenergy.backends.tensorrt import backend as tensorrt_backend
+from pytest_llenergy.backends.tensorrt.backend import ENGINE_MARKER, TensorrtBackend
 
 from .conftest import FAKE_GPU, calls, experiment
 
@@ -142,7 +142,7 @@ class TestRun:
 
 
 def test_random_weights_build_from_the_saved_checkpoint(fake_trt, monkeypatch, tmp_path):
-    from pytest_llenergy.backends import engine_checkpoint
+    from pytest_llenergy.backends import checkpoint as engine_checkpoint
 
     class Config:
         def to_dict(self):

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import textwrap
 
-from pytest_llenergy.backends import tensorrt_backend, vllm_backend
+from pytest_llenergy.backends.tensorrt import backend as tensorrt_backend
+from pytest_llenergy.backends.vllm import backend as vllm_backend
 
 CAMPAIGN = """
 name: engines

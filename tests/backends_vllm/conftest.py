@@ -38,7 +38,7 @@ def _vllm_modules() -> dict[str, Any]:
 @pytest.fixture
 def fake_vllm(monkeypatch, tmp_path):
     """The fake vllm package imported as ``vllm`` (any real one set aside and restored afterwards)."""
-    from pytest_llenergy.backends import vllm_backend
+    from pytest_llenergy.backends.vllm import backend as vllm_backend
 
     saved = _vllm_modules()
     for name in saved:

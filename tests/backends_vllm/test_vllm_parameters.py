@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from pytest_llenergy.backends.base import BackendError
 from pytest_llenergy.backends.introspection import parameters
-from pytest_llenergy.backends.vllm_backend import VllmBackend
+from pytest_llenergy.backends.vllm.backend import VllmBackend
 
 from .conftest import calls, experiment
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_llenergy.backends import vllm_backend
 from pytest_llenergy.backends.base import BackendError
+from pytest_llenergy.backends.vllm import backend as vllm_backend
 from pytest_llenergy.config.experiment import ExperimentConfig
 
 from .conftest import TINY_HD32, real_vllm_reason
@@ -25,7 +25,7 @@ def _experiment(backend: str, **extra) -> ExperimentConfig:
 
 def test_fp32_greedy_tokens_match_transformers_token_for_token(real_vllm_env, monkeypatch):
     """Same saved weights, same token ids, same output length: vLLM and transformers agree exactly."""
-    from pytest_llenergy.backends.transformers_backend import (
+    from pytest_llenergy.backends.transformers.backend import (
         TransformersBackend,
         TransformersSession,
     )

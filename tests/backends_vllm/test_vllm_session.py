@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from pytest_llenergy.backends import vllm_backend
 from pytest_llenergy.backends.base import BackendError
-from pytest_llenergy.backends.vllm_backend import VllmBackend, request_latencies
+from pytest_llenergy.backends.vllm import backend as vllm_backend
+from pytest_llenergy.backends.vllm.backend import VllmBackend, request_latencies
 
 from .conftest import calls, experiment
 
@@ -39,7 +39,7 @@ def test_module_import_stays_light():
     import subprocess
     import sys
 
-    code = ("import sys, pytest_llenergy.backends.vllm_backend, pytest_llenergy.backends.tensorrt_backend, "
+    code = ("import sys, pytest_llenergy.backends.vllm.backend, pytest_llenergy.backends.tensorrt.backend, "
             "pytest_llenergy.backends.engine_params; "
             "print(sorted(m for m in ('torch', 'vllm', 'transformers', 'tensorrt_llm') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
@@ -178,7 +178,7 @@ def _without_metrics(generate):
 
 
 def test_random_weights_load_from_the_saved_checkpoint(fake_vllm, monkeypatch, tmp_path):
-    from pytest_llenergy.backends import engine_checkpoint
+    from pytest_llenergy.backends import checkpoint as engine_checkpoint
 
     class Config:
         def to_dict(self):

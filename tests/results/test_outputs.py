@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from pytest_llenergy.results import build_outputs, format_terminal_table, load, summarize
+from pytest_llenergy.results.export import summary_payload
 
 from .factory import write_run
 
@@ -21,7 +22,7 @@ def test_build_outputs_writes_everything(run_dir: Path):
     assert len(list((run_dir / "plots").glob("*.png"))) == 4
     assert json.loads((run_dir / "summary.json").read_text())["run"]["seed"] == 1234
     assert summary.n_experiments == 3
-    doc = summary.to_dict()  # the summary.json document, for --lem-json and plugins
+    doc = summary_payload(summary)  # the summary.json document, for --lem-json and plugins
     assert doc["run"]["seed"] == 1234 and doc["environment"] is None and len(doc["experiments"]) == 3
     json.dumps(doc, allow_nan=False)
 

@@ -9,11 +9,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .base import BaseSource, DeviceInfo, EnergySource, PowerSamples, SourceError
-from .estimate import DEFAULT_CPU_CORE_POWER_W, EstimateSource
-from .nvml import NvmlSource
-from .rapl import RaplSource
-from .replay import DEFAULT_TRACE, ReplaySource
+from pytest_llenergy.energy.sources.base import (
+    BaseSource,
+    DeviceInfo,
+    EnergySource,
+    PowerSamples,
+    SourceError,
+)
+from pytest_llenergy.energy.sources.estimate import DEFAULT_CPU_CORE_POWER_W, EstimateSource
+from pytest_llenergy.energy.sources.nvml import NvmlSource
+from pytest_llenergy.energy.sources.rapl import RaplSource
+from pytest_llenergy.energy.sources.replay import DEFAULT_TRACE, ReplaySource
 
 SPECS = ("auto", "nvml", "rapl", "estimate", "replay", "replay:PATH")
 

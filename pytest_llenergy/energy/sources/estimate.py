@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import BaseSource, DeviceInfo, RateFromCounter
+from pytest_llenergy.energy.sources.base import BaseSource, DeviceInfo, RateFromCounter
 
 DEFAULT_CPU_CORE_POWER_W = 10.0
 

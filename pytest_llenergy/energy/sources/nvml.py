@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import BaseSource, DeviceInfo, PowerSamples, SourceError
+from pytest_llenergy.energy.sources.base import BaseSource, DeviceInfo, PowerSamples, SourceError
 
 #: Throttle causes: result name -> pynvml perf-policy constant name.
 PERF_POLICIES: dict[str, str] = {

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .base import BaseSource, DeviceInfo, RateFromCounter, SourceError
+from pytest_llenergy.energy.sources.base import BaseSource, DeviceInfo, RateFromCounter, SourceError
 
 DEFAULT_ROOT = Path("/sys/class/powercap")
 

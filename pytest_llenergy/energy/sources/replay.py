@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .base import BaseSource, DeviceInfo, PowerSamples
+from pytest_llenergy.energy.sources.base import BaseSource, DeviceInfo, PowerSamples
 
 DEFAULT_TRACE = Path(__file__).resolve().parent.parent / "traces" / "h200_trace.csv"
 

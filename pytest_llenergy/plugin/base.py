@@ -1,0 +1,58 @@
+"""Names shared by the plugin's hook modules: stash keys, report property names and small helpers.
+
+Hook modules import from here (downward); nothing here imports a hook module.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from pytest_llenergy.plugin.measurement.recorder import ItemRecorder
+from pytest_llenergy.plugin.state import CampaignItem, get_run
+
+EXPERIMENT_ARG = "lem_experiment"
+RECORDER = pytest.StashKey[ItemRecorder]()
+LEM_KEY_PROPERTY = "lem_key"
+LEM_RESULT_PROPERTY = "lem_result"
+LEM_CONTAINER_PROPERTY = "lem_container"
+PREVIOUS_ITEM = pytest.StashKey[pytest.Item]()  # the item the last thermal gap followed
+
+
+def campaign_item(item: pytest.Item) -> CampaignItem | None:
+    """The campaign item behind a test item, or None for ordinary tests."""
+    callspec = getattr(item, "callspec", None)
+    if callspec is None:
+        return None
+    value = callspec.params.get(EXPERIMENT_ARG)
+    return value if isinstance(value, CampaignItem) else None
+
+
+def setting_bool(config: pytest.Config, name: str) -> bool:
+    """An ini boolean, False when the ini value cannot be read as one."""
+    try:
+        return bool(config.getini(name))
+    except ValueError:
+        return False
+
+
+def force_cold_start(config: pytest.Config) -> bool:
+    """Whether every item reloads its model (command line > campaign > ini)."""
+    if config.getoption("lem_force_cold_start", False):
+        return True
+    run = get_run(config)
+    if run is not None and "force_cold_start" in run.plan.campaign.model_fields_set:
+        return run.plan.campaign.force_cold_start
+    return setting_bool(config, "lem_force_cold_start")
+
+
+def status_line(config: pytest.Config, message: str) -> None:
+    """Write ``llenergy: message`` on its own line, unless ``-q`` quietened the run."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is None or config.get_verbosity() < 0:
+        return
+    capture = config.pluginmanager.get_plugin("capturemanager")
+    if capture is not None:
+        with capture.global_and_fixture_disabled():
+            reporter.write_line(f"llenergy: {message}")
+    else:
+        reporter.write_line(f"llenergy: {message}")

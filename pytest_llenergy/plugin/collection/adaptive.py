@@ -1,0 +1,34 @@
+"""Adaptive cycles: ``cycles: {min, max, target_ci_halfwidth, metric}``.
+
+Items are collected for ``max`` cycles; before a cycle beyond ``min`` runs, the experiment's
+finished cycles are read back from the run directory and the item is skipped (with the achieved
+CI half-width in the reason) once the target is met.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from pytest_llenergy.config.campaign import AdaptiveCycles
+from pytest_llenergy.plugin.base import campaign_item
+from pytest_llenergy.plugin.state import get_run
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    run, citem = get_run(item.config), campaign_item(item)
+    if run is None or citem is None:
+        return
+    cycles = run.plan.campaign.cycles
+    if not isinstance(cycles, AdaptiveCycles) or citem.cycle <= cycles.min:
+        return
+    from pytest_llenergy.results.adaptive import decide
+    from pytest_llenergy.results.frame import result_row
+    from pytest_llenergy.results.metrics import metric_column
+
+    column = metric_column(cycles.metric)
+    values = [result_row(r).get(column) for r in run.run_dir.results()
+              if r.experiment_id == citem.experiment.id and r.status == "passed" and r.cycle < citem.cycle]
+    decision = decide([v for v in values if v is not None], cycles.min, cycles.target_ci_halfwidth, run.seed)
+    if decision.done:
+        pytest.skip(f"adaptive cycles: {decision.reason}")

@@ -1,0 +1,72 @@
+"""From campaign to items: load in configure, parametrise, order, and tell the user the plan."""
+
+from __future__ import annotations
+
+import pytest
+
+from pytest_llenergy.plugin.base import EXPERIMENT_ARG, campaign_item
+from pytest_llenergy.plugin.collection.ordering import campaign_order, place_in_slots
+from pytest_llenergy.plugin.collection.resume import deselect_done
+from pytest_llenergy.plugin.measurement.context import get_context
+from pytest_llenergy.plugin.state import LEM_RUN, create_run, get_run
+from pytest_llenergy.results.schema import result_key
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "lem_campaign_item: a campaign item (set by pytest-llenergy).")
+    run = create_run(config)
+    if run is not None:
+        config.stash[LEM_RUN] = run
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if EXPERIMENT_ARG not in metafunc.fixturenames:
+        return
+    run = get_run(metafunc.config)
+    if run is None:
+        return
+    items = run.items()
+    metafunc.parametrize(EXPERIMENT_ARG, items, ids=[item.id for item in items])
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    run = get_run(config)
+    if run is None:
+        return
+    found = [campaign_item(item) for item in items]
+    flags = [c is not None for c in found]
+    campaign_items = [item for item, c in zip(items, found) if c is not None]
+    keys = [(c.index, c.cycle) for c in found if c is not None]
+    ordered = [campaign_items[i] for i in campaign_order(keys, run.order, run.seed)]
+    items[:] = place_in_slots(items, flags, ordered)
+    if run.done:
+        found = [campaign_item(item) for item in items]
+        deselect_done(config, items, [result_key(c.experiment.id, c.cycle) if c else None for c in found])
+
+
+def pytest_report_header(config: pytest.Config) -> list[str] | None:
+    run = get_run(config)
+    if run is None:
+        return None
+    n = len(run.plan.experiments)
+    seed = f"{run.seed} (drawn; pass --lem-seed {run.seed} to repeat)" if run.seed_drawn else str(run.seed)
+    context = get_context(config)
+    context.ensure_source()
+    return [
+        f"llenergy: energy source: {context.reason}",
+        f"llenergy: campaign {run.name} ({run.extras.get('campaign_arg', run.plan.source)}): {n} experiments x {run.cycles} cycles"
+        f" = {n * run.cycles} items, order {run.order}, seed {seed}",
+        f"llenergy: results -> {run.run_dir.path}",
+    ]
+
+
+def pytest_report_collectionfinish(config: pytest.Config) -> list[str] | None:
+    run = get_run(config)
+    if run is None:
+        return None
+    lines = [f"llenergy: {line}" for line in run.plan.dropped_summary()]
+    if run.plan.duplicates:
+        lines.append(f"llenergy: {run.plan.duplicates} duplicate grid points merged (identical effective configs)")
+    return lines or None

@@ -1,0 +1,165 @@
+"""``--lem-resume``: re-run only what is not finished, in the same run directory.
+
+State lives in the pytest cache (``d/llenergy/runs/<key>.json``), keyed by campaign name and
+results location (not by the file's hash: editing the campaign re-runs only the experiments
+whose effective config, and so whose id, changed). It is rewritten atomically after every
+finished item by the controller, so a crash or kill -9 loses nothing. An item counts as done
+only when its result file exists, validates and says passed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_llenergy.plugin.base import LEM_RESULT_PROPERTY
+from pytest_llenergy.plugin.reporting.manifest import report_property
+from pytest_llenergy.plugin.state import LemRun, get_run
+from pytest_llenergy.plugin.xdist import is_worker
+from pytest_llenergy.results.schema import result_key
+from pytest_llenergy.results.store import atomic_write_json, load_result_file
+
+STATUS_LINES = pytest.StashKey[list[str]]()
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def state_path(config: pytest.Config, run: LemRun) -> Path:
+    key = hashlib.sha256(f"{run.name}\0{run.results_root}".encode()).hexdigest()[:16]
+    return config.cache.mkdir("llenergy") / "runs" / f"{key}.json"
+
+
+def read_state(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) and isinstance(data.get("run_id"), str) else None
+
+
+def finished_keys(run: LemRun) -> set[str]:
+    """Keys of this run's items whose result file exists, validates and passed."""
+    done = set()
+    for item in run.items():
+        path = run.run_dir.result_path(item.experiment.id, item.cycle)
+        if path.exists():
+            result = load_result_file(path)
+            if result is not None and result.status == "passed":
+                done.add(result_key(item.experiment.id, item.cycle))
+    return done
+
+
+def remove_stale_temp_files(run_dir: Path) -> int:
+    """Delete temp files that a killed atomic write left behind (never results: those are renamed in whole).
+
+    Runs in ``pytest_configure`` on the controller, before any worker can be writing.
+    """
+    removed = 0
+    for folder in (run_dir, run_dir / "experiments", run_dir / "timeseries"):
+        for path in folder.glob(".*.tmp") if folder.is_dir() else ():
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
+def _age(started: str) -> str:
+    try:
+        seconds = (_now() - dt.datetime.fromisoformat(started)).total_seconds()
+    except ValueError:
+        return "unknown age"
+    if seconds < 3600:
+        return f"{seconds / 60:.0f} min ago"
+    return f"{seconds / 3600:.0f} h ago" if seconds < 172800 else f"{seconds / 86400:.0f} days ago"
+
+
+class ResumePlugin:
+    """Controller side: chooses the run to continue, and records progress after every item."""
+
+    def __init__(self, config: pytest.Config, run: LemRun) -> None:
+        self.config, self.run = config, run
+        self.path = state_path(config, run)
+        self.lines: list[str] = []
+        self.state: dict[str, Any] = {}
+        self._prepare()
+
+    def _prepare(self) -> None:
+        config, run = self.config, self.run
+        previous = read_state(self.path)
+        if config.getoption("lem_resume_reset"):
+            if previous:
+                self.lines.append(
+                    f"lem-resume: reset: forgetting run {previous['run_id']} ({len(previous.get('done', {}))} items done);"
+                    f" its results stay in {previous.get('run_dir')}")
+            else:
+                self.lines.append("lem-resume: reset: no saved state to forget")
+            self.path.unlink(missing_ok=True)
+            previous = None
+        if config.getoption("lem_resume") and previous:
+            run.use_run_id(previous["run_id"])
+            removed = remove_stale_temp_files(run.run_dir.path)
+            if removed:
+                self.lines.append(f"lem-resume: removed {removed} partial file(s) left by an interrupted write")
+            run.done = frozenset(finished_keys(run))
+            total = len(run.items())
+            done = len(run.done & {result_key(i.experiment.id, i.cycle) for i in run.items()})
+            started = previous.get("created_at", "")
+            self.lines.append(
+                f"lem-resume: {done} of {total} items done (run {started[:16]}, {_age(started)}); "
+                f"{total - done} to run; --lem-resume-reset to start over")
+            self.state = previous
+        elif config.getoption("lem_resume"):
+            self.lines.append("lem-resume: no earlier run of this campaign; starting a new one")
+        if not self.state:
+            self.state = {"campaign": run.name, "run_id": run.run_id, "run_dir": str(run.run_dir.path),
+                          "created_at": _now().isoformat(timespec="seconds"), "done": {}}
+        config.stash[STATUS_LINES] = self.lines
+
+    def save(self) -> None:
+        self.state["updated_at"] = _now().isoformat(timespec="seconds")
+        try:
+            atomic_write_json(self.path, self.state)
+        except OSError as exc:  # the result files stay the truth; resume recomputes from them
+            self.lines.append(f"lem-resume: could not save state ({exc}); results on disk are unaffected")
+
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        if not self.config.option.collectonly:
+            self.save()
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        result = report_property(report, LEM_RESULT_PROPERTY)
+        if result is None or result["status"] != "passed":
+            return
+        key = Path(result["path"]).stem
+        self.state.setdefault("done", {})[key] = _now().isoformat(timespec="seconds")
+        self.save()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    run = get_run(config)
+    if run is None or is_worker(config) or not hasattr(config, "cache"):
+        return
+    config.pluginmanager.register(ResumePlugin(config, run), "llenergy-resume")
+
+
+def pytest_report_collectionfinish(config: pytest.Config) -> list[str] | None:
+    return config.stash.get(STATUS_LINES, None) or None
+
+
+def deselect_done(config: pytest.Config, items: list[pytest.Item], keys: list[str | None]) -> None:
+    """Drop items whose key is in the run's done set, announcing them through ``pytest_deselected``."""
+    run = get_run(config)
+    if run is None or not run.done:
+        return
+    keep, dropped = [], []
+    for item, key in zip(items, keys):
+        (dropped if key is not None and key in run.done else keep).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = keep

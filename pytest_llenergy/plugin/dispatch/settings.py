@@ -1,0 +1,91 @@
+"""Dispatch settings from options, ini and the campaign's ``dispatch`` section (no hooks here)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_llenergy.dispatch import DispatchSettings, PathMap, project_name
+from pytest_llenergy.plugin.options import setting
+from pytest_llenergy.plugin.state import LemRun
+
+MODES = ("local", "docker", "auto")
+STRATEGIES = ("ephemeral", "persistent")
+
+
+def dispatch_section(run: LemRun | None) -> Any:
+    """The campaign's ``dispatch`` section, else the defaults."""
+    from pytest_llenergy.config.dispatch import DispatchConfig
+
+    section = getattr(run.plan.campaign, "dispatch", None) if run is not None else None
+    return section if section is not None else DispatchConfig()
+
+
+def dispatch_mode(config: pytest.Config, run: LemRun | None) -> str:
+    """``--lem-dispatch``, else ``lem_dispatch``, else the campaign's ``dispatch.mode``; local when dispatched."""
+    if config.getoption("lem_dispatched", False):
+        return "local"
+    value = setting(config, "lem_dispatch") or dispatch_section(run).mode
+    if value not in MODES:
+        raise pytest.UsageError(f"llenergy: lem_dispatch: expected local, docker or auto, got {value!r}")
+    return value
+
+
+def container_strategy(config: pytest.Config, run: LemRun | None) -> str:
+    value = setting(config, "lem_container_strategy") or dispatch_section(run).strategy
+    if value not in STRATEGIES:
+        raise pytest.UsageError(f"llenergy: lem_container_strategy: expected ephemeral or persistent, got {value!r}")
+    return value
+
+
+def keep_containers(config: pytest.Config, run: LemRun | None) -> bool:
+    if config.getoption("lem_keep_containers", False):
+        return True
+    try:
+        if config.getini("lem_keep_containers"):
+            return True
+    except ValueError:
+        pass
+    return bool(dispatch_section(run).keep_containers)
+
+
+def campaign_path(config: pytest.Config) -> Path | None:
+    """The campaign file on the host, resolved as ``create_run`` resolves it."""
+    raw = setting(config, "lem_campaign")
+    if not raw:
+        return None
+    path = Path(raw)
+    if not path.is_absolute():
+        base = Path(config.invocation_params.dir)
+        path = base / path if (base / path).exists() else config.rootpath / path
+    return path.resolve()
+
+
+def _worker_id(config: pytest.Config) -> str:
+    worker = getattr(config, "workerinput", None)
+    return str(worker.get("workerid", "")) if isinstance(worker, dict) else ""
+
+
+def build_settings(config: pytest.Config, run: LemRun) -> DispatchSettings:
+    from pytest_llenergy import __version__
+
+    section = dispatch_section(run)
+    compose_file = Path(section.compose_file)
+    if not compose_file.is_absolute():
+        compose_file = config.rootpath / compose_file
+    return DispatchSettings(
+        compose_file=compose_file,
+        project=project_name("lem", run.run_id, _worker_id(config)),
+        paths=PathMap(config.rootpath, section.project_dir, run.results_root, section.results_dir),
+        strategy=container_strategy(config, run),  # type: ignore[arg-type]
+        keep_containers=keep_containers(config, run),
+        services=dict(section.services),
+        compose_command=section.compose_command,
+        timeout_s=section.timeout_s,
+        output_tail_lines=section.output_tail_lines,
+        extra_env=dict(section.env),
+        plugin_version=__version__,
+        cwd=Path(config.invocation_params.dir),
+    )

@@ -1,0 +1,186 @@
+"""Per-process measurement context: energy source, settings and baseline, created on first use.
+
+Nothing touches NVML until a test asks for energy (``pytest --help`` and plain test runs stay
+fast). Baselines persist in the pytest cache; xdist workers hand theirs to the controller, which
+alone writes the cache.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from pytest_llenergy.config.errors import problems_from_validation
+from pytest_llenergy.config.measurement import MeasurementConfig
+from pytest_llenergy.plugin.options import flag, setting
+from pytest_llenergy.plugin.state import get_run
+from pytest_llenergy.plugin.xdist import is_worker
+
+GPU_KINDS = ("nvml", "replay")
+
+
+def layered(config: pytest.Config, dest: str, section: Any, field_name: str) -> Any:
+    """A setting's value by precedence: command line, then the campaign file (when set there),
+    then the ini file (the user's defaults), then the model's default."""
+    cli = config.getoption(dest, None)
+    if cli not in (None, ""):
+        return cli
+    if section is not None and field_name in section.model_fields_set:
+        return getattr(section, field_name)
+    ini = setting(config, dest)
+    return ini if ini not in (None, "") else None
+
+
+def measurement_settings(config: pytest.Config) -> MeasurementConfig:
+    """The campaign's ``measurement:`` (or defaults), with ``--lem-*`` / ini values layered on."""
+    run = get_run(config)
+    section = run.plan.campaign.measurement if run is not None else None
+    data = (section or MeasurementConfig()).model_dump()
+    for dest, name in (("lem_energy_source", "energy_source"), ("lem_sample_hz", "sample_hz")):
+        value = layered(config, dest, section, name)
+        if value is not None:
+            data[name] = value
+    if flag(config, "lem_no_baseline"):
+        data["baseline"]["enabled"] = False
+    try:
+        return MeasurementConfig.model_validate(data)
+    except ValidationError as exc:
+        raise pytest.UsageError("llenergy: " + "; ".join(problems_from_validation(exc, ("measurement",)))) from None
+
+
+def cuda_sync_function():
+    """``torch.cuda.synchronize`` when CUDA is initialised in this process, else None."""
+    torch = sys.modules.get("torch")
+    try:
+        if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
+            return torch.cuda.synchronize
+    except Exception:
+        return None
+    return None
+
+
+def _prime_gpu() -> None:
+    """A short burst of GPU work so the baseline is measured in the state workloads run in (P0)."""
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            a = torch.ones((1024, 1024), device="cuda")
+            for _ in range(20):
+                a = a @ a * 1e-3
+            torch.cuda.synchronize()
+    except Exception:
+        pass
+
+
+@dataclass
+class MeasurementContext:
+    """The source, its description, and the baseline this process subtracts."""
+
+    config: pytest.Config
+    settings: MeasurementConfig
+    source: Any = None
+    reason: str = ""
+    baseline: Any = None
+    baseline_method: str = "none"
+    baseline_cache: Any = None
+    experiments_done: int = 0
+    pending_cache: dict[str, Any] = field(default_factory=dict)
+
+    def ensure_source(self) -> Any:
+        if self.source is None:
+            from pytest_llenergy.energy import resolve_source
+            from pytest_llenergy.energy.sources import SourceError
+
+            try:
+                self.source, self.reason = resolve_source(
+                    self.settings.energy_source, cpu_core_power_w=self.settings.cpu_core_power_w)
+            except (ValueError, SourceError) as exc:
+                raise pytest.UsageError(f"llenergy: energy source {self.settings.energy_source!r}: {exc}") from None
+        return self.source
+
+    def _cache_get(self, key: str) -> Any:
+        cache = getattr(self.config, "cache", None)
+        return self.pending_cache.get(key) or (cache.get(key, None) if cache is not None else None)
+
+    def _cache_set(self, key: str, value: Any) -> None:
+        self.pending_cache[key] = value
+        if is_worker(self.config):
+            output = getattr(self.config, "workeroutput", None)
+            if output is not None:
+                output.setdefault("lem_baseline", {})[key] = value
+        elif getattr(self.config, "cache", None) is not None:
+            self.config.cache.set(key, value)
+
+    def ensure_baseline(self) -> tuple[Any, str]:
+        """The baseline reading and how it was obtained; (None, "none") for CPU sources or when off."""
+        source = self.ensure_source()
+        settings = self.settings.baseline
+        if not settings.enabled or source.kind not in GPU_KINDS:
+            return None, "none"
+        if self.baseline_cache is None:
+            from pytest_llenergy.energy import BaselineCache
+
+            self.baseline_cache = BaselineCache(
+                self._cache_get, self._cache_set, ttl_s=settings.ttl_s, drift_threshold=settings.drift_threshold,
+                revalidate_every=settings.revalidate_every, revalidate_duration_s=settings.revalidate_duration_s,
+                duration_s=settings.duration_s, hz=settings.sample_hz,
+                prime=_prime_gpu if source.kind == "nvml" else None)
+            refresh = bool(self.config.getoption("lem_baseline_refresh", False))
+            if source.kind == "nvml":
+                # The H200 reports P0 even in deep idle (79 W vs 122 W after any work), so the
+                # P-state cannot tell them apart: always bring the GPU to the state workloads run in.
+                _prime_gpu()
+            self.baseline, self.baseline_method = self.baseline_cache.obtain(source, refresh=refresh)
+        return self.baseline, self.baseline_method
+
+    def next_experiment(self) -> None:
+        """Count an experiment and re-validate the baseline when due."""
+        self.experiments_done += 1
+        if self.baseline_cache is not None:
+            checked = self.baseline_cache.maybe_revalidate(self.source, self.experiments_done)
+            if checked is not None:
+                self.baseline, self.baseline_method = checked
+
+    def baseline_info(self) -> dict[str, Any] | None:
+        if self.baseline is None:
+            return None
+        age = self.baseline_cache.age(self.baseline) if self.baseline_cache is not None else None
+        return self.baseline.to_info(self.baseline_method, age)
+
+
+CONTEXT = pytest.StashKey[MeasurementContext]()
+
+
+def get_context(config: pytest.Config) -> MeasurementContext:
+    context = config.stash.get(CONTEXT, None)
+    if context is None:
+        context = MeasurementContext(config, measurement_settings(config))
+        config.stash[CONTEXT] = context
+    return context
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if get_run(config) is not None:
+        get_context(config)  # validate settings early: a bad value is a usage error before any test
+    if config.pluginmanager.hasplugin("xdist") and not is_worker(config):
+        config.pluginmanager.register(BaselineCollector(config), "llenergy-baseline-collector")
+
+
+class BaselineCollector:
+    """Controller side of xdist: writes the baselines workers measured into the pytest cache."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any, error: Any) -> None:
+        output = getattr(node, "workeroutput", {}) or {}
+        cache = getattr(self.config, "cache", None)
+        for key, value in (output.get("lem_baseline") or {}).items():
+            if cache is not None:
+                cache.set(key, value)

@@ -1,0 +1,118 @@
+"""Collects what one campaign item produced and turns it into an ExperimentResult."""
+
+from __future__ import annotations
+
+import datetime as dt
+import statistics
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from pytest_llenergy.backends.base import GenerationStats
+from pytest_llenergy.plugin.state import CampaignItem, LemRun
+from pytest_llenergy.results.schema import ExperimentResult, LatencyStats, LoadInfo
+
+WINDOWS = pytest.StashKey[list[dict[str, Any]]]()
+"""Measured windows of an item (``WindowEnergy`` dicts), filled by the ``energy`` fixture."""
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    k = (len(ordered) - 1) * q
+    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
+
+
+def latency_stats(stats: GenerationStats) -> LatencyStats | None:
+    """Latency figures named by how they were measured; TTFT/ITL only when streamed."""
+    if not stats.batch_latencies_s and not stats.ttft_s:
+        return None
+    out: dict[str, Any] = {"mode": stats.latency_mode}
+    if stats.batch_latencies_s:
+        out["batch_latency_s_mean"] = statistics.fmean(stats.batch_latencies_s)
+        out["batch_latency_s_p95"] = _percentile(stats.batch_latencies_s, 0.95)
+    for name, values in (("ttft", stats.ttft_s), ("itl", stats.itl_s)):
+        if values:
+            ms = [v * 1000 for v in values]
+            out[f"{name}_ms_mean"] = statistics.fmean(ms)
+            for q in (50, 95, 99):
+                out[f"{name}_ms_p{q}"] = _percentile(ms, q / 100)
+    return LatencyStats(**out)
+
+
+@dataclass
+class ItemRecorder:
+    """The mutable record of one running campaign item (kept in ``item.stash``)."""
+
+    run: LemRun
+    item: CampaignItem
+    nodeid: str
+    started_at: str = field(default_factory=_now)
+    stats: GenerationStats | None = None
+    windows: list[dict[str, Any]] = field(default_factory=list)
+    baseline: dict[str, Any] | None = None
+    warmup: dict[str, Any] | None = None
+    load: LoadInfo | None = None
+    gap: dict[str, Any] | None = None
+    engine: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    timeseries_path: str | None = None
+    environment_file: str | None = "environment.json"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def record_generation(self, stats: GenerationStats) -> None:
+        """Record the measured generation (tokens, duration, latencies, warnings)."""
+        self.stats = stats
+        self.warnings.extend(w for w in stats.warnings if w not in self.warnings)
+
+    def build(self, status: str, error: str | None) -> ExperimentResult:
+        """The result as it stands now; unmeasured figures stay None."""
+        exp, stats = self.item.experiment, self.stats
+        config = exp.config
+        fields: dict[str, Any] = {}
+        if stats is not None:
+            duration = stats.duration_s if stats.duration_s > 0 else None
+            fields.update(
+                duration_s=duration,
+                input_tokens=stats.input_tokens,
+                output_tokens=stats.output_tokens,
+                total_tokens=stats.total_tokens,
+                tokens_per_s=stats.total_tokens / duration if duration else None,
+                output_tokens_per_s=stats.output_tokens / duration if duration else None,
+                latency=latency_stats(stats),
+                peak_memory_mb=stats.peak_memory_bytes / 2**20 if stats.peak_memory_bytes else None,
+            )
+        return ExperimentResult(
+            campaign=self.run.name,
+            campaign_hash=self.run.plan.file_hash,
+            run_id=self.run.run_id,
+            experiment_id=exp.id,
+            experiment_index=self.item.index,
+            experiments_total=self.item.experiments_total,
+            cycle=self.item.cycle,
+            cycles_total=self.item.cycles_total,
+            item_id=self.item.id,
+            status=status,
+            error=error,
+            config=config.model_dump(mode="json"),
+            backend=config.backend,
+            model=config.model.name if config.model else "",
+            started_at=self.started_at,
+            ended_at=_now(),
+            energy=self.windows[0] if self.windows else None,
+            windows=self.windows,
+            baseline=self.baseline,
+            warmup=self.warmup,
+            load=self.load,
+            gap=self.gap,
+            engine=self.engine,
+            environment_file=self.environment_file,
+            warnings=self.warnings,
+            timeseries_path=self.timeseries_path,
+            **fields,
+        )

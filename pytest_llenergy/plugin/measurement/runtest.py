@@ -1,0 +1,157 @@
+"""Running campaign items: the ``lem_experiment``, ``lem_session`` and ``lem_result`` fixtures,
+and the result file written for every item that ran, passed or failed."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from pytest_llenergy.backends.base import BackendNotFound, Session, get_backend
+from pytest_llenergy.plugin.base import (
+    LEM_KEY_PROPERTY,
+    LEM_RESULT_PROPERTY,
+    RECORDER,
+    campaign_item,
+    force_cold_start,
+)
+from pytest_llenergy.plugin.gates import verdicts as gates
+from pytest_llenergy.plugin.measurement.recorder import WINDOWS, ItemRecorder
+from pytest_llenergy.plugin.state import CampaignItem, get_run
+from pytest_llenergy.results.schema import LoadInfo, result_key
+
+SESSION_CACHE = pytest.StashKey["SessionCache"]()
+NO_CAMPAIGN = "no campaign: pass --lem-campaign PATH (or set lem_campaign in the ini file)"
+
+
+class SessionCache:
+    """One loaded backend session per process, reused while consecutive items share a load key."""
+
+    def __init__(self) -> None:
+        self.key: str | None = None
+        self.session: Session | None = None
+
+    def get(self, item: CampaignItem, force_cold: bool = False) -> tuple[Session, LoadInfo]:
+        backend = get_backend(item.config.backend)
+        ok, reason = backend.available()
+        if not ok:
+            pytest.skip(f"backend {item.config.backend!r} unavailable: {reason}")
+        key = f"{item.config.backend}:{backend.load_key(item.config)}"
+        if self.session is not None and key == self.key and not force_cold:
+            return self.session, LoadInfo(cold=False, load_time_s=None)
+        self.close()
+        started = time.perf_counter()
+        self.session = backend.load(item.config)
+        self.key = key
+        load_time = getattr(self.session, "load_time_s", None) or time.perf_counter() - started
+        return self.session, LoadInfo(cold=True, load_time_s=load_time)
+
+    def close(self) -> None:
+        if self.session is not None:
+            session, self.session, self.key = self.session, None, None
+            session.close()
+
+
+@pytest.fixture
+def lem_experiment(request: pytest.FixtureRequest) -> CampaignItem:
+    """The campaign item (experiment and cycle) this test runs; parametrised from the campaign."""
+    pytest.skip(NO_CAMPAIGN)
+
+
+@pytest.fixture
+def lem_result(request: pytest.FixtureRequest) -> ItemRecorder:
+    """The item's result record: ``lem_result.record_generation(stats)`` after the measured run."""
+    recorder = request.node.stash.get(RECORDER, None)
+    if recorder is None:
+        pytest.skip(NO_CAMPAIGN)
+    return recorder
+
+
+@pytest.fixture
+def lem_session(request: pytest.FixtureRequest, lem_experiment: CampaignItem, lem_result: ItemRecorder) -> Session:
+    """The loaded backend session for this item (reused from the previous item when compatible)."""
+    cache = request.config.stash.setdefault(SESSION_CACHE, SessionCache())
+    try:
+        session, load = cache.get(lem_experiment, force_cold=force_cold_start(request.config))
+    except BackendNotFound as exc:
+        pytest.skip(str(exc))
+    lem_result.load = load
+    lem_result.engine.update(getattr(session, "engine_info", {}) or {})
+    try:
+        session.base_dir = lem_result.run.plan.base_dir  # relative prompt files resolve next to the campaign
+    except AttributeError:
+        pass
+    return session
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    run, citem = get_run(item.config), campaign_item(item)
+    if run is not None and citem is not None:
+        item.stash[RECORDER] = ItemRecorder(run, citem, item.nodeid)
+
+
+def _error_text(report: pytest.TestReport) -> str:
+    text = report.longreprtext or ""
+    lines = [line for line in text.splitlines() if line.startswith("E ")]
+    return "\n".join(lines[-10:]) if lines else text[-2000:]
+
+
+def window_figures(window: dict[str, Any] | None) -> dict[str, Any]:
+    """Flat figures of a bare window (tests outside a campaign), named like result columns."""
+    figures = dict(window or {})
+    figures["energy_adjusted_j"] = figures.get("adjusted_energy_j")
+    return figures
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> Iterator[None]:
+    report: pytest.TestReport = yield
+    citem = campaign_item(item)
+    if citem is not None:
+        report.user_properties.append((LEM_KEY_PROPERTY, result_key(citem.experiment.id, citem.cycle)))
+    recorder = item.stash.get(RECORDER, None)
+    finished = report.when == "call" or (report.when == "setup" and not report.passed)
+    if recorder is not None and not recorder.extra.get("written") and finished and not report.skipped:
+        _finish_campaign_item(item, recorder, report)
+    elif recorder is None and report.when == "call" and report.passed:
+        windows = item.stash.get(WINDOWS, [])
+        verdict = gates.evaluate(item, window_figures(windows[0]) if windows else None)
+        if verdict is not None and verdict.failed:
+            gates.fail_report(report, verdict)
+    return report
+
+
+def _finish_campaign_item(item: pytest.Item, recorder: ItemRecorder, report: pytest.TestReport) -> None:
+    """Build the result, judge its gates (budgets, comparison), write it, tell the controller."""
+    from pytest_llenergy.results.frame import result_row
+
+    recorder.windows = list(item.stash.get(WINDOWS, []))
+    measured = report.passed
+    result = recorder.build("passed" if measured else "failed", None if measured else _error_text(report))
+    if measured:
+        verdict = gates.evaluate(item, result_row(result))
+        if verdict is not None:
+            result.budget = {"failed": verdict.failed, "breaches": verdict.breaches, "checks": verdict.checks}
+            if verdict.failed:
+                gates.fail_report(report, verdict)
+    try:
+        path = recorder.run.run_dir.write_result(result)
+    except OSError as exc:  # unwritable or full results dir: fail this item, keep the campaign going
+        recorder.extra["written"] = True
+        report.outcome = "failed"
+        report.longrepr = (f"llenergy: could not write the result of {result.item_id} to "
+                           f"{recorder.run.run_dir.experiments_dir}: {exc}")
+        return
+    recorder.extra["written"] = True
+    relative = str(path.relative_to(recorder.run.run_dir.path))
+    report.user_properties.append((LEM_RESULT_PROPERTY, {"path": relative, "status": result.status, "error": result.error}))
+    item.config.hook.pytest_lem_result(config=item.config, result=result)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    cache = session.config.stash.get(SESSION_CACHE, None)
+    if cache is not None:
+        cache.close()

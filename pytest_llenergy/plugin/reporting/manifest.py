@@ -1,0 +1,81 @@
+"""Controller-side bookkeeping: the run's manifest, updated from every item's reports.
+
+Under xdist, workers' reports (with their ``user_properties``) reach the controller, so the
+controller alone writes; without xdist the single process is the controller.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+
+from pytest_llenergy.plugin.base import LEM_KEY_PROPERTY, LEM_RESULT_PROPERTY
+from pytest_llenergy.plugin.state import LemRun, get_run
+from pytest_llenergy.plugin.xdist import is_worker
+from pytest_llenergy.results.manifest import ManifestWriter
+
+MANIFEST = pytest.StashKey[ManifestWriter]()
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def report_property(report: pytest.TestReport, name: str) -> Any:
+    for key, value in report.user_properties:
+        if key == name:
+            return value
+    return None
+
+
+class ManifestPlugin:
+    """Keeps ``manifest.json`` current: pending, running, passed, failed, skipped, interrupted."""
+
+    def __init__(self, config: pytest.Config, run: LemRun) -> None:
+        self.config = config
+        self.run = run
+        self.writer: ManifestWriter | None = None
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        run = self.run
+        planned = [(i.experiment.id, i.cycle, i.id) for i in run.items()]
+        self.writer = ManifestWriter.open(
+            run.run_dir.path / "manifest.json", campaign=run.name, campaign_hash=run.plan.file_hash,
+            run_id=run.run_id, seed=run.seed, order=run.order, cycles=run.cycles, planned=planned,
+        )
+        self.config.stash[MANIFEST] = self.writer
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        key = report_property(report, LEM_KEY_PROPERTY)
+        if key is None or self.writer is None:
+            return
+        result = report_property(report, LEM_RESULT_PROPERTY)
+        if result is not None:
+            self.writer.update(key, status=result["status"], result_path=result["path"],
+                               error=result["error"], ended_at=_now())
+        elif report.when == "setup" and report.passed:
+            self.writer.update(key, status="running", started_at=_now(), ended_at=None, error=None)
+        elif report.skipped and report.when in ("setup", "call"):
+            reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+            self.writer.update(key, status="skipped", error=reason, ended_at=_now())
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if self.writer is not None and self.writer.write_error:
+            terminalreporter.write_line(f"llenergy: WARNING: {self.writer.write_error}", red=True)
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if self.writer is None:
+            return
+        for key in self.writer.running():
+            self.writer.update(key, status="interrupted", ended_at=_now(),
+                               error="interrupted (Ctrl-C or crash) before the item finished")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    run = get_run(config)
+    if run is not None and not is_worker(config) and not config.option.collectonly:
+        config.pluginmanager.register(ManifestPlugin(config, run), "llenergy-manifest")

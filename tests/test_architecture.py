@@ -1,0 +1,132 @@
+"""The package's shape: no import circles (in-function and TYPE_CHECKING imports count), layers point
+downward as DESIGN.md draws them, nothing below plugin/ imports pytest, and modules stay small."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "pytest_llenergy"
+# What each top-level package may import of ours (DESIGN.md: dependencies point downward).
+ALLOWED = {
+    "config": set(),
+    "energy": {"config"},
+    "backends": {"config"},
+    "results": {"config"},
+    "dispatch": {"config"},
+    "plugin": {"config", "energy", "backends", "results", "dispatch", "scheduling"},
+    "cli": {"config", "energy", "backends", "results", "dispatch", "scheduling"},
+    "scheduling": {"config"},
+}
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imports(path: Path) -> set[str]:
+    """Every module of ours that ``path`` imports, wherever the import statement stands."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    package = module_name(path) if path.name == "__init__.py" else module_name(path).rsplit(".", 1)[0]
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names if a.name.startswith("pytest_llenergy"))
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                mod = ".".join(base + ([node.module] if node.module else []))
+            else:
+                mod = node.module or ""
+            if not mod.startswith("pytest_llenergy"):
+                continue
+            found.add(mod)
+            found.update(f"{mod}.{a.name}" for a in node.names)
+    return found
+
+
+def graph() -> dict[str, set[str]]:
+    files = {module_name(p): p for p in PACKAGE.rglob("*.py")}
+    edges: dict[str, set[str]] = {}
+    for name, path in files.items():
+        edges[name] = {t for t in imports(path) if t in files and t != name}
+    return edges
+
+
+def cycles(edges: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components of more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on: set[str] = set()
+    out: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on.add(v)
+        for w in edges[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                out.append(sorted(comp))
+
+    for v in sorted(edges):
+        if v not in index:
+            visit(v)
+    return out
+
+
+def _strip_parents(edges: dict[str, set[str]]) -> dict[str, set[str]]:
+    # importing pkg.sub.mod executes pkg/__init__; a package importing its own children is not a circle
+    return {v: {w for w in ws if not v.startswith(w + ".") and not (w.startswith(v + "."))} for v, ws in edges.items()}
+
+
+def test_no_import_circles() -> None:
+    found = cycles(_strip_parents(graph()))
+    assert not found, "import circles:\n" + "\n".join(" <-> ".join(c) for c in found)
+
+
+def test_layers_point_downward() -> None:
+    bad = []
+    for source, targets in graph().items():
+        top = source.split(".")[1] if source.count(".") else ""
+        for target in targets:
+            if target.count(".") == 0:
+                continue  # the package itself (__version__)
+            other = target.split(".")[1]
+            if other != top and top in ALLOWED and other in ALLOWED and other not in ALLOWED[top]:
+                bad.append(f"{source} -> {target}")
+    assert not bad, "imports against the layering:\n" + "\n".join(sorted(bad))
+
+
+@pytest.mark.parametrize("layer", ["config", "energy", "backends", "results", "dispatch"])
+def test_nothing_below_plugin_imports_pytest(layer: str) -> None:
+    offenders = []
+    for path in (PACKAGE / layer).rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            if any(n == "pytest" or n.startswith(("pytest.", "_pytest")) for n in names):
+                offenders.append(str(path.relative_to(PACKAGE)))
+    assert not offenders
+
+
+def test_modules_stay_small() -> None:
+    big = {str(p.relative_to(PACKAGE)): n for p in PACKAGE.rglob("*.py")
+           if (n := len(p.read_text(encoding="utf-8").splitlines())) > 500}
+    assert not big
