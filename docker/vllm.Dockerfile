@@ -1,6 +1,7 @@
-# The vLLM backend on the official vLLM image, which brings its own torch and CUDA. Versions come
-# from docker/versions.env (through the generated docker/.env and compose's build args); build with
-#   docker compose -f docker/compose.yaml --env-file docker/.env build vllm
+# The vLLM backend on the official vLLM image, which brings its own torch and CUDA. Versions and the base image
+# (pin it by digest: scripts/pin_base_images.sh) come from docker/.env through compose.build.yaml's
+# build args; build with
+#   docker compose -f docker/compose.yaml -f docker/compose.build.yaml build vllm
 # The build context is the repository root (see vllm.Dockerfile.dockerignore).
 ARG VLLM_IMAGE
 FROM ${VLLM_IMAGE}
@@ -20,13 +21,15 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     VLLM_NO_USAGE_STATS=1 \
     DO_NOT_TRACK=1
 
-COPY pyproject.toml README.md /opt/pytest-llenergy/
+COPY pyproject.toml README.md docker/constraints.txt /opt/pytest-llenergy/
 COPY pytest_llenergy /opt/pytest-llenergy/pytest_llenergy
 COPY docker/install-plugin.sh /usr/local/bin/lem-install-plugin
-RUN python3 -c "import vllm, sys; v = vllm.__version__; sys.exit(0 if v.startswith('${VLLM_VERSION}') else 'base image has vllm ' + v + ', versions.env pins ${VLLM_VERSION}')" \
+RUN python3 -c "import vllm, sys; v = vllm.__version__; sys.exit(0 if v.startswith('${VLLM_VERSION}') else 'base image has vllm ' + v + ', docker/.env pins ${VLLM_VERSION}')" \
     && HOLD="vllm torch transformers xformers triton flashinfer-python numpy" lem-install-plugin "nvidia-ml-py==${NVIDIA_ML_PY_VERSION}"
 
 # The official image starts the OpenAI server; dispatch runs pytest instead.
 ENTRYPOINT []
 WORKDIR /workspace
+# Never root: compose sets the uid (PUID/PGID, dispatch.user); by hand it is this user.
+USER 1000:1000
 CMD ["sleep", "infinity"]

@@ -47,6 +47,13 @@ class DispatchConfig(StrictModel):
         None, gt=0, description="Kill an item's container after this many seconds (the item fails); default: no limit."
     )
     output_tail_lines: int = Field(60, ge=1, le=10_000, description="Lines of container output kept in a failed item's report.")
+    user: str | None = Field(
+        None,
+        pattern=r"^\d+(:\d+)?$",
+        description="`UID:GID` the containers run as (PUID/PGID in the compose file). Default: you; run as root, the "
+        "user behind sudo, else the owner of the project, else 1000:1000 - never root unless set here. The run "
+        "directory is handed to (or checked against) this user before the first item.",
+    )
     env: dict[str, str] = Field(
         default_factory=dict, description="Extra environment for the containers (no secrets: those go in docker/secrets.env)."
     )

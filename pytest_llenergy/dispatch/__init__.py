@@ -20,7 +20,7 @@ from pytest_llenergy.dispatch.dispatcher import (
     ServiceInfo,
 )
 from pytest_llenergy.dispatch.docker import ImageInfo, daemon_version, image_info
-from pytest_llenergy.dispatch.envfile import ensure_env_file, ensure_secrets_file, read_env_file
+from pytest_llenergy.dispatch.envfile import ensure_secrets_file, read_env_file
 from pytest_llenergy.dispatch.errors import DispatchError, describe_exit
 from pytest_llenergy.dispatch.gpus import GpuRoute, parse_visible, route_gpus
 from pytest_llenergy.dispatch.process import Completed, Runner, run_command
@@ -44,7 +44,6 @@ __all__ = [
     "daemon_version",
     "describe_exit",
     "detect_compose",
-    "ensure_env_file",
     "ensure_secrets_file",
     "forwarded_options",
     "image_info",

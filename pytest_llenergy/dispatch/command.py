@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from pytest_llenergy.dispatch.errors import DispatchError
+from pytest_llenergy.dispatch.worker import SERVE_FLAG
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,7 @@ class PathMap:
 NOT_FORWARDED = frozenset({
     "lem_campaign", "lem_run_id", "lem_seed", "lem_seed_drawn", "lem_cycles", "lem_order", "lem_results_dir",
     "lem_dispatched", "lem_resume", "lem_resume_reset", "lem_dispatch", "lem_container_strategy",
-    "lem_keep_containers", "lem_dispatch_report", "lem_dispatch_gap", "lem_shard",
+    "lem_keep_containers", "lem_dispatch_report", "lem_dispatch_gap", "lem_shard", "lem_dispatch_serve",
 })
 NOT_FORWARDED_PREFIXES = ("lem_compare", "lem_report", "lem_webhook")
 
@@ -92,10 +93,32 @@ class ItemCommand:
     overrides: tuple[str, ...] = ()
     pytest: tuple[str, ...] = ("pytest",)
     extra: tuple[str, ...] = field(default=())
+    cache: bool = True
+    """Whether the host uses pytest's cache: the container then reads it (idle baselines) but never
+    writes it; without it (``-p no:cacheprovider`` here) the container has none either."""
+
+    def _cache_flags(self) -> list[str]:
+        if not self.cache:
+            return ["-p", "no:cacheprovider"]
+        return ["-p", "no:lfplugin", "-p", "no:nfplugin", "-p", "no:stepwise"]
 
     def argv(self) -> list[str]:
+        """One container, one item (ephemeral)."""
+        return self._argv([self.nodeid], [f"--lem-dispatch-report={self.report_path}"]
+                          + self._gap_flags())
+
+    def serve_argv(self, nodeids: list[str]) -> list[str]:
+        """A worker that collects ``nodeids`` and runs them one by one as the host asks (persistent)."""
+        return self._argv(list(nodeids), [SERVE_FLAG])
+
+    def _gap_flags(self) -> list[str]:
+        if self.gap is None:
+            return []
+        return ["--lem-dispatch-gap=" + json.dumps(self.gap, separators=(",", ":"), sort_keys=True, default=str)]
+
+    def _argv(self, nodeids: list[str], mode: list[str]) -> list[str]:
         argv = [
-            *self.pytest, self.nodeid,
+            *self.pytest, *nodeids,
             f"--lem-campaign={self.campaign}",
             f"--lem-run-id={self.run_id}",
             f"--lem-seed={self.seed}",
@@ -104,12 +127,10 @@ class ItemCommand:
             f"--lem-results-dir={self.results_dir}",
             "--lem-dispatched",
             "--lem-dispatch=local",
-            f"--lem-dispatch-report={self.report_path}",
+            *mode,
         ]
         if self.seed_drawn:
             argv.append("--lem-seed-drawn")
-        if self.gap is not None:
-            argv.append("--lem-dispatch-gap=" + json.dumps(self.gap, separators=(",", ":"), sort_keys=True, default=str))
         for override in self.overrides:
             argv += ["-o", override]
-        return argv + [*self.forwarded, "-q", "-rfEs", "--tb=short", "--color=no", *self.extra]
+        return argv + [*self.forwarded, *self._cache_flags(), "-q", "-rfEs", "--tb=short", "--color=no", *self.extra]

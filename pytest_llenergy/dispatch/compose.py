@@ -72,10 +72,12 @@ def detect_compose(
     )
 
 
-def _env_flags(env: Mapping[str, str]) -> list[str]:
+def env_flags(env: Mapping[str, str | None]) -> list[str]:
+    """``-e KEY=VALUE`` flags; ``-e KEY`` for a None value (taken from the client's environment, so a
+    secret never appears on a command line)."""
     flags: list[str] = []
     for key, value in env.items():
-        flags += ["-e", f"{key}={value}"]
+        flags += ["-e", key if value is None else f"{key}={value}"]
     return flags
 
 
@@ -96,6 +98,8 @@ class ComposeProject:
     file: Path
     project: str
     env_file: Path | None = None
+    build_file: Path | None = None
+    """The override file that adds the services' ``build:`` sections (never used to run: no implicit builds)."""
 
     def base(self) -> list[str]:
         argv = [*self.compose.argv, "-f", str(self.file), "-p", self.project]
@@ -106,20 +110,26 @@ class ComposeProject:
     def config(self) -> list[str]:
         return self.base() + ["config"]
 
-    def run(self, service: str, command: Sequence[str], *, env: Mapping[str, str], workdir: str, name: str) -> list[str]:
-        """Ephemeral: a new container for one command, removed when it exits."""
+    def no_pull(self) -> list[str]:
+        """``--pull never`` where compose has it (v2); v1 has no such flag: the image is checked just before."""
+        return ["--pull", "never"] if self.compose.major >= 2 else []
+
+    def run(self, service: str, command: Sequence[str], *, env: Mapping[str, str | None], workdir: str,
+            name: str) -> list[str]:
+        """Ephemeral: a new container for one command, removed when it exits; never pulls or builds."""
         return self.base() + [
-            "run", "--rm", "-T", "--no-deps", "--name", name, "-w", workdir, *_env_flags(env), service, *command,
+            "run", "--rm", "-T", "--no-deps", *self.no_pull(), "--name", name, "-w", workdir, *env_flags(env),
+            service, *command,
         ]
 
     def up(self, services: Iterable[str], *, recreate: bool = False) -> list[str]:
-        """Persistent: start the services' containers in the background (never builds: see build_hint)."""
+        """Persistent: start the services' containers in the background; never pulls or builds."""
         extra = ["--force-recreate"] if recreate else []
-        return self.base() + ["up", "-d", "--no-build", "--no-deps", *extra, *services]
+        return self.base() + ["up", "-d", "--no-build", *self.no_pull(), "--no-deps", *extra, *services]
 
     def exec(self, service: str, command: Sequence[str], *, env: Mapping[str, str], workdir: str) -> list[str]:
         """Persistent: one command in the service's running container."""
-        return self.base() + ["exec", "-T", "-w", workdir, *_env_flags(env), service, *command]
+        return self.base() + ["exec", "-T", "-w", workdir, *env_flags(env), service, *command]
 
     def ps_quiet(self, service: str) -> list[str]:
         return self.base() + ["ps", "-q", service]
@@ -130,6 +140,8 @@ class ComposeProject:
     def build_hint(self, services: Iterable[str], cwd: Path | None = None) -> str:
         """The exact command that builds the services' images (printed when one is missing)."""
         argv = [*self.compose.argv, "-f", display_path(self.file, cwd)]
+        if self.build_file is not None:
+            argv += ["-f", display_path(self.build_file, cwd)]
         if self.env_file is not None:
             argv += ["--env-file", display_path(self.env_file, cwd)]
         return shlex.join(argv + ["build", *services])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,18 +19,32 @@ from pytest_llenergy.dispatch.compose import (
     container_name,
     detect_compose,
     display_path,
+    env_flags,
 )
 from pytest_llenergy.dispatch.docker import (
+    DaemonInfo,
     ImageInfo,
+    container_image_id,
     container_label,
+    daemon_info,
     daemon_version,
     image_info,
     kill_container,
+    project_containers,
+    remove_containers,
 )
-from pytest_llenergy.dispatch.envfile import ensure_env_file, ensure_secrets_file, pinned_versions
-from pytest_llenergy.dispatch.errors import DispatchError, describe_exit
+from pytest_llenergy.dispatch.envfile import ensure_secrets_file, read_env_file
+from pytest_llenergy.dispatch.errors import DispatchError, describe_exit, explain_output
 from pytest_llenergy.dispatch.gpus import GpuRoute
+from pytest_llenergy.dispatch.preflight import (
+    driver_problem,
+    gpu_runtime_problem,
+    host_driver_version,
+    prepare_writable,
+    wants_gpu,
+)
 from pytest_llenergy.dispatch.process import Completed, Runner, run_command
+from pytest_llenergy.dispatch.worker import Worker
 
 Strategy = Literal["ephemeral", "persistent"]
 
@@ -51,20 +66,26 @@ class DispatchSettings:
     plugin_version: str = ""
     docker: str = "docker"
     uid: int = field(default_factory=os.getuid)
+    """The user the containers run as (PUID/PGID in the compose file): see ``preflight.container_user``."""
     gid: int = field(default_factory=os.getgid)
     cwd: Path | None = None
+    run_dir: Path | None = None
+    """The run directory the containers write into: made writable for (or checked against) uid:gid."""
 
     @property
-    def env_file(self) -> Path:
-        return self.compose_file.parent / ".env"
+    def env_file(self) -> Path | None:
+        """The compose file's committed ``.env`` (pinned versions), when there is one."""
+        path = self.compose_file.parent / ".env"
+        return path if path.is_file() else None
 
     @property
     def secrets_file(self) -> Path:
         return self.compose_file.parent / "secrets.env"
 
     @property
-    def versions_file(self) -> Path:
-        return self.compose_file.parent / "versions.env"
+    def build_file(self) -> Path | None:
+        path = self.compose_file.parent / "compose.build.yaml"
+        return path if path.is_file() else None
 
     def service_for(self, backend: str) -> str:
         return self.services.get(backend, backend)
@@ -85,12 +106,25 @@ class Preflight:
     daemon: str | None = None
     compose: ComposeCommand | None = None
     services: dict[str, ServiceInfo] = field(default_factory=dict)
-    error: str | None = None
-    """A problem that stops every service (no CLI, no daemon, no compose, bad compose file)."""
+    errors: list[str] = field(default_factory=list)
+    """Problems that stop every service (no CLI, no daemon, no compose, bad compose file, results not writable)."""
     notes: list[str] = field(default_factory=list)
 
+    @property
+    def error(self) -> str | None:
+        return "; ".join(self.errors) if self.errors else None
+
+    def problems(self, services: Iterable[str]) -> list[str]:
+        """Every problem found, one line each (a service's problem once even when shared)."""
+        lines = list(self.errors)
+        for service in sorted(set(services)):
+            info = self.services.get(service)
+            if info is not None and info.problem and info.problem not in lines:
+                lines.append(info.problem)
+        return lines
+
     def problem(self, service: str) -> str | None:
-        if self.error is not None:
+        if self.errors:
             return self.error
         info = self.services.get(service)
         return info.problem if info is not None else f"service {service!r} was not checked"
@@ -111,6 +145,8 @@ class ContainerRun:
     timed_out: bool = False
     error: str | None = None
     """Why the container could not run the item at all (set instead of a pytest outcome)."""
+    hint: str | None = None
+    """What docker's output says went wrong (used when no pytest report came back)."""
 
     def tail(self, lines: int) -> str:
         kept = self.output.rstrip().splitlines()[-lines:]
@@ -119,7 +155,8 @@ class ContainerRun:
     def describe(self, pytest_ran: bool = True) -> str:
         if self.timed_out:
             return f"container {self.container} timed out after {self.duration_s:.0f} s and was killed"
-        return f"container {self.container}: {describe_exit(self.returncode, pytest_ran=pytest_ran)}"
+        text = f"container {self.container}: {describe_exit(self.returncode, pytest_ran=pytest_ran)}"
+        return text if pytest_ran or not self.hint else f"{text}: {self.hint}"
 
 
 class ContainerDispatcher:
@@ -127,34 +164,51 @@ class ContainerDispatcher:
 
     def __init__(self, settings: DispatchSettings, runner: Runner = run_command,
                  environ: Mapping[str, str] | None = None,
-                 log: Callable[[str], None] | None = None) -> None:
+                 log: Callable[[str], None] | None = None,
+                 worker_factory: Callable[[list[str], Mapping[str, str]], Worker] = Worker) -> None:
         self.settings = settings
+        self.worker_factory = worker_factory
         self.runner = runner
         self.environ = dict(os.environ if environ is None else environ)
         self.log = log or (lambda message: None)
         self.preflight_result: Preflight | None = None
         self.project: ComposeProject | None = None
-        self._up: dict[str, tuple[str, str]] = {}  # service -> (NVIDIA_VISIBLE_DEVICES, container label)
+        self._up: dict[str, tuple[str, str, str]] = {}  # service -> (NVIDIA_VISIBLE_DEVICES, label, container id)
+        self._workers: dict[str, Worker] = {}
+        self._image_ids: dict[str, str] = {}  # service -> id of the image its container runs
+        self._secrets: dict[str, str] = read_env_file(settings.secrets_file)
+        self.closed = False
 
     # -- environment -------------------------------------------------------------------------------------------
     def compose_env(self, gpu: GpuRoute | None = None) -> dict[str, str]:
-        """The compose client's environment: interpolates the mounts and the GPU reservation."""
-        paths = self.settings.paths
+        """The compose client's environment: interpolates the mounts, the user, the GPU reservation, secrets."""
+        paths, s = self.settings.paths, self.settings
         env = dict(self.environ)
+        env.update(self._secrets)
         env["LEM_PROJECT_DIR"] = str(Path(paths.host_project).resolve())
         env["LEM_RESULTS_DIR"] = str(Path(paths.host_results).resolve())
         env["LEM_PROJECT_MOUNT"] = paths.container_project
         env["LEM_RESULTS_MOUNT"] = paths.container_results
+        env["PUID"], env["PGID"] = str(s.uid), str(s.gid)
         if gpu is not None:
             env["NVIDIA_VISIBLE_DEVICES"] = gpu.nvidia_visible_devices
         return env
 
+    def container_env(self, service: str, gpu: GpuRoute) -> dict[str, str | None]:
+        """``-e`` variables of an item: GPUs, the campaign's env, provenance, secrets (by name only)."""
+        provenance = {"LEM_CONTAINER_SERVICE": service, "LEM_CONTAINER_STRATEGY": self.settings.strategy,
+                      "LEM_CONTAINER_IMAGE": self.image_of(service), "LEM_CONTAINER_IMAGE_ID": self.image_id(service)}
+        env: dict[str, str | None] = {**gpu.container_env(), **self.settings.extra_env}
+        env.update({k: v for k, v in provenance.items() if v})
+        env.update({key: None for key in self._secrets})
+        return env
+
     # -- preflight ---------------------------------------------------------------------------------------------
     def preflight(self, services: Iterable[str]) -> Preflight:
-        """Check docker, compose, the compose file, ``.env`` and each service's image; never raises."""
+        """Check docker, compose, the compose file, each service's image and GPU support, and that the
+        containers' user may write the results; never raises. Problems: one line each."""
         result = Preflight()
         self.preflight_result = result
-        wanted = sorted(set(services))
         s = self.settings
         env = self.compose_env()
         try:
@@ -162,27 +216,32 @@ class ContainerDispatcher:
             result.compose = detect_compose(self.runner, docker=s.docker, configured=s.compose_command, env=env)
             if not s.compose_file.is_file():
                 raise DispatchError(f"compose file {s.compose_file} not found (dispatch.compose_file)")
-            done = ensure_env_file(s.env_file, s.uid, s.gid, pinned_versions(
-                s.versions_file if s.versions_file.is_file() else None, s.plugin_version))
-            if done:
-                result.notes.append(f"{done} {display_path(s.env_file, s.cwd)} (PUID={s.uid}, PGID={s.gid})")
             if ensure_secrets_file(s.secrets_file):
                 result.notes.append(f"created {display_path(s.secrets_file, s.cwd)} (empty; for HF_TOKEN and other secrets)")
-            self.project = ComposeProject(result.compose, s.compose_file, s.project, s.env_file)
+            self.project = ComposeProject(result.compose, s.compose_file, s.project, s.env_file, s.build_file)
             config = self._compose_config(env)
         except DispatchError as exc:
-            result.error = str(exc)
+            result.errors.append(str(exc))
             return result
         declared = config.get("services") or {}
-        for service in wanted:
-            result.services[service] = self._check_service(service, declared, env)
+        gpu_check: dict[str, Any] = {}
+        for service in sorted(set(services)):
+            result.services[service] = self._check_service(service, declared, env, gpu_check)
+        if s.uid == 0:
+            result.notes.append("containers run as root (dispatch.user is 0:0)")
+        if s.run_dir is not None:
+            problem = prepare_writable(s.run_dir, s.uid, s.gid)
+            if problem:
+                result.errors.append(problem)
         return result
 
     def _compose_config(self, env: Mapping[str, str]) -> dict[str, Any]:
         assert self.project is not None
         done = self.runner(self.project.config(), env=env, timeout=60)
         if not done.ok:
-            raise DispatchError(f"`{' '.join(self.project.config()[:-1])} config` failed: {done.last_line()}")
+            hint = explain_output(done.output)
+            raise DispatchError(f"`{' '.join(self.project.config()[:-1])} config` failed: {done.last_line()}"
+                                + (f" ({hint})" if hint else ""))
         try:
             data = yaml.safe_load(done.stdout) or {}
         except yaml.YAMLError as exc:
@@ -191,14 +250,16 @@ class ContainerDispatcher:
             raise DispatchError("compose config printed no mapping")
         return data
 
-    def _check_service(self, service: str, declared: Mapping[str, Any], env: Mapping[str, str]) -> ServiceInfo:
+    def _check_service(self, service: str, declared: Mapping[str, Any], env: Mapping[str, str],
+                       gpu_check: dict[str, Any]) -> ServiceInfo:
         assert self.project is not None
         if service not in declared:
             names = ", ".join(sorted(declared)) or "none"
             return ServiceInfo(service, None, problem=(
                 f"compose file {display_path(self.settings.compose_file, self.settings.cwd)} has no service "
                 f"{service!r} (it has: {names}); add one, or map the backend in dispatch.services"))
-        image = (declared[service] or {}).get("image")
+        config = declared[service] or {}
+        image = config.get("image")
         if not image:
             return ServiceInfo(service, None, problem=f"service {service!r} names no image (add `image:` to it)")
         try:
@@ -207,8 +268,8 @@ class ContainerDispatcher:
             return ServiceInfo(service, image, problem=str(exc))
         if info is None:
             return ServiceInfo(service, image, problem=(
-                f"image {image} for service {service!r} is not built; build it with:\n    "
-                + self.project.build_hint([service], self.settings.cwd)))
+                f"image {image} for service {service!r} is not on this machine (dispatch never pulls or builds); "
+                "build it with: " + self.project.build_hint([service], self.settings.cwd)))
         found = ServiceInfo(service, image, info)
         version = info.plugin_version
         if version and self.settings.plugin_version and version != self.settings.plugin_version:
@@ -216,23 +277,37 @@ class ContainerDispatcher:
             self.preflight_result.notes.append(
                 f"image {image} has pytest-llenergy {version}, this host {self.settings.plugin_version}; rebuild with: "
                 + self.project.build_hint([service], self.settings.cwd))
+        if wants_gpu(config):
+            if "daemon" not in gpu_check:
+                gpu_check["daemon"] = daemon_info(self.runner, docker=self.settings.docker, env=env)
+                gpu_check["driver"] = host_driver_version(self.runner, env)
+            daemon: DaemonInfo = gpu_check["daemon"]
+            found.problem = gpu_runtime_problem(service, daemon) or driver_problem(service, info, gpu_check["driver"])
         return found
 
     # -- running items -----------------------------------------------------------------------------------------
+    def image_id(self, service: str) -> str | None:
+        """The id of the image the service's container runs (the running container's, else the preflight's)."""
+        pre = self.preflight_result
+        info = pre.services.get(service) if pre is not None else None
+        return self._image_ids.get(service) or (info.info.id if info is not None and info.info is not None else None)
+
     def image_of(self, service: str) -> str | None:
         pre = self.preflight_result
         info = pre.services.get(service) if pre is not None else None
         return info.image if info is not None else None
 
     def run_item(self, service: str, command: ItemCommand, gpu: GpuRoute, label: str,
-                 announce: Callable[[str, str | None, str], None] | None = None) -> ContainerRun:
-        """Run one item's pytest in the service's container; never raises for container failures."""
+                 announce: Callable[[str, str | None, str], None] | None = None,
+                 serve: Sequence[str] = (), next_nodeid: str | None = None) -> ContainerRun:
+        """Run one item's pytest in the service's container; never raises for container failures.
+
+        ``serve``: with the persistent strategy, every node id this process sends to the service (its
+        worker collects them once and keeps the model loaded between items).
+        """
         if self.project is None:
             raise DispatchError("container dispatch used before its preflight")
-        env_flags = {**gpu.container_env(), **self.settings.extra_env}
         env = self.compose_env(gpu)
-        workdir = self.settings.paths.container_project
-        timeout = self.settings.timeout_s
         image = self.image_of(service)
         if self.settings.strategy == "persistent":
             container, error = self._ensure_up(service, gpu, env)
@@ -240,18 +315,24 @@ class ContainerDispatcher:
                 announce("persistent", image, container)
             if error is not None:
                 return ContainerRun(service, "persistent", image, container, [], 0, "", 0.0, error=error)
-            argv = self.project.exec(service, command.argv(), env=env_flags, workdir=workdir)
-            done = self.runner(argv, env=env, timeout=timeout, merge_output=True)
-            if done.timed_out:
-                self._restart_after_timeout(service, env)
-        else:
-            container = container_name(self.settings.project, label[:60], secrets.token_hex(3))
-            if announce is not None:
-                announce("ephemeral", image, container)
-            argv = self.project.run(service, command.argv(), env=env_flags, workdir=workdir, name=container)
-            done = self.runner(argv, env=env, timeout=timeout, merge_output=True)
-            if done.timed_out:
-                kill_container(container, self.runner, docker=self.settings.docker, env=env)
+            return self._run_in_worker(service, command, gpu, env, container, list(serve) or [command.nodeid],
+                                       next_nodeid)
+        container = container_name(self.settings.project, label[:60], secrets.token_hex(3))
+        if announce is not None:
+            announce("ephemeral", image, container)
+        if image is not None and image_info(image, self.runner, docker=self.settings.docker, env=env) is None:
+            return ContainerRun(service, "ephemeral", image, container, [], 0, "", 0.0, error=(
+                f"image {image} is gone (removed after the preflight); dispatch never pulls or builds: "
+                + self.project.build_hint([service], self.settings.cwd)))
+        argv = self.project.run(service, command.argv(), env=self.container_env(service, gpu),
+                                workdir=self.settings.paths.container_project, name=container)
+        try:
+            done = self.runner(argv, env=env, timeout=self.settings.timeout_s, merge_output=True)
+        except BaseException:  # Ctrl-C, SIGTERM: the container must not run on without us
+            kill_container(container, self.runner, docker=self.settings.docker, env=env)
+            raise
+        if done.timed_out:
+            kill_container(container, self.runner, docker=self.settings.docker, env=env)
         return self._container_run(service, image, container, done)
 
     def _container_run(self, service: str, image: str | None, container: str, done: Completed) -> ContainerRun:
@@ -265,7 +346,42 @@ class ContainerDispatcher:
                            output, done.duration_s, done.timed_out)
         if done.missing:
             run.error = f"{done.argv[0]} not found: {done.last_line()}"
+        elif done.returncode:
+            run.hint = explain_output(output)
         return run
+
+    def _run_in_worker(self, service: str, command: ItemCommand, gpu: GpuRoute, env: Mapping[str, str],
+                       container: str, serve: list[str], next_nodeid: str | None) -> ContainerRun:
+        """Persistent: hand the item to the service's long-lived worker (started on first use)."""
+        worker = self._workers.get(service)
+        if worker is None or not worker.alive:
+            container_id = self._up[service][2]
+            argv = [self.settings.docker, "exec", "-i", "-w", self.settings.paths.container_project,
+                    *env_flags(self.container_env(service, gpu)), container_id, *command.serve_argv(serve)]
+            worker = self._workers[service] = self.worker_factory(argv, env)
+        timeout = self.settings.timeout_s
+        deadline = None if timeout is None else time.monotonic() + timeout
+        mark, started = worker.mark(), time.perf_counter()
+        request = {"nodeid": command.nodeid, "report": command.report_path, "gap": command.gap, "next": next_nodeid}
+        timed_out, reply = False, None
+        try:
+            if worker.wait_ready(deadline) is not None:
+                reply = worker.request(request, deadline)
+        except TimeoutError:
+            timed_out = True
+        except BaseException:
+            worker.kill()
+            raise
+        code = 0 if reply is not None and not reply.get("failed") else 1
+        if timed_out:
+            self._restart_after_timeout(service, env)
+            code = 137
+        elif reply is None:  # the worker ended: its exit status says why
+            self._workers.pop(service, None)
+            code = worker.exit_status()
+        output = worker.output_since(mark)
+        done = Completed(tuple(worker.argv), code, output, "", time.perf_counter() - started, timed_out)
+        return self._container_run(service, self.image_of(service), container, done)
 
     def _ensure_up(self, service: str, gpu: GpuRoute, env: Mapping[str, str]) -> tuple[str, str | None]:
         """Start the service once (again when the item needs other GPUs); (container label, error)."""
@@ -274,23 +390,36 @@ class ContainerDispatcher:
         current = self._up.get(service)
         if current is not None and current[0] == wanted:
             return current[1], None
+        self._stop_worker(service)
         self.log(f"starting persistent container for service {service} ({gpu.describe()})")
         done = self.runner(self.project.up([service], recreate=current is not None), env=env, timeout=300,
                            merge_output=True)
-        if not done.ok:
-            tail = "\n".join(done.output.rstrip().splitlines()[-self.settings.output_tail_lines:])
-            return f"{self.settings.project}/{service}", (
-                f"`compose up -d {service}` failed ({describe_exit(done.returncode, pytest_ran=False)}):\n{tail}")
         ps = self.runner(self.project.ps_quiet(service), env=env, timeout=60)
         ids = ps.stdout.split() if ps.ok else []
-        label = (container_label(ids[0], self.runner, docker=self.settings.docker, env=env)
-                 if ids else f"{self.settings.project}/{service}")
-        self._up[service] = (wanted, label)
+        if not done.ok or not ids:
+            tail = "\n".join(done.output.rstrip().splitlines()[-self.settings.output_tail_lines:])
+            hint = explain_output(done.output)
+            return f"{self.settings.project}/{service}", (
+                f"`compose up -d {service}` failed ({describe_exit(done.returncode, pytest_ran=False)})"
+                + (f": {hint}" if hint else "") + f":\n{tail}")
+        label = container_label(ids[0], self.runner, docker=self.settings.docker, env=env)
+        self._up[service] = (wanted, label, ids[0])
+        image_id = container_image_id(ids[0], self.runner, docker=self.settings.docker, env=env)
+        if image_id:
+            self._image_ids[service] = image_id
         return label, None
 
+    def _stop_worker(self, service: str, *, kill: bool = False) -> None:
+        worker = self._workers.pop(service, None)
+        if worker is not None:
+            if kill:
+                worker.kill()
+            worker.close(timeout=5 if kill else 60)
+
     def _restart_after_timeout(self, service: str, env: Mapping[str, str]) -> None:
-        """exec's client was killed but the process in the container may still run: recreate it next time."""
+        """The worker (or exec) may still run in the container: kill the container, start afresh next time."""
         assert self.project is not None
+        self._stop_worker(service, kill=True)
         ps = self.runner(self.project.ps_quiet(service), env=env, timeout=60)
         for container in ps.stdout.split() if ps.ok else []:
             kill_container(container, self.runner, docker=self.settings.docker, env=env)
@@ -300,17 +429,30 @@ class ContainerDispatcher:
     def running_services(self) -> list[str]:
         return sorted(self._up)
 
-    def close(self) -> list[str]:
-        """Session end: bring persistent containers down (unless kept); returns lines to show."""
-        if self.project is None or not self._up:
+    def close(self, interrupted: bool = False) -> list[str]:
+        """Session end: stop workers, bring persistent containers down (unless kept and not interrupted),
+        and remove every other container of this run's compose project. Returns lines to show."""
+        if self.project is None or self.closed:
             return []
+        self.closed = True
+        lines: list[str] = []
+        for service in list(self._workers):
+            self._stop_worker(service, kill=interrupted)
+        env = self.compose_env()
         services = ", ".join(sorted(self._up))
-        if self.settings.keep_containers:
+        if self._up and self.settings.keep_containers and not interrupted:
             return [f"kept persistent containers ({services}); remove them with: "
                     + self.project.down_hint(self.settings.cwd)]
-        done = self.runner(self.project.down(), env=self.compose_env(), timeout=300, merge_output=True)
-        self._up.clear()
-        if not done.ok:
-            return [f"could not bring persistent containers down ({describe_exit(done.returncode, pytest_ran=False)}): "
-                    f"{done.last_line()}; run: {self.project.down_hint(self.settings.cwd)}"]
-        return [f"brought persistent containers down ({services})"]
+        if self._up:
+            done = self.runner(self.project.down(timeout_s=0 if interrupted else 10), env=env, timeout=300,
+                               merge_output=True)
+            self._up.clear()
+            lines.append(f"brought persistent containers down ({services})" if done.ok else
+                         f"could not bring persistent containers down ({describe_exit(done.returncode, pytest_ran=False)}): "
+                         f"{done.last_line()}; run: {self.project.down_hint(self.settings.cwd)}")
+        left = project_containers(self.settings.project, self.runner, docker=self.settings.docker, env=env)
+        if left:
+            removed = remove_containers(left, self.runner, docker=self.settings.docker, env=env)
+            lines.append(f"removed {len(left)} container(s) of {self.settings.project} still there"
+                         + ("" if removed else f" (failed: run docker rm -f {' '.join(left)})"))
+        return lines

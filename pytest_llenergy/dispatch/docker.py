@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -12,6 +13,10 @@ from pytest_llenergy.dispatch.process import Runner, run_command
 
 VERSION_LABEL = "org.llenergy.version"
 """Image label holding the pytest-llenergy version installed in the image."""
+CUDA_LABEL = "org.llenergy.cuda"
+"""Image label holding the CUDA version an image's engine was built for (when the base image has no CUDA_VERSION)."""
+PROJECT_LABEL = "com.docker.compose.project"
+"""Label compose puts on every container of a project (``run`` and ``up`` alike)."""
 
 
 def docker_host(env: Mapping[str, str]) -> str:
@@ -42,31 +47,94 @@ class ImageInfo:
     image: str
     id: str
     labels: dict[str, str] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)
+    user: str = ""
 
     @property
     def plugin_version(self) -> str | None:
         return self.labels.get(VERSION_LABEL)
 
+    @property
+    def cuda_version(self) -> str | None:
+        """The CUDA version the image was built for: ``CUDA_VERSION`` (NVIDIA's images), the
+        ``org.llenergy.cuda`` label (ours), or ``cuda>=X.Y`` in ``NVIDIA_REQUIRE_CUDA``."""
+        found = self.env.get("CUDA_VERSION") or self.labels.get(CUDA_LABEL)
+        if found:
+            return found
+        match = re.search(r"cuda>=(\d+(?:\.\d+)*)", self.env.get("NVIDIA_REQUIRE_CUDA", ""))
+        return match.group(1) if match else None
+
 
 def image_info(
     image: str, runner: Runner = run_command, *, docker: str = "docker", env: Mapping[str, str] | None = None
 ) -> ImageInfo | None:
-    """The local image's id and labels; None when it is not there (never pulls)."""
-    result = runner([docker, "image", "inspect", "--format", "{{json .Id}} {{json .Config.Labels}}", image],
-                    env=env, timeout=30)
+    """The local image's id, labels, environment and user; None when it is not there (never pulls)."""
+    result = runner([docker, "image", "inspect", "--format", "{{json .}}", image], env=env, timeout=30)
     if not result.ok:
         text = result.output.lower()
         if "no such image" in text or "no such object" in text:
             return None
         raise DispatchError(f"cannot inspect image {image}: {result.last_line()}")
-    first = result.stdout.strip().splitlines()[0] if result.stdout.strip() else ""
-    image_id, _, labels_json = first.partition(" ")
     try:
-        labels = json.loads(labels_json) or {}
-        image_id = json.loads(image_id)
-    except ValueError:
-        labels = {}
-    return ImageInfo(image, str(image_id), {str(k): str(v) for k, v in labels.items()})
+        data = json.loads(result.stdout.strip().splitlines()[0])
+    except (ValueError, IndexError):
+        raise DispatchError(f"cannot read `docker image inspect {image}`: {result.stdout[:200]!r}") from None
+    config = data.get("Config") or {}
+    pairs = (item.partition("=") for item in config.get("Env") or [])
+    return ImageInfo(image, str(data.get("Id", "")),
+                     {str(k): str(v) for k, v in (config.get("Labels") or {}).items()},
+                     {k: v for k, _, v in pairs}, str(config.get("User") or ""))
+
+
+@dataclass(frozen=True)
+class DaemonInfo:
+    """What ``docker info`` says about GPU support."""
+
+    runtimes: tuple[str, ...] = ()
+    default_runtime: str = ""
+    cdi_devices: tuple[str, ...] = ()
+
+    @property
+    def nvidia(self) -> bool:
+        """An NVIDIA runtime, or CDI devices of NVIDIA GPUs, is configured."""
+        return "nvidia" in self.runtimes or any(d.startswith("nvidia.com/gpu") for d in self.cdi_devices)
+
+    def describe(self) -> str:
+        cdi = ", ".join(self.cdi_devices) or "none"
+        return f"runtimes: {', '.join(self.runtimes) or 'none'}; CDI devices: {cdi}"
+
+
+def daemon_info(runner: Runner = run_command, *, docker: str = "docker",
+                env: Mapping[str, str] | None = None) -> DaemonInfo:
+    result = runner([docker, "info", "--format", "{{json .}}"], env=env, timeout=30)
+    try:
+        data = json.loads(result.stdout.strip().splitlines()[0]) if result.ok else {}
+    except (ValueError, IndexError):
+        data = {}
+    devices = [str(d.get("ID", "")) for d in data.get("DiscoveredDevices") or [] if isinstance(d, dict)]
+    return DaemonInfo(tuple(sorted(data.get("Runtimes") or {})), str(data.get("DefaultRuntime") or ""),
+                      tuple(d for d in devices if d))
+
+
+def project_containers(project: str, runner: Runner = run_command, *, docker: str = "docker",
+                       env: Mapping[str, str] | None = None) -> list[str]:
+    """Ids of every container (running or not) of compose project ``project``."""
+    result = runner([docker, "ps", "-a", "-q", "--filter", f"label={PROJECT_LABEL}={project}"], env=env, timeout=30)
+    return result.stdout.split() if result.ok else []
+
+
+def remove_containers(ids: list[str], runner: Runner = run_command, *, docker: str = "docker",
+                      env: Mapping[str, str] | None = None) -> bool:
+    """Stop and remove containers at once (SIGKILL: an interrupted item is lost anyway)."""
+    if not ids:
+        return True
+    return runner([docker, "rm", "-f", *ids], env=env, timeout=60).ok
+
+
+def container_image_id(container: str, runner: Runner = run_command, *, docker: str = "docker",
+                       env: Mapping[str, str] | None = None) -> str | None:
+    result = runner([docker, "inspect", "--format", "{{.Image}}", container], env=env, timeout=30)
+    return result.stdout.strip() or None if result.ok else None
 
 
 def kill_container(name: str, runner: Runner = run_command, *, docker: str = "docker",

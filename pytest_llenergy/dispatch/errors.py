@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 
 class DispatchError(RuntimeError):
     """Container dispatch cannot go on (no daemon, no compose, image missing, bad mount)."""
@@ -37,3 +39,40 @@ def describe_exit(code: int, *, pytest_ran: bool = True) -> str:
     if code < 0:
         return f"killed by signal {-code}"
     return f"exit {code}"
+
+
+# What docker and compose print when a container cannot start, and what that means. Compose v2 exits
+# 1 (not 125) for all of these, so the output, not the exit status, says what happened.
+_KNOWN_FAILURES: tuple[tuple[str, str], ...] = (
+    (r'could not select device driver "nvidia"|unknown or invalid runtime name: nvidia|nvidia-container-cli',
+     "the NVIDIA container runtime is missing or failed: install nvidia-container-toolkit, run "
+     "`nvidia-ctk runtime configure --runtime=docker` and restart dockerd (or give the service no GPU reservation)"),
+    (r"unsatisfied condition: cuda>=|CUDA driver version is insufficient",
+     "the host's NVIDIA driver is too old for the CUDA version of the image: upgrade the driver or use an older image"),
+    (r"No such image|pull access denied|manifest unknown|repository does not exist|--pull never|not found: manifest",
+     "the image is not on this machine (removed after the preflight?); dispatch never pulls or builds: rebuild it"),
+    (r"Cannot connect to the Docker daemon|docker daemon is not running|connection refused.*docker\.sock",
+     "the Docker daemon is not reachable (stopped during the run?)"),
+    (r"permission denied while trying to connect to the Docker daemon",
+     "this user may not use the Docker daemon (add it to the docker group, or point DOCKER_HOST at a daemon it may use)"),
+    (r"(?:mkdir|open|create|write).*: permission denied|Permission denied: '/results|PermissionError",
+     "permission denied inside the container: the results or project directory is not writable by the container's "
+     "user (dispatch.user); see the preflight's ownership check"),
+    (r"bind source path does not exist|invalid mount config|no such file or directory.*mount",
+     "a directory the compose file mounts does not exist on the host"),
+    (r"OCI runtime (?:create|exec) failed|failed to create shim|oci runtime error",
+     "the container runtime could not start the container"),
+    (r"is already in use by container|Conflict\. The container name",
+     "a container of that name already exists (left by an interrupted run? remove it with `docker rm -f`)"),
+    (r"no space left on device", "no space left on the device holding Docker's data or the results"),
+)
+
+
+def explain_output(output: str) -> str | None:
+    """What went wrong, from docker's or compose's output; None when nothing known is in it."""
+    for pattern, meaning in _KNOWN_FAILURES:
+        match = re.search(pattern, output, re.IGNORECASE)
+        if match:
+            line = next((ln.strip() for ln in output.splitlines() if re.search(pattern, ln, re.IGNORECASE)), match.group(0))
+            return f"{meaning} [docker said: {line[:300]}]"
+    return None

@@ -50,6 +50,17 @@ class Runner(Protocol):
     ) -> Completed: ...
 
 
+def kill_group(proc: subprocess.Popen) -> None:
+    """SIGKILL the process group ``proc`` leads (started with ``start_new_session``)."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except OSError:
+        try:
+            proc.kill()
+        except OSError:
+            pass
+
+
 def run_command(
     argv: Sequence[str],
     *,
@@ -75,10 +86,11 @@ def run_command(
         out, err = proc.communicate(timeout=timeout)
         timed_out = False
     except subprocess.TimeoutExpired:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except OSError:
-            proc.kill()
+        kill_group(proc)
         out, err = proc.communicate()
         timed_out = True
+    except BaseException:  # Ctrl-C / SIGTERM while waiting: the client must not outlive us (re-parented to pid 1)
+        kill_group(proc)
+        proc.wait()
+        raise
     return Completed(tuple(argv), proc.returncode, out or "", err or "", time.perf_counter() - started, timed_out)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -26,6 +27,8 @@ class ManifestEntry(BaseModel):
     started_at: str | None = None
     ended_at: str | None = None
     error: str | None = None
+    container: dict[str, Any] | None = None
+    """Docker dispatch: service, image, image id, container and the versions seen inside it."""
 
 
 class Manifest(BaseModel):

@@ -120,6 +120,22 @@ class GapInfo(ResultModel):
     start_temperature_c: dict[str, float] = Field(default_factory=dict)
 
 
+# -- container provenance (docker dispatch) -------------------------------------------------------------------------
+class ContainerProvenance(ResultModel):
+    """Where a dispatched item ran: the image (name and id) and the versions seen inside the container."""
+
+    image: str | None = Field(None, description="The compose service's image, e.g. `llenergy/vllm:0.33.0-lem0.1.0`.")
+    image_id: str | None = Field(None, description="The image's id (`sha256:...`) the container ran.")
+    service: str | None = None
+    strategy: str | None = Field(None, description="ephemeral or persistent.")
+    container: str | None = None
+    versions: dict[str, str] = Field(
+        default_factory=dict, description="Python, CUDA and package versions seen inside the container.")
+
+
+# -- end of container provenance -------------------------------------------------------------------------------------
+
+
 class ExperimentResult(ResultModel):
     """Everything measured for one (experiment, cycle)."""
 
@@ -159,6 +175,7 @@ class ExperimentResult(ResultModel):
     warnings: list[str] = Field(default_factory=list)
     timeseries_path: str | None = None
     budget: dict[str, Any] | None = None
+    container: ContainerProvenance | None = Field(None, description="Docker dispatch: image, image id, versions inside.")
 
     @property
     def key(self) -> str:

@@ -29,6 +29,46 @@ def test_inference(lem_experiment, lem_session, lem_result):
     assert lem_experiment.config.workload.batch_size == 1, "batch size 2 fails on purpose"
 '''
 
+# The real lem_session fixture and its per-process SessionCache, with a backend whose load is instant:
+# load.cold says whether the model was loaded for the item or reused from the previous one.
+REUSING_BACKEND_CONFTEST = """
+import pytest
+from pytest_llenergy.backends.base import GenerationStats
+from pytest_llenergy.plugin.measurement import runtest
+
+
+class FakeSession:
+    load_time_s = 0.01
+    engine_info = {"engine": "fake"}
+
+    def prepare(self, workload):
+        return workload
+
+    def run(self, workload):
+        n = workload.num_prompts
+        return GenerationStats(input_tokens=n * workload.input_tokens, output_tokens=n * workload.output_tokens,
+                               num_prompts=n, duration_s=0.05, batch_latencies_s=[0.05])
+
+    def close(self):
+        pass
+
+
+class FakeBackend:
+    def available(self):
+        return True, ""
+
+    def load_key(self, config):
+        return config.model.name
+
+    def load(self, config):
+        return FakeSession()
+
+
+@pytest.fixture(autouse=True)
+def _fake_backend(monkeypatch):
+    monkeypatch.setattr(runtest, "get_backend", lambda name: FakeBackend())
+"""
+
 
 class FakeDocker:
     """The stand-in CLI: its bin directory, its call log and the switches it reads."""
@@ -75,7 +115,7 @@ def fake_docker(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Mo
     log = bin_dir / "calls.jsonl"
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}")
     monkeypatch.setenv("FAKE_DOCKER_LOG", str(log))
-    for key in ("DAEMON_DOWN", "NO_COMPOSE", "MISSING", "RUN_EXIT", "UP_FAIL"):
+    for key in ("DAEMON_DOWN", "NO_COMPOSE", "MISSING", "RUN_EXIT", "RUN_ERROR", "UP_FAIL", "CUDA", "NVIDIA"):
         monkeypatch.delenv(f"FAKE_DOCKER_{key}", raising=False)
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     return FakeDocker(bin_dir, log, monkeypatch)
@@ -102,10 +142,13 @@ def fake_campaign(path: Path, *, mode: str = "docker", backends: tuple[str, ...]
         """) + "".join(f"  {line}\n" for line in textwrap.dedent(dispatch).strip().splitlines())
 
 
-def write_fake_project(pytester: pytest.Pytester, campaign: str, test: str | None = None) -> Path:
+def write_fake_project(pytester: pytest.Pytester, campaign: str, test: str | None = None,
+                       conftest: str | None = None) -> Path:
     from campaigns import CAMPAIGN_TEST, write_suite
 
     path = write_suite(pytester, campaign, test or CAMPAIGN_TEST)
+    if conftest is not None:
+        pytester.makeconftest(conftest)
     (pytester.path / "compose.yaml").write_text(FAKE_COMPOSE)
     return path
 

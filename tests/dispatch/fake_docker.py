@@ -9,7 +9,9 @@ Behaviour is steered by environment variables:
 - FAKE_DOCKER_DAEMON_DOWN=1: ``docker version`` fails as with no daemon
 - FAKE_DOCKER_NO_COMPOSE=1: ``docker compose`` is unknown (and there is no docker-compose)
 - FAKE_DOCKER_MISSING=img1,img2: ``image inspect`` says "No such image"
-- FAKE_DOCKER_RUN_EXIT=N: ``run``/``exec`` print a daemon error and exit N without running anything
+- FAKE_DOCKER_RUN_EXIT=N: ``run``/``exec`` print a daemon error (FAKE_DOCKER_RUN_ERROR) and exit N without running
+- FAKE_DOCKER_CUDA=X.Y: images say they were built for CUDA X.Y
+- FAKE_DOCKER_NVIDIA=1: ``docker info`` lists an nvidia runtime
 - FAKE_DOCKER_UP_FAIL=1: ``compose up`` fails
 """
 
@@ -60,30 +62,36 @@ def compose(args: list[str]) -> int:
         print("fakecontainer0123456789")
         return 0
     if cmd in ("run", "exec"):
-        env = dict(os.environ)
-        workdir = os.getcwd()
-        j = 0
-        while j < len(rest) and rest[j].startswith("-"):
-            flag = rest[j]
-            if flag in ("--name", "-w", "-e"):
-                value = rest[j + 1]
-                if flag == "-w":
-                    workdir = value
-                elif flag == "-e":
-                    key, _, val = value.partition("=")
-                    env[key] = val
-                j += 2
-            else:
-                j += 1
-        command = rest[j + 1:]
-        code = os.environ.get("FAKE_DOCKER_RUN_EXIT")
-        if code:
-            print("Error response from daemon: OCI runtime create failed: fake failure", file=sys.stderr)
-            return int(code)
-        for key in ("FAKE_DOCKER_LOG", "PYTEST_ADDOPTS", "PYTEST_CURRENT_TEST"):
-            env.pop(key, None)
-        return subprocess.call(command, cwd=workdir, env=env)
+        return run_here(rest)
     return 1
+
+
+def run_here(rest: list[str]) -> int:
+    """``compose run/exec`` and ``docker exec``: the command runs here, with the given -w and -e."""
+    env = dict(os.environ)
+    workdir = os.getcwd()
+    j = 0
+    while j < len(rest) and rest[j].startswith("-"):
+        flag = rest[j]
+        if flag in ("--name", "-w", "-e", "--pull"):
+            value = rest[j + 1]
+            if flag == "-w":
+                workdir = value
+            elif flag == "-e":
+                key, sep, val = value.partition("=")
+                env[key] = val if sep else os.environ.get(key, "")
+            j += 2
+        else:
+            j += 1
+    command = rest[j + 1:]
+    code = os.environ.get("FAKE_DOCKER_RUN_EXIT")
+    if code:
+        print(os.environ.get("FAKE_DOCKER_RUN_ERROR", "Error response from daemon: OCI runtime create failed: fake failure"),
+              file=sys.stderr)
+        return int(code)
+    for key in ("FAKE_DOCKER_LOG", "PYTEST_ADDOPTS", "PYTEST_CURRENT_TEST"):
+        env.pop(key, None)
+    return subprocess.call(command, cwd=workdir, env=env)
 
 
 def main(argv: list[str]) -> int:
@@ -107,10 +115,20 @@ def main(argv: list[str]) -> int:
         if image in os.environ.get("FAKE_DOCKER_MISSING", "").split(","):
             print(f"Error response from daemon: No such image: {image}", file=sys.stderr)
             return 1
-        print('"sha256:fake" {"org.llenergy.version": "0.1.0"}')
+        env = [f"CUDA_VERSION={os.environ['FAKE_DOCKER_CUDA']}"] if os.environ.get("FAKE_DOCKER_CUDA") else []
+        print(json.dumps({"Id": f"sha256:fake-{image}", "Config": {"Labels": {"org.llenergy.version": "0.1.0"},
+                                                                 "Env": env, "User": "1000:1000"}}))
+        return 0
+    if argv[0] == "info":
+        runtimes = {"runc": {}, **({"nvidia": {}} if os.environ.get("FAKE_DOCKER_NVIDIA") else {})}
+        print(json.dumps({"Runtimes": runtimes, "DefaultRuntime": "runc"}))
         return 0
     if argv[0] == "inspect":
-        print("/fake-container-name")
+        print("sha256:fake-running" if "{{.Image}}" in argv else "/fake-container-name")
+        return 0
+    if argv[0] == "exec":
+        return run_here(argv[1:])
+    if argv[0] == "ps":
         return 0
     if argv[0] in ("kill", "rm"):
         return 0

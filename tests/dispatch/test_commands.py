@@ -87,12 +87,19 @@ class TestComposeCommands:
                            name="lem-run1-c1-x-abc")
         prefix = [*project.compose.argv, "-f", str(tmp_path / "docker/compose.yaml"), "-p", "lem-run1",
                   "--env-file", str(tmp_path / "docker/.env")]
-        assert argv == prefix + ["run", "--rm", "-T", "--no-deps", "--name", "lem-run1-c1-x-abc", "-w", "/workspace",
-                                 "-e", "CUDA_VISIBLE_DEVICES=0", "vllm", "pytest", "t.py::x[a]"]
+        no_pull = ["--pull", "never"] if project.compose.major >= 2 else []  # v1 has no such flag
+        assert argv == prefix + ["run", "--rm", "-T", "--no-deps", *no_pull, "--name", "lem-run1-c1-x-abc", "-w",
+                                 "/workspace", "-e", "CUDA_VISIBLE_DEVICES=0", "vllm", "pytest", "t.py::x[a]"]
+
+    def test_secrets_go_by_name_only(self, project):
+        argv = project.run("vllm", ["pytest"], env={"HF_TOKEN": None, "A": "1"}, workdir="/w", name="n")
+        assert argv[argv.index("HF_TOKEN") - 1] == "-e" and "A=1" in argv
+        assert not any(a.startswith("HF_TOKEN=") for a in argv)
 
     def test_persistent_commands(self, project):
         base = project.base()
-        assert project.up(["vllm"]) == base + ["up", "-d", "--no-build", "--no-deps", "vllm"]
+        no_pull = ["--pull", "never"] if project.compose.major >= 2 else []
+        assert project.up(["vllm"]) == base + ["up", "-d", "--no-build", *no_pull, "--no-deps", "vllm"]
         assert project.up(["vllm"], recreate=True)[-2:] == ["--force-recreate", "vllm"]
         assert project.exec("vllm", ["pytest", "x"], env={"A": "1"}, workdir="/w") == base + [
             "exec", "-T", "-w", "/w", "-e", "A=1", "vllm", "pytest", "x"]
@@ -138,6 +145,23 @@ class TestItemCommand:
                          '--lem-dispatch-gap={"kind":"fixed","waited_s":1.5}', "--lem-energy-source=replay"):
             assert expected in argv
         assert argv[argv.index("-o") + 1] == "lem_gap_experiments=0"
+        # the container reads the host's pytest cache (baselines) but never writes it
+        assert ["-p", "no:lfplugin", "-p", "no:nfplugin", "-p", "no:stepwise"] == argv[argv.index("no:lfplugin") - 1:][:6]
+        assert "no:cacheprovider" not in argv
+
+    def test_no_cache_on_the_host_none_in_the_container(self):
+        command = ItemCommand(nodeid="t.py::x", campaign="/w/c.yaml", run_id="r", seed=1, seed_drawn=False, cycles=1,
+                              order="interleaved", results_dir="/results", report_path="/results/k.json", cache=False)
+        argv = command.argv()
+        assert argv[argv.index("no:cacheprovider") - 1] == "-p" and "no:lfplugin" not in argv
+
+    def test_serve_collects_every_item_once(self):
+        command = ItemCommand(nodeid="t.py::x[1]", campaign="/w/c.yaml", run_id="r", seed=1, seed_drawn=False, cycles=1,
+                              order="interleaved", results_dir="/results", report_path="/results/k.json",
+                              gap={"kind": "none"})
+        argv = command.serve_argv(["t.py::x[1]", "t.py::x[2]"])
+        assert argv[:3] == ["pytest", "t.py::x[1]", "t.py::x[2]"] and "--lem-dispatch-serve" in argv
+        assert not any(a.startswith(("--lem-dispatch-report", "--lem-dispatch-gap")) for a in argv)  # sent per item
 
     def test_forwarded_options(self):
         options = {"lem_energy_source": "replay", "lem_force_cold_start": True, "lem_gap_max_wait": None,

@@ -38,6 +38,7 @@ class FakeDockerRunner:
         self.item_timeout = False
         self.up_exit = 0
         self.compose_v2 = True
+        self.leftover: list[str] = []
 
     def verb(self, argv: list[str]) -> str:
         args = argv[2:] if argv[:2] == ["docker", "compose"] else argv[1:]
@@ -59,11 +60,15 @@ class FakeDockerRunner:
                 return done(1, "[]\n", f"Error response from daemon: No such image: {argv[-1]}")
             import json
 
-            return done(0, f'"sha256:abc" {json.dumps(labels)}\n')
+            return done(0, json.dumps({"Id": "sha256:abc", "Config": {"Labels": labels}}) + "\n")
         if argv[:2] in (["docker", "kill"], ["docker", "rm"]):
             return done()
+        if argv[:2] == ["docker", "ps"]:
+            return done(0, "".join(f"{c}\n" for c in self.leftover))
+        if argv[:2] == ["docker", "info"]:
+            return done(0, '{"Runtimes": {"runc": {}}}\n')
         if argv[:2] == ["docker", "inspect"]:
-            return done(0, "/lem-x-transformers-1\n")
+            return done(0, "sha256:running\n" if "{{.Image}}" in argv else "/lem-x-transformers-1\n")
         compose = argv[:2] == ["docker", "compose"] or argv[:1] == ["docker-compose"]
         if not compose:
             return done(127, "", "not found", missing=True)
@@ -95,7 +100,7 @@ def settings(tmp_path: Path) -> DispatchSettings:
     compose = tmp_path / "docker" / "compose.yaml"
     compose.parent.mkdir()
     compose.write_text(yaml.safe_dump(COMPOSE))
-    (compose.parent / "versions.env").write_text("TORCH_VERSION=2.13.0\n")
+    (compose.parent / ".env").write_text("TORCH_VERSION=2.13.0\n")
     return DispatchSettings(compose_file=compose, project="lem-run1",
                             paths=PathMap(tmp_path, "/workspace", tmp_path / "lem-results", "/results"),
                             plugin_version="0.1.0", uid=1000, gid=1000, cwd=tmp_path)
@@ -108,23 +113,26 @@ def command() -> ItemCommand:
 
 
 class TestPreflight:
-    def test_all_good_generates_env_and_secrets(self, settings):
+    def test_all_good_creates_secrets_and_passes_the_user(self, settings):
         runner = FakeDockerRunner()
         pre = ContainerDispatcher(settings, runner, environ={}).preflight(["transformers", "vllm"])
         assert pre.error is None and pre.daemon == "24.0.7" and pre.compose.major == 2
         assert pre.problem("transformers") is None and pre.problem("vllm") is None
-        assert (settings.compose_file.parent / ".env").read_text().count("PUID=1000") == 1
-        assert "TORCH_VERSION=2.13.0" in (settings.compose_file.parent / ".env").read_text()
         assert (settings.compose_file.parent / "secrets.env").exists()
-        assert pre.notes[0] == "created docker/.env (PUID=1000, PGID=1000)"
+        assert pre.notes == ["created docker/secrets.env (empty; for HF_TOKEN and other secrets)"]
+        config_argv, config_env = next((a, e) for a, e in runner.calls if runner.verb(a) == "config")
+        assert config_env["PUID"] == "1000" and config_env["PGID"] == "1000"
+        assert ["--env-file", str(settings.compose_file.parent / ".env")] == config_argv[6:8]
 
     def test_image_missing_names_the_exact_build_command(self, settings):
         runner = FakeDockerRunner()
         del runner.images["llenergy/vllm:1"]
+        (settings.compose_file.parent / "compose.build.yaml").write_text("services: {}\n")
         pre = ContainerDispatcher(settings, runner, environ={}).preflight(["transformers", "vllm"])
         assert pre.problem("transformers") is None
-        assert pre.problem("vllm") == ("image llenergy/vllm:1 for service 'vllm' is not built; build it with:\n"
-                                       "    docker compose -f docker/compose.yaml --env-file docker/.env build vllm")
+        assert pre.problem("vllm") == (
+            "image llenergy/vllm:1 for service 'vllm' is not on this machine (dispatch never pulls or builds); build "
+            "it with: docker compose -f docker/compose.yaml -f docker/compose.build.yaml --env-file docker/.env build vllm")
 
     def test_v1_build_command(self, settings):
         runner = FakeDockerRunner()
@@ -132,6 +140,24 @@ class TestPreflight:
         del runner.images["llenergy/vllm:1"]
         pre = ContainerDispatcher(settings, runner, environ={}).preflight(["vllm"])
         assert pre.problem("vllm").endswith("docker-compose -f docker/compose.yaml --env-file docker/.env build vllm")
+
+    def test_every_problem_one_line(self, settings):
+        runner = FakeDockerRunner()
+        del runner.images["llenergy/vllm:1"]
+        COMPOSE["services"]["transformers"]["gpus"] = "all"
+        try:
+            settings.run_dir = settings.compose_file.parent.parent / "run"
+            settings.run_dir.mkdir(mode=0o755)
+            settings.uid = settings.run_dir.stat().st_uid + 1
+            pre = ContainerDispatcher(settings, runner, environ={}).preflight(["transformers", "vllm"])
+        finally:
+            del COMPOSE["services"]["transformers"]["gpus"]
+        if os.getuid() == 0:  # root hands the run directory over instead of complaining
+            assert settings.run_dir.stat().st_uid == settings.uid
+        lines = pre.problems(["transformers", "vllm"])
+        assert len(lines) == 2 + (os.getuid() != 0) and all("\n" not in line for line in lines)
+        assert any(line.startswith("service 'transformers' reserves NVIDIA GPUs") for line in lines)
+        assert any(line.startswith("image llenergy/vllm:1 for service 'vllm' is not on this machine") for line in lines)
 
     def test_image_of_an_older_plugin_is_noted(self, settings):
         runner = FakeDockerRunner()
@@ -175,6 +201,8 @@ class TestEphemeral:
         assert env["NVIDIA_VISIBLE_DEVICES"] == "1,3"  # interpolated into the compose file's reservation
         assert env["LEM_RESULTS_DIR"] == str((settings.compose_file.parent.parent / "lem-results").resolve())
         assert argv[-len(command().argv()):] == command().argv()
+        assert argv[argv.index("--pull") + 1] == "never"  # compose v2: never pull
+        assert "LEM_CONTAINER_IMAGE=llenergy/transformers:1" in argv and "LEM_CONTAINER_IMAGE_ID=sha256:abc" in argv
         assert result.returncode == 0 and result.strategy == "ephemeral" and result.image == "llenergy/transformers:1"
         assert seen == [("ephemeral", "llenergy/transformers:1", result.container)]
         assert result.container.startswith("lem-run1-c1-x-")
@@ -188,6 +216,37 @@ class TestEphemeral:
         result = dispatcher.run_item("transformers", command(), route_gpus(None), "c1-x")
         assert result.returncode == 137
         assert result.describe().endswith("exit 137: the container was killed (SIGKILL: out of memory, or a timeout)")
+
+    def test_image_gone_before_the_item_is_not_run(self, settings):
+        runner = FakeDockerRunner()
+        dispatcher = ContainerDispatcher(settings, runner, environ={})
+        dispatcher.preflight(["transformers"])
+        del runner.images["llenergy/transformers:1"]
+        result = dispatcher.run_item("transformers", command(), route_gpus(None), "c1-x")
+        assert result.error.startswith("image llenergy/transformers:1 is gone (removed after the preflight)")
+        assert "run" not in runner.verbs()
+
+    def test_interrupt_removes_the_container(self, settings):
+        runner = FakeDockerRunner()
+        dispatcher = ContainerDispatcher(settings, runner, environ={})
+        dispatcher.preflight(["transformers"])
+        real = runner.__call__
+
+        def interrupted(argv, **kw):
+            if runner.verb(list(argv)) == "run":
+                runner.calls.append((list(argv), {}))
+                raise KeyboardInterrupt
+            return real(argv, **kw)
+
+        dispatcher.runner = interrupted
+        with pytest.raises(KeyboardInterrupt):
+            dispatcher.run_item("transformers", command(), route_gpus(None), "c1-x")
+        name = runner.calls[-3][0][runner.calls[-3][0].index("--name") + 1]
+        assert [argv for argv, _ in runner.calls[-2:]] == [["docker", "kill", name], ["docker", "rm", "-f", name]]
+        runner.leftover = ["abc123"]  # and the session's end sweeps whatever of the project is left
+        assert dispatcher.close(interrupted=True) == ["removed 1 container(s) of lem-run1 still there"]
+        assert runner.calls[-2][0][-2:] == ["--filter", "label=com.docker.compose.project=lem-run1"]
+        assert runner.calls[-1][0] == ["docker", "rm", "-f", "abc123"]
 
     def test_timeout_kills_the_container(self, settings):
         runner = FakeDockerRunner()
@@ -206,29 +265,70 @@ class TestEphemeral:
                 "transformers", command(), route_gpus(None), "c1-x")
 
 
+class FakeWorker:
+    """Stands in for the ``docker exec -i`` worker: answers every item at once."""
+
+    started: list[list[str]] = []
+
+    def __init__(self, argv, env) -> None:
+        self.argv, self.requests, self.closed = list(argv), [], False
+        FakeWorker.started.append(self.argv)
+
+    alive = True
+
+    def mark(self) -> int:
+        return 0
+
+    def output_since(self, mark: int) -> str:
+        return "worker output"
+
+    def wait_ready(self, deadline):
+        return {"ready": True}
+
+    def request(self, message, deadline):
+        self.requests.append(message)
+        return {"done": message["nodeid"], "failed": False}
+
+    def close(self, timeout=60):
+        self.closed = True
+        return 0
+
+    def kill(self) -> None:
+        pass
+
+
 class TestPersistent:
-    def test_up_once_exec_per_item_down_at_close(self, settings):
+    def test_up_once_one_worker_down_at_close(self, settings):
         settings.strategy = "persistent"
         runner = FakeDockerRunner()
-        dispatcher = ContainerDispatcher(settings, runner, environ={})
+        FakeWorker.started = []
+        dispatcher = ContainerDispatcher(settings, runner, environ={}, worker_factory=FakeWorker)
         dispatcher.preflight(["transformers"])
-        for _ in range(3):
-            result = dispatcher.run_item("transformers", command(), route_gpus("2"), "c1-x")
+        nodeids = [f"t.py::test_inference[c{i}-x]" for i in range(3)]
+        for i in range(3):
+            result = dispatcher.run_item("transformers", command(), route_gpus("2"), "c1-x", serve=nodeids,
+                                         next_nodeid=nodeids[i + 1] if i < 2 else None)
             assert result.container == "lem-x-transformers-1 (0123456789ab)"
+            assert result.returncode == 0 and result.output == "worker output"
         verbs = [v for v in runner.verbs() if v in ("up", "exec", "down", "run")]
-        assert verbs == ["up", "exec", "exec", "exec"]
+        assert verbs == ["up"]
         up_argv, up_env = next((a, e) for a, e in runner.calls if runner.verb(a) == "up")
-        assert up_env["NVIDIA_VISIBLE_DEVICES"] == "2"
-        exec_argv = next(a for a, _ in runner.calls if runner.verb(a) == "exec")
-        assert "CUDA_VISIBLE_DEVICES=0" in exec_argv
+        assert up_env["NVIDIA_VISIBLE_DEVICES"] == "2" and up_argv[-6:] == ["-d", "--no-build", "--pull", "never", "--no-deps", "transformers"]
+        (argv,) = FakeWorker.started  # one worker for the three items
+        assert argv[:3] == ["docker", "exec", "-i"] and "CUDA_VISIBLE_DEVICES=0" in argv
+        assert "LEM_CONTAINER_IMAGE_ID=sha256:running" in argv  # the running container's image
+        assert "0123456789abcdef" in argv and "--lem-dispatch-serve" in argv and all(n in argv for n in nodeids)
+        worker = dispatcher._workers["transformers"]
+        assert [r["next"] for r in worker.requests] == [nodeids[1], nodeids[2], None]
+        assert worker.requests[0]["report"] == command().report_path
         assert dispatcher.close() == ["brought persistent containers down (transformers)"]
-        assert runner.verbs()[-1] == "down"
+        assert worker.closed and runner.verbs()[-2] == "down"
         assert dispatcher.close() == []  # idempotent
 
     def test_other_gpus_recreate_the_container(self, settings):
         settings.strategy = "persistent"
         runner = FakeDockerRunner()
-        dispatcher = ContainerDispatcher(settings, runner, environ={})
+        dispatcher = ContainerDispatcher(settings, runner, environ={}, worker_factory=FakeWorker)
         dispatcher.preflight(["transformers"])
         dispatcher.run_item("transformers", command(), route_gpus("2"), "c1-x")
         dispatcher.run_item("transformers", command(), route_gpus("3"), "c1-x")
@@ -238,13 +338,23 @@ class TestPersistent:
     def test_keep(self, settings):
         settings.strategy, settings.keep_containers = "persistent", True
         runner = FakeDockerRunner()
-        dispatcher = ContainerDispatcher(settings, runner, environ={})
+        dispatcher = ContainerDispatcher(settings, runner, environ={}, worker_factory=FakeWorker)
         dispatcher.preflight(["transformers"])
         dispatcher.run_item("transformers", command(), route_gpus(None), "c1-x")
         (line,) = dispatcher.close()
         assert line == ("kept persistent containers (transformers); remove them with: "
                         "docker compose -f docker/compose.yaml -p lem-run1 --env-file docker/.env down")
         assert "down" not in runner.verbs()
+
+    def test_kept_containers_still_go_down_after_an_interrupt(self, settings):
+        settings.strategy, settings.keep_containers = "persistent", True
+        runner = FakeDockerRunner()
+        dispatcher = ContainerDispatcher(settings, runner, environ={}, worker_factory=FakeWorker)
+        dispatcher.preflight(["transformers"])
+        dispatcher.run_item("transformers", command(), route_gpus(None), "c1-x")
+        assert dispatcher.close(interrupted=True) == ["brought persistent containers down (transformers)"]
+        down = next(a for a, _ in runner.calls if runner.verb(a) == "down")
+        assert down[-2:] == ["-t", "0"]
 
     def test_up_failure_is_reported_not_raised(self, settings):
         settings.strategy = "persistent"

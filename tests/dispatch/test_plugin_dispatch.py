@@ -11,7 +11,14 @@ import json
 
 import pytest
 
-from .conftest import FAILING_TEST, fake_campaign, manifest, results, write_fake_project
+from .conftest import (
+    FAILING_TEST,
+    REUSING_BACKEND_CONFTEST,
+    fake_campaign,
+    manifest,
+    results,
+    write_fake_project,
+)
 
 pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 
@@ -24,7 +31,8 @@ class TestEphemeral:
     def test_items_run_in_containers_and_follow_their_outcome(self, pytester, fake_docker, monkeypatch):
         monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,3")
         write_fake_project(pytester, fake_campaign(pytester.path), FAILING_TEST)
-        result = pytester.runpytest("--lem-campaign", "campaign.yaml", "-v", "-p", "no:cacheprovider")
+        result = pytester.runpytest("--lem-campaign", "campaign.yaml", "-v", "-p", "no:cacheprovider",
+                                    "--junitxml=junit.xml")
         result.assert_outcomes(passed=1, failed=1)
         # the failure is the container's, with its output tail
         result.stdout.fnmatch_lines([
@@ -56,11 +64,22 @@ class TestEphemeral:
         assert all(e["result_path"].startswith("experiments/") for e in entries.values())
         # the per-item report files the containers wrote are cleaned up
         assert not list((pytester.path / "lem-results").rglob(".dispatch"))
-        # .env generated on first use, secrets file owner-only
-        result.stdout.fnmatch_lines(["llenergy: docker: created .env (PUID=*, PGID=*)"])
-        env = (pytester.path / ".env").read_text()
-        assert "PUID=" in env and "LEM_VERSION=" in env
-        assert (pytester.path / "secrets.env").stat().st_mode & 0o077 == 0
+        # secrets file created owner-only; no .env is generated (docker/.env is committed)
+        assert (pytester.path / "secrets.env").stat().st_mode & 0o077 == 0 and not (pytester.path / ".env").exists()
+        # provenance: image, image id and the versions seen inside, in every result and the manifest
+        for stored in found.values():
+            assert stored["container"]["image"] == "lem-fake-transformers:1"
+            assert stored["container"]["image_id"] == "sha256:fake-lem-fake-transformers:1"
+            assert stored["container"]["service"] == "transformers" and stored["container"]["strategy"] == "ephemeral"
+            assert stored["container"]["versions"]["pytest-llenergy"] and stored["container"]["versions"]["python"]
+        for entry in entries.values():
+            assert entry["container"]["image_id"] == "sha256:fake-lem-fake-transformers:1"
+            assert entry["container"]["versions"]["pytest-llenergy"]
+        # ... and in JUnit XML (which keeps only the teardown report's properties)
+        xml = (pytester.path / "junit.xml").read_text()
+        assert xml.count('name="lem_container"') == 2 and "sha256:fake-lem-fake-transformers:1" in xml
+        # the container never writes the project's pytest cache
+        assert not (pytester.path / ".pytest_cache").exists()
         # GPU routing: host ids for the runtime (compose interpolation), renumbered inside
         record = next(r for r in fake_docker.records() if "run" in r["argv"])
         assert record["env"]["NVIDIA_VISIBLE_DEVICES"] == "2,3"
@@ -96,8 +115,8 @@ class TestFailurePaths:
         assert result.ret == pytest.ExitCode.USAGE_ERROR
         result.stderr.fnmatch_lines([
             "ERROR: llenergy: docker dispatch cannot start:",
-            "*image lem-fake-transformers:1 for service 'transformers' is not built; build it with:",
-            "*docker compose -f compose.yaml --env-file .env build transformers",
+            "  image lem-fake-transformers:1 for service 'transformers' is not on this machine (dispatch never pulls "
+            "or builds); build it with: docker compose -f compose.yaml build transformers",
         ])
         assert not fake_docker.compose_calls("run")
 
@@ -127,15 +146,21 @@ class TestFailurePaths:
 
 
 class TestPersistent:
-    def test_up_once_exec_per_item_down_at_end(self, pytester, fake_docker):
-        write_fake_project(pytester, fake_campaign(pytester.path))
+    def test_one_worker_keeps_the_model_loaded_down_at_end(self, pytester, fake_docker):
+        write_fake_project(pytester, fake_campaign(pytester.path), conftest=REUSING_BACKEND_CONFTEST)
         result = pytester.runpytest("--lem-campaign", "campaign.yaml", "--lem-container-strategy", "persistent",
                                     "-v", "-p", "no:cacheprovider")
         result.assert_outcomes(passed=2)
         assert len(fake_docker.compose_calls("up")) == 1
-        assert len(fake_docker.compose_calls("exec")) == 2
+        workers = [argv for argv in fake_docker.calls() if argv[:2] == ["exec", "-i"]]
+        assert len(workers) == 1  # one long-lived worker ran both items
         assert len(fake_docker.compose_calls("down")) == 1
         assert not fake_docker.compose_calls("run")
+        # ... so the model stayed loaded: the second item reused it, as a local run does
+        loads = sorted((r["item_id"], r["load"]["cold"]) for r in results(pytester).values())
+        assert [cold for _, cold in loads] == [True, False]
+        assert {r["container"]["strategy"] for r in results(pytester).values()} == {"persistent"}
+        assert {r["container"]["image_id"] for r in results(pytester).values()} == {"sha256:fake-running"}
         result.stdout.fnmatch_lines(["*docker persistent, service transformers, image lem-fake-transformers:1, "
                                      "container fake-container-name (fakecontaine)*",
                                      "llenergy: docker: brought persistent containers down (transformers)"])
@@ -148,7 +173,7 @@ class TestPersistent:
         result.assert_outcomes(passed=1)
         assert not fake_docker.compose_calls("down")
         result.stdout.fnmatch_lines(["llenergy: docker: kept persistent containers (transformers); remove them with: "
-                                     "docker compose -f compose.yaml -p lem-* --env-file .env down"])
+                                     "docker compose -f compose.yaml -p lem-* down"])
 
     def test_up_failure_errors_the_item(self, pytester, fake_docker):
         fake_docker.set(up_fail="1")

@@ -16,14 +16,17 @@ the ``name as name`` imports keep the names it had before the split importable f
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
+from pytest_llenergy.dispatch.worker import SERVE_FLAG, take_protocol_streams
 from pytest_llenergy.plugin.base import campaign_item
 from pytest_llenergy.plugin.dispatch.host import DockerDispatch
 from pytest_llenergy.plugin.dispatch.host import Route as Route
 from pytest_llenergy.plugin.dispatch.reports import REPORT_SCHEMA as REPORT_SCHEMA
 from pytest_llenergy.plugin.dispatch.reports import ContainerSide
+from pytest_llenergy.plugin.dispatch.serve import SERVE_STREAMS, ServeLoop
 from pytest_llenergy.plugin.dispatch.settings import (
     MODES,
     STRATEGIES,
@@ -56,6 +59,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="Internal (set by the dispatching host): write this run's item reports to PATH as JSON.")
     group.addoption("--lem-dispatch-gap", dest="lem_dispatch_gap", default=None, metavar="JSON",
                     help="Internal (set by the dispatching host): the thermal gap the host waited before this item.")
+    group.addoption(SERVE_FLAG, dest="lem_dispatch_serve", action="store_true", default=False,
+                    help="Internal (set by the dispatching host): serve items one by one over stdin/stdout "
+                         "(persistent containers).")
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Parser, args: list[str]) -> Any:
+    """A persistent container's worker keeps stdin/stdout for the host before pytest captures them."""
+    if SERVE_FLAG in args and "--lem-dispatched" in args:
+        early_config.stash[SERVE_STREAMS] = take_protocol_streams()
+    return (yield)
 
 
 # -- hooks -------------------------------------------------------------------------------------------------------
@@ -67,7 +81,12 @@ def pytest_configure(config: pytest.Config) -> None:
             gap = json.loads(raw_gap) if raw_gap else None
         except ValueError:
             raise pytest.UsageError(f"--lem-dispatch-gap: not JSON: {raw_gap!r}") from None
-        if path or gap is not None:
+        streams = config.stash.get(SERVE_STREAMS, None)
+        if streams is not None:
+            side = ContainerSide(config, None, None, serving=True)
+            config.pluginmanager.register(side, "llenergy-dispatch-container")
+            config.pluginmanager.register(ServeLoop(side, streams), "llenergy-dispatch-serve")
+        elif path or gap is not None:
             config.pluginmanager.register(ContainerSide(config, path, gap), "llenergy-dispatch-container")
         return
     run = get_run(config)

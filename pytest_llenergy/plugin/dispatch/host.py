@@ -7,6 +7,8 @@ reports it logs for a dispatched item are rebuilt in :mod:`.dispatch_reports`.
 from __future__ import annotations
 
 import os
+import signal
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,6 +56,8 @@ class DockerDispatch(HostReports):
         self.container_campaign: str | None = None
         self.lines: list[str] = []
         self._local: dict[str, tuple[bool, str]] = {}
+        self.service_nodeids: dict[str, list[str]] = {}  # the node ids each service runs, in run order
+        self._previous_sigterm: Any = None
 
     def pytest_report_header(self, config: pytest.Config) -> list[str]:
         strategy = container_strategy(config, self.run)
@@ -104,7 +108,7 @@ class DockerDispatch(HostReports):
         self.lines += [f"docker: {note}" for note in pre.notes]
         services = sorted({service for _, service, _ in candidates})
         if self.mode == "docker":
-            problems = [pre.error] if pre.error else [p for s in services if (p := pre.problem(s))]
+            problems = pre.problems(services)
             if problems:
                 raise pytest.UsageError("llenergy: docker dispatch cannot start:\n  " + "\n  ".join(problems))
         counts: dict[str, int] = {}
@@ -112,6 +116,7 @@ class DockerDispatch(HostReports):
             problem = pre.problem(service)
             if problem is None:
                 self.routes[item.nodeid] = Route("docker", service)
+                self.service_nodeids.setdefault(service, []).append(item.nodeid)
                 counts[service] = counts.get(service, 0) + 1
             else:
                 local = f"not importable here ({why})" if why else "not run here"
@@ -123,6 +128,7 @@ class DockerDispatch(HostReports):
             per = ", ".join(f"{n} in {s} ({self.dispatcher.image_of(s)})" for s, n in sorted(counts.items()))
             self.lines.append(f"docker dispatch ({settings.strategy}) via {pre.compose.label}, "
                               f"daemon {pre.daemon}: {per}")
+            self._stop_on_sigterm()
         skipped = sum(route.kind == "skip" for route in self.routes.values())
         if skipped:
             self.lines.append(f"docker dispatch: {skipped} items will be skipped (backend neither here nor in a container)")
@@ -177,7 +183,16 @@ class DockerDispatch(HostReports):
             forwarded=tuple(forwarded_options(vars(self.config.option))),
             overrides=tuple(getattr(self.config.option, "override_ini", None) or ()),
             pytest=tuple(section.pytest_command),
+            cache=self.config.pluginmanager.get_plugin("cacheprovider") is not None,
         )
+
+    def _next_in_service(self, service: str, nodeid: str) -> str | None:
+        """The item this service's worker runs after ``nodeid`` (so it keeps shared fixtures)."""
+        ids = self.service_nodeids.get(service, [])
+        try:
+            return ids[ids.index(nodeid) + 1]
+        except (ValueError, IndexError):
+            return None
 
     def _run_in_container(self, item: pytest.Item, service: str) -> None:
         assert self.dispatcher is not None and self.settings is not None
@@ -205,7 +220,9 @@ class DockerDispatch(HostReports):
             report_path.unlink(missing_ok=True)
             command = self._command(item, citem, report_path, gap)
             gpu = route_gpus(os.environ.get("CUDA_VISIBLE_DEVICES"))
-            crun = self.dispatcher.run_item(service, command, gpu, citem.id, announce=start)
+            crun = self.dispatcher.run_item(service, command, gpu, citem.id, announce=start,
+                                            serve=self.service_nodeids.get(service, ()),
+                                            next_nodeid=self._next_in_service(service, item.nodeid))
             payload = read_payload(report_path)
             failure = crun.error
         except DispatchError as exc:
@@ -225,10 +242,30 @@ class DockerDispatch(HostReports):
             item.ihook.pytest_runtest_logreport(report=report)
         item.ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
 
-    def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        if self.dispatcher is not None:
-            for line in self.dispatcher.close():
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        self._close(interrupted=exitstatus == pytest.ExitCode.INTERRUPTED)
+
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        self._close(interrupted=True)  # a crash before sessionfinish: nothing may keep running
+        if self._previous_sigterm is not None:
+            signal.signal(signal.SIGTERM, self._previous_sigterm)
+            self._previous_sigterm = None
+
+    def _close(self, interrupted: bool) -> None:
+        """Stop every container this process started (persistent ones are kept only after a normal end)."""
+        if self.dispatcher is not None and not self.dispatcher.closed:
+            for line in self.dispatcher.close(interrupted=interrupted):
                 status_line(self.config, f"docker: {line}")
+
+    def _stop_on_sigterm(self) -> None:
+        """SIGTERM ends the session as Ctrl-C does, so the containers are stopped (pytest would just die)."""
+        if threading.current_thread() is not threading.main_thread() or self._previous_sigterm is not None:
+            return
+
+        def interrupt(signum: int, frame: Any) -> None:
+            raise KeyboardInterrupt(f"signal {signum}")
+
+        self._previous_sigterm = signal.signal(signal.SIGTERM, interrupt)
 
 
 def _teardown_towards(item: pytest.Item, nextitem: pytest.Item | None) -> None:

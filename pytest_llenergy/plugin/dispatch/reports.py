@@ -23,7 +23,7 @@ from pytest_llenergy.plugin.base import (
 )
 from pytest_llenergy.plugin.measurement.recorder import ItemRecorder
 from pytest_llenergy.plugin.state import CampaignItem, LemRun
-from pytest_llenergy.results.schema import result_key
+from pytest_llenergy.results.schema import ContainerProvenance, result_key
 from pytest_llenergy.results.store import atomic_write_json, load_result_file
 
 REPORT_SCHEMA = 1
@@ -79,11 +79,7 @@ class HostReports:
         tail = crun.tail(tail_lines) if crun is not None else ""
         title = f"container output (last {tail_lines} lines)"
         reports = [] if failure else self._container_reports(item, payload)
-        container_info = {
-            "service": service, "strategy": crun.strategy if crun else None, "image": crun.image if crun else None,
-            "container": crun.container if crun else None, "exit_status": crun.returncode if crun else None,
-            "duration_s": round(crun.duration_s, 3) if crun else None,
-        }
+        container_info = self._container_info(citem, service, crun)
         if not reports:
             return self._failure_reports(item, citem, crun, payload, failure, started, container_info, tail, title)
         for report in reports:
@@ -105,6 +101,9 @@ class HostReports:
         last = next((r for r in reports if r.when == "call"), reports[0])
         last.user_properties.append((LEM_CONTAINER_PROPERTY, container_info))
         assert crun is not None
+        teardown = next((r for r in reports if r.when == "teardown"), None)
+        if teardown is not None and teardown is not last:  # JUnit XML keeps the teardown report's properties
+            teardown.user_properties.append((LEM_CONTAINER_PROPERTY, container_info))
         if crun.timed_out or crun.returncode not in (0, 1):
             teardown = next((r for r in reports if r.when == "teardown"), None)
             if teardown is None:
@@ -145,20 +144,38 @@ class HostReports:
                 lines.append(f"the container's pytest did not collect {item.nodeid}: does the container see the same "
                              "project and campaign (dispatch.project_dir, the compose file's mounts)?")
         elif crun is not None and not crun.error:
-            lines.append("the container's pytest wrote no report (did it start? is pytest-llenergy installed in the image?)")
+            lines.append(crun.hint or "the container's pytest wrote no report (did it start? is pytest-llenergy "
+                                      "installed in the image?)")
         message = "\n".join(lines)
         if tail:
             message += f"\n\n{'-' * 8} {title} {'-' * 8}\n{tail}"
         props: list[tuple[str, Any]] = [(LEM_KEY_PROPERTY, key)]
         info, _ = self._host_result(citem, started)
         if info is None:
-            info = self._write_failed_result(item, citem, message.splitlines()[0])
+            info = self._write_failed_result(item, citem, message.splitlines()[0], container_info)
         if info is not None:
             props.append((LEM_RESULT_PROPERTY, info))
         props.append((LEM_CONTAINER_PROPERTY, container_info))
         duration = crun.duration_s if crun else 0.0
         return [item_report(item, "setup", "failed", message, duration=duration, start=started, properties=props),
-                item_report(item, "teardown", "passed", properties=[(LEM_KEY_PROPERTY, key)])]
+                item_report(item, "teardown", "passed",
+                            properties=[(LEM_KEY_PROPERTY, key), (LEM_CONTAINER_PROPERTY, container_info)])]
+
+    def _container_info(self, citem: CampaignItem, service: str, crun: ContainerRun | None) -> dict[str, Any]:
+        """The ``lem_container`` property: where the item ran, and what the container saw (from its result)."""
+        image_id = None
+        dispatcher = getattr(self, "dispatcher", None)
+        if dispatcher is not None:
+            image_id = dispatcher.image_id(service)
+        result = load_result_file(self.run.run_dir.result_path(citem.experiment.id, citem.cycle))
+        seen = result.container if result is not None and result.container is not None else None
+        return {
+            "service": service, "strategy": crun.strategy if crun else None, "image": crun.image if crun else None,
+            "image_id": seen.image_id if seen and seen.image_id else image_id,
+            "container": crun.container if crun else None, "exit_status": crun.returncode if crun else None,
+            "duration_s": round(crun.duration_s, 3) if crun else None,
+            "versions": dict(seen.versions) if seen else {},
+        }
 
     def _host_result(self, citem: CampaignItem, started: float) -> tuple[dict[str, Any] | None, str | None]:
         """The result file the container wrote into the host's run directory, checked for ids and freshness."""
@@ -174,9 +191,14 @@ class HostReports:
             return None, f"{path} was not written by this dispatch (older than the container)"
         return {"path": str(path.relative_to(run.run_dir.path)), "status": result.status, "error": result.error}, None
 
-    def _write_failed_result(self, item: pytest.Item, citem: CampaignItem, error: str) -> dict[str, Any] | None:
+    def _write_failed_result(self, item: pytest.Item, citem: CampaignItem, error: str,
+                             container_info: dict[str, Any] | None = None) -> dict[str, Any] | None:
         try:
             result = ItemRecorder(self.run, citem, item.nodeid).build("failed", error)
+            info = container_info or {}
+            result.container = ContainerProvenance(image=info.get("image"), image_id=info.get("image_id"),
+                                                   service=info.get("service"), strategy=info.get("strategy"),
+                                                   container=info.get("container"))
             path = self.run.run_dir.write_result(result)
         except Exception:
             return None
@@ -188,11 +210,22 @@ class HostReports:
 class ContainerSide:
     """Inside the container (``--lem-dispatched``): report back to the host and take the host's gap."""
 
-    def __init__(self, config: pytest.Config, report_path: str | None, gap: dict[str, Any] | None) -> None:
-        self.config, self.report_path, self.gap = config, report_path, gap
+    def __init__(self, config: pytest.Config, report_path: str | None, gap: dict[str, Any] | None,
+                 serving: bool = False) -> None:
+        self.config, self.report_path, self.gap, self.serving = config, report_path, gap, serving
         self.reports: list[dict[str, Any]] = []
         self.collect_errors: list[str] = []
         self.collected = 0
+        self.failed = False
+
+    def begin(self, report_path: str | None, gap: dict[str, Any] | None) -> None:
+        """Serving (persistent worker): the next item reports to ``report_path`` and took ``gap``."""
+        self.report_path, self.gap, self.reports, self.failed = report_path, gap, [], False
+
+    def finish(self, collected: int) -> bool:
+        """Serving: write the item's report file; whether the item failed."""
+        self._write(1 if self.failed else 0, collected)
+        return self.failed
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_lem_thermal_gap(self, item: pytest.Item, previous: pytest.Item | None) -> dict[str, Any] | None:
@@ -206,13 +239,18 @@ class ContainerSide:
         self.collected = len(session.items)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        self.failed = self.failed or report.failed
         if self.report_path:
             self.reports.append(self.config.hook.pytest_report_to_serializable(config=self.config, report=report))
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        if not self.serving:
+            self._write(int(exitstatus), self.collected)
+
+    def _write(self, exitstatus: int, collected: int) -> None:
         if not self.report_path:
             return
-        payload = {"schema": REPORT_SCHEMA, "exitstatus": int(exitstatus), "collected": self.collected,
+        payload = {"schema": REPORT_SCHEMA, "exitstatus": exitstatus, "collected": collected,
                    "collect_errors": self.collect_errors, "reports": self.reports}
         atomic_write_json(Path(self.report_path), payload)

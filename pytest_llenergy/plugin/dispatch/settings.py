@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from pytest_llenergy.dispatch import DispatchSettings, PathMap, project_name
+from pytest_llenergy.dispatch.preflight import container_user
 from pytest_llenergy.plugin.options import setting
 from pytest_llenergy.plugin.state import LemRun
 
@@ -72,6 +74,7 @@ def build_settings(config: pytest.Config, run: LemRun) -> DispatchSettings:
     from pytest_llenergy import __version__
 
     section = dispatch_section(run)
+    uid, gid = container_user(section.user, os.getuid(), os.getgid(), os.environ, config.rootpath)
     compose_file = Path(section.compose_file)
     if not compose_file.is_absolute():
         compose_file = config.rootpath / compose_file
@@ -87,5 +90,8 @@ def build_settings(config: pytest.Config, run: LemRun) -> DispatchSettings:
         output_tail_lines=section.output_tail_lines,
         extra_env=dict(section.env),
         plugin_version=__version__,
+        uid=uid,
+        gid=gid,
         cwd=Path(config.invocation_params.dir),
+        run_dir=run.run_dir.path,
     )

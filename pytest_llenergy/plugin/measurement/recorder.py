@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from pytest_llenergy.backends.base import GenerationStats
+from pytest_llenergy.dispatch.provenance import container_provenance
 from pytest_llenergy.plugin.state import CampaignItem, LemRun
 from pytest_llenergy.results.schema import ExperimentResult, LatencyStats, LoadInfo
 
@@ -114,5 +115,6 @@ class ItemRecorder:
             environment_file=self.environment_file,
             warnings=self.warnings,
             timeseries_path=self.timeseries_path,
+            container=container_provenance(),
             **fields,
         )

@@ -11,7 +11,11 @@ from typing import Any
 
 import pytest
 
-from pytest_llenergy.plugin.base import LEM_KEY_PROPERTY, LEM_RESULT_PROPERTY
+from pytest_llenergy.plugin.base import (
+    LEM_CONTAINER_PROPERTY,
+    LEM_KEY_PROPERTY,
+    LEM_RESULT_PROPERTY,
+)
 from pytest_llenergy.plugin.state import LemRun, get_run
 from pytest_llenergy.plugin.xdist import is_worker
 from pytest_llenergy.results.manifest import ManifestWriter
@@ -52,6 +56,9 @@ class ManifestPlugin:
         key = report_property(report, LEM_KEY_PROPERTY)
         if key is None or self.writer is None:
             return
+        container = report_property(report, LEM_CONTAINER_PROPERTY)
+        if container is not None:  # docker dispatch: image, image id, versions seen inside
+            self.writer.update(key, container=container)
         result = report_property(report, LEM_RESULT_PROPERTY)
         if result is not None:
             self.writer.update(key, status=result["status"], result_path=result["path"],
