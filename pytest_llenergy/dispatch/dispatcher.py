@@ -41,6 +41,7 @@ from pytest_llenergy.dispatch.preflight import (
     gpu_runtime_problem,
     host_driver_version,
     prepare_writable,
+    readable_problem,
     wants_gpu,
 )
 from pytest_llenergy.dispatch.process import Completed, Runner, run_command
@@ -229,6 +230,9 @@ class ContainerDispatcher:
             result.services[service] = self._check_service(service, declared, env, gpu_check)
         if s.uid == 0:
             result.notes.append("containers run as root (dispatch.user is 0:0)")
+        problem = readable_problem(s.paths.host_project, s.uid, s.gid)
+        if problem:
+            result.errors.append(problem)
         if s.run_dir is not None:
             problem = prepare_writable(s.run_dir, s.uid, s.gid)
             if problem:

@@ -114,3 +114,25 @@ def prepare_writable(directory: Path, uid: int, gid: int, *, host_uid: int | Non
     return (f"results directory {problems[0]} (owner {info.st_uid}:{info.st_gid}, mode {stat.filemode(info.st_mode)}) "
             f"is not writable by the container's user {uid}:{gid}: set dispatch.user to its owner, or "
             f"`chown -R {uid}:{gid} {directory}`")
+
+
+def _may_enter(info: os.stat_result, uid: int, gid: int, bits: int) -> bool:
+    """``bits`` (an rwx triple, e.g. 0o5) allowed to ``uid:gid`` on a file of ``info``."""
+    if uid == 0:
+        return True
+    shift = 6 if info.st_uid == uid else 3 if info.st_gid == gid else 0
+    return (info.st_mode >> shift) & bits == bits
+
+
+def readable_problem(project: Path, uid: int, gid: int) -> str | None:
+    """The project, bind-mounted at /workspace, must be readable by the container's user (its parents need
+    not be: a bind mount does not go through them)."""
+    project = Path(project).resolve()
+    try:
+        info = project.stat()
+    except OSError as exc:
+        return f"project directory {project}: {exc}"
+    if _may_enter(info, uid, gid, 0o5):
+        return None
+    return (f"project directory {project} ({stat.filemode(info.st_mode)}, owner {info.st_uid}:{info.st_gid}) is not "
+            f"readable by the container's user {uid}:{gid}: set dispatch.user to its owner, or `chmod o+rx {project}`")

@@ -57,6 +57,7 @@ def _rootfs_tar() -> bytes:
         for directory in ("usr", "etc", "proc", "sys", "dev", "root", "sbin", "var", "workspace", "results"):
             add(directory)
         add("tmp", mode=0o1777)
+        add("cache", mode=0o1777)  # the named model-cache volume is created from this directory
         for link in ("bin", "lib", "lib64"):
             add(link, tarfile.SYMTYPE, link=f"usr/{link}")
         add("etc/passwd", tarfile.REGTYPE, 0o644, data=b"root:x:0:0:root:/root:/bin/sh\n")
@@ -100,30 +101,38 @@ def _mounts() -> list[str]:
     return mounts
 
 
-def write_project(pytester: pytest.Pytester, image: str, compose_command: list[str], *,
-                  pytest_command: list[str] | None = None) -> None:
-    from campaigns import FAKE_SESSION_CONFTEST
+MODEL_CACHE = "lem-test-model-cache"
 
-    pytester.makeconftest(FAKE_SESSION_CONFTEST)
-    pytester.makepyfile(test_suite=FAILING_TEST)
+
+def write_project(pytester: pytest.Pytester, image: str, compose_command: list[str], *,
+                  pytest_command: list[str] | None = None, service_extra: str = "", test: str = FAILING_TEST) -> None:
+    """A project like the stock one: non-root user from PUID/PGID, a named model cache, never pulled."""
+    from .conftest import REUSING_BACKEND_CONFTEST
+
+    pytester.path.chmod(0o755)  # pytest's temporary directories are private; the container's user reads the project
+    pytester.makeconftest(REUSING_BACKEND_CONFTEST)
+    pytester.makepyfile(test_suite=test)
     volumes = "\n".join(f"      - {m}" for m in [*_mounts(), "${LEM_PROJECT_DIR}:/workspace",
-                                                 "${LEM_RESULTS_DIR}:/results"])
+                                                 "${LEM_RESULTS_DIR}:/results", "model-cache:/cache"])
     (pytester.path / "compose.yaml").write_text(textwrap.dedent("""
         services:
           transformers:
             image: {image}
-            user: "${{PUID:-0}}:${{PGID:-0}}"
+            user: "${{PUID:-1000}}:${{PGID:-1000}}"
+            pull_policy: never
             network_mode: none
             init: true
             working_dir: /workspace
             command: ["sleep", "infinity"]
-            env_file: [secrets.env]
             environment:
               HOME: /tmp
+              PYTHONPATH: {source}
               PYTHONDONTWRITEBYTECODE: "1"
               NVIDIA_VISIBLE_DEVICES: "${{NVIDIA_VISIBLE_DEVICES:-all}}"
+        {extra}
             volumes:
-        """).format(image=image) + volumes + "\n")
+        """).format(image=image, source=PLUGIN_SOURCE, extra=textwrap.indent(service_extra, " " * 4)) + volumes + "\n"
+        + f"volumes:\n  model-cache:\n    name: {MODEL_CACHE}\n")
     command = pytest_command or [sys.executable, "-m", "pytest"]
     (pytester.path / "campaign.yaml").write_text(textwrap.dedent(f"""
         name: dock
@@ -139,6 +148,11 @@ def write_project(pytester: pytest.Pytester, image: str, compose_command: list[s
           compose_command: {json.dumps(compose_command)}
           pytest_command: {json.dumps(command)}
         """))
+
+
+def _container_user() -> int:
+    """The uid containers run as here: this user, or (run as root) the fallback non-root user."""
+    return os.getuid() or 1000
 
 
 def _run_dir(result: pytest.RunResult) -> Path:
@@ -161,32 +175,47 @@ def test_two_item_campaign_in_real_containers(pytester, test_image, compose_comm
                                 "-v", "-p", "no:cacheprovider")
     # the host items follow the containers' outcomes: bs1 passes, bs2 fails (with the container's output)
     result.assert_outcomes(passed=1, failed=1)
+    failure = (["*AssertionError: batch size 2 fails on purpose*", "*container output (last 60 lines)*"]
+               if strategy == "ephemeral" else ["*test_suite.py:4: in test_inference", "E   assert 2 == 1"])
     result.stdout.fnmatch_lines([f"*docker {strategy}, service transformers, image {test_image}, container *",
-                                 "*AssertionError: batch size 2 fails on purpose*",
-                                 "*container output (last 60 lines)*"])
+                                 *failure])
     run_dir = _run_dir(result)
     run_id = run_dir.name
-    # results land in the host's run directory, with the controller's ids, owned by the host user
+    # results land in the host's run directory, with the controller's ids, written by a non-root container user
     found = results(pytester, "dock")
     assert sorted(found) == ["c1-transformers-gpt2-bs1-fp32-4476b885", "c1-transformers-gpt2-bs2-fp32-b5a00f5e"]
     assert {r["run_id"] for r in found.values()} == {run_id}
     assert [found[k]["status"] for k in sorted(found)] == ["passed", "failed"]
     for path in (run_dir / "experiments").glob("*.json"):
-        assert path.stat().st_uid == os.getuid()
+        assert path.stat().st_uid == _container_user() != 0
+    # provenance: the image's name and real id, and the versions the container saw
+    image_id = json.loads(_docker("image", "inspect", "--format", "{{json .Id}}", test_image).stdout)
+    for stored in found.values():
+        assert stored["container"]["image"] == test_image and stored["container"]["image_id"] == image_id
+        assert stored["container"]["versions"]["pytest-llenergy"] == pytest_llenergy.__version__
+    # persistent: one worker for both items, so the second reused the loaded model (as locally)
+    cold = [found[k]["load"]["cold"] for k in sorted(found)]
+    assert cold == ([True, False] if strategy == "persistent" else [True, True])
     entries = manifest(pytester, "dock")["entries"]
     assert sorted(e["status"] for e in entries.values()) == ["failed", "passed"]
-    # nothing left behind: --rm, or `down` at session end
+    assert {e["container"]["image_id"] for e in entries.values()} == {image_id}
+    # nothing left behind: --rm, or `down` at session end; the container wrote no pytest cache
     assert _project_containers(run_id) == []
+    assert not (pytester.path / ".pytest_cache").exists()
     if strategy == "persistent":
         result.stdout.fnmatch_lines(["llenergy: docker: brought persistent containers down (transformers)"])
+    # one model cache for every run, under its fixed name (not <project>_model-cache)
+    volumes = _docker("volume", "ls", "-q").stdout.split()
+    assert MODEL_CACHE in volumes and not [v for v in volumes if v.endswith("_model-cache")]
 
 
 def test_image_missing_stops_before_the_campaign(pytester, daemon):
     write_project(pytester, "lem-test-never-built:0", ["docker-compose"] if _v1_only() else ["docker", "compose"])
     result = pytester.runpytest("--lem-campaign", "campaign.yaml", "-p", "no:cacheprovider")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*image lem-test-never-built:0 for service 'transformers' is not built; build it with:",
-                                 "*-f compose.yaml --env-file .env build transformers"])
+    result.stderr.fnmatch_lines(["*image lem-test-never-built:0 for service 'transformers' is not on this machine "
+                                 "(dispatch never pulls or builds); build it with: * -f compose.yaml build transformers"])
+    assert "lem-test-never-built" not in _docker("image", "ls", "--format", "{{.Repository}}").stdout  # never pulled
 
 
 def test_container_command_missing(pytester, test_image):

@@ -102,3 +102,17 @@ def test_docker_errors_are_explained(output, meaning):
 
 def test_unknown_output_is_not_explained():
     assert explain_output("AssertionError: batch size 2 fails on purpose") is None
+
+
+def test_project_must_be_readable_by_the_container_user(tmp_path):
+    from pytest_llenergy.dispatch.preflight import readable_problem
+
+    project = tmp_path / "project"
+    project.mkdir(mode=0o700)
+    owner, group = project.stat().st_uid, project.stat().st_gid
+    problem = readable_problem(project, owner + 4242, group + 4242)
+    assert f"project directory {project} (drwx------, owner {owner}:{group}) is not readable" in problem
+    assert f"chmod o+rx {project}" in problem
+    assert readable_problem(project, owner, group) is None
+    project.chmod(0o705)  # its parents (private here) do not matter: the project is bind-mounted
+    assert readable_problem(project, owner + 4242, group + 4242) is None

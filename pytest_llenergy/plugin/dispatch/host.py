@@ -97,6 +97,8 @@ class DockerDispatch(HostReports):
         if not candidates:
             return
         self.settings = settings
+        for directory in (self.run.run_dir.experiments_dir, self._reports_dir()):  # handed to the container user
+            directory.mkdir(parents=True, exist_ok=True)
         self.dispatcher = ContainerDispatcher(settings, log=lambda message: status_line(self.config, message))
         pre = self.dispatcher.preflight({service for _, service, _ in candidates})
         if pre.error is None:
@@ -211,12 +213,11 @@ class DockerDispatch(HostReports):
             item.ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
             logged_start = True
 
-        report_path = run.run_dir.path / ".dispatch" / f"{key}.json"
+        report_path = self._reports_dir() / f"{key}.json"
         crun: ContainerRun | None = None
         payload: dict[str, Any] | None = None
         try:
             gap = self._thermal_gap(item)
-            report_path.parent.mkdir(parents=True, exist_ok=True)
             report_path.unlink(missing_ok=True)
             command = self._command(item, citem, report_path, gap)
             gpu = route_gpus(os.environ.get("CUDA_VISIBLE_DEVICES"))
@@ -231,10 +232,6 @@ class DockerDispatch(HostReports):
             failure = f"before the container started: {type(exc).__name__}: {exc}"
         finally:
             report_path.unlink(missing_ok=True)
-            try:
-                report_path.parent.rmdir()
-            except OSError:
-                pass
         if not logged_start:
             item.ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
         reports = self._reports(item, citem, service, crun, payload, failure, started)
@@ -251,11 +248,19 @@ class DockerDispatch(HostReports):
             signal.signal(signal.SIGTERM, self._previous_sigterm)
             self._previous_sigterm = None
 
+    def _reports_dir(self) -> Path:
+        """Where containers leave their reports for the host (removed at the end when empty)."""
+        return self.run.run_dir.path / ".dispatch"
+
     def _close(self, interrupted: bool) -> None:
         """Stop every container this process started (persistent ones are kept only after a normal end)."""
         if self.dispatcher is not None and not self.dispatcher.closed:
             for line in self.dispatcher.close(interrupted=interrupted):
                 status_line(self.config, f"docker: {line}")
+            try:
+                self._reports_dir().rmdir()
+            except OSError:
+                pass
 
     def _stop_on_sigterm(self) -> None:
         """SIGTERM ends the session as Ctrl-C does, so the containers are stopped (pytest would just die)."""
