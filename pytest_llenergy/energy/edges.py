@@ -85,7 +85,9 @@ class UpdateModel:
         return int(self.k.size)
 
     def _near(self, k: int) -> int:
-        return int(np.argmin(np.abs(self.k - k)))
+        """The bracket that predicts update ``k`` best (narrow and close)."""
+        sd = np.hypot(self.half / math.sqrt(3.0), (self.k - k) * self.period_sd)
+        return int(np.argmin(sd))
 
     def instant(self, k: int) -> float:
         i = self._near(k)

@@ -308,8 +308,7 @@ def build_measurement(w: WindowInputs) -> Measurement:
     causes = sorted({c for d in devs for c in d.throttle_s})
     throttle = {c: max(d.throttle_s.get(c, 0.0) for d in devs) for c in causes}
     budget = _budget(w, devs, edges)
-    relative = budget.relative(energy, adjusted) if budget is not None else None
-    uncertain = relative is not None and relative > unc.UNCERTAIN_FRACTION
+    uncertain = budget is not None and budget.uncertain(energy, adjusted)
     util = _window_util(devs)
     host_bound = unc.host_bound(util)
     flags += ["uncertain"] * uncertain + ["host_bound"] * bool(host_bound)

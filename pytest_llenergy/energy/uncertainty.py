@@ -44,13 +44,18 @@ class Budget:
     uncertainty_j: float
     adjusted_uncertainty_j: float | None
 
-    def relative(self, energy: float | None, adjusted: float | None) -> float | None:
-        """Adjusted uncertainty / adjusted energy (raw ones when not adjusted); None without energy."""
-        if adjusted is not None and self.adjusted_uncertainty_j is not None:
-            return self.adjusted_uncertainty_j / abs(adjusted) if adjusted else math.inf
-        if energy is None:
-            return None
-        return self.uncertainty_j / abs(energy) if energy else math.inf
+    def uncertain(self, energy: float | None, adjusted: float | None) -> bool:
+        return is_uncertain(self.uncertainty_j, energy, self.adjusted_uncertainty_j, adjusted)
+
+
+def is_uncertain(uncertainty: float | None, energy: float | None, adjusted_uncertainty: float | None,
+                 adjusted: float | None) -> bool:
+    """Adjusted uncertainty above ``UNCERTAIN_FRACTION`` of the adjusted energy (raw figures when not adjusted)."""
+    if adjusted_uncertainty is not None and adjusted is not None:
+        return adjusted_uncertainty > UNCERTAIN_FRACTION * abs(adjusted)
+    if uncertainty is not None and energy is not None:
+        return uncertainty > UNCERTAIN_FRACTION * abs(energy)
+    return False
 
 
 def quadrature(values: Iterable[float]) -> float:
@@ -79,11 +84,15 @@ def combine(raw_parts: list[dict[str, float]], base: dict[str, float] | None) ->
     """Per-device raw parts (summed in quadrature across devices) plus baseline parts (None: not adjusted)."""
     parts = {name: quadrature(d.get(name, 0.0) for d in raw_parts) for name in RAW_PARTS}
     raw = quadrature(parts.values())
-    adjusted = None
-    if base is not None:
-        parts.update(base)
-        adjusted = quadrature([raw, *base.values()])
-    return Budget(parts, raw, adjusted)
+    if base is None:
+        return Budget(parts, raw, None)
+    parts.update(base)
+    return Budget(parts, raw, adjusted_total(raw, parts))
+
+
+def adjusted_total(uncertainty_j: float, parts: Mapping[str, float]) -> float:
+    """The adjusted uncertainty: the raw one and the baseline parts in quadrature."""
+    return quadrature([uncertainty_j, *(parts.get(name, 0.0) for name in BASELINE_PARTS)])
 
 
 def host_bound(mean_util_pct: float | None) -> bool | None:

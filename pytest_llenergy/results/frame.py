@@ -68,8 +68,8 @@ def _per(energy: float | None, tokens: int | None) -> float | None:
 
 def _uncertainty_pct(w: WindowEnergy) -> float | None:
     """The adjusted uncertainty in % of the adjusted energy (raw ones when not adjusted)."""
-    if w.adjusted_uncertainty_j is not None and w.adjusted_energy_j:
-        return w.adjusted_uncertainty_j / abs(w.adjusted_energy_j) * 100.0
+    if w.adjusted_uncertainty_j is not None:
+        return w.adjusted_uncertainty_j / abs(w.adjusted_energy_j) * 100.0 if w.adjusted_energy_j else None
     if w.uncertainty_j is not None and w.energy_j:
         return w.uncertainty_j / abs(w.energy_j) * 100.0
     return None

@@ -90,6 +90,10 @@ class MeasurementContext:
     baseline_cache: Any = None
     experiments_done: int = 0
     pending_cache: dict[str, Any] = field(default_factory=dict)
+    #: Idle-power drift (W per device) the next item's windows carry (baseline re-checks).
+    drift_w: dict[str, float] | None = None
+    #: The item after the latest re-check, whose drift the next re-check settles.
+    recheck_pending: Any = None
 
     def ensure_source(self) -> Any:
         if self.source is None:
