@@ -68,7 +68,7 @@ class TestModelReuse:
         assert sorted(loads) == [(1, True), (1, True), (2, False), (2, False)]
 
     def test_interleaved_order_with_reuse_still_gives_each_item_its_model(self, pytester):
-        _suite(pytester)
+        _suite(pytester, CAMPAIGN + "reuse: {max_resident: 1}\n")  # one resident session: reloads as models alternate
         pytester.runpytest("--lem-campaign", "campaign.yaml", "--lem-order", "interleaved").assert_outcomes(passed=4)
         events = [e for e in (pytester.path / "events.log").read_text().split("\n") if e.startswith("load")]
         assert events == ["load 1", "load 2", "load 1", "load 2"]
