@@ -31,11 +31,11 @@ def vllm_footprint(experiment: Any, resolved: dict[str, Any] | None = None, devi
             gib = DEFAULT_CPU_KVCACHE_GIB
         gib = gib or DEFAULT_CPU_KVCACHE_GIB
         return Footprint(int(gib * 2**30), "cpu", f"VLLM_CPU_KVCACHE_SPACE {gib:g} GiB")
-    share = (resolved.get("cache_config", {}).get("gpu_memory_utilization") or section.gpu_memory_utilization
+    share = (resolved.get("cache_config", {}).get("gpu_memory_utilization") or getattr(section, "gpu_memory_utilization", None)
              or DEFAULT_GPU_MEMORY_UTILIZATION)
     per_gpu = gpu_total if gpu_total is not None else gpu_bytes()
     if not per_gpu:
         return None
-    gpus = (section.tensor_parallel_size or 1) * (getattr(section, "pipeline_parallel_size", None) or 1)
+    gpus = (getattr(section, "tensor_parallel_size", None) or 1) * (getattr(section, "pipeline_parallel_size", None) or 1)
     return Footprint(int(share * per_gpu * gpus), "cuda",
                      f"gpu_memory_utilization {share:g} x {per_gpu / 2**30:.1f} GiB x {gpus} GPU(s)")
