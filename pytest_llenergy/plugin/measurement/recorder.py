@@ -64,6 +64,8 @@ class ItemRecorder:
     timeseries_path: str | None = None
     environment_file: str | None = "environment.json"
     extra: dict[str, Any] = field(default_factory=dict)
+    #: phases, phase_info, serving, requests_path (plugin/measurement/phases.py)
+    phase_fields: dict[str, Any] = field(default_factory=dict)
 
     def record_generation(self, stats: GenerationStats) -> None:
         """Record the measured generation (tokens, duration, latencies, warnings)."""
@@ -114,5 +116,6 @@ class ItemRecorder:
             environment_file=self.environment_file,
             warnings=self.warnings,
             timeseries_path=self.timeseries_path,
+            **self.phase_fields,
             **fields,
         )
