@@ -65,3 +65,19 @@ def test_repeats_give_phase_resolved_figures(pytester):
     pre = result.phases["prefill"]
     assert pre.method.startswith("phase_resolved:3runs") and pre.direct_energy_j is not None
     assert result.phase_info.repeats == 2
+
+
+def test_report_shows_phase_timeline_and_request_histogram(pytester):
+    from pytest_llenergy.results import build_outputs
+
+    run_dir, result = run_campaign(pytester, CAMPAIGN)
+    summary = build_outputs(run_dir)
+    html = (run_dir / "report.html").read_text()
+    assert "per-request energy" in html
+    hist = [p for n, p in summary.outputs.items() if "per-request energy" in n]
+    assert hist and all(__import__("pathlib").Path(p).is_file() for p in hist)
+    from pytest_llenergy.results.phase_plots import phase_spans, request_table
+    from pytest_llenergy.results import load
+
+    spans = phase_spans(request_table(load(run_dir).iloc[0]))
+    assert len(spans["prefill"]) == 2 and len(spans["decode"]) == 2
