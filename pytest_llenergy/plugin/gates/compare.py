@@ -1,11 +1,13 @@
 """``--lem-save`` / ``--lem-autosave`` / ``--lem-compare`` / ``--lem-compare-fail``.
 
 The comparison fails the affected tests: each experiment's last cycle compares all its cycles
-with the saved run's (bootstrap CI of the ratio with >= 3 cycles on both sides).
+with the saved run's (one-sided Welch t against half the rule's threshold, at --lem-compare-alpha;
+results/compare.py).
 """
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +17,11 @@ from pytest_llenergy.plugin.base import campaign_item
 from pytest_llenergy.plugin.gates.budgets import cycle_values
 from pytest_llenergy.plugin.state import get_run
 from pytest_llenergy.results.budgets import Verdict
-from pytest_llenergy.results.compare import CompareRule, compare_values, parse_rules
+from pytest_llenergy.results.compare import DEFAULT_ALPHA, CompareRule, compare_values, parse_rules
 
 SAVED = pytest.StashKey[dict[str, Any]]()
 RULES = pytest.StashKey[list[CompareRule]]()
+ALPHA = pytest.StashKey[float]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -33,6 +36,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--lem-compare-fail", dest="lem_compare_fail", metavar="RULES", default=None,
                     help="Fail tests whose metric regresses: 'energy_per_output_token:5%% tokens_per_s:-10%%'. Ini: lem_compare_fail.")
     parser.addini("lem_compare_fail", "Default --lem-compare-fail rules.", default="")
+    group.addoption("--lem-compare-alpha", dest="lem_compare_alpha", metavar="P", default=None,
+                    help="False-alarm rate of --lem-compare-fail: fail when the one-sided p-value is below P "
+                         f"(default {DEFAULT_ALPHA}). Ini: lem_compare_alpha.")
+    parser.addini("lem_compare_alpha", "False-alarm rate of --lem-compare-fail.", default="")
     group.addoption("--lem-storage", dest="lem_storage", metavar="DIR", default=None,
                     help="Where saved runs live (default .lem-benchmarks in the rootdir). Ini: lem_storage.")
     parser.addini("lem_storage", "Where saved runs live.", default="")
@@ -46,6 +53,19 @@ def storage_root(config: pytest.Config) -> Path:
     return path if path.is_absolute() else config.rootpath / path
 
 
+def compare_alpha(config: pytest.Config) -> float:
+    """--lem-compare-alpha (or the ini), checked: a probability in (0, 0.5)."""
+    raw = config.getoption("lem_compare_alpha") or config.getini("lem_compare_alpha") or DEFAULT_ALPHA
+    try:
+        alpha = float(raw)
+    except ValueError:
+        alpha = math.nan
+    if not 0 < alpha < 0.5:
+        raise pytest.UsageError(f"llenergy: --lem-compare-alpha: {raw!r} is not a probability between 0 and 0.5 "
+                                "(e.g. 0.01: at most 1 % false alarms)")
+    return alpha
+
+
 def pytest_configure(config: pytest.Config) -> None:
     specs = config.getoption("lem_compare_fail") or config.getini("lem_compare_fail")
     try:
@@ -53,6 +73,7 @@ def pytest_configure(config: pytest.Config) -> None:
     except ValueError as exc:
         raise pytest.UsageError(f"llenergy: --lem-compare-fail: {exc}") from None
     config.stash[RULES] = rules
+    config.stash[ALPHA] = compare_alpha(config)
     ref = config.getoption("lem_compare")
     if ref is None:
         if rules:
@@ -80,11 +101,12 @@ def evaluate(item: pytest.Item, figures: dict[str, Any] | None) -> Verdict | Non
     verdict = Verdict()
     for rule in rules:
         result = compare_values(citem.experiment.id, previous["metrics"].get(rule.column, []),
-                                values.get(rule.column, []), rule, run.seed)
+                                values.get(rule.column, []), rule, item.config.stash.get(ALPHA, DEFAULT_ALPHA))
         if result is None:
             continue
         verdict.checks.append({"compare": str(rule), "ratio": result.ratio, "ci_low": result.ci_low,
-                               "ci_high": result.ci_high, "regression": result.regression, "saved": saved.get("path")})
+                               "ci_high": result.ci_high, "p_value": result.p_value, "alpha": result.alpha,
+                               "regression": result.regression, "saved": saved.get("path")})
         if result.regression:
             verdict.breaches.append(f"vs saved run {saved.get('number', '')} {saved.get('name')}: {result.message()}")
     return verdict
