@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import socket
 import statistics
 from dataclasses import dataclass, field
 from time import perf_counter
@@ -65,6 +66,8 @@ class ItemRecorder:
     timeseries_path: str | None = None
     environment_file: str | None = "environment.json"
     extra: dict[str, Any] = field(default_factory=dict)
+    #: phases, phase_info, serving, requests_path (plugin/measurement/phases.py)
+    phase_fields: dict[str, Any] = field(default_factory=dict)
     #: seconds per piece of the item's wall time (warmup_s, baseline_s, measured_s, load_s)
     timing: dict[str, float] = field(default_factory=lambda: dict.fromkeys(
         ("warmup_s", "baseline_s", "measured_s", "load_s"), 0.0))
@@ -123,7 +126,9 @@ class ItemRecorder:
             timing=self.item_timing(),
             engine=self.engine,
             environment_file=self.environment_file,
+            host=socket.gethostname(),
             warnings=self.warnings,
             timeseries_path=self.timeseries_path,
+            **self.phase_fields,
             **fields,
         )
