@@ -6,6 +6,7 @@
     lem config show FILE            the expanded plan (ids, dropped points)
     lem config params [--coverage]  every backend parameter / typed coverage
     lem report DIR [DIR ...]        rebuild summary, plots and report from stored results
+    lem slurm submit CAMPAIGN       a Slurm job array (one task per shard) + a merge job
     lem compare A B [--fail RULES]  compare two saved runs or result directories
     lem schedule --at HH:MM ...     run a campaign at set times (daemon mode)
 """
@@ -189,6 +190,37 @@ def _schedule(args: argparse.Namespace) -> int:
     return run_schedule(args.at, args.every, args.total, args.pytest_args, dry_run=args.dry_run)
 
 
+def _slurm_submit(args: argparse.Namespace) -> int:
+    from pytest_llenergy.slurm import (
+        SlurmError,
+        SlurmRequest,
+        plan_submission,
+        submit,
+        write_scripts,
+    )
+
+    pytest_args = [a for a in args.pytest_args if a != "--"] or ["energy_suites/"]
+    request = SlurmRequest(campaign=Path(args.campaign), nodes=args.nodes, gpus_per_node=args.gpus_per_node,
+                           results_root=Path(args.results_root), pytest_args=pytest_args,
+                           exclusive=not args.shared, partition=args.partition, time_limit=args.time,
+                           cpus_per_task=args.cpus_per_task, extra_sbatch=args.sbatch or [])
+    try:
+        plan = plan_submission(request)
+        for k, ids in enumerate(plan.shard_experiments, 1):
+            print(f"shard {k}/{plan.shards}: {len(ids)} experiment(s): {', '.join(ids)}")
+        if args.dry_run:
+            array, merge = write_scripts(plan)
+            print(f"wrote {array} and {merge} (not submitted: --dry-run)")
+            return 0
+        array_id, merge_id = submit(plan)
+    except SlurmError as exc:
+        print(f"lem slurm: {exc}", file=sys.stderr)
+        return 2
+    print(f"submitted array job {array_id} ({plan.shards} task(s)) and merge job {merge_id} (after it)")
+    print(f"shard results: {plan.root}/shard-K/{plan.campaign_name}/{plan.run_id}; merged: {plan.merged_dir}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lem", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -228,11 +260,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true")
     p.add_argument("pytest_args", nargs=argparse.REMAINDER, help="-- then the pytest arguments")
     p.set_defaults(func=_schedule)
+    slurm = sub.add_parser("slurm", help="run a campaign on a Slurm cluster").add_subparsers(dest="what", required=True)
+    p = slurm.add_parser("submit", help="one array task per shard (exclusive nodes) + a dependent merge job")
+    p.add_argument("campaign", help="campaign YAML file")
+    p.add_argument("--nodes", type=int, default=1, help="shards = array tasks, one node each (default 1)")
+    p.add_argument("--gpus-per-node", type=int, default=1, help="GPUs per task, one xdist worker each; 0 for CPU")
+    p.add_argument("--results-root", default="lem-results/slurm", help="shared results root (default lem-results/slurm)")
+    p.add_argument("--partition", default=None, help="Slurm partition")
+    p.add_argument("--time", default=None, help="time limit per task, e.g. 04:00:00")
+    p.add_argument("--cpus-per-task", type=int, default=None, help="CPUs per task")
+    p.add_argument("--shared", action="store_true", help="do not ask for exclusive nodes (CPU tries, CI)")
+    p.add_argument("--sbatch", action="append", metavar="OPTION", help="extra #SBATCH option, repeatable")
+    p.add_argument("--dry-run", action="store_true", help="write the job scripts, print the split, submit nothing")
+    p.add_argument("pytest_args", nargs="*", help="-- then pytest arguments (default energy_suites/)")
+    p.set_defaults(func=_slurm_submit)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    tail: list[str] | None = None
+    if "--" in argv:  # everything after -- is pytest's (schedule, slurm submit)
+        cut = argv.index("--")
+        argv, tail = argv[:cut], argv[cut + 1:]
     args = build_parser().parse_args(argv)
+    if tail is not None and hasattr(args, "pytest_args"):
+        args.pytest_args = tail
     return int(args.func(args) or 0)
 
 

@@ -156,6 +156,7 @@ class ExperimentResult(ResultModel):
     peak_memory_mb: float | None = None
     engine: dict[str, Any] = Field(default_factory=dict, description="Engine versions and effective engine arguments.")
     environment_file: str | None = None
+    host: str | None = Field(None, description="Host name of the machine that measured this item.")
     warnings: list[str] = Field(default_factory=list)
     timeseries_path: str | None = None
     budget: dict[str, Any] | None = None

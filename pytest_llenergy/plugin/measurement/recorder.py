@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import socket
 import statistics
 from dataclasses import dataclass, field
 from typing import Any
@@ -112,6 +113,7 @@ class ItemRecorder:
             gap=self.gap,
             engine=self.engine,
             environment_file=self.environment_file,
+            host=socket.gethostname(),
             warnings=self.warnings,
             timeseries_path=self.timeseries_path,
             **fields,
