@@ -151,7 +151,7 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from pytest_llenergy.results.compare import compare_records, format_comparisons, parse_rules
+    from pytest_llenergy.results.compare import DEFAULT_ALPHA, compare_records, format_comparisons, parse_rules
 
     try:
         old, new = _as_record(args.a), _as_record(args.b)
@@ -159,7 +159,11 @@ def _compare(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as exc:
         print(f"lem compare: {exc}", file=sys.stderr)
         return 2
-    comparisons = compare_records(old, new, rules, seed=args.seed)
+    alpha = DEFAULT_ALPHA if args.alpha is None else args.alpha
+    if not 0 < alpha < 0.5:
+        print(f"lem compare: --alpha {alpha:g} is not a probability between 0 and 0.5", file=sys.stderr)
+        return 2
+    comparisons = compare_records(old, new, rules, alpha)
     for line in format_comparisons(comparisons, old, new):
         print(line)
     return 1 if args.fail and any(c.regression for c in comparisons) else 0
@@ -251,7 +255,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("a")
     p.add_argument("b")
     p.add_argument("--fail", default=None, help="rules such as 'energy_per_output_token:5%% tokens_per_s:-10%%'")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--alpha", type=float, default=None,
+                   help="false-alarm rate: fail when the one-sided p-value is below it (default 0.01)")
     p.set_defaults(func=_compare)
     p = sub.add_parser("schedule", help="run pytest at set times (daemon mode)")
     p.add_argument("--at", default=None, help="first start, HH:MM local time (default: now)")

@@ -12,10 +12,11 @@ from typing import Any
 
 import pytest
 
-from pytest_llenergy.plugin.gates.compare import SAVED, storage_root
+from pytest_llenergy.plugin.gates.compare import ALPHA, SAVED, storage_root
 from pytest_llenergy.plugin.reporting.plain import plain_windows, save_name
 from pytest_llenergy.plugin.state import LemRun, get_run
 from pytest_llenergy.plugin.xdist import is_worker
+from pytest_llenergy.results.compare import DEFAULT_ALPHA
 from pytest_llenergy.results.export import summary_payload
 from pytest_llenergy.results.store import atomic_write_json
 
@@ -120,7 +121,7 @@ class ReportingPlugin:
         if saved is not None:
             rules = parse_rules(config.getoption("lem_compare_fail") or config.getini("lem_compare_fail")) or parse_rules(
                 "energy_per_output_token:5% tokens_per_s:-5%")
-            self.comparisons = compare_records(saved, record, rules, self.run.seed)
+            self.comparisons = compare_records(saved, record, rules, config.stash.get(ALPHA, DEFAULT_ALPHA))
             self.lines += format_comparisons(self.comparisons, saved, record)
         if name:
             path = save_run(storage_root(config), record)
