@@ -8,7 +8,7 @@ from campaigns import results, write_suite
 CAMPAIGN = """
 name: orch
 cycles: 2
-defaults: {model: gpt2}
+defaults: {model: {name: gpt2, weights: random}}
 grid: {shared: {workload.batch_size: [1, 2]}}
 measurement: {energy_source: estimate}
 gaps: {between_experiments: 0, between_cycles: 0}

@@ -236,7 +236,7 @@ CAMPAIGN = """
 name: resident
 cycles: 2
 order: interleaved
-defaults: {model: gpt2}
+defaults: {model: {name: gpt2, weights: random}}
 grid: {shared: {workload.batch_size: [1, 2, 4]}}
 measurement: {energy_source: estimate}
 gaps: {between_experiments: 0, between_cycles: 0}

@@ -59,7 +59,7 @@ CAMPAIGN = """
 name: warm
 cycles: 3
 order: interleaved
-defaults: {{model: gpt2, workload: {{num_prompts: 8, input_tokens: 8, output_tokens: 48}}}}
+defaults: {{model: {{name: gpt2, weights: random}}, workload: {{num_prompts: 8, input_tokens: 8, output_tokens: 48}}}}
 grid: {{shared: {{workload.batch_size: [2, 4]}}}}
 measurement:
   energy_source: estimate
