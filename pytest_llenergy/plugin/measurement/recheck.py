@@ -10,6 +10,7 @@ bracket it (``energy.baseline.bracket_drift_w``).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from time import perf_counter
 from typing import Any
 
 import pytest
@@ -42,11 +43,14 @@ def recheck_before(config: pytest.Config, context: MeasurementContext, citem: Ca
     if baseline is None or context.baseline_cache is None:
         return
     status_line(config, f"baseline re-check: {seconds:g} s")
+    started = perf_counter()
     try:
         reading = context.baseline_cache.recheck(source, seconds)
     except Exception as exc:  # a failed re-check costs the drift evidence, never the item
         status_line(config, f"baseline re-check failed: {exc}")
         return
+    finally:
+        context.baseline_s += perf_counter() - started
     pending = context.recheck_pending
     if pending is not None:
         drift = bracket_drift_w(pending.before_w, reading.power_w, baseline.power_w)
