@@ -65,7 +65,7 @@ grid:
 STARTER_TEST = '''\
 def test_inference(lem_experiment, lem_session, lem_result, energy):
     workload = lem_session.prepare(lem_experiment.config.workload)
-    energy.warmup(lambda: lem_session.run(workload.head(1)))
+    energy.warmup(session=lem_session, workload=workload)
     with energy.measure("generate") as window:
         stats = lem_session.run(workload)
         window.record(input_tokens=stats.input_tokens, output_tokens=stats.output_tokens)

@@ -18,6 +18,7 @@ from pytest_llenergy.results.report_html import REPORT_FILE, build_report
 from pytest_llenergy.results.stats import DEFAULT_METRICS, summarize
 from pytest_llenergy.results.summary import Summary
 from pytest_llenergy.results.terminal import format_terminal_table
+from pytest_llenergy.results.walltime import wall_time_breakdown
 
 SUMMARY_JSON = "summary.json"
 SUMMARY_CSV = "summary.csv"
@@ -101,6 +102,7 @@ def build_outputs(run_dir: Path | Sequence[Path], *, out_dir: Path | None = None
                         confidence=confidence)
     if cycles_configured is not None:
         summary.header["cycles_configured"] = cycles_configured
+    summary.header["wall_time"] = wall_time_breakdown(run_dirs)
     outputs = {"summary.json": write_summary_json(out_dir / SUMMARY_JSON, summary, run_dirs=run_dirs),
                "summary.csv": write_summary_csv(out_dir / SUMMARY_CSV, summary)}
     charts, timelines, problems = {}, {}, []
