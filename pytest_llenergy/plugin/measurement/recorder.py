@@ -65,6 +65,8 @@ class ItemRecorder:
     timeseries_path: str | None = None
     environment_file: str | None = "environment.json"
     extra: dict[str, Any] = field(default_factory=dict)
+    #: phases, phase_info, serving, requests_path (plugin/measurement/phases.py)
+    phase_fields: dict[str, Any] = field(default_factory=dict)
 
     def record_generation(self, stats: GenerationStats) -> None:
         """Record the measured generation (tokens, duration, latencies, warnings)."""
@@ -116,5 +118,6 @@ class ItemRecorder:
             host=socket.gethostname(),
             warnings=self.warnings,
             timeseries_path=self.timeseries_path,
+            **self.phase_fields,
             **fields,
         )
