@@ -55,7 +55,7 @@ def parse_args() -> argparse.Namespace:
     args = ap.parse_args()
     if args.quick:
         args.cycles, args.baseline_s, args.gap_s = min(args.cycles, 4), min(args.baseline_s, 2.0), 0.05
-        args.batch = min(args.batch, 4)
+        args.batch, args.new_tokens, args.budget_s = min(args.batch, 2), min(args.new_tokens, 4), float("inf")
     return args
 
 
@@ -99,7 +99,7 @@ class Generator:
 def one_run(name: str, gen: Generator, batch: int, args: argparse.Namespace, source: Any, baseline: Any) -> dict[str, Any]:
     """Warmup once, then ``args.cycles`` cycles of gap, one re-warm call and a measured window."""
     t0 = time.perf_counter()
-    new_tokens = 8 if args.quick else args.new_tokens
+    new_tokens = args.new_tokens
     for _ in range(3):  # warmup once per model and shape
         gen.generate(batch, new_tokens)
     meter = EnergyMeter(source, sample_hz=50, baseline=baseline, cuda_sync=gen.sync)
