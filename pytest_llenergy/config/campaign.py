@@ -10,6 +10,7 @@ from pytest_llenergy.config.base import StrictModel
 from pytest_llenergy.config.dispatch import DispatchConfig
 from pytest_llenergy.config.experiment import NAME_PATTERN
 from pytest_llenergy.config.measurement import MeasurementConfig
+from pytest_llenergy.config.reuse import ReuseConfig
 
 GridValues = list[Any] | Any
 
@@ -148,6 +149,7 @@ class CampaignConfig(StrictModel):
     )
     gaps: GapsConfig = Field(default_factory=GapsConfig, description="Thermal gaps between items and cycles.")
     force_cold_start: bool = Field(False, description="Unload, free memory and reload the model for every item.")
+    reuse: ReuseConfig = Field(default_factory=ReuseConfig, description="Loaded sessions kept resident per process, within a memory budget.")
     group_by: list[str] = Field(default_factory=list, description="Dotted config paths whose values group experiments for group CIs.")
     measurement: MeasurementConfig = Field(default_factory=MeasurementConfig, description="Energy source, sampling, baseline, warmup.")
     notifications: NotificationsConfig = Field(default_factory=NotificationsConfig, description="Webhook notifications.")
