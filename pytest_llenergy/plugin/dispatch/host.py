@@ -200,7 +200,6 @@ class DockerDispatch(HostReports):
         assert self.dispatcher is not None and self.settings is not None
         citem = campaign_item(item)
         assert citem is not None
-        run = self.run
         key = result_key(citem.experiment.id, citem.cycle)
         started = time.time()
         logged_start = False
