@@ -225,6 +225,7 @@ class ContainerDispatcher:
             result.errors.append(str(exc))
             return result
         declared = config.get("services") or {}
+        self._create_external_volumes(config, env, result)
         gpu_check: dict[str, Any] = {}
         for service in sorted(set(services)):
             result.services[service] = self._check_service(service, declared, env, gpu_check)
@@ -253,6 +254,21 @@ class ContainerDispatcher:
         if not isinstance(data, dict):
             raise DispatchError("compose config printed no mapping")
         return data
+
+    def _create_external_volumes(self, config: Mapping[str, Any], env: Mapping[str, str], result: Preflight) -> None:
+        """Named volumes shared by every run (the model cache) are ``external``: created once, here."""
+        for key, volume in (config.get("volumes") or {}).items():
+            external = (volume or {}).get("external")
+            if not external:
+                continue
+            name = (volume or {}).get("name") or (external.get("name") if isinstance(external, dict) else None) or key
+            if self.runner([self.settings.docker, "volume", "inspect", name], env=env, timeout=30).ok:
+                continue
+            done = self.runner([self.settings.docker, "volume", "create", name], env=env, timeout=30)
+            if done.ok:
+                result.notes.append(f"created volume {name} (kept between runs; remove it with: docker volume rm {name})")
+            else:
+                result.errors.append(f"cannot create volume {name}: {done.last_line()}")
 
     def _check_service(self, service: str, declared: Mapping[str, Any], env: Mapping[str, str],
                        gpu_check: dict[str, Any]) -> ServiceInfo:

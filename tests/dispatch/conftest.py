@@ -147,6 +147,7 @@ def write_fake_project(pytester: pytest.Pytester, campaign: str, test: str | Non
     from campaigns import CAMPAIGN_TEST, write_suite
 
     path = write_suite(pytester, campaign, test or CAMPAIGN_TEST)
+    pytester.path.chmod(0o755)  # the project: readable by the containers' (non-root) user
     if conftest is not None:
         pytester.makeconftest(conftest)
     (pytester.path / "compose.yaml").write_text(FAKE_COMPOSE)

@@ -28,7 +28,7 @@ import yaml
 def log(argv: list[str]) -> None:
     path = os.environ.get("FAKE_DOCKER_LOG")
     if path:
-        keep = {k: os.environ.get(k) for k in ("NVIDIA_VISIBLE_DEVICES", "LEM_PROJECT_DIR", "LEM_RESULTS_DIR")}
+        keep = {k: os.environ.get(k) for k in ("NVIDIA_VISIBLE_DEVICES", "LEM_PROJECT_DIR", "LEM_RESULTS_DIR", "PUID", "PGID")}
         with open(path, "a") as handle:
             handle.write(json.dumps({"argv": argv, "env": keep}) + "\n")
 

@@ -97,6 +97,7 @@ class FakeDockerRunner:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> DispatchSettings:
+    tmp_path.chmod(0o755)  # the project: readable by the containers' user
     compose = tmp_path / "docker" / "compose.yaml"
     compose.parent.mkdir()
     compose.write_text(yaml.safe_dump(COMPOSE))

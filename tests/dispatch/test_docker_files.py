@@ -112,7 +112,7 @@ class TestCompose:
         assert "${LEM_RESULTS_DIR:-../lem-results}:/results" in volumes
         assert "model-cache:/cache" in volumes
         # one named volume for every run (not <project>_model-cache: every run is its own project)
-        assert compose()["volumes"]["model-cache"]["name"] == "${LEM_MODEL_CACHE:-llenergy-model-cache}"
+        assert compose()["volumes"]["model-cache"] == {"name": "${LEM_MODEL_CACHE:-llenergy-model-cache}", "external": True}
         (device,) = service["deploy"]["resources"]["reservations"]["devices"]
         assert device["driver"] == "nvidia" and device["capabilities"] == ["gpu"]
         assert device["device_ids"] == ["${NVIDIA_VISIBLE_DEVICES:-all}"]

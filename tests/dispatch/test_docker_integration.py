@@ -14,10 +14,12 @@ import io
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import tarfile
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -132,7 +134,7 @@ def write_project(pytester: pytest.Pytester, image: str, compose_command: list[s
         {extra}
             volumes:
         """).format(image=image, source=PLUGIN_SOURCE, extra=textwrap.indent(service_extra, " " * 4)) + volumes + "\n"
-        + f"volumes:\n  model-cache:\n    name: {MODEL_CACHE}\n")
+        + f"volumes:\n  model-cache:\n    name: {MODEL_CACHE}\n    external: true\n")
     command = pytest_command or [sys.executable, "-m", "pytest"]
     (pytester.path / "campaign.yaml").write_text(textwrap.dedent(f"""
         name: dock
@@ -183,7 +185,7 @@ def test_two_item_campaign_in_real_containers(pytester, test_image, compose_comm
     run_id = run_dir.name
     # results land in the host's run directory, with the controller's ids, written by a non-root container user
     found = results(pytester, "dock")
-    assert sorted(found) == ["c1-transformers-gpt2-bs1-fp32-4476b885", "c1-transformers-gpt2-bs2-fp32-b5a00f5e"]
+    assert [k.rsplit("-", 1)[0] for k in sorted(found)] == ["c1-transformers-gpt2-bs1-fp32", "c1-transformers-gpt2-bs2-fp32"]
     assert {r["run_id"] for r in found.values()} == {run_id}
     assert [found[k]["status"] for k in sorted(found)] == ["passed", "failed"]
     for path in (run_dir / "experiments").glob("*.json"):
@@ -231,3 +233,125 @@ def test_container_command_missing(pytester, test_image):
 
 def _v1_only() -> bool:
     return subprocess.run(["docker", "compose", "version"], capture_output=True).returncode != 0
+
+
+# An item that starts, tells the test so (a file in the results mount), then works until stopped.
+BLOCKING_TEST = '''
+import os
+import time
+
+
+def test_inference(lem_experiment, lem_session, lem_result):
+    marker = os.path.join(str(lem_result.run.run_dir.path), "started-" + lem_experiment.id)
+    open(marker, "w").close()
+    time.sleep(600)
+'''
+
+
+def _compose_available() -> list[str]:
+    return ["docker-compose"] if _v1_only() else ["docker", "compose"]
+
+
+def _wait_for(predicate, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
+
+
+@pytest.mark.parametrize("strategy, signum", [("ephemeral", signal.SIGINT), ("persistent", signal.SIGINT),
+                                              ("ephemeral", signal.SIGTERM)], ids=["ephemeral-SIGINT",
+                                                                                   "persistent-SIGINT",
+                                                                                   "ephemeral-SIGTERM"])
+def test_interrupt_stops_every_container(pytester, test_image, strategy, signum):
+    """Ctrl-C (or SIGTERM) while an item runs in a container: pytest ends and no container of the run is left."""
+    write_project(pytester, test_image, _compose_available(), test=BLOCKING_TEST)
+    run_id = f"sig-{os.getpid()}-{strategy}-{int(signum)}"
+    env = {**os.environ, "PYTHONPATH": str(PLUGIN_SOURCE), "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "pytest", "--lem-campaign", "campaign.yaml", "--lem-run-id", run_id,
+                             "--lem-container-strategy", strategy, "-p", "no:cacheprovider", "-k", "bs1"],
+                            cwd=pytester.path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        _wait_for(lambda: list((pytester.path / "lem-results").glob("*/*/started-*")) or proc.poll() is not None,
+                  240, "the item to start in its container")
+        assert proc.poll() is None, proc.communicate()[0][-3000:]
+        assert _project_containers(run_id), "the item's container should be running"
+        proc.send_signal(signum)
+        output, _ = proc.communicate(timeout=180)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == pytest.ExitCode.INTERRUPTED, output[-3000:]
+    # right away: nothing of the run is left running (the compose client is not left re-parented either)
+    assert _project_containers(run_id) == [], output[-3000:]
+    (entry,) = [e for e in manifest(pytester, "dock")["entries"].values() if "bs1" in e["item_id"]]
+    assert entry["status"] in ("pending", "interrupted") and not results(pytester, "dock")  # --lem-resume reruns it
+
+
+def test_image_removed_after_the_preflight_is_never_pulled_or_built(pytester, test_image):
+    """The image vanishes between the preflight and the item: the item errors clearly; nothing is pulled or built."""
+    gone = "lem-test-gone:1"
+    assert _docker("tag", test_image, gone).returncode == 0
+    write_project(pytester, gone, _compose_available())
+    pytester.makeconftest(pytester.path.joinpath("conftest.py").read_text() + textwrap.dedent(f"""
+        import subprocess
+
+
+        def pytest_collection_finish(session):  # after the dispatch preflight (tryfirst): the image goes away
+            subprocess.run(["docker", "rmi", "{gone}"], check=True, capture_output=True)
+        """))
+    result = pytester.runpytest("--lem-campaign", "campaign.yaml", "-k", "bs1", "-p", "no:cacheprovider")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines([f"*image {gone} is gone (removed after the preflight); dispatch never pulls or builds*"])
+    assert gone not in _docker("image", "ls", "--format", "{{.Repository}}:{{.Tag}}").stdout.split()
+
+
+GPU_RESERVATION = """\
+deploy:
+  resources:
+    reservations:
+      devices:
+        - driver: nvidia
+          count: all
+          capabilities: [gpu]
+"""
+
+
+def test_gpu_service_without_nvidia_runtime_stops_before_the_campaign(pytester, test_image):
+    info = json.loads(_docker("info", "--format", "{{json .Runtimes}}").stdout)
+    if "nvidia" in info:
+        pytest.skip("this daemon has the NVIDIA runtime")
+    write_project(pytester, test_image, _compose_available(), service_extra=GPU_RESERVATION)
+    result = pytester.runpytest("--lem-campaign", "campaign.yaml", "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: llenergy: docker dispatch cannot start:",
+                                 "  service 'transformers' reserves NVIDIA GPUs, but the daemon has no NVIDIA runtime "
+                                 "and no CDI GPU devices (runtimes: *runc*): install nvidia-container-toolkit*"])
+
+
+def test_compose_failure_is_explained(pytester, test_image, tmp_path):
+    """What compose prints when the NVIDIA runtime is missing becomes a message that says so (compose v2 exits 1)."""
+    from pytest_llenergy.dispatch import (
+        ContainerDispatcher,
+        DispatchSettings,
+        ItemCommand,
+        PathMap,
+        route_gpus,
+    )
+
+    write_project(pytester, test_image, _compose_available(), service_extra=GPU_RESERVATION)
+    settings = DispatchSettings(compose_file=pytester.path / "compose.yaml", project=f"lem-explain-{os.getpid()}",
+                                paths=PathMap(pytester.path, "/workspace", pytester.path / "lem-results", "/results"),
+                                compose_command=_compose_available(), uid=_container_user(), gid=_container_user())
+    dispatcher = ContainerDispatcher(settings)
+    pre = dispatcher.preflight(["transformers"])
+    assert "reserves NVIDIA GPUs" in (pre.problem("transformers") or "") or "nvidia" in json.loads(
+        _docker("info", "--format", "{{json .Runtimes}}").stdout)
+    command = ItemCommand(nodeid="test_suite.py::x", campaign="/workspace/campaign.yaml", run_id="r", seed=1,
+                          seed_drawn=False, cycles=1, order="interleaved", results_dir="/results",
+                          report_path="/results/r.json", pytest=(sys.executable, "-m", "pytest"))
+    run = dispatcher.run_item("transformers", command, route_gpus(None), "explain")  # as if the preflight had passed
+    dispatcher.close()
+    assert run.returncode != 0
+    assert run.hint is not None and run.hint.startswith("the NVIDIA container runtime is missing or failed"), run.output
+    assert "could not select device driver" in run.hint

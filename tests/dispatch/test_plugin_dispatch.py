@@ -8,6 +8,7 @@ back, the host's reports, result files and the manifest.
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -90,6 +91,26 @@ class TestEphemeral:
             gap = json.loads(_argv_value(argv, "--lem-dispatch-gap="))
             item = next(a for a in argv if "::test_inference[" in a).split("[")[1].rstrip("]")
             assert found[item]["gap"]["reason"] == gap["reason"]
+
+
+class TestUser:
+    def test_dispatch_user_sets_the_containers_user_and_gets_the_run_directory(self, pytester, fake_docker):
+        write_fake_project(pytester, fake_campaign(pytester.path, batch_sizes=(1,), dispatch="user: '4321:4322'"))
+        result = pytester.runpytest("--lem-campaign", "campaign.yaml", "-p", "no:cacheprovider")
+        result.assert_outcomes(passed=1)
+        record = next(r for r in fake_docker.records() if "run" in r["argv"])
+        assert (record["env"]["PUID"], record["env"]["PGID"]) == ("4321", "4322")
+        (run_dir,) = (pytester.path / "lem-results" / "disp").iterdir()
+        if os.getuid() == 0:  # run as root, the host hands the run directory to the containers' user
+            assert (run_dir.stat().st_uid, (run_dir / "experiments").stat().st_gid) == (4321, 4322)
+
+    def test_results_not_writable_by_the_user_stop_the_run(self, pytester, fake_docker):
+        if os.getuid() == 0:
+            pytest.skip("root hands the run directory over instead")
+        write_fake_project(pytester, fake_campaign(pytester.path, batch_sizes=(1,), dispatch="user: '4321:4322'"))
+        result = pytester.runpytest("--lem-campaign", "campaign.yaml", "-p", "no:cacheprovider")
+        assert result.ret == pytest.ExitCode.USAGE_ERROR
+        result.stderr.fnmatch_lines(["*is not writable by the container's user 4321:4322*"])
 
 
 class TestFailurePaths:
