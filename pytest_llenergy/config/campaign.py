@@ -126,6 +126,9 @@ class BudgetRule(StrictModel):
         return Budget.from_kwargs({**self.limits, "tolerance": self.tolerance, "adjusted": self.adjusted}, "campaign")
 
 
+MIN_CYCLES, MAX_CYCLES = 1, 10_000
+
+
 class CampaignConfig(StrictModel):
     """A campaign: what to measure, how often and in which order."""
 
@@ -135,7 +138,8 @@ class CampaignConfig(StrictModel):
         Annotated[int, Tag("fixed")] | Annotated[AdaptiveCycles, Tag("adaptive")],
         Discriminator(lambda v: "adaptive" if isinstance(v, dict | AdaptiveCycles) else "fixed"),
     ] = Field(
-        1, description="How many times every experiment is repeated (>= 1), or adaptive: {min, max, target_ci_halfwidth, metric}."
+        1, description="How many times every experiment is repeated (>= 1), or adaptive: {min, max, target_ci_halfwidth, metric}.",
+        json_schema_extra={"constraints": f"fixed: >= {MIN_CYCLES}, <= {MAX_CYCLES}"},
     )
     order: Literal["interleaved", "shuffled", "grouped"] = Field(
         "interleaved",
@@ -160,8 +164,8 @@ class CampaignConfig(StrictModel):
     @field_validator("cycles")
     @classmethod
     def _cycles_positive(cls, value: int | AdaptiveCycles) -> int | AdaptiveCycles:
-        if isinstance(value, int) and not 1 <= value <= 10_000:
-            raise ValueError("cycles must be between 1 and 10000")
+        if isinstance(value, int) and not MIN_CYCLES <= value <= MAX_CYCLES:
+            raise ValueError(f"cycles must be between {MIN_CYCLES} and {MAX_CYCLES}")
         return value
 
     @field_validator("group_by")
