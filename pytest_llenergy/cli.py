@@ -154,7 +154,12 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from pytest_llenergy.results.compare import DEFAULT_ALPHA, compare_records, format_comparisons, parse_rules
+    from pytest_llenergy.results.compare import (
+        DEFAULT_ALPHA,
+        compare_records,
+        format_comparisons,
+        parse_rules,
+    )
 
     try:
         old, new = _as_record(args.a), _as_record(args.b)
