@@ -13,6 +13,7 @@ from typing import Any
 
 import pandas as pd
 
+from pytest_llenergy.results.carbon import footprint_columns
 from pytest_llenergy.results.requests import phase_columns, request_frame
 from pytest_llenergy.results.schema import ExperimentResult, WindowEnergy
 from pytest_llenergy.results.store import load_result_file
@@ -166,6 +167,7 @@ def result_row(result: ExperimentResult, run_dir: Path | None = None, source: Pa
     if result.load is not None:
         row.update(load_cold=result.load.cold, load_time_s=result.load.load_time_s)
     row.update(phase_columns(result))
+    row.update(footprint_columns(result.footprint))
     _flatten("config", cfg, row)
     return row
 

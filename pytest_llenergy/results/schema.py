@@ -225,6 +225,7 @@ class ExperimentResult(ResultModel):
     warnings: list[str] = Field(default_factory=list)
     timeseries_path: str | None = None
     budget: dict[str, Any] | None = None
+    footprint: dict[str, Any] | None = Field(None, description="Emissions and cost (results.carbon.footprint) when configured.")
     phases: dict[str, PhaseEnergy] | None = Field(None, description="prefill, decode and other energy of the primary window.")
     phase_info: PhaseInfo | None = None
     serving: ServingStats | None = Field(None, description="Serving workload figures (workload.arrivals).")
