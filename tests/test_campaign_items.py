@@ -183,7 +183,8 @@ class TestHeaderAndRun:
         result = pytester.runpytest("-rs")
         result.stdout.fnmatch_lines(["*no campaign: pass --lem-campaign PATH*"])
 
-    @pytest.mark.skipif("not __import__('importlib').util.find_spec('xdist')")
+    @pytest.mark.requires("xdist")
+    @pytest.mark.skipif("not __import__('importlib').util.find_spec('xdist')", reason="pytest-xdist is not installed")
     def test_collection_is_identical_under_xdist(self, pytester):
         write_suite(pytester, ORDER_CAMPAIGN.replace("seed: 11", "order: shuffled"))
         result = pytester.runpytest_subprocess("--lem-campaign", "campaign.yaml", "-n", "2", "-p", "no:cacheprovider")
