@@ -159,11 +159,10 @@ def test_kill_9_at_several_points_loses_nothing_and_measures_each_item_once(pyte
     snapshots = []  # (log lines so far, items with a result file) after each kill
     for point, what in points:
         before = measured() - len(finished())  # items killed mid-measurement earlier (logged, no file)
-        event = (lambda p=point, b=before: p(b))
         proc = subprocess.Popen(command + ["--lem-resume"], cwd=pytester.path, env=env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
-            _wait_for(proc, event, what)
+            _wait_for(proc, lambda p=point, b=before: p(b), what)
         finally:
             proc.send_signal(signal.SIGKILL)
             proc.wait()
