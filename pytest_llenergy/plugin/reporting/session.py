@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from pytest_llenergy.plugin.gates.compare import SAVED, storage_root
+from pytest_llenergy.plugin.reporting.plain import plain_windows, save_name
 from pytest_llenergy.plugin.state import LemRun, get_run
 from pytest_llenergy.plugin.xdist import is_worker
 from pytest_llenergy.results.export import summary_payload
@@ -98,14 +99,17 @@ class ReportingPlugin:
         from pytest_llenergy.results.saved import run_record
 
         frame = load(self.run.run_dir.path)
-        return run_record(frame, name=name, campaign=self.run.name, run_id=self.run.run_id,
-                          environment=getattr(self, "environment", {}))
+        record = run_record(frame, name=name, campaign=self.run.name, run_id=self.run.run_id,
+                            environment=getattr(self, "environment", {}))
+        plain = plain_windows(self.config)
+        if plain is not None and plain.windows:  # plain tests run beside the campaign
+            record["experiments"].update(plain.experiments())
+            plain.handled = True
+        return record
 
     def _save_and_compare(self) -> None:
         config = self.config
-        name = config.getoption("lem_save", None)
-        if not name and (config.getoption("lem_autosave", False) or config.getini("lem_autosave")):
-            name = self.run.name
+        name = save_name(config, self.run.name)
         saved = config.stash.get(SAVED, None)
         if not name and saved is None:
             return
@@ -128,6 +132,10 @@ class ReportingPlugin:
                    "seed": self.run.seed, "manifest": manifest, "summary": summary_payload(self.summary),
                    "verdicts": [{"key": k, "budget": r.budget} for k, r in self._verdicts()],
                    "comparisons": [c.__dict__ | {"rule": str(c.rule)} for c in getattr(self, "comparisons", [])]}
+        plain = plain_windows(self.config)
+        if plain is not None and plain.windows:
+            payload["windows"] = plain.statistics()
+            plain.handled = True
         atomic_write_json(path, payload)
         self.lines.append(f"json report: {path}")
 
