@@ -18,6 +18,7 @@ from typing import Any
 
 from pytest_llenergy.energy.sources.base import EnergySource
 from pytest_llenergy.energy.sources.estimate import cpu_model
+from pytest_llenergy.energy.threads import thread_environment
 
 PACKAGES = {
     "torch": ("torch",),
@@ -145,6 +146,7 @@ def collect_environment(source: EnergySource | None = None) -> dict[str, Any]:
         "source": None if source is None else {
             "kind": source.kind, "estimated": source.estimated, "simulated": source.simulated,
             "devices": [d.label for d in source.devices()]},
+        "host": platform.node(),
         "gpu": gpu_environment(indices),
         "cpu": cpu_environment(),
         "os": {"platform": platform.platform(), "system": platform.system(),
@@ -155,4 +157,5 @@ def collect_environment(source: EnergySource | None = None) -> dict[str, Any]:
                    "executable": sys.executable},
         "packages": package_versions(),
         "git": git_state(),
+        "threads": thread_environment(),
     }

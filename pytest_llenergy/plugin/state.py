@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from pytest_llenergy.config import CampaignError, CampaignPlan, Experiment, load_plan
+from pytest_llenergy.config import CampaignError, CampaignPlan, Experiment, load_plan, sharding
 from pytest_llenergy.plugin.options import setting
 from pytest_llenergy.results.store import RunDirectory
 
@@ -111,16 +111,13 @@ def _results_root(config: pytest.Config, campaign_dir: str, source: str) -> Path
 
 
 def shard(experiments: list[Experiment], spec: str | None) -> list[Experiment]:
-    """``K/N``: every N-th experiment starting at the K-th (1-based), for batch job arrays."""
+    """``K/N``: shard K of N, balanced by predicted cost, every cycle of an experiment on one shard."""
     if not spec:
         return experiments
     try:
-        k, n = (int(x) for x in str(spec).split("/"))
-    except ValueError:
-        raise pytest.UsageError(f"--lem-shard: expected K/N such as 2/8, got {spec!r}") from None
-    if not 1 <= k <= n:
-        raise pytest.UsageError(f"--lem-shard: need 1 <= K <= N, got {spec!r}")
-    return [e for i, e in enumerate(experiments) if i % n == k - 1]
+        return sharding.select(experiments, sharding.ShardSpec.parse(spec))
+    except sharding.ShardSpecError as exc:
+        raise pytest.UsageError(f"--lem-shard: {exc}") from None
 
 
 def _load(config: pytest.Config, path: str) -> CampaignPlan:

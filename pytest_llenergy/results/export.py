@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from pytest_llenergy.results.placement import mixed_hardware, placements
 from pytest_llenergy.results.store import atomic_write_bytes
 from pytest_llenergy.results.summary import STAT_KEYS, Summary
 
@@ -94,6 +95,7 @@ def summary_payload(summary: Summary, *, run_dirs: list[Path] | None = None) -> 
     if run_dirs is None:
         run_dirs = [Path(p) for p in summary.header.get("run_dirs", [])]
     header = dict(summary.header)
+    wall_time = header.pop("wall_time", None)
     table = summary.experiments
     header.update(seed=summary.seed, n_resamples=summary.n_resamples, confidence=summary.confidence,
                   method=summary.method, expanded=summary.expanded,
@@ -103,7 +105,9 @@ def summary_payload(summary: Summary, *, run_dirs: list[Path] | None = None) -> 
                   sources=[str(p) for p in run_dirs or []])
     return {"schema_version": SUMMARY_SCHEMA_VERSION, "run": header, "flags": summary.flag_counts(),
             "environment": environment_reference(list(run_dirs or [])), "skipped_files": summary.skipped,
-            "experiments": _experiment_entries(summary), "groups": _group_entries(summary)}
+            "experiments": _experiment_entries(summary), "groups": _group_entries(summary),
+            "placements": placements(list(run_dirs or [])), "hardware_warning": mixed_hardware(list(run_dirs or [])),
+            "wall_time": wall_time}
 
 
 def write_summary_json(path: Path, summary: Summary, *, run_dirs: list[Path] | None = None) -> Path:

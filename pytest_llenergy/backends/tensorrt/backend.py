@@ -28,7 +28,7 @@ from pathlib import Path
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
-from pytest_llenergy.backends.base import BackendError, GenerationStats, Workload
+from pytest_llenergy.backends.base import BackendError, Footprint, GenerationStats, Workload
 from pytest_llenergy.backends.tensorrt.args import engine_key, plan, sampling
 from pytest_llenergy.backends.tensorrt.objects import SEARCH_MODULES as SEARCH_MODULES
 from pytest_llenergy.backends.tensorrt.objects import accepts as accepts
@@ -39,6 +39,7 @@ from pytest_llenergy.backends.tensorrt.objects import (
     sampling_params,
 )
 from pytest_llenergy.backends.tensorrt.objects import find_class as find_class
+from pytest_llenergy.backends.tensorrt.phases import timeline
 
 if TYPE_CHECKING:
     from pytest_llenergy.config.experiment import ExperimentConfig, WorkloadConfig
@@ -111,6 +112,11 @@ class TensorrtBackend:
         }
         blob = json.dumps(payload, sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    def estimate_footprint(self, experiment: ExperimentConfig) -> Footprint | None:
+        from pytest_llenergy.backends.tensorrt.footprint import tensorrt_footprint
+
+        return tensorrt_footprint(experiment)
 
     def load(self, experiment: ExperimentConfig) -> TensorrtSession:
         ok, reason = self.available()
@@ -355,7 +361,11 @@ class TensorrtSession:
                             f"(first: request {short[0][0]} with {short[0][1]})")
         if input_tokens != workload.input_tokens:
             messages.append(f"TensorRT-LLM processed {input_tokens} prompt tokens; the workload holds {workload.input_tokens}")
+        phase_timeline = timeline(outputs, max((len(b) for b in workload.batches), default=None))
+        if phase_timeline is None:
+            messages.append("TensorRT-LLM reported no per-request timing (request_perf_metrics): no prefill/decode split")
         return GenerationStats(
+            timeline=phase_timeline,
             input_tokens=input_tokens,
             output_tokens=output_tokens,
             num_prompts=workload.num_prompts,
@@ -368,6 +378,15 @@ class TensorrtSession:
             warnings=messages,
             output_token_ids=kept if self.keep_output_ids else None,
         )
+
+    def probe(self, workload: Workload, new_tokens: int) -> None:
+        """A short generate on the real first batch: ``new_tokens`` per request."""
+        self.run(workload.probe(new_tokens))
+
+    def footprint(self) -> Footprint:
+        from pytest_llenergy.backends.tensorrt.footprint import tensorrt_footprint
+
+        return tensorrt_footprint(self.experiment) or Footprint(0, "cuda", "unknown")
 
     def close(self) -> None:
         if self.llm is None:

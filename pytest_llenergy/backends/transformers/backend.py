@@ -17,7 +17,7 @@ from pathlib import Path
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
-from pytest_llenergy.backends.base import BackendError, GenerationStats, Workload
+from pytest_llenergy.backends.base import BackendError, Footprint, GenerationStats, Workload
 from pytest_llenergy.backends.tokenizer import BOS_ID, EOS_ID, PAD_ID
 
 if TYPE_CHECKING:
@@ -69,6 +69,12 @@ class TransformersBackend:
         }
         blob = json.dumps(payload, sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    def estimate_footprint(self, experiment: ExperimentConfig) -> Footprint | None:
+        """Parameter bytes at the experiment's precision, from the model's config (meta device)."""
+        from pytest_llenergy.backends.transformers.footprint import estimate_footprint
+
+        return estimate_footprint(experiment)
 
     def load(self, experiment: ExperimentConfig) -> TransformersSession:
         ok, reason = self.available()
@@ -302,6 +308,7 @@ class TransformersSession:
             new_token_counts,
             tensorise,
         )
+        from pytest_llenergy.backends.transformers.phases import PhaseClock, build_timeline, with_phase_clock
 
         if self.model is None:
             raise BackendError("this session is closed")
@@ -312,6 +319,8 @@ class TransformersSession:
         n = workload.output_tokens
         kwargs = {**self._base_kwargs, "max_new_tokens": n, "min_new_tokens": n}
         streamer = TimingStreamer(self._sync) if workload.streaming else None
+        clock = PhaseClock(self._sync)
+        kwargs = with_phase_clock(kwargs, clock)
         if workload.seed is not None:
             torch.manual_seed(workload.seed)
         for device in self._cuda_devices:
@@ -350,7 +359,30 @@ class TransformersSession:
             peak_memory_scope=scope,
             warnings=messages,
             output_token_ids=kept if self.keep_output_ids else None,
+            timeline=build_timeline(clock, record.starts, record.batch_latencies_s, workload.batches, counts),
         )
+
+    def probe(self, workload: Workload, new_tokens: int) -> None:
+        """The first batch for ``new_tokens`` steps; a static cache is sized as for the full run,
+        so a compiled decoding step (CUDA graphs) is the one the measured run reuses."""
+        static = self.section.cache_implementation in ("static", "offloaded_static") and self.section.max_cache_len is None
+        if not static or not workload.batches:
+            self.run(workload.probe(new_tokens))
+            return
+        longest = max(len(p) for p in workload.batches[0])
+        self._base_kwargs["max_cache_len"] = longest + workload.output_tokens
+        try:
+            self.run(workload.probe(new_tokens))
+        finally:
+            self._base_kwargs.pop("max_cache_len", None)
+
+    def footprint(self) -> Footprint:
+        """Parameters + buffers (model and assistant); on CUDA the last run's peak when larger."""
+        from pytest_llenergy.backends.transformers.footprint import session_footprint
+
+        if self.model is None:
+            return Footprint(0, "cpu", "closed")
+        return session_footprint(self.model, self.assistant, self._cuda_devices)
 
     def _peak_memory(self) -> tuple[int | None, str | None]:
         if self._cuda_devices:

@@ -25,7 +25,7 @@ from pathlib import Path
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
-from pytest_llenergy.backends.base import BackendError, GenerationStats, Workload
+from pytest_llenergy.backends.base import BackendError, Footprint, GenerationStats, Workload
 from pytest_llenergy.backends.vllm.args import engine_kwargs, engine_seed, sampling_kwargs
 from pytest_llenergy.backends.vllm.engine import (
     RECORDED_ENV,
@@ -42,7 +42,9 @@ from pytest_llenergy.backends.vllm.metrics import (
     engine_metrics_mode_supported,
     request_latencies,
 )
+from pytest_llenergy.backends.vllm.phases import max_num_seqs, timeline
 from pytest_llenergy.backends.vllm.prompts import VllmPrompts
+from pytest_llenergy.backends.vllm.serving import arrival_offsets, serve
 
 if TYPE_CHECKING:
     from pytest_llenergy.config.experiment import ExperimentConfig, WorkloadConfig
@@ -93,6 +95,12 @@ class VllmBackend:
         }
         blob = json.dumps(payload, sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    def estimate_footprint(self, experiment: ExperimentConfig) -> Footprint | None:
+        """The engine's whole ``gpu_memory_utilization`` reservation (``VLLM_CPU_KVCACHE_SPACE`` on CPU)."""
+        from pytest_llenergy.backends.vllm.footprint import vllm_footprint
+
+        return vllm_footprint(experiment)
 
     def load(self, experiment: ExperimentConfig) -> VllmSession:
         ok, reason = self.available()
@@ -237,14 +245,27 @@ class VllmSession(VllmPrompts):
         extra = {"lora_request": self._lora_request} if self._lora_request is not None else {}
         latencies: list[float] = []
         outputs: list[Any] = []
+        arrivals = self.experiment.workload.arrivals
+        stamps: list[float] | None = None
+        if arrivals is not None:
+            prompts = [p for batch in inputs for p in batch]
+            offsets = arrival_offsets(arrivals, len(prompts), workload.seed or 0, getattr(self, "base_dir", None))
         with LogCapture() as caught:
-            started = perf_counter()
-            for batch in inputs:
-                t0 = perf_counter()
-                outputs.extend(generate(batch, params, use_tqdm=False, **extra))
-                latencies.append(perf_counter() - t0)
-            duration = perf_counter() - started
-        return self._stats(workload, outputs, duration, latencies, caught.messages)
+            if arrivals is not None:
+                outputs, stamps, duration = serve(self.llm.llm_engine, prompts, params, offsets, self._lora_request)
+                latencies.append(duration)
+            else:
+                started = perf_counter()
+                for batch in inputs:
+                    t0 = perf_counter()
+                    outputs.extend(generate(batch, params, use_tqdm=False, **extra))
+                    latencies.append(perf_counter() - t0)
+                duration = perf_counter() - started
+        stats = self._stats(workload, outputs, duration, latencies, caught.messages)
+        stats.timeline = timeline(outputs, max_num_seqs(self.engine_info), stamps)
+        if stats.timeline is None:
+            stats.warnings.append("vLLM reported no per-request timestamps: no prefill/decode split (vllm.request_metrics)")
+        return stats
 
     def _stats(
         self, workload: Workload, outputs: list[Any], duration: float, latencies: list[float], messages: list[str]
@@ -306,6 +327,18 @@ class VllmSession(VllmPrompts):
             warnings=list(dict.fromkeys(warnings_out)),
             output_token_ids=kept if self.keep_output_ids else None,
         )
+
+    def probe(self, workload: Workload, new_tokens: int) -> None:
+        """A short generate on the real first batch: ``new_tokens`` per request."""
+        self.run(workload.probe(new_tokens))
+
+    def footprint(self) -> Footprint:
+        """The engine's reservation, from its resolved settings (see :mod:`.footprint`)."""
+        from pytest_llenergy.backends.vllm.footprint import vllm_footprint
+
+        if self.llm is None:
+            return Footprint(0, "cpu", "closed")
+        return vllm_footprint(self.experiment, self.engine_info.get("engine_resolved")) or Footprint(0, "cuda", "unknown")
 
     def _peak_memory(self) -> tuple[int | None, str | None]:
         """Process peak RSS when the engine runs on the CPU in this process; otherwise not measured here

@@ -16,10 +16,12 @@ from typing import Any
 import pytest
 
 from pytest_llenergy.plugin.base import campaign_item
-from pytest_llenergy.plugin.gates.compare import SAVED, storage_root
+from pytest_llenergy.plugin.gates.compare import ALPHA, SAVED, storage_root
 from pytest_llenergy.plugin.measurement.recorder import WINDOWS
+from pytest_llenergy.plugin.measurement.threads import thread_lines
 from pytest_llenergy.plugin.state import get_run
 from pytest_llenergy.plugin.xdist import is_worker
+from pytest_llenergy.results.compare import DEFAULT_ALPHA
 from pytest_llenergy.results.store import atomic_write_json
 from pytest_llenergy.results.windows import portable, window_key
 
@@ -66,7 +68,7 @@ class PlainWindows:
         from pytest_llenergy.results.windows import format_window_table
 
         stats = self.statistics()
-        self.lines[:0] = format_window_table(stats)
+        self.lines[:0] = format_window_table(stats) + thread_lines(self.config)
         if self.handled:
             return
         config = self.config
@@ -80,7 +82,7 @@ class PlainWindows:
 
             rules = parse_rules(config.getoption("lem_compare_fail") or config.getini("lem_compare_fail")) \
                 or parse_rules(DEFAULT_RULES)
-            self.comparisons = compare_records(saved, record, rules, 0)
+            self.comparisons = compare_records(saved, record, rules, config.stash.get(ALPHA, DEFAULT_ALPHA))
             self.lines += format_comparisons(self.comparisons, saved, record)
         if name and record is not None:
             from pytest_llenergy.results.saved import save_run
