@@ -2,7 +2,7 @@
 # Mutation testing (mutmut 3) of the modules whose correctness the numbers rest on, one module at a
 # time, each against the tests that exercise it (a narrow selection: mutation runs are slow).
 #
-#   bash scripts/ci_mutation.sh TARGET...     TARGET: ordering config stats bootstrap measurement (or all)
+#   bash scripts/ci_mutation.sh TARGET...     TARGET: ordering config config-core stats bootstrap measurement (or all)
 #   tox -e mutation -- ordering config
 #
 # Works in a throwaway copy (the tree is never touched), prints killed/total per target and the
@@ -20,6 +20,7 @@ source_of() {
   case $1 in
     ordering) echo "pytest_llenergy/plugin/collection/ordering.py" ;;
     config) echo "pytest_llenergy/config/" ;;
+    config-core) echo "pytest_llenergy/config/units.py,pytest_llenergy/config/budgets.py,pytest_llenergy/config/paths.py,pytest_llenergy/config/ids.py" ;;
     stats) echo "pytest_llenergy/results/stats.py" ;;
     bootstrap) echo "pytest_llenergy/results/bootstrap.py" ;;
     measurement) echo "pytest_llenergy/energy/measurement.py" ;;
@@ -29,7 +30,8 @@ source_of() {
 tests_of() {  # the fast tests that exercise each target
   case $1 in
     ordering) echo "tests/test_ordering.py" ;;
-    config) echo "tests/config tests/test_campaign_errors.py tests/backends/test_section.py" ;;
+    config) echo "tests/config tests/backends/test_section.py tests/backends/test_introspection.py" ;;
+    config-core) echo "tests/config" ;;
     stats) echo "tests/results/test_stats.py tests/results/test_interval.py" ;;
     bootstrap) echo "tests/results/test_bootstrap.py tests/results/test_stats.py" ;;
     measurement) echo "tests/energy/test_measurement.py tests/energy/test_meter.py" ;;
@@ -46,12 +48,13 @@ for target in "${targets[@]}"; do
   work=${KEEP:-$(mktemp -d "${TMPDIR:-/tmp}/lem-mutation.XXXXXX")}/$target
   rm -rf "$work" && mkdir -p "$work"
   cp -r pytest_llenergy tests pyproject.toml "$work"/
-  cat > "$work/setup.cfg" <<CFG
-[mutmut]
-source_paths=$src
-pytest_add_cli_args=-p no:cacheprovider -q -x
-pytest_add_cli_args_test_selection=$selection
-CFG
+  {  # list values: one per line
+    echo "[mutmut]"
+    echo "source_paths="; echo "    pytest_llenergy"  # the whole package is copied; only these files mutate
+    echo "only_mutate="; tr ',' '\n' <<<"$src" | sed -e 's/^/    /' -e 's#/$#/*#'
+    printf 'pytest_add_cli_args=\n    -p\n    no:cacheprovider\n    -q\n    -x\n'
+    echo "pytest_add_cli_args_test_selection="; for t in $selection; do echo "    $t"; done
+  } > "$work/setup.cfg"
   echo "== ci_mutation: $target: mutating $src against$selection"
   started=$(date +%s)
   (cd "$work" && mutmut run >run.log 2>&1; mutmut export-cicd-stats >/dev/null 2>&1)

@@ -101,6 +101,7 @@ SETPRIV = shutil.which("setpriv")
 UNPRIVILEGED = [SETPRIV, "--bounding-set=-dac_override,-dac_read_search", "--"] if os.geteuid() == 0 else []
 
 
+@pytest.mark.slow
 @pytest.mark.requires("setpriv")
 @pytest.mark.skipif(os.geteuid() == 0 and SETPRIV is None, reason="as root, needs setpriv (util-linux) to drop CAP_DAC_OVERRIDE")
 def test_unwritable_results_dir_fails_items_without_damage(pytester, tmp_path):

@@ -163,6 +163,7 @@ def pytest_configure(config):
 '''
 
 
+@pytest.mark.slow
 @pytest.mark.requires("xdist")
 @pytest.mark.skipif("not __import__('importlib').util.find_spec('xdist')", reason="pytest-xdist is not installed")
 class TestXdist:

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 from campaigns import write_suite
 
 CAMPAIGN = """
@@ -136,6 +137,7 @@ def _wait_for(proc: subprocess.Popen, event, what: str, deadline_s: float = 240.
         time.sleep(0.01)
 
 
+@pytest.mark.slow
 def test_kill_9_at_several_points_loses_nothing_and_measures_each_item_once(pytester):
     _setup(pytester)
     env = dict(os.environ, ITEM_SLEEP="0.4", HF_HUB_OFFLINE="1")

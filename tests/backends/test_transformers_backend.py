@@ -23,6 +23,7 @@ def test_available_without_importing_torch(backend):
     assert backend.available() == (True, "")
 
 
+@pytest.mark.slow
 def test_session_follows_the_protocol(backend):
     session = backend.load(experiment_at({}))
     assert isinstance(session, Session)

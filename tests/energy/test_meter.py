@@ -52,7 +52,8 @@ def test_polling_a_time_compressed_replay() -> None:
     meter = EnergyMeter(src, sample_hz=50, use_driver_buffer=False)
     wall = time.monotonic()
     with meter.measure() as win:
-        wait_for(lambda: src.clock() - w["t_start_s"] >= 2.0 and len(reads) >= 50, "2 trace seconds, 50 readings")
+        inside = src.clock()  # trace time just after the window opened
+        wait_for(lambda: src.clock() - inside >= 2.0 and len(reads) >= 50, "2 trace seconds, 50 readings")
     wall = time.monotonic() - wall
     m = win.result
     assert 2.0 <= m.duration_s <= 4.0 * wall  # trace seconds (4x the wall seconds), not wall seconds
