@@ -81,3 +81,18 @@ def test_report_shows_phase_timeline_and_request_histogram(pytester):
 
     spans = phase_spans(request_table(load(run_dir).iloc[0]))
     assert len(spans["prefill"]) == 2 and len(spans["decode"]) == 2
+
+
+def test_min_samples_and_sample_lag_reach_the_split(pytester):
+    _, result = run_campaign(pytester, with_phases("{min_samples: 1000, sample_lag_s: 0.05}"))
+    assert "below_resolution" in result.phases["prefill"].flags  # 0.06 s holds far fewer than 1000 samples
+    assert result.phase_info.lag_s == 0.05
+
+
+def test_bad_phase_settings_are_a_one_line_error(pytester):
+    pytester.makeconftest(FAKE_PHASE_CONFTEST)
+    pytester.makepyfile(test_suite=PHASE_TEST)
+    (pytester.path / "campaign.yaml").write_text(textwrap.dedent(with_phases("{repeats: -1, lag: 2}")))
+    out = pytester.runpytest("--lem-campaign", "campaign.yaml", "-p", "no:cacheprovider")
+    text = out.stdout.str() + out.stderr.str()
+    assert "measurement.phases.repeats" in text and "Traceback" not in text
