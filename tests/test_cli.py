@@ -53,6 +53,10 @@ def test_compare_two_result_directories_and_a_saved_run(pytester, finished_run, 
     out = capsys.readouterr().out
     assert "compare:" in out and "tokens_per_s" in out and ": ok" in out
     assert main(["compare", "nope", str(finished_run)]) == 2
+    assert main(["compare", str(saved), str(finished_run), "--fail", "tokens_per_s:-10%", "--alpha", "0.3"]) == 0
+    capsys.readouterr()
+    assert main(["compare", str(saved), str(finished_run), "--alpha", "0.7"]) == 2
+    assert "--alpha 0.7 is not a probability" in capsys.readouterr().err
 
 
 def test_config_list_show_and_params(pytester, capsys):

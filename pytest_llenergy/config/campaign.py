@@ -7,9 +7,11 @@ from typing import Annotated, Any, Literal
 from pydantic import Discriminator, Field, Tag, field_validator, model_validator
 
 from pytest_llenergy.config.base import StrictModel
+from pytest_llenergy.config.carbon import CarbonConfig
 from pytest_llenergy.config.dispatch import DispatchConfig
 from pytest_llenergy.config.experiment import NAME_PATTERN
 from pytest_llenergy.config.measurement import MeasurementConfig
+from pytest_llenergy.config.reuse import ReuseConfig
 
 GridValues = list[Any] | Any
 
@@ -125,6 +127,9 @@ class BudgetRule(StrictModel):
         return Budget.from_kwargs({**self.limits, "tolerance": self.tolerance, "adjusted": self.adjusted}, "campaign")
 
 
+MIN_CYCLES, MAX_CYCLES = 1, 10_000
+
+
 class CampaignConfig(StrictModel):
     """A campaign: what to measure, how often and in which order."""
 
@@ -134,7 +139,8 @@ class CampaignConfig(StrictModel):
         Annotated[int, Tag("fixed")] | Annotated[AdaptiveCycles, Tag("adaptive")],
         Discriminator(lambda v: "adaptive" if isinstance(v, dict | AdaptiveCycles) else "fixed"),
     ] = Field(
-        1, description="How many times every experiment is repeated (>= 1), or adaptive: {min, max, target_ci_halfwidth, metric}."
+        1, description="How many times every experiment is repeated (>= 1), or adaptive: {min, max, target_ci_halfwidth, metric}.",
+        json_schema_extra={"constraints": f"fixed: >= {MIN_CYCLES}, <= {MAX_CYCLES}"},
     )
     order: Literal["interleaved", "shuffled", "grouped"] = Field(
         "interleaved",
@@ -148,18 +154,20 @@ class CampaignConfig(StrictModel):
     )
     gaps: GapsConfig = Field(default_factory=GapsConfig, description="Thermal gaps between items and cycles.")
     force_cold_start: bool = Field(False, description="Unload, free memory and reload the model for every item.")
+    reuse: ReuseConfig = Field(default_factory=ReuseConfig, description="Loaded sessions kept resident per process, within a memory budget.")
     group_by: list[str] = Field(default_factory=list, description="Dotted config paths whose values group experiments for group CIs.")
     measurement: MeasurementConfig = Field(default_factory=MeasurementConfig, description="Energy source, sampling, baseline, warmup.")
     notifications: NotificationsConfig = Field(default_factory=NotificationsConfig, description="Webhook notifications.")
     budgets: list[BudgetRule] = Field(default_factory=list, description="Energy budgets for selected items.")
     results_dir: str = Field("lem-results", description="Where run directories go, relative to the pytest rootdir.")
     dispatch: DispatchConfig = Field(default_factory=DispatchConfig, description="Where items run: here or in backend containers.")
+    carbon: CarbonConfig = Field(default_factory=CarbonConfig, description="Optional emissions and cost from grid intensity, PUE and price.")
 
     @field_validator("cycles")
     @classmethod
     def _cycles_positive(cls, value: int | AdaptiveCycles) -> int | AdaptiveCycles:
-        if isinstance(value, int) and not 1 <= value <= 10_000:
-            raise ValueError("cycles must be between 1 and 10000")
+        if isinstance(value, int) and not MIN_CYCLES <= value <= MAX_CYCLES:
+            raise ValueError(f"cycles must be between {MIN_CYCLES} and {MAX_CYCLES}")
         return value
 
     @field_validator("group_by")

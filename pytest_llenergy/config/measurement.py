@@ -20,10 +20,19 @@ class BaselineSettings(StrictModel):
     revalidate_every: int = Field(10, ge=0, description="Re-check the baseline every N experiments (0: never).")
     revalidate_duration_s: float = Field(5.0, ge=0.5, le=600, description="Length of the short re-check.")
     drift_threshold: float = Field(0.10, gt=0, le=1, description="Relative drift that triggers a full re-measure.")
+    recheck_s: float = Field(
+        0.5, ge=0, le=60,
+        description="Before each campaign item (after its gap) re-measure idle power for this long (NVML only); "
+                    "the re-checks that bracket an item give its baseline-drift uncertainty (0: off).")
 
 
 class WarmupSettings(StrictModel):
-    """Warmup before each measured window: until latencies are stable, or a fixed count."""
+    """Warmup before measured windows: until latencies are stable, or a fixed count.
+
+    Paid once per loaded model and workload shape in a process (``once``); later items of that
+    shape re-warm with ``rewarm_iterations`` runs after their gap. Campaign items warm up on a
+    cheap probe of the real shapes: the first batch with ``probe_tokens`` new tokens.
+    """
 
     mode: Literal["convergence", "fixed", "off"] = Field("convergence", description="convergence: until CV < threshold; fixed: `iterations` runs; off.")
     cv_threshold: float = Field(0.05, gt=0, le=1, description="Coefficient of variation of the last `window` latencies.")
@@ -31,6 +40,10 @@ class WarmupSettings(StrictModel):
     min_iterations: int = Field(5, ge=1, le=10_000, description="Fewest warmup runs in convergence mode.")
     max_iterations: int = Field(50, ge=1, le=10_000, description="Most warmup runs in convergence mode.")
     iterations: int = Field(5, ge=1, le=10_000, description="Runs in fixed mode.")
+    max_time_s: float = Field(30.0, gt=0, le=3600, description="Wall-time budget of one warmup; the outcome says `budget_exhausted` when it ran out.")
+    once: bool = Field(True, description="Warm up once per loaded model and workload shape in a process; false: the full warmup before every item.")
+    rewarm_iterations: int = Field(1, ge=0, le=1000, description="Probe runs before later items of an already warmed model and shape (after their gap).")
+    probe_tokens: int = Field(4, ge=1, le=100_000, description="New tokens per warmup probe (the first batch of the real workload, capped at its output length).")
 
     @field_validator("mode", mode="before")
     @classmethod

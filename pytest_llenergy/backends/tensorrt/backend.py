@@ -28,7 +28,7 @@ from pathlib import Path
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
-from pytest_llenergy.backends.base import BackendError, GenerationStats, Workload
+from pytest_llenergy.backends.base import BackendError, Footprint, GenerationStats, Workload
 from pytest_llenergy.backends.tensorrt.args import engine_key, plan, sampling
 from pytest_llenergy.backends.tensorrt.objects import SEARCH_MODULES as SEARCH_MODULES
 from pytest_llenergy.backends.tensorrt.objects import accepts as accepts
@@ -112,6 +112,11 @@ class TensorrtBackend:
         }
         blob = json.dumps(payload, sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    def estimate_footprint(self, experiment: ExperimentConfig) -> Footprint | None:
+        from pytest_llenergy.backends.tensorrt.footprint import tensorrt_footprint
+
+        return tensorrt_footprint(experiment)
 
     def load(self, experiment: ExperimentConfig) -> TensorrtSession:
         ok, reason = self.available()
@@ -373,6 +378,15 @@ class TensorrtSession:
             warnings=messages,
             output_token_ids=kept if self.keep_output_ids else None,
         )
+
+    def probe(self, workload: Workload, new_tokens: int) -> None:
+        """A short generate on the real first batch: ``new_tokens`` per request."""
+        self.run(workload.probe(new_tokens))
+
+    def footprint(self) -> Footprint:
+        from pytest_llenergy.backends.tensorrt.footprint import tensorrt_footprint
+
+        return tensorrt_footprint(self.experiment) or Footprint(0, "cuda", "unknown")
 
     def close(self) -> None:
         if self.llm is None:

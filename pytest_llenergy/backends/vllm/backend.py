@@ -25,7 +25,7 @@ from pathlib import Path
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
-from pytest_llenergy.backends.base import BackendError, GenerationStats, Workload
+from pytest_llenergy.backends.base import BackendError, Footprint, GenerationStats, Workload
 from pytest_llenergy.backends.vllm.args import engine_kwargs, engine_seed, sampling_kwargs
 from pytest_llenergy.backends.vllm.engine import (
     RECORDED_ENV,
@@ -95,6 +95,12 @@ class VllmBackend:
         }
         blob = json.dumps(payload, sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    def estimate_footprint(self, experiment: ExperimentConfig) -> Footprint | None:
+        """The engine's whole ``gpu_memory_utilization`` reservation (``VLLM_CPU_KVCACHE_SPACE`` on CPU)."""
+        from pytest_llenergy.backends.vllm.footprint import vllm_footprint
+
+        return vllm_footprint(experiment)
 
     def load(self, experiment: ExperimentConfig) -> VllmSession:
         ok, reason = self.available()
@@ -321,6 +327,18 @@ class VllmSession(VllmPrompts):
             warnings=list(dict.fromkeys(warnings_out)),
             output_token_ids=kept if self.keep_output_ids else None,
         )
+
+    def probe(self, workload: Workload, new_tokens: int) -> None:
+        """A short generate on the real first batch: ``new_tokens`` per request."""
+        self.run(workload.probe(new_tokens))
+
+    def footprint(self) -> Footprint:
+        """The engine's reservation, from its resolved settings (see :mod:`.footprint`)."""
+        from pytest_llenergy.backends.vllm.footprint import vllm_footprint
+
+        if self.llm is None:
+            return Footprint(0, "cpu", "closed")
+        return vllm_footprint(self.experiment, self.engine_info.get("engine_resolved")) or Footprint(0, "cuda", "unknown")
 
     def _peak_memory(self) -> tuple[int | None, str | None]:
         """Process peak RSS when the engine runs on the CPU in this process; otherwise not measured here

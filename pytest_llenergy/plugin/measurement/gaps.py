@@ -15,6 +15,7 @@ import pytest
 from pytest_llenergy.config.units import parse_duration
 from pytest_llenergy.plugin.base import PREVIOUS_ITEM, RECORDER, campaign_item, status_line
 from pytest_llenergy.plugin.measurement.context import get_context, layered
+from pytest_llenergy.plugin.measurement.recheck import recheck_before
 from pytest_llenergy.plugin.state import get_run
 
 
@@ -92,6 +93,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     recorder = item.stash.get(RECORDER, None)
     if recorder is not None and gap is not None:
         recorder.gap = {**gap, **start_state(item.config, gap)}
+    recheck_before(item.config, get_context(item.config), citem, run)
 
 
 def start_state(config: pytest.Config, gap: dict[str, Any]) -> dict[str, Any]:

@@ -78,7 +78,11 @@ class PlainWindows:
         if name or saved is not None or config.getoption("lem_json", None):
             record = self.record(name or "energy")
         if saved is not None and record is not None:
-            from pytest_llenergy.results.compare import compare_records, format_comparisons, parse_rules
+            from pytest_llenergy.results.compare import (
+                compare_records,
+                format_comparisons,
+                parse_rules,
+            )
 
             rules = parse_rules(config.getoption("lem_compare_fail") or config.getini("lem_compare_fail")) \
                 or parse_rules(DEFAULT_RULES)
