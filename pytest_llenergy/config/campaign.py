@@ -30,6 +30,7 @@ class GridConfig(StrictModel):
     )
 
 
+MAX_CYCLES = 10_000
 ADAPTIVE_METRICS = (
     "energy_per_output_token", "energy_per_token", "energy", "tokens_per_s", "mean_power",
     "adjusted_energy_per_output_token", "adjusted_energy_per_token", "adjusted_energy",
@@ -39,8 +40,8 @@ ADAPTIVE_METRICS = (
 class AdaptiveCycles(StrictModel):
     """Run at least `min` cycles, at most `max`, stopping an experiment once its CI is tight enough."""
 
-    min: int = Field(3, ge=2, le=10_000, description="Cycles always run.")
-    max: int = Field(10, ge=2, le=10_000, description="Cycles planned (items collected); later ones skip once the target is met.")
+    min: int = Field(3, ge=2, le=MAX_CYCLES, description="Cycles always run.")
+    max: int = Field(10, ge=2, le=MAX_CYCLES, description="Cycles planned (items collected); later ones skip once the target is met.")
     target_ci_halfwidth: float = Field(0.02, gt=0, lt=1, description="Relative 95 % CI half-width to reach (0.02 = 2 %).")
     metric: Literal[ADAPTIVE_METRICS] = Field("energy_per_output_token", description="Metric whose CI decides.")  # type: ignore[valid-type]
 
@@ -52,20 +53,28 @@ class AdaptiveCycles(StrictModel):
 
 
 GapValue = float | Literal["adaptive"]
+# Adaptive gaps: measured on an H200 (docs/methodology.md); the thermal wait uses these defaults too.
+ADAPTIVE_MAX_WAIT_S = 120.0
+ADAPTIVE_POWER_TOLERANCE = 0.05
+ADAPTIVE_TEMP_TOLERANCE_C = 2.0
 
 
 class GapsConfig(StrictModel):
     """Pauses before items so the GPU starts each measurement from a settled state."""
 
-    between_experiments: GapValue | None = Field(
-        None, description="Before each item: seconds ('10s') or 'adaptive'; unset: ini `lem_gap_experiments`, else adaptive."
+    between_experiments: GapValue = Field(
+        "adaptive", description="Before each item: seconds ('10s') or 'adaptive'; unset: ini `lem_gap_experiments`, else adaptive."
     )
-    between_cycles: GapValue | None = Field(
-        None, description="Before the first item of a new cycle (replaces the experiment gap); unset: ini `lem_gap_cycles`, else adaptive."
+    between_cycles: GapValue = Field(
+        "adaptive", description="Before the first item of a new cycle (replaces the experiment gap); unset: ini `lem_gap_cycles`, else adaptive."
     )
-    max_wait: float = Field(120.0, ge=0, le=3600, description="Longest adaptive wait, seconds.")
-    power_tolerance: float = Field(0.05, gt=0, le=5, description="Adaptive: power within this fraction above the P0 baseline.")
-    temp_tolerance_c: float = Field(2.0, gt=0, le=50, description="Adaptive: temperature within this many degrees of the baseline's.")
+    max_wait: float = Field(ADAPTIVE_MAX_WAIT_S, ge=0, le=3600, description="Longest adaptive wait, seconds.")
+    power_tolerance: float = Field(
+        ADAPTIVE_POWER_TOLERANCE, gt=0, le=5, description="Adaptive: power within this fraction above the P0 baseline."
+    )
+    temp_tolerance_c: float = Field(
+        ADAPTIVE_TEMP_TOLERANCE_C, gt=0, le=50, description="Adaptive: temperature within this many degrees of the baseline's."
+    )
 
     @field_validator("between_experiments", "between_cycles", "max_wait", mode="before")
     @classmethod
@@ -129,7 +138,7 @@ class CampaignConfig(StrictModel):
     """A campaign: what to measure, how often and in which order."""
 
     name: str = Field(description="Campaign name: letters, digits, - and _.")
-    description: str = Field("", description="Free text shown in the report.")
+    description: str = Field("", description="Free text shown in the terminal header and under report.html's title.")
     cycles: Annotated[
         Annotated[int, Tag("fixed")] | Annotated[AdaptiveCycles, Tag("adaptive")],
         Discriminator(lambda v: "adaptive" if isinstance(v, dict | AdaptiveCycles) else "fixed"),
@@ -158,8 +167,8 @@ class CampaignConfig(StrictModel):
     @field_validator("cycles")
     @classmethod
     def _cycles_positive(cls, value: int | AdaptiveCycles) -> int | AdaptiveCycles:
-        if isinstance(value, int) and not 1 <= value <= 10_000:
-            raise ValueError("cycles must be between 1 and 10000")
+        if isinstance(value, int) and not 1 <= value <= MAX_CYCLES:
+            raise ValueError(f"cycles must be between 1 and {MAX_CYCLES}")
         return value
 
     @field_validator("group_by")

@@ -15,7 +15,9 @@ from typing import Any
 
 import numpy as np
 
-MODES = ("convergence", "fixed", "off")
+from pytest_llenergy.config.measurement import WARMUP_MODES
+
+MODES = WARMUP_MODES
 
 
 @dataclass(frozen=True)

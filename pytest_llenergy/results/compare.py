@@ -8,7 +8,6 @@ significant.
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -136,7 +135,3 @@ def format_comparisons(comparisons: list[Comparison], old: dict[str, Any], new: 
     for c in comparisons:
         lines.append(f"  {c.experiment_id}: {c.message()}")
     return lines
-
-
-def is_finite(value: Any) -> bool:
-    return isinstance(value, int | float) and math.isfinite(value)

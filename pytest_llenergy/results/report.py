@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from pytest_llenergy.results.export import write_summary_csv, write_summary_json
 from pytest_llenergy.results.frame import load
@@ -25,16 +26,32 @@ PLOTS_DIR = "plots"
 MANIFEST_FILE = "manifest.json"
 
 
-def manifest_seed(run_dirs: Sequence[Path]) -> int | None:
-    """The campaign seed recorded in the first readable ``manifest.json``."""
+def _manifests(run_dirs: Sequence[Path]) -> list[dict[str, Any]]:
+    """Every readable ``manifest.json`` of ``run_dirs``, in order."""
+    out = []
     for run_dir in run_dirs:
         try:
-            seed = json.loads((Path(run_dir) / MANIFEST_FILE).read_text()).get("seed")
-        except (OSError, ValueError, AttributeError):
+            data = json.loads((Path(run_dir) / MANIFEST_FILE).read_text())
+        except (OSError, ValueError):
             continue
+        if isinstance(data, dict):
+            out.append(data)
+    return out
+
+
+def manifest_seed(run_dirs: Sequence[Path]) -> int | None:
+    """The campaign seed recorded in the first readable ``manifest.json``."""
+    for data in _manifests(run_dirs):
+        seed = data.get("seed")
         if isinstance(seed, int) and not isinstance(seed, bool):
             return seed
     return None
+
+
+def manifest_descriptions(run_dirs: Sequence[Path]) -> list[str]:
+    """The campaigns' descriptions recorded in the manifests (each once, empty ones left out)."""
+    texts = [str(d.get("description") or "").strip() for d in _manifests(run_dirs)]
+    return list(dict.fromkeys(t for t in texts if t))
 
 
 def build_outputs(run_dir: Path | Sequence[Path], *, out_dir: Path | None = None, group_by: Sequence[str] | None = None,
@@ -71,7 +88,7 @@ def build_outputs(run_dir: Path | Sequence[Path], *, out_dir: Path | None = None
         timelines, problems = timeline_charts(df, out_dir / PLOTS_DIR)
         outputs.update({f"plot: {name}": path for name, path in {**charts, **timelines}.items()})
     outputs[REPORT_FILE] = build_report(run_dirs, summary, charts=charts, timelines=timelines, problems=problems,
-                                          out=out_dir / REPORT_FILE)
+                                          out=out_dir / REPORT_FILE, descriptions=manifest_descriptions(run_dirs))
     summary.outputs = {name: str(path) for name, path in outputs.items()}
     return summary
 

@@ -58,10 +58,6 @@ class RunDirectory:
     def timeseries_dir(self) -> Path:
         return self.path / "timeseries"
 
-    @property
-    def plots_dir(self) -> Path:
-        return self.path / "plots"
-
     def result_path(self, experiment_id: str, cycle: int) -> Path:
         return self.experiments_dir / f"{result_key(experiment_id, cycle)}.json"
 
@@ -69,10 +65,6 @@ class RunDirectory:
         path = self.result_path(result.experiment_id, result.cycle)
         atomic_write_bytes(path, (result.model_dump_json(indent=2) + "\n").encode())
         return path
-
-    def read_result(self, experiment_id: str, cycle: int) -> ExperimentResult | None:
-        """The stored result, or None when missing or invalid (a corrupt file never counts as done)."""
-        return load_result_file(self.result_path(experiment_id, cycle))
 
     def results(self) -> list[ExperimentResult]:
         """Every valid result in the run, sorted by experiment and cycle."""

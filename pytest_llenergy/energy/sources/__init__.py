@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pytest_llenergy.config.measurement import ENERGY_SOURCES
 from pytest_llenergy.energy.sources.base import (
     BaseSource,
     DeviceInfo,
@@ -21,7 +22,7 @@ from pytest_llenergy.energy.sources.nvml import NvmlSource
 from pytest_llenergy.energy.sources.rapl import RaplSource
 from pytest_llenergy.energy.sources.replay import DEFAULT_TRACE, ReplaySource
 
-SPECS = ("auto", "nvml", "rapl", "estimate", "replay", "replay:PATH")
+SPECS = (*ENERGY_SOURCES, "replay:PATH")
 
 
 def parse_replay_spec(spec: str) -> dict:

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from pytest_llenergy.plugin.base import LEM_RESULT_PROPERTY
+from pytest_llenergy.plugin.options import resolve
 from pytest_llenergy.plugin.reporting.manifest import report_property
 from pytest_llenergy.plugin.state import LemRun, get_run
 from pytest_llenergy.plugin.xdist import is_worker
@@ -101,7 +102,7 @@ class ResumePlugin:
                 self.lines.append("lem-resume: reset: no saved state to forget")
             self.path.unlink(missing_ok=True)
             previous = None
-        if config.getoption("lem_resume") and previous:
+        if resolve(config, "lem_resume") and previous:
             run.use_run_id(previous["run_id"])
             removed = remove_stale_temp_files(run.run_dir.path)
             if removed:
@@ -114,7 +115,7 @@ class ResumePlugin:
                 f"lem-resume: {done} of {total} items done (run {started[:16]}, {_age(started)}); "
                 f"{total - done} to run; --lem-resume-reset to start over")
             self.state = previous
-        elif config.getoption("lem_resume"):
+        elif resolve(config, "lem_resume"):
             self.lines.append("lem-resume: no earlier run of this campaign; starting a new one")
         if not self.state:
             self.state = {"campaign": run.name, "run_id": run.run_id, "run_dir": str(run.run_dir.path),

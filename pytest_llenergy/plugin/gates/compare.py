@@ -13,6 +13,7 @@ import pytest
 
 from pytest_llenergy.plugin.base import campaign_item
 from pytest_llenergy.plugin.gates.budgets import cycle_values
+from pytest_llenergy.plugin.options import resolve
 from pytest_llenergy.plugin.state import get_run
 from pytest_llenergy.results.budgets import Verdict
 from pytest_llenergy.results.compare import CompareRule, compare_values, parse_rules
@@ -21,39 +22,15 @@ SAVED = pytest.StashKey[dict[str, Any]]()
 RULES = pytest.StashKey[list[CompareRule]]()
 
 
-def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("llenergy")
-    group.addoption("--lem-save", dest="lem_save", metavar="NAME", default=None,
-                    help="Save this run's summary under .lem-benchmarks/<machine id>/NNNN_<NAME>.json.")
-    group.addoption("--lem-autosave", dest="lem_autosave", action="store_true", default=False,
-                    help="Save every run (named after the campaign). Ini: lem_autosave.")
-    parser.addini("lem_autosave", "Save every run.", type="bool", default=False)
-    group.addoption("--lem-compare", dest="lem_compare", metavar="NAME|NUM", nargs="?", const="", default=None,
-                    help="Compare with a saved run (latest when no value).")
-    group.addoption("--lem-compare-fail", dest="lem_compare_fail", metavar="RULES", default=None,
-                    help="Fail tests whose metric regresses: 'energy_per_output_token:5%% tokens_per_s:-10%%'. Ini: lem_compare_fail.")
-    parser.addini("lem_compare_fail", "Default --lem-compare-fail rules.", default="")
-    group.addoption("--lem-storage", dest="lem_storage", metavar="DIR", default=None,
-                    help="Where saved runs live (default .lem-benchmarks in the rootdir). Ini: lem_storage.")
-    parser.addini("lem_storage", "Where saved runs live.", default="")
-    group.addoption("--lem-json", dest="lem_json", metavar="PATH", default=None,
-                    help="Write a machine-readable report of the run, its statistics and verdicts.")
-
-
 def storage_root(config: pytest.Config) -> Path:
-    raw = config.getoption("lem_storage") or config.getini("lem_storage") or ".lem-benchmarks"
-    path = Path(raw)
+    path = Path(resolve(config, "lem_storage"))
     return path if path.is_absolute() else config.rootpath / path
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    specs = config.getoption("lem_compare_fail") or config.getini("lem_compare_fail")
-    try:
-        rules = parse_rules(specs)
-    except ValueError as exc:
-        raise pytest.UsageError(f"llenergy: --lem-compare-fail: {exc}") from None
+    rules = parse_rules(resolve(config, "lem_compare_fail"))  # validated by the option's parser
     config.stash[RULES] = rules
-    ref = config.getoption("lem_compare")
+    ref = resolve(config, "lem_compare")
     if ref is None:
         if rules:
             raise pytest.UsageError("llenergy: --lem-compare-fail needs --lem-compare [NAME|NUM] (which saved run?)")
@@ -61,7 +38,7 @@ def pytest_configure(config: pytest.Config) -> None:
     from pytest_llenergy.results.saved import find_saved, load_saved
 
     try:
-        path = find_saved(storage_root(config), ref or None, None)
+        path = find_saved(storage_root(config), None if ref in ("", "latest") else ref, None)
         config.stash[SAVED] = load_saved(path) | {"path": str(path)}
     except (FileNotFoundError, ValueError) as exc:
         raise pytest.UsageError(f"llenergy: --lem-compare: {exc}") from None

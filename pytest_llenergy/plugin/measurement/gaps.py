@@ -12,26 +12,16 @@ from typing import Any
 
 import pytest
 
-from pytest_llenergy.config.units import parse_duration
+from pytest_llenergy.config.campaign import GapsConfig
 from pytest_llenergy.plugin.base import PREVIOUS_ITEM, RECORDER, campaign_item, status_line
-from pytest_llenergy.plugin.measurement.context import get_context, layered
-from pytest_llenergy.plugin.state import get_run
+from pytest_llenergy.plugin.measurement.context import get_context
+from pytest_llenergy.plugin.state import get_run, run_setting
 
 
 def gap_setting(config: pytest.Config, kind: str) -> float | str:
     """``kind`` is "experiments" or "cycles": seconds, or "adaptive" (the default)."""
-    run = get_run(config)
-    section = run.plan.campaign.gaps if run is not None else None
-    field_name = f"between_{kind}"
-    value = layered(config, f"lem_gap_{kind}", section, field_name)
-    if value in (None, ""):
-        return "adaptive"
-    if value == "adaptive":
-        return value
-    try:
-        return parse_duration(value)
-    except ValueError as exc:
-        raise pytest.UsageError(f"llenergy: --lem-gap-{kind} / lem_gap_{kind}: {exc}") from None
+    value: float | str = run_setting(config, f"lem_gap_{kind}")
+    return value
 
 
 @pytest.hookimpl(trylast=True)
@@ -63,13 +53,11 @@ def _adaptive(item: pytest.Item, label: str) -> dict[str, Any]:
     from pytest_llenergy.energy import wait_until_settled
 
     run = get_run(item.config)
-    gaps = run.plan.campaign.gaps if run is not None else None
-    max_wait = float(layered(item.config, "lem_gap_max_wait", gaps, "max_wait") or 120.0)
+    gaps = run.plan.campaign.gaps if run is not None else GapsConfig()
     outcome = wait_until_settled(
         source, baseline.power_w, baseline.temperature_c,
-        power_tolerance=gaps.power_tolerance if gaps else 0.05,
-        temp_tolerance_c=gaps.temp_tolerance_c if gaps else 2.0,
-        max_wait_s=max_wait, hz=context.settings.sample_hz,
+        power_tolerance=gaps.power_tolerance, temp_tolerance_c=gaps.temp_tolerance_c,
+        max_wait_s=float(run_setting(item.config, "lem_gap_max_wait")), hz=context.settings.sample_hz,
         on_status=lambda message: status_line(item.config, f"{label}: {message}"),
     )
     info = outcome.to_info("adaptive")

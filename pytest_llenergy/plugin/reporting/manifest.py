@@ -45,6 +45,7 @@ class ManifestPlugin:
         self.writer = ManifestWriter.open(
             run.run_dir.path / "manifest.json", campaign=run.name, campaign_hash=run.plan.file_hash,
             run_id=run.run_id, seed=run.seed, order=run.order, cycles=run.cycles, planned=planned,
+            description=run.plan.campaign.description,
         )
         self.config.stash[MANIFEST] = self.writer
 

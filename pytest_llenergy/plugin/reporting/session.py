@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from pytest_llenergy.plugin.gates.compare import SAVED, storage_root
+from pytest_llenergy.plugin.options import resolve
 from pytest_llenergy.plugin.state import LemRun, get_run
 from pytest_llenergy.plugin.xdist import is_worker
 from pytest_llenergy.results.export import summary_payload
@@ -22,10 +23,7 @@ ENVIRONMENT_FILE = "environment.json"
 
 
 def group_by_setting(config: pytest.Config, run: LemRun) -> list[str]:
-    raw = config.getoption("lem_group_by", None) or config.getini("lem_group_by")
-    if raw:
-        return [p.strip() for p in raw.split(",") if p.strip()]
-    return list(run.plan.campaign.group_by)
+    return list(resolve(config, "lem_group_by", run.plan.campaign))
 
 
 MAX_WARNING_LINES = 20
@@ -85,11 +83,11 @@ class ReportingPlugin:
 
         run, config = self.run, self.config
         self.summary = build_outputs(run.run_dir.path, group_by=group_by_setting(config, run), seed=run.seed,
-                                     cycles_configured=run.cycles, plots=not (config.getoption("lem_no_plots", False) or config.getini("lem_no_plots")))
+                                     cycles_configured=run.cycles, plots=not resolve(config, "lem_no_plots"))
         config.hook.pytest_lem_summary(config=config, summary=self.summary)
         self.lines[:0] = format_terminal_table(self.summary, config.get_verbosity(), cycles_configured=run.cycles)
         self.lines += warning_lines(run, config.get_verbosity())
-        json_path = config.getoption("lem_json", None)
+        json_path = resolve(config, "lem_json")
         if json_path:
             self._write_json(Path(json_path))
 
@@ -103,8 +101,8 @@ class ReportingPlugin:
 
     def _save_and_compare(self) -> None:
         config = self.config
-        name = config.getoption("lem_save", None)
-        if not name and (config.getoption("lem_autosave", False) or config.getini("lem_autosave")):
+        name = resolve(config, "lem_save")
+        if not name and resolve(config, "lem_autosave"):
             name = self.run.name
         saved = config.stash.get(SAVED, None)
         if not name and saved is None:
@@ -114,7 +112,7 @@ class ReportingPlugin:
 
         record = self._record(name or self.run.name)
         if saved is not None:
-            rules = parse_rules(config.getoption("lem_compare_fail") or config.getini("lem_compare_fail")) or parse_rules(
+            rules = parse_rules(resolve(config, "lem_compare_fail")) or parse_rules(
                 "energy_per_output_token:5% tokens_per_s:-5%")
             self.comparisons = compare_records(saved, record, rules, self.run.seed)
             self.lines += format_comparisons(self.comparisons, saved, record)
@@ -143,16 +141,6 @@ class ReportingPlugin:
         for line in self.errors:
             terminalreporter.write_line(f"ERROR: {line}", red=True)
         terminalreporter.write_line(f"results: {self.run.run_dir.path}")
-
-
-def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("llenergy")
-    group.addoption("--lem-group-by", dest="lem_group_by", metavar="PATHS", default=None,
-                    help="Comma-separated config paths grouping experiments for group CIs (overrides the campaign). Ini: lem_group_by.")
-    parser.addini("lem_group_by", "Default --lem-group-by.", default="")
-    group.addoption("--lem-no-plots", dest="lem_no_plots", action="store_true", default=False,
-                    help="Skip the PNG plots (the summary and report are still written). Ini: lem_no_plots.")
-    parser.addini("lem_no_plots", "Skip the PNG plots.", type="bool", default=False)
 
 
 def pytest_configure(config: pytest.Config) -> None:
