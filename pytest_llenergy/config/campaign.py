@@ -63,10 +63,10 @@ class GapsConfig(StrictModel):
     """Pauses before items so the GPU starts each measurement from a settled state."""
 
     between_experiments: GapValue = Field(
-        "adaptive", description="Before each item: seconds ('10s') or 'adaptive'; unset: ini `lem_gap_experiments`, else adaptive."
+        "adaptive", description="Before each item: seconds ('10s') or 'adaptive'; unset: ini `lem_gap_experiments`, else the default."
     )
     between_cycles: GapValue = Field(
-        "adaptive", description="Before the first item of a new cycle (replaces the experiment gap); unset: ini `lem_gap_cycles`, else adaptive."
+        "adaptive", description="Before the first item of a new cycle (replaces the experiment gap); unset: ini `lem_gap_cycles`, else the default."
     )
     max_wait: float = Field(ADAPTIVE_MAX_WAIT_S, ge=0, le=3600, description="Longest adaptive wait, seconds.")
     power_tolerance: float = Field(
