@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+from pathlib import PurePath
 from typing import Annotated, Any, Literal
+from urllib.parse import urlparse
 
 from pydantic import Discriminator, Field, Tag, field_validator, model_validator
 
 from pytest_llenergy.config.base import StrictModel
+from pytest_llenergy.config.budgets import Budget
 from pytest_llenergy.config.dispatch import DispatchConfig
-from pytest_llenergy.config.experiment import NAME_PATTERN
+from pytest_llenergy.config.experiment import NAME_PATTERN, ExperimentConfig
 from pytest_llenergy.config.measurement import MeasurementConfig
+from pytest_llenergy.config.paths import check_path
+from pytest_llenergy.config.sections import BACKEND_SECTIONS
+from pytest_llenergy.config.units import parse_duration
 
 GridValues = list[Any] | Any
 
@@ -79,8 +85,6 @@ class GapsConfig(StrictModel):
     @field_validator("between_experiments", "between_cycles", "max_wait", mode="before")
     @classmethod
     def _parse_duration(cls, value: Any) -> Any:
-        from pytest_llenergy.config.units import parse_duration
-
         if value is None or value == "adaptive":
             return value
         return parse_duration(value)
@@ -91,7 +95,7 @@ class NotificationsConfig(StrictModel):
 
     webhook_url: str | None = Field(None, description="http(s) URL; unset: ini `lem_webhook_url`.")
     on: list[Literal["failure", "complete", "campaign_done"]] = Field(
-        default_factory=lambda: ["failure", "campaign_done"],
+        default_factory=lambda: ["failure", "campaign_done"],  # type: ignore[arg-type]
         description="Events: failure (an item failed), complete (an item passed), campaign_done (session end).",
     )
     timeout_s: float = Field(5.0, gt=0, le=60, description="Per-request timeout.")
@@ -101,8 +105,6 @@ class NotificationsConfig(StrictModel):
     @classmethod
     def _http_only(cls, value: str | None) -> str | None:
         if value is not None:
-            from urllib.parse import urlparse
-
             parsed = urlparse(value)
             if parsed.scheme not in ("http", "https") or not parsed.netloc:
                 raise ValueError(f"must be an http(s) URL, got {value!r}")
@@ -123,14 +125,10 @@ class BudgetRule(StrictModel):
 
     @model_validator(mode="after")
     def _limits_parse(self) -> BudgetRule:
-        from pytest_llenergy.config.budgets import Budget
-
         Budget.from_kwargs({**self.limits, "tolerance": self.tolerance, "adjusted": self.adjusted}, "campaign")
         return self
 
-    def budget(self):
-        from pytest_llenergy.config.budgets import Budget
-
+    def budget(self) -> Budget:
         return Budget.from_kwargs({**self.limits, "tolerance": self.tolerance, "adjusted": self.adjusted}, "campaign")
 
 
@@ -174,10 +172,6 @@ class CampaignConfig(StrictModel):
     @field_validator("group_by")
     @classmethod
     def _group_paths_exist(cls, value: list[str]) -> list[str]:
-        from pytest_llenergy.config.experiment import ExperimentConfig
-        from pytest_llenergy.config.paths import check_path
-        from pytest_llenergy.config.sections import BACKEND_SECTIONS
-
         for path in value:
             head = path.split(".")[0]
             model = BACKEND_SECTIONS.get(head)
@@ -193,8 +187,6 @@ class CampaignConfig(StrictModel):
     @field_validator("results_dir")
     @classmethod
     def _results_dir_is_relative(cls, value: str) -> str:
-        from pathlib import PurePath
-
         path = PurePath(value)
         if not value.strip() or path.is_absolute() or ".." in path.parts:
             raise ValueError("must be a relative path inside the project, without '..' (use --lem-results-dir for elsewhere)")

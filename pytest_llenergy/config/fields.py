@@ -46,7 +46,7 @@ def validate_field(path: str, raw: Any) -> Any:
 
 @functools.cache
 def _defaults() -> CampaignConfig:
-    return CampaignConfig.model_construct()
+    return CampaignConfig.model_construct(name="")
 
 
 def field_default(path: str) -> Any:

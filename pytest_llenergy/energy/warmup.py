@@ -62,9 +62,9 @@ def run_warmup(
     if mode == "fixed":
         if iterations < 0:
             raise ValueError(f"iterations must be >= 0, got {iterations}")
-        lat = [_timed(fn, clock) for _ in range(iterations)]
-        final = cv(lat[-window:]) if len(lat) >= max(window, 2) else None
-        return WarmupResult("fixed", None, len(lat), final, None, lat)
+        fixed = [_timed(fn, clock) for _ in range(iterations)]
+        fixed_cv = cv(fixed[-window:]) if len(fixed) >= max(window, 2) else None
+        return WarmupResult("fixed", None, len(fixed), fixed_cv, None, fixed)
     if window < 2 or min_iterations < 1 or max_iterations < max(min_iterations, window):
         raise ValueError("need window >= 2, min_iterations >= 1 and "
                          "max_iterations >= max(min_iterations, window)")

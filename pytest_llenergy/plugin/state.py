@@ -15,6 +15,7 @@ from pytest_llenergy.config import (
     CampaignError,
     CampaignPlan,
     Experiment,
+    ExperimentConfig,
     load_plan,
 )
 from pytest_llenergy.plugin.options import resolve, resolve_layer
@@ -32,7 +33,7 @@ class CampaignItem:
     cycles_total: int
 
     @property
-    def config(self):
+    def config(self) -> ExperimentConfig:
         return self.experiment.config
 
     @property

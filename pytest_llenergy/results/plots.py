@@ -66,7 +66,8 @@ def plot_power_timeline(parquet: Path, out: Path, *, title: str | None = None,
     frame = pd.read_parquet(parquet)
     fig = _figure(8, 3.2)
     ax = fig.add_subplot()
-    offset, colors, spans = 0.0, {}, []
+    offset, spans = 0.0, []
+    colors: dict[str, Any] = {}
     durations = durations or {}
     for k, (name, part) in enumerate(_windows(frame)):
         t = part["t_s"].to_numpy(dtype=float)

@@ -80,7 +80,9 @@ def build_outputs(run_dir: Path | Sequence[Path], *, out_dir: Path | None = None
         summary.header["cycles_configured"] = cycles_configured
     outputs = {"summary.json": write_summary_json(out_dir / SUMMARY_JSON, summary, run_dirs=run_dirs),
                "summary.csv": write_summary_csv(out_dir / SUMMARY_CSV, summary)}
-    charts, timelines, problems = {}, {}, []
+    charts: dict[str, Path] = {}
+    timelines: dict[str, Path] = {}
+    problems: list[str] = []
     if plots and len(df):
         from pytest_llenergy.results.plots import campaign_charts, timeline_charts
 

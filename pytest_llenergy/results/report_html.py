@@ -120,7 +120,7 @@ def _stats_rows(frame: pd.DataFrame, label_col: str, metrics: list[str], extra: 
     for _, row in frame.iterrows():
         n = row.get(f"{metrics[0]}_n") if metrics else None
         cells = [f'<td class="id">{escape(str(row.get(label_col)))}</td>', *[_cell(row.get(c)) for c in extra],
-                 _cell(None if _missing(n) else int(n))]
+                 _cell(None if n is None or _missing(n) else int(n))]
         for metric in metrics:
             ci = _ci_text(row, metric)
             cells += [_cell(row.get(f"{metric}_mean")), f'<td class="num">{escape(ci)}</td>' if ci else _cell(None)]

@@ -17,7 +17,7 @@ import datetime as dt
 import inspect
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -192,7 +192,8 @@ def _experiment_intervals(cube: np.ndarray, n: np.ndarray, *, confidence: float,
     return low, high, method
 
 
-def _group_alpha(sd: np.ndarray, n: np.ndarray, weight: np.ndarray, by_group, confidence: float,
+def _group_alpha(sd: np.ndarray, n: np.ndarray, weight: np.ndarray, by_group: Callable[[np.ndarray], np.ndarray],
+                 confidence: float,
                  expand: bool) -> np.ndarray:
     """Per-group tail: the stratified analogue of the one-sample expansion (Welch-Satterthwaite df)."""
     alpha = (1 - confidence) / 2
@@ -264,7 +265,7 @@ def summarize(df: pd.DataFrame, *, metrics: Sequence[str] = DEFAULT_METRICS, gro
     ``bootstrap.expanded_alpha``).
     """
     if seed is None:
-        seed = int(np.random.SeedSequence().entropy % 2**32)
+        seed = int(np.random.SeedSequence().generate_state(1)[0])
     resolved = [m if m in df.columns else metric_column(m) for m in metrics]  # unknown names raise
     metrics = [m for m in dict.fromkeys(resolved) if m in df.columns]
     experiments = sorted(df["experiment_id"].unique().tolist()) if len(df) else []

@@ -16,7 +16,6 @@ against a fake ``tensorrt_llm`` (tests/fakes/fake_tensorrt_llm) that records eve
 from __future__ import annotations
 
 import gc
-import hashlib
 import json
 import os
 import shutil
@@ -29,6 +28,7 @@ from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 from pytest_llenergy.backends.base import BackendError, GenerationStats, Workload
+from pytest_llenergy.backends.session import BaseSession, load_key, random_weights
 from pytest_llenergy.backends.tensorrt.args import engine_key, plan, sampling
 from pytest_llenergy.backends.tensorrt.objects import SEARCH_MODULES as SEARCH_MODULES
 from pytest_llenergy.backends.tensorrt.objects import accepts as accepts
@@ -39,6 +39,7 @@ from pytest_llenergy.backends.tensorrt.objects import (
     sampling_params,
 )
 from pytest_llenergy.backends.tensorrt.objects import find_class as find_class
+from pytest_llenergy.config.tensorrt_section import TensorrtConfig
 
 if TYPE_CHECKING:
     from pytest_llenergy.config.experiment import ExperimentConfig, WorkloadConfig
@@ -101,16 +102,7 @@ class TensorrtBackend:
     def load_key(self, experiment: ExperimentConfig) -> str:
         """Equal for experiments that can share an engine: everything but the workload (its seed counts for
         random weights), since the session applies its own experiment's sampling settings."""
-        random = experiment.model is not None and experiment.model.weights == "random"
-        payload = {
-            "model": experiment.model.model_dump(mode="json") if experiment.model else None,
-            "precision": experiment.precision,
-            "tensorrt": experiment.tensorrt.model_dump(mode="json"),
-            "decoder": experiment.decoder.resolved(),
-            "weights_seed": experiment.workload.seed if random else None,
-        }
-        blob = json.dumps(payload, sort_keys=True, default=str)
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+        return load_key(experiment, weights_seed=experiment.workload.seed if random_weights(experiment) else None)
 
     def load(self, experiment: ExperimentConfig) -> TensorrtSession:
         ok, reason = self.available()
@@ -135,23 +127,16 @@ def _version() -> str:
     return str(getattr(tensorrt_llm, "__version__", "unknown"))
 
 
-class TensorrtSession:
+class TensorrtSession(BaseSession[TensorrtConfig]):
     """A TensorRT-LLM engine (built or loaded from the cache), ready to prepare and run workloads."""
 
-    keep_output_ids: bool = False
-
     def __init__(self, experiment: ExperimentConfig) -> None:
-        self.experiment = experiment
-        self.section = experiment.tensorrt
+        super().__init__(experiment)
         self.llm: Any = None
-        self._tokenizer: Any = None
         self._sampling_cache: dict[tuple[int, int | None], Any] = {}
         self._sampling_records: dict[tuple[int, int | None], dict[str, Any]] = {}
         started = perf_counter()
-        spec = experiment.model
-        if spec is None:
-            raise BackendError("the experiment names no model")
-        self.random = spec.weights == "random"
+        spec = self.spec
         version = _version()
         gpu = gpu_architecture() or "unknown-gpu"
         self.plan = plan(experiment)
@@ -244,7 +229,7 @@ class TensorrtSession:
                 tok = getattr(self.llm, "tokenizer", None)
                 tok = getattr(tok, "tokenizer", tok)  # TensorRT-LLM wraps the HF tokenizer
                 if tok is None:
-                    raise BackendError(f"no tokenizer for {self.experiment.model.name!r}")
+                    raise BackendError(f"no tokenizer for {self.spec.name!r}")
                 self._tokenizer = tok
         return self._tokenizer
 
@@ -258,22 +243,11 @@ class TensorrtSession:
 
     # --- protocol ------------------------------------------------------------------------------------------
     def prepare(self, workload: WorkloadConfig, base_dir: str | Path | None = None) -> Workload:
-        from pytest_llenergy.backends.workload import build_workload
-
         if self.llm is None:
             raise BackendError("this session is closed")
         if workload.streaming and self.section.beam_width not in (None, 1):
             raise BackendError("streaming does not work with beam search (tensorrt.beam_width > 1)")
-        vocab, specials = self._token_space()
-        encode = None
-        if workload.prompts != "synthetic":
-            tok = self.tokenizer
-
-            def encode(texts: list[str], max_tokens: int) -> list[list[int]]:
-                return tok(texts, add_special_tokens=True, truncation=True, max_length=max_tokens)["input_ids"]
-
-        prepared = build_workload(workload, vocab_size=vocab, special_ids=specials, encode=encode, base_dir=base_dir)
-        prepared.seed = workload.seed
+        prepared = self.build_prompts(workload, base_dir)
         self._sampling(workload.output_tokens, workload.seed)
         self.engine_info["sampling_kwargs"] = _jsonable(self._sampling_records[(workload.output_tokens, workload.seed)])
         return prepared

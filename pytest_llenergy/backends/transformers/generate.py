@@ -38,8 +38,7 @@ class EngineWarnings:
         self._catcher.__exit__(*exc)
         for record in self._records:
             self.messages.append(f"{record.category.__name__}: {record.message}")
-        seen: set[str] = set()
-        self.messages[:] = [m for m in self.messages if not (m in seen or seen.add(m))]
+        self.messages[:] = list(dict.fromkeys(self.messages))
 
 
 class _ListHandler(logging.Handler):

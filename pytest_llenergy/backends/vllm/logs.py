@@ -38,13 +38,14 @@ class LogCapture:
         self._attach()
         module = sys.modules.get("vllm.logger")
         original = getattr(module, "dictConfig", None)
-        if callable(original):
+        if module is not None and callable(original):
             def reattaching(*args: Any, **kwargs: Any) -> Any:
                 result = original(*args, **kwargs)
                 self._attach()
                 return result
 
-            module.dictConfig = reattaching
+            patched: Any = module
+            patched.dictConfig = reattaching
             self._patched = (module, original)
         return self
 
@@ -57,8 +58,7 @@ class LogCapture:
             logging.getLogger(name).removeHandler(self._handler)
         self._catcher.__exit__(*exc)
         self.messages.extend(f"{r.category.__name__}: {str(r.message).splitlines()[0]}" for r in self._records)
-        seen: set[str] = set()
-        self.messages[:] = [m for m in self.messages if not (m in seen or seen.add(m))]
+        self.messages[:] = list(dict.fromkeys(self.messages))
 
 
 class _Sink(logging.Handler):

@@ -8,20 +8,17 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from pytest_llenergy.backends.errors import BackendError
+from pytest_llenergy.backends.session import BaseSession
+from pytest_llenergy.config.vllm_section import VllmConfig
 
 if TYPE_CHECKING:
     from pytest_llenergy.backends.base import Workload
-    from pytest_llenergy.config.experiment import ExperimentConfig
 
 
-class VllmPrompts:
+class VllmPrompts(BaseSession[VllmConfig]):
     """Tokenizer and prompt-input methods of `VllmSession` (which sets the attributes below)."""
 
-    experiment: ExperimentConfig
-    section: Any
     llm: Any
-    random: bool
-    _tokenizer: Any
     _config: dict[str, Any]
     _special: set[int]
 
@@ -48,7 +45,7 @@ class VllmPrompts:
     def _hf_tokenizer(self) -> Any:
         from transformers import AutoTokenizer
 
-        spec = self.experiment.model
+        spec = self.spec
         kwargs: dict[str, Any] = {"revision": spec.revision} if spec.revision else {}
         try:
             return AutoTokenizer.from_pretrained(spec.name, **kwargs)

@@ -158,7 +158,8 @@ def deselect_done(config: pytest.Config, items: list[pytest.Item], keys: list[st
     run = get_run(config)
     if run is None or not run.done:
         return
-    keep, dropped = [], []
+    keep: list[pytest.Item] = []
+    dropped: list[pytest.Item] = []
     for item, key in zip(items, keys):
         (dropped if key is not None and key in run.done else keep).append(item)
     if dropped:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,7 +39,7 @@ def measurement_settings(config: pytest.Config) -> MeasurementConfig:
         raise pytest.UsageError("llenergy: " + "; ".join(problems_from_validation(exc, ("measurement",)))) from None
 
 
-def cuda_sync_function():
+def cuda_sync_function() -> Callable[[], None] | None:
     """``torch.cuda.synchronize`` when CUDA is initialised in this process, else None."""
     torch = sys.modules.get("torch")
     try:

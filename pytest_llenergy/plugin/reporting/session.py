@@ -17,6 +17,7 @@ from pytest_llenergy.plugin.options import resolve
 from pytest_llenergy.plugin.state import LemRun, get_run
 from pytest_llenergy.plugin.xdist import is_worker
 from pytest_llenergy.results.export import summary_payload
+from pytest_llenergy.results.schema import ExperimentResult
 from pytest_llenergy.results.store import atomic_write_json
 
 ENVIRONMENT_FILE = "environment.json"
@@ -129,7 +130,7 @@ class ReportingPlugin:
         atomic_write_json(path, payload)
         self.lines.append(f"json report: {path}")
 
-    def _verdicts(self):
+    def _verdicts(self) -> list[tuple[str, ExperimentResult]]:
         return [(r.key, r) for r in self.run.run_dir.results() if r.budget is not None]
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:

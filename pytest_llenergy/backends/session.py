@@ -1,0 +1,92 @@
+"""What every engine's session shares: the experiment, its model and section, prompts, and the load key.
+
+The three built-in sessions (transformers, vLLM, TensorRT-LLM) derive from :class:`BaseSession`,
+so a relative prompt file resolves the same way for all of them: from the ``base_dir`` the plugin
+sets (the campaign file's folder), else from the current directory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
+
+from pydantic import BaseModel
+
+from pytest_llenergy.backends.errors import BackendError
+from pytest_llenergy.backends.workload import build_workload
+
+if TYPE_CHECKING:
+    from pytest_llenergy.backends.base import Workload
+    from pytest_llenergy.config.experiment import ExperimentConfig, ModelSpec, WorkloadConfig
+
+SectionT = TypeVar("SectionT", bound=BaseModel)
+
+
+def load_key(experiment: ExperimentConfig, **extra: Any) -> str:
+    """Equal for experiments that can share a loaded session: the model, precision, the engine's
+    section and the decoder (a session applies its own experiment's settings), plus ``extra``."""
+    section = experiment.section()
+    payload = {
+        "model": experiment.model.model_dump(mode="json") if experiment.model else None,
+        "precision": experiment.precision,
+        experiment.backend: section.model_dump(mode="json") if section is not None else None,
+        "decoder": experiment.decoder.resolved(),
+        **extra,
+    }
+    blob = json.dumps(payload, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def random_weights(experiment: ExperimentConfig) -> bool:
+    """Whether the experiment's model is built from its config with random weights."""
+    return experiment.model is not None and experiment.model.weights == "random"
+
+
+class BaseSession(Generic[SectionT]):
+    """The experiment, its model (``spec``) and engine section, and prompt preparation."""
+
+    #: keep generated token ids in GenerationStats.output_token_ids (tests, debugging)
+    keep_output_ids: bool = False
+    #: where relative prompt files resolve from (the plugin sets the campaign file's folder)
+    base_dir: str | Path | None = None
+
+    def __init__(self, experiment: ExperimentConfig) -> None:
+        if experiment.model is None:
+            raise BackendError("the experiment names no model")
+        section = experiment.section()
+        if section is None:
+            raise BackendError(f"the experiment has no {experiment.backend} section")
+        self.experiment = experiment
+        self.spec: ModelSpec = experiment.model
+        self.section = cast(SectionT, section)
+        self.random = self.spec.weights == "random"
+        self._tokenizer: Any = None
+
+    @property
+    def tokenizer(self) -> Any:
+        raise NotImplementedError
+
+    def _token_space(self) -> tuple[int, list[int]]:
+        """(vocabulary size, special token ids) of the token space synthetic prompts are drawn from."""
+        raise NotImplementedError
+
+    def build_prompts(self, workload: WorkloadConfig, base_dir: str | Path | None = None,
+                      batching_strategy: str = "static") -> Workload:
+        """Prompts to token ids, batched: synthetic ones in the engine's token space, text ones
+        through its tokenizer; a relative prompt file resolves from ``base_dir``, else the
+        session's ``base_dir``, else the current directory."""
+        vocab, specials = self._token_space()
+        encode = None
+        if workload.prompts != "synthetic":
+            tok = self.tokenizer
+
+            def encode(texts: list[str], max_tokens: int) -> list[list[int]]:
+                ids: list[list[int]] = tok(texts, add_special_tokens=True, truncation=True,
+                                           max_length=max_tokens)["input_ids"]
+                return ids
+
+        return build_workload(workload, vocab_size=vocab, special_ids=specials, encode=encode,
+                              batching_strategy=batching_strategy,
+                              base_dir=base_dir if base_dir is not None else self.base_dir)
