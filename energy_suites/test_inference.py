@@ -9,5 +9,7 @@ def test_inference(lem_experiment, lem_session, lem_result, energy):
     energy.warmup(lambda: lem_session.run(workload.head(1)))
     with energy.measure("generate") as window:
         stats = lem_session.run(workload)
-        window.record(input_tokens=stats.input_tokens, output_tokens=stats.output_tokens)
+        window.record(input_tokens=stats.input_tokens, output_tokens=stats.output_tokens, timeline=stats.timeline)
     lem_result.record_generation(stats)
+    # measurement.phases.repeats > 0: phase-resolved averaging over repeated runs (no-op otherwise)
+    energy.resolve_phases("generate", lambda: lem_session.run(workload))

@@ -6,6 +6,7 @@
     lem config show FILE            the expanded plan (ids, dropped points)
     lem config params [--coverage]  every backend parameter / typed coverage
     lem report DIR [DIR ...]        rebuild summary, plots and report from stored results
+    lem slurm submit CAMPAIGN       a Slurm job array (one task per shard) + a merge job
     lem compare A B [--fail RULES]  compare two saved runs or result directories
     lem schedule --at HH:MM ...     run a campaign at set times (daemon mode)
 """
@@ -150,7 +151,12 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from pytest_llenergy.results.compare import compare_records, format_comparisons, parse_rules
+    from pytest_llenergy.results.compare import (
+        DEFAULT_ALPHA,
+        compare_records,
+        format_comparisons,
+        parse_rules,
+    )
 
     try:
         old, new = _as_record(args.a), _as_record(args.b)
@@ -158,7 +164,11 @@ def _compare(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as exc:
         print(f"lem compare: {exc}", file=sys.stderr)
         return 2
-    comparisons = compare_records(old, new, rules, seed=args.seed)
+    alpha = DEFAULT_ALPHA if args.alpha is None else args.alpha
+    if not 0 < alpha < 0.5:
+        print(f"lem compare: --alpha {alpha:g} is not a probability between 0 and 0.5", file=sys.stderr)
+        return 2
+    comparisons = compare_records(old, new, rules, alpha)
     for line in format_comparisons(comparisons, old, new):
         print(line)
     return 1 if args.fail and any(c.regression for c in comparisons) else 0
@@ -187,6 +197,37 @@ def _schedule(args: argparse.Namespace) -> int:
     from pytest_llenergy.scheduling import run_schedule
 
     return run_schedule(args.at, args.every, args.total, args.pytest_args, dry_run=args.dry_run)
+
+
+def _slurm_submit(args: argparse.Namespace) -> int:
+    from pytest_llenergy.slurm import (
+        SlurmError,
+        SlurmRequest,
+        plan_submission,
+        submit,
+        write_scripts,
+    )
+
+    pytest_args = [a for a in args.pytest_args if a != "--"] or ["energy_suites/"]
+    request = SlurmRequest(campaign=Path(args.campaign), nodes=args.nodes, gpus_per_node=args.gpus_per_node,
+                           results_root=Path(args.results_root), pytest_args=pytest_args,
+                           exclusive=not args.shared, partition=args.partition, time_limit=args.time,
+                           cpus_per_task=args.cpus_per_task, extra_sbatch=args.sbatch or [])
+    try:
+        plan = plan_submission(request)
+        for k, ids in enumerate(plan.shard_experiments, 1):
+            print(f"shard {k}/{plan.shards}: {len(ids)} experiment(s): {', '.join(ids)}")
+        if args.dry_run:
+            array, merge = write_scripts(plan)
+            print(f"wrote {array} and {merge} (not submitted: --dry-run)")
+            return 0
+        array_id, merge_id = submit(plan)
+    except SlurmError as exc:
+        print(f"lem slurm: {exc}", file=sys.stderr)
+        return 2
+    print(f"submitted array job {array_id} ({plan.shards} task(s)) and merge job {merge_id} (after it)")
+    print(f"shard results: {plan.root}/shard-K/{plan.campaign_name}/{plan.run_id}; merged: {plan.merged_dir}")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -219,7 +260,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("a")
     p.add_argument("b")
     p.add_argument("--fail", default=None, help="rules such as 'energy_per_output_token:5%% tokens_per_s:-10%%'")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--alpha", type=float, default=None,
+                   help="false-alarm rate: fail when the one-sided p-value is below it (default 0.01)")
     p.set_defaults(func=_compare)
     p = sub.add_parser("schedule", help="run pytest at set times (daemon mode)")
     p.add_argument("--at", default=None, help="first start, HH:MM local time (default: now)")
@@ -228,11 +270,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true")
     p.add_argument("pytest_args", nargs=argparse.REMAINDER, help="-- then the pytest arguments")
     p.set_defaults(func=_schedule)
+    slurm = sub.add_parser("slurm", help="run a campaign on a Slurm cluster").add_subparsers(dest="what", required=True)
+    p = slurm.add_parser("submit", help="one array task per shard (exclusive nodes) + a dependent merge job")
+    p.add_argument("campaign", help="campaign YAML file")
+    p.add_argument("--nodes", type=int, default=1, help="shards = array tasks, one node each (default 1)")
+    p.add_argument("--gpus-per-node", type=int, default=1, help="GPUs per task, one xdist worker each; 0 for CPU")
+    p.add_argument("--results-root", default="lem-results/slurm", help="shared results root (default lem-results/slurm)")
+    p.add_argument("--partition", default=None, help="Slurm partition")
+    p.add_argument("--time", default=None, help="time limit per task, e.g. 04:00:00")
+    p.add_argument("--cpus-per-task", type=int, default=None, help="CPUs per task")
+    p.add_argument("--shared", action="store_true", help="do not ask for exclusive nodes (CPU tries, CI)")
+    p.add_argument("--sbatch", action="append", metavar="OPTION", help="extra #SBATCH option, repeatable")
+    p.add_argument("--dry-run", action="store_true", help="write the job scripts, print the split, submit nothing")
+    p.add_argument("pytest_args", nargs="*", help="-- then pytest arguments (default energy_suites/)")
+    p.set_defaults(func=_slurm_submit)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    tail: list[str] | None = None
+    if "--" in argv:  # everything after -- is pytest's (schedule, slurm submit)
+        cut = argv.index("--")
+        argv, tail = argv[:cut], argv[cut + 1:]
     args = build_parser().parse_args(argv)
+    if tail is not None and hasattr(args, "pytest_args"):
+        args.pytest_args = tail
     return int(args.func(args) or 0)
 
 

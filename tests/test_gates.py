@@ -122,7 +122,20 @@ class TestCompare:
         result = self._run(pytester, "--lem-energy-source", "replay:trace.csv?scale=1.1", "--lem-compare", "base",
                            "--lem-compare-fail", "energy_per_output_token:5%", "-rf")
         result.assert_outcomes(passed=4, failed=1)
-        result.stdout.fnmatch_lines(["*energy_per_output_token * (+*%, limit +5 %, 95 % CI of ratio *): REGRESSION*"])
+        result.stdout.fnmatch_lines(["*energy_per_output_token * (+*%, catches +5 %, margin +1.7 %; 95 % CI +*, "
+                                     "p = * < 0.01 (one-sided Welch t on log cycle values, 5 vs 5 saved cycles)): REGRESSION*"])
+
+    def test_compare_alpha_is_wired_and_checked(self, pytester):
+        self._setup(pytester)
+        result = self._run(pytester, "--lem-energy-source", "replay:trace.csv?scale=1.1", "--lem-compare", "base",
+                           "--lem-compare-fail", "energy_per_output_token:5%", "--lem-compare-alpha", "0.2", "-rf")
+        result.assert_outcomes(passed=4, failed=1)
+        result.stdout.fnmatch_lines(["*p = * < 0.2 (one-sided Welch t*): REGRESSION*"])
+        for bad in ("0", "0.7", "often"):
+            result = self._run(pytester, "--lem-compare", "base", "--lem-compare-fail", "energy_per_output_token:5%",
+                               "--lem-compare-alpha", bad)
+            assert result.ret == pytest.ExitCode.USAGE_ERROR
+            result.stderr.fnmatch_lines([f"*--lem-compare-alpha: '{bad}' is not a probability between 0 and 0.5*"])
 
     def test_one_percent_more_energy_passes(self, pytester):
         self._setup(pytester)
@@ -163,5 +176,5 @@ def test_unscaled_gates_do_not_flake():
     for seed in range(200):
         rng = np.random.default_rng(seed)
         old, new = 1 + 0.01 * rng.standard_normal(5), 1 + 0.01 * rng.standard_normal(5)
-        passed += not compare_values("e", list(old), list(new), rule, seed).regression
+        passed += not compare_values("e", list(old), list(new), rule).regression
     assert passed >= 190

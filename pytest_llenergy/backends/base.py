@@ -14,6 +14,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 from pytest_llenergy.backends.errors import BackendError
 from pytest_llenergy.config.experiment import ExperimentConfig, WorkloadConfig
 from pytest_llenergy.config.registry import ENTRY_POINT_GROUP
+from pytest_llenergy.config.timeline import PhaseTimeline
 
 __all__ = ["Backend", "BackendError", "BackendNotFound", "GenerationStats", "Session", "Workload", "get_backend"]
 
@@ -61,6 +62,8 @@ class GenerationStats:
     peak_memory_scope: str | None = None
     warnings: list[str] = field(default_factory=list)
     output_token_ids: list[list[int]] | None = None
+    #: each request's prefill/decode boundaries as the engine stamped them (None: not reported)
+    timeline: PhaseTimeline | None = None
 
     @property
     def total_tokens(self) -> int:

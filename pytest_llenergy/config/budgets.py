@@ -55,6 +55,17 @@ class Budget:
             return adjusted, True
         return raw, False
 
+    def columns(self, metric: str) -> list[tuple[str, bool]]:
+        """Columns to try in order: the adjusted figure (when asked for), then the raw one.
+
+        CPU sources (RAPL, the estimate) measure no idle baseline, so they have no adjusted
+        figure: the budget then applies to raw energy and says so.
+        """
+        raw, adjusted, _, _ = BUDGET_METRICS[metric]
+        if self.adjusted and adjusted is not None:
+            return [(adjusted, True), (raw, False)]
+        return [(raw, False)]
+
 
 def _parse_tolerance(value: Any) -> float:
     if isinstance(value, str):

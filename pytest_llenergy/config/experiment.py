@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from pytest_llenergy.config.base import StrictModel
+from pytest_llenergy.config.phases import ArrivalSettings
 from pytest_llenergy.config.sections import (
     BACKEND_SECTIONS,
     TensorrtConfig,
@@ -56,6 +57,8 @@ class WorkloadConfig(StrictModel):
     batch_size: int = Field(1, ge=1, le=100_000, description="Prompts per generate call.")
     seed: int = Field(0, ge=0, description="Seed for synthetic prompts and sampling.")
     streaming: bool = Field(False, description="Stream tokens (batch 1) to measure TTFT and inter-token latency.")
+    arrivals: ArrivalSettings | None = Field(
+        None, description="Serving workload (vLLM): requests arrive over time (Poisson or a trace); unset: all at once, in batches.")
 
     @model_validator(mode="after")
     def _streaming_is_batch_one(self) -> WorkloadConfig:
@@ -135,6 +138,8 @@ class ExperimentConfig(StrictModel):
                 raise ValueError(f"a `{section}:` section does not apply to backend {self.backend!r}")
         if self.backend in BACKEND_SECTIONS and getattr(self, self.backend) is None:
             setattr(self, self.backend, BACKEND_SECTIONS[self.backend]())
+        if self.workload.arrivals is not None and self.backend != "vllm":
+            raise ValueError(f"workload.arrivals (a serving workload) runs on backend vllm, not {self.backend!r}")
         if self.backend == "tensorrt" and self.precision == "float32":
             raise ValueError("TensorRT-LLM does not run float32: use float16 or bfloat16")
         return self

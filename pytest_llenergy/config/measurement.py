@@ -7,6 +7,7 @@ from typing import Literal, get_args
 from pydantic import Field, field_validator, model_validator
 
 from pytest_llenergy.config.base import StrictModel
+from pytest_llenergy.config.phases import PhaseSettings
 
 ENERGY_SOURCES = ("auto", "nvml", "rapl", "estimate", "replay")  # replay also as replay:PATH
 WarmupMode = Literal["convergence", "fixed", "off"]
@@ -62,6 +63,7 @@ class MeasurementConfig(StrictModel):
     cpu_core_power_w: float | None = Field(None, gt=0, le=1000, description="Watts per busy core for the estimate source.")
     baseline: BaselineSettings = Field(default_factory=BaselineSettings, description="Idle baseline.")
     warmup: WarmupSettings = Field(default_factory=WarmupSettings, description="Warmup before measuring.")
+    phases: PhaseSettings = Field(default_factory=PhaseSettings, description="Prefill/decode split and per-request energy.")
 
     @field_validator("energy_source")
     @classmethod

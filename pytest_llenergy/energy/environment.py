@@ -150,6 +150,7 @@ def collect_environment(source: EnergySource | None = None) -> dict[str, Any]:
         "source": None if source is None else {
             "kind": source.kind, "estimated": source.estimated, "simulated": source.simulated,
             "devices": [d.label for d in source.devices()]},
+        "host": platform.node(),
         "gpu": gpu_environment(indices),
         "cpu": cpu_environment(),
         "os": {"platform": platform.platform(), "system": platform.system(),

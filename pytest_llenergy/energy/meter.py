@@ -9,6 +9,7 @@ exception raised by the body closes the window (flag ``aborted``) and propagates
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,6 +24,7 @@ from pytest_llenergy.energy.sources.base import EnergySource, SourceError
 if TYPE_CHECKING:
     import pandas as pd
 
+    from pytest_llenergy.config.timeline import PhaseTimeline
     from pytest_llenergy.energy.baseline_reading import BaselineReading
 
 
@@ -34,17 +36,27 @@ class Window:
         self.input_tokens: int | None = None
         self.output_tokens: int | None = None
         self.result: Measurement | None = None
+        #: the engine's phase timeline of the work inside the window (``record(timeline=...)``)
+        self.timeline: PhaseTimeline | None = None
+        #: the window's edges on each host clock (perf_counter, monotonic, time), set on exit
+        self.host_edges: dict[str, tuple[float, float]] = {}
 
-    def record(self, input_tokens: int | None = None, output_tokens: int | None = None) -> None:
-        """Add token counts processed inside the window (calls accumulate)."""
+    def record(self, input_tokens: int | None = None, output_tokens: int | None = None,
+               timeline: PhaseTimeline | None = None) -> None:
+        """Add token counts processed inside the window (calls accumulate), and the phase timeline."""
+        if timeline is not None:
+            self.timeline = timeline
         if input_tokens is not None:
             self.input_tokens = (self.input_tokens or 0) + int(input_tokens)
         if output_tokens is not None:
             self.output_tokens = (self.output_tokens or 0) + int(output_tokens)
 
 
+HOST_CLOCKS = (("perf_counter", time.perf_counter), ("monotonic", time.monotonic), ("time", time.time))
+
+
 class _Edge:
-    __slots__ = ("t", "counters", "throttle", "errors")
+    __slots__ = ("t", "counters", "throttle", "errors", "host")
 
     def __init__(self, source: EnergySource, throttle_first: bool) -> None:
         self.errors: list[str] = []
@@ -53,10 +65,12 @@ class _Edge:
         if throttle_first:
             self._read_throttle(source)
         ta = source.clock()
+        before = [clock() for _, clock in HOST_CLOCKS]
         try:
             self.counters = source.read_counters()
         except SourceError as exc:
             self.errors.append(str(exc))
+        self.host = {name: 0.5 * (b + clock()) for (name, clock), b in zip(HOST_CLOCKS, before)}
         self.t = 0.5 * (ta + source.clock())
         if not throttle_first:
             self._read_throttle(source)
@@ -112,6 +126,7 @@ class EnergyMeter:
                     sync_error, aborted = exc, True
             end = _Edge(self.source, throttle_first=False)
             series = sampler.stop(end.t)
+            window.host_edges = {k: (start.host[k], end.host[k]) for k in start.host}
             window.result = self._finish(window, start, end, series, aborted)
         if sync_error is not None:
             raise sync_error

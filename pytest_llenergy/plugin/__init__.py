@@ -22,6 +22,7 @@ pytest_plugins = [
     "pytest_llenergy.plugin.measurement.gaps",
     "pytest_llenergy.plugin.collection.adaptive",
     "pytest_llenergy.plugin.reporting.session",
+    "pytest_llenergy.plugin.reporting.plain",
     "pytest_llenergy.plugin.reporting.notify",
     "pytest_llenergy.plugin.reporting.manifest",
     "pytest_llenergy.plugin.collection.resume",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -25,7 +26,8 @@ from pytest_llenergy.config.fields import (
     field_default,
     validate_field,
 )
-from pytest_llenergy.results.compare import parse_rules
+from pytest_llenergy.config.sharding import ShardSpec
+from pytest_llenergy.results.compare import DEFAULT_ALPHA, parse_rules
 
 Parser = Callable[[str], Any]
 
@@ -48,13 +50,7 @@ def _at_least(minimum: int) -> Parser:
 
 
 def _shard(raw: str) -> str:
-    try:
-        k, n = (int(x) for x in raw.split("/"))
-    except ValueError:
-        raise ValueError(f"expected K/N such as 2/8, got {raw!r}") from None
-    if not 1 <= k <= n:
-        raise ValueError(f"need 1 <= K <= N, got {raw!r}")
-    return raw
+    return str(ShardSpec.parse(raw))
 
 
 def _group_by(raw: str) -> list[str]:
@@ -64,6 +60,16 @@ def _group_by(raw: str) -> list[str]:
 def _rules(raw: str) -> str:
     parse_rules(raw)
     return raw
+
+
+def _false_alarm_rate(raw: str) -> float:
+    try:
+        alpha = float(raw)
+    except ValueError:
+        alpha = math.nan
+    if not 0 < alpha < 0.5:
+        raise ValueError(f"{raw!r} is not a probability between 0 and 0.5 (e.g. 0.01: at most 1 % false alarms)")
+    return alpha
 
 
 def _json(raw: str) -> str:
@@ -117,7 +123,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("--lem-seed", "Seed for shuffled order and statistics.", _field("seed"), campaign="seed",
            metavar="INT", shown_default="drawn at random and printed"),
     Option("--lem-cycles", "Number of cycles (1-10000).", _field("cycles"), campaign="cycles", metavar="N"),
-    Option("--lem-shard", "Run shard K of N (every N-th experiment), e.g. for a Slurm job array.", _shard,
+    Option("--lem-shard", "Run shard K of N (experiments balanced by predicted cost), e.g. for a Slurm job array.", _shard,
            metavar="K/N", shown_default="all experiments"),
     Option("--lem-results-dir", "Directory for run directories (relative to the invocation directory).",
            campaign="results_dir", metavar="DIR", shown_default="the campaign's results_dir (lem-results) in the rootdir"),
@@ -161,6 +167,8 @@ OPTIONS: tuple[Option, ...] = (
            metavar="NAME|NUM", optional_value=True, shown_default="no comparison"),
     Option("--lem-compare-fail", "Fail tests whose metric regresses: 'energy_per_output_token:5%% tokens_per_s:-10%%'.",
            _rules, metavar="RULES", shown_default="none"),
+    Option("--lem-compare-alpha", "False-alarm rate of --lem-compare-fail: fail when the one-sided p-value is "
+           "below P.", _false_alarm_rate, metavar="P", default=DEFAULT_ALPHA),
     Option("--lem-storage", "Where saved runs live (relative to the rootdir).", metavar="DIR",
            default=".lem-benchmarks"),
     # dispatch

@@ -17,6 +17,7 @@ from pytest_llenergy.config import (
     Experiment,
     ExperimentConfig,
     load_plan,
+    sharding,
 )
 from pytest_llenergy.plugin.options import resolve, resolve_layer
 from pytest_llenergy.results.store import RunDirectory
@@ -107,12 +108,11 @@ def _results_root(config: pytest.Config, campaign: CampaignConfig, source: str) 
 
 
 def shard(experiments: list[Experiment], spec: str | None) -> list[Experiment]:
-    """``K/N`` (validated by the option's parser): every N-th experiment starting at the K-th
-    (1-based), for batch job arrays."""
+    """``K/N`` (validated by the option's parser): shard K of N, balanced by predicted cost, every
+    cycle of an experiment on one shard."""
     if not spec:
         return experiments
-    k, n = (int(x) for x in spec.split("/"))
-    return [e for i, e in enumerate(experiments) if i % n == k - 1]
+    return sharding.select(experiments, sharding.ShardSpec.parse(spec))
 
 
 def _load(config: pytest.Config, path: str) -> CampaignPlan:

@@ -27,17 +27,23 @@ def check_point(budget: Budget, figures: dict[str, float | None], n: int = 1) ->
     """Check single measured figures (one cycle) against the budget."""
     verdict = Verdict()
     for metric, limit in budget.limits.items():
-        column, adjusted = budget.column(metric)
+        column, adjusted = _available(budget, metric, lambda c: figures.get(c) is not None)
         value = figures.get(column)
         _judge(verdict, budget, metric, limit, value, value, adjusted, n)
     return verdict
+
+
+def _available(budget: Budget, metric: str, has: Any) -> tuple[str, bool]:
+    """The first of the budget's columns that was measured (the preferred one when none was)."""
+    options = budget.columns(metric)
+    return next(((c, a) for c, a in options if has(c)), options[0])
 
 
 def check_interval(budget: Budget, stats: dict[str, tuple[float, float | None, int]]) -> Verdict:
     """Check across cycles: ``stats[column] = (mean, ci_low, n)``; fail only when ci_low > limit."""
     verdict = Verdict()
     for metric, limit in budget.limits.items():
-        column, adjusted = budget.column(metric)
+        column, adjusted = _available(budget, metric, lambda c: stats.get(c, (None,))[0] is not None)
         mean, low, n = stats.get(column, (None, None, 0))
         decisive = low if low is not None else mean
         _judge(verdict, budget, metric, limit, mean, decisive, adjusted, n, ci_low=low)
@@ -52,6 +58,9 @@ def _judge(verdict: Verdict, budget: Budget, metric: str, limit: float, value: f
              "adjusted": adjusted, "n": n}
     verdict.checks.append(entry)
     label = "adjusted" if adjusted else "raw"
+    if budget.adjusted and not adjusted and BUDGET_METRICS[metric][1] is not None and value is not None:
+        label = "raw: no baseline-adjusted figure from this source"
+    entry["basis"] = label
     if value is None:
         verdict.breaches.append(f"{words}: not measured ({label}), cannot check budget {format_quantity(limit, kind)}")
         return

@@ -1,13 +1,18 @@
-"""Comparing a run with a saved one: per experiment and metric, the ratio new/old.
+"""Comparing a run with a saved one: per experiment and metric, is the change a regression?
 
-With >= 3 cycles on both sides the verdict uses a bootstrap CI of the ratio of means (each side
-resampled independently, seeded): a regression fails only when the whole CI lies beyond the
-threshold. Otherwise the ratio of means is compared directly, with a warning that it is not
-significant.
+The rule ``metric:X%`` names the smallest regression the gate must catch. The test is one-sided
+Welch t on the log cycle values (new run against the saved run's cycles) of the null hypothesis
+"the change is at most the margin", margin = X / 2 in the regression's direction: it fails when
+p < alpha (default 0.01). So any true change within the margin (noise, a small run-to-run
+offset) fails at most alpha of the time, whatever the number of cycles, and a regression of X is
+caught with a power that grows with the cycles (``benchmarks/bench_gate.py``, docs/ci.md). With
+fewer than 2 cycles on a side the means are compared directly against the margin, with a warning
+that the comparison is not significant.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -16,7 +21,9 @@ import numpy as np
 
 from pytest_llenergy.results.metrics import metric_column
 
-MIN_CYCLES_FOR_CI = 3
+MIN_CYCLES_FOR_TEST = 2
+DEFAULT_ALPHA = 0.01
+MARGIN_FRACTION = 1 / 3  # the null hypothesis: a change of at most this fraction of the rule's threshold
 _RULE = re.compile(r"^([a-z_]+):([-+]?\d+(?:\.\d+)?)%$")
 
 
@@ -51,6 +58,8 @@ def parse_rules(specs: str | list[str] | None) -> list[CompareRule]:
 
 @dataclass(frozen=True)
 class Comparison:
+    """One experiment's metric against the saved run: the change, its 95 % CI and the test's verdict."""
+
     experiment_id: str
     rule: CompareRule
     old_mean: float
@@ -61,55 +70,98 @@ class Comparison:
     n_old: int
     n_new: int
     regression: bool
+    p_value: float | None = None
+    alpha: float = DEFAULT_ALPHA
+    scale: str = "log"
 
     @property
     def significant(self) -> bool:
-        return self.ci_low is not None
+        return self.p_value is not None
+
+    @property
+    def margin(self) -> float:
+        return MARGIN_FRACTION * self.rule.threshold
 
     def message(self) -> str:
         change = (self.ratio - 1) * 100
-        ci = (f", 95 % CI of ratio [{self.ci_low:.3f}, {self.ci_high:.3f}]" if self.ci_low is not None
-              else f" (point comparison, n={self.n_old}/{self.n_new} < {MIN_CYCLES_FOR_CI}: not significant)")
+        limit = f"catches {self.rule.threshold * 100:+g} %, margin {self.margin * 100:+.2g} %"
+        if self.p_value is None:
+            test = f"point comparison, n={self.n_old}/{self.n_new} < {MIN_CYCLES_FOR_TEST}: not significant"
+        else:
+            low, high = (math.nan if v is None else v for v in (self.ci_low, self.ci_high))
+            ci = f"95 % CI {(low - 1) * 100:+.1f} to {(high - 1) * 100:+.1f} %"
+            test = (f"{ci}, p = {self.p_value:.2g} {'<' if self.p_value < self.alpha else '>='} {self.alpha:g} "
+                    f"(one-sided Welch t on {self.scale} cycle values, {self.n_new} vs {self.n_old} saved cycles)")
         verdict = "REGRESSION" if self.regression else "ok"
-        return (f"{self.rule.metric} {self.new_mean:.4g} vs {self.old_mean:.4g} ({change:+.1f} %, "
-                f"limit {self.rule.threshold * 100:+g} %{ci}): {verdict}")
+        return (f"{self.rule.metric} {self.new_mean:.4g} vs {self.old_mean:.4g} ({change:+.1f} %, {limit}; "
+                f"{test}): {verdict}")
 
 
-def ratio_interval(old: np.ndarray, new: np.ndarray, seed: int, n_resamples: int = 5000,
-                   confidence: float = 0.95) -> tuple[float, float]:
-    """Percentile bootstrap CI of mean(new) / mean(old), both sides resampled."""
-    rng = np.random.default_rng(seed)
-    old_means = old[rng.integers(0, len(old), (n_resamples, len(old)))].mean(axis=1)
-    new_means = new[rng.integers(0, len(new), (n_resamples, len(new)))].mean(axis=1)
+@dataclass(frozen=True)
+class WelchResult:
+    """Change new/old as a ratio with its 95 % CI, and the one-sided p-value against the margin."""
+
+    ratio_low: float
+    ratio_high: float
+    p_value: float
+    scale: str
+
+
+def welch_p(a: np.ndarray, b: np.ndarray, bound: float, increase: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Welch t over the last axis: difference of means b - a, its se, df, and the one-sided p-value of
+    "b - a <= bound" (``increase``) or "b - a >= bound". Zero spread: p = 0 or 1."""
+    from scipy.special import stdtr  # lazily: keeps the plugin's start-up free of scipy
+
+    diff = b.mean(-1) - a.mean(-1)
+    va, vb = a.var(-1, ddof=1) / a.shape[-1], b.var(-1, ddof=1) / b.shape[-1]
+    se = np.sqrt(va + vb)
+    beyond = diff > bound if increase else diff < bound
     with np.errstate(divide="ignore", invalid="ignore"):
-        ratios = new_means / old_means
-    ratios = ratios[np.isfinite(ratios)]
-    alpha = (1 - confidence) / 2
-    return float(np.quantile(ratios, alpha)), float(np.quantile(ratios, 1 - alpha))
+        df = (va + vb) ** 2 / (va**2 / (a.shape[-1] - 1) + vb**2 / (b.shape[-1] - 1))
+        t = (diff - bound) / se
+        p = np.where(se > 0, stdtr(df, -t if increase else t), np.where(beyond, 0.0, 1.0))
+    return diff, se, df, p
+
+
+def welch_test(old: np.ndarray, new: np.ndarray, threshold: float, *, margin_fraction: float = MARGIN_FRACTION,
+               confidence: float = 0.95) -> WelchResult:
+    """One-sided Welch t of "new/old changed by at most ``margin_fraction * threshold``" (>= 2 values a side).
+
+    On logs when every value is positive (a ratio's natural scale), else on values / mean(old).
+    ``threshold`` > 0 tests for an increase, < 0 for a decrease.
+    """
+    from scipy.special import stdtrit
+
+    logs = bool((old > 0).all() and (new > 0).all())
+    a, b = (np.log(old), np.log(new)) if logs else (old / old.mean(), new / old.mean())
+    bound = math.log1p(margin_fraction * threshold) if logs else margin_fraction * threshold
+    diff, se, df, p = (float(v) for v in welch_p(a, b, bound, threshold > 0))
+    q = float(stdtrit(df, (1 + confidence) / 2)) if se > 0 else 0.0
+    low, high = diff - q * se, diff + q * se
+    ratio = (math.exp(low), math.exp(high)) if logs else (1 + low, 1 + high)
+    return WelchResult(*ratio, p, "log" if logs else "relative")
 
 
 def compare_values(experiment_id: str, old: list[float], new: list[float], rule: CompareRule,
-                   seed: int = 0) -> Comparison | None:
+                   alpha: float = DEFAULT_ALPHA) -> Comparison | None:
     """One experiment and metric; None when either side has no values or the old mean is 0."""
     a, b = np.asarray(old, float), np.asarray(new, float)
     a, b = a[np.isfinite(a)], b[np.isfinite(b)]
     if not len(a) or not len(b) or a.mean() == 0:
         return None
     ratio = float(b.mean() / a.mean())
-    low = high = None
-    if len(a) >= MIN_CYCLES_FOR_CI and len(b) >= MIN_CYCLES_FOR_CI:
-        low, high = ratio_interval(a, b, seed)
-    bound = 1 + rule.threshold
-    if rule.threshold > 0:
-        regression = (low if low is not None else ratio) > bound
-    else:
-        regression = (high if high is not None else ratio) < bound
-    return Comparison(experiment_id, rule, float(a.mean()), float(b.mean()), ratio, low, high, len(a), len(b),
-                      bool(regression))
+    common = (experiment_id, rule, float(a.mean()), float(b.mean()), ratio)
+    if len(a) < MIN_CYCLES_FOR_TEST or len(b) < MIN_CYCLES_FOR_TEST:
+        bound = 1 + MARGIN_FRACTION * rule.threshold
+        regression = ratio > bound if rule.threshold > 0 else ratio < bound
+        return Comparison(*common, None, None, len(a), len(b), bool(regression), None, alpha)
+    test = welch_test(a, b, rule.threshold)
+    return Comparison(*common, test.ratio_low, test.ratio_high, len(a), len(b), test.p_value < alpha,
+                      test.p_value, alpha, test.scale)
 
 
 def compare_records(old: dict[str, Any], new: dict[str, Any], rules: list[CompareRule],
-                    seed: int = 0) -> list[Comparison]:
+                    alpha: float = DEFAULT_ALPHA) -> list[Comparison]:
     """Every experiment present in both saved-run records, for every rule."""
     out = []
     for experiment_id, entry in sorted(new["experiments"].items()):
@@ -118,7 +170,7 @@ def compare_records(old: dict[str, Any], new: dict[str, Any], rules: list[Compar
             continue
         for rule in rules:
             result = compare_values(experiment_id, previous["metrics"].get(rule.column, []),
-                                    entry["metrics"].get(rule.column, []), rule, seed)
+                                    entry["metrics"].get(rule.column, []), rule, alpha)
             if result is not None:
                 out.append(result)
     return out

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from pytest_llenergy.results.placement import mixed_hardware, placements
 from pytest_llenergy.results.store import atomic_write_bytes
 from pytest_llenergy.results.summary import STAT_KEYS, Summary
 
@@ -103,7 +104,8 @@ def summary_payload(summary: Summary, *, run_dirs: list[Path] | None = None) -> 
                   sources=[str(p) for p in run_dirs or []])
     return {"schema_version": SUMMARY_SCHEMA_VERSION, "run": header, "flags": summary.flag_counts(),
             "environment": environment_reference(list(run_dirs or [])), "skipped_files": summary.skipped,
-            "experiments": _experiment_entries(summary), "groups": _group_entries(summary)}
+            "experiments": _experiment_entries(summary), "groups": _group_entries(summary),
+            "placements": placements(list(run_dirs or [])), "hardware_warning": mixed_hardware(list(run_dirs or []))}
 
 
 def write_summary_json(path: Path, summary: Summary, *, run_dirs: list[Path] | None = None) -> Path:

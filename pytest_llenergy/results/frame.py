@@ -13,6 +13,7 @@ from typing import Any
 
 import pandas as pd
 
+from pytest_llenergy.results.requests import phase_columns, request_frame
 from pytest_llenergy.results.schema import ExperimentResult, WindowEnergy
 from pytest_llenergy.results.store import load_result_file
 
@@ -36,7 +37,7 @@ INT_COLUMNS: tuple[str, ...] = ("experiment_index", "cycle", "cycles_total")
 TEXT_COLUMNS: tuple[str, ...] = (
     "campaign", "run_id", "experiment_id", "item_id", "status", "error", "backend", "model", "precision",
     "started_at", "ended_at", "energy_source", "flags", "latency_mode", "baseline_method", "gap_kind",
-    "warnings", "timeseries_path", "run_dir", "source_file",
+    "warnings", "timeseries_path", "run_dir", "source_file", "requests_path",
 )
 
 
@@ -148,6 +149,7 @@ def result_row(result: ExperimentResult, run_dir: Path | None = None, source: Pa
         row.update(gap_kind=result.gap.kind, gap_waited_s=result.gap.waited_s)
     if result.load is not None:
         row.update(load_cold=result.load.cold, load_time_s=result.load.load_time_s)
+    row.update(phase_columns(result))
     _flatten("config", cfg, row)
     return row
 
@@ -196,10 +198,14 @@ def frame_from_rows(rows: list[dict[str, Any]]) -> pd.DataFrame:
     return df
 
 
-def load(path: str | Path | Iterable[str | Path]) -> pd.DataFrame:
-    """Load results into one row per (experiment, cycle); ``df.attrs["skipped"]`` lists unreadable files."""
+def load(path: str | Path | Iterable[str | Path], level: str = "experiment") -> pd.DataFrame:
+    """Load results into one row per (experiment, cycle), or with ``level="request"`` one row per
+    request (the attribution tables); ``df.attrs["skipped"]`` lists unreadable files."""
+    if level not in ("experiment", "request"):
+        raise ValueError(f"level must be 'experiment' or 'request', not {level!r}")
     paths = [path] if isinstance(path, (str, Path)) else list(path)
     rows: list[dict[str, Any]] = []
+    found: list[tuple[ExperimentResult, Path | None]] = []
     skipped: list[str] = []
     seen: set[tuple[str, str, int]] = set()
     for root in paths:
@@ -212,7 +218,12 @@ def load(path: str | Path | Iterable[str | Path]) -> pd.DataFrame:
             if key in seen:
                 continue
             seen.add(key)
+            found.append((result, run_dir))
             rows.append(result_row(result, run_dir, file))
+    if level == "request":
+        df = request_frame(found)
+        df.attrs["skipped"] = skipped
+        return df
     df = frame_from_rows(rows)
     if len(df):
         df = df.sort_values(["experiment_id", "run_id", "cycle"], kind="stable").reset_index(drop=True)

@@ -19,6 +19,8 @@ class BootstrapCI:
     method: str
     warning: str | None = None
     confidence: float = 0.95
+    coverage: float = math.nan  # simulated coverage of this method at this n, normal cycle values
+    coverage_skewed: float = math.nan  # ... and skewed (lognormal sigma 0.5) cycle values
 
     @property
     def halfwidth(self) -> float:

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from pytest_llenergy.results.metrics import metric_label
+from pytest_llenergy.results.phase_plots import phase_spans, request_table, shade_phases
 from pytest_llenergy.results.summary import Summary
 
 if TYPE_CHECKING:
@@ -57,7 +58,8 @@ def _windows(frame: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
 
 def plot_power_timeline(parquet: Path, out: Path, *, title: str | None = None,
                         durations: dict[str, float] | None = None,
-                        baseline_w: float | dict[str, float] | None = None) -> Path:
+                        baseline_w: float | dict[str, float] | None = None,
+                        phases: dict[str, list[tuple[float, float]]] | None = None) -> Path:
     """Power per device over time from a time-series Parquet (t_s, device, power_w, window).
 
     Windows recorded one after another are laid side by side; each measured span (``durations`` by
@@ -85,6 +87,8 @@ def plot_power_timeline(parquet: Path, out: Path, *, title: str | None = None,
         ax.axvspan(a, b, color="tab:orange", alpha=0.12, lw=0, label="measured window" if i == 0 else None)
         if len(spans) > 1:
             ax.text((a + b) / 2, 1.0, name, transform=ax.get_xaxis_transform(), ha="center", va="bottom", fontsize=8)
+    if phases:
+        shade_phases(ax, phases)  # the first window's engine-stamped prefill/decode spans
     baselines = baseline_w if isinstance(baseline_w, dict) else ({"baseline": baseline_w} if baseline_w else {})
     for i, (device, watts) in enumerate(baselines.items()):
         ax.axhline(watts, ls="--", lw=1, color=colors.get(device, "0.3"), label="baseline" if i == 0 else None)
@@ -182,7 +186,7 @@ def timeline_charts(df: pd.DataFrame, out_dir: Path, *,
         try:
             charts[name] = plot_power_timeline(
                 path, out, title=name, durations=None if _missing(duration) else {"": float(duration)},
-                baseline_w=None if _missing(baseline) else float(baseline))
+                baseline_w=None if _missing(baseline) else float(baseline), phases=phase_spans(request_table(row)))
         except (OSError, ValueError, KeyError) as exc:  # a broken series must not stop the report
             problems.append(f"{name}: {exc}")
     return charts, problems

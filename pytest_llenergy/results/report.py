@@ -88,6 +88,9 @@ def build_outputs(run_dir: Path | Sequence[Path], *, out_dir: Path | None = None
 
         charts = campaign_charts(summary, out_dir / PLOTS_DIR)
         timelines, problems = timeline_charts(df, out_dir / PLOTS_DIR)
+        from pytest_llenergy.results.phase_plots import request_histograms
+
+        charts.update(request_histograms(df, out_dir / PLOTS_DIR))
         outputs.update({f"plot: {name}": path for name, path in {**charts, **timelines}.items()})
     outputs[REPORT_FILE] = build_report(run_dirs, summary, charts=charts, timelines=timelines, problems=problems,
                                           out=out_dir / REPORT_FILE, descriptions=manifest_descriptions(run_dirs))

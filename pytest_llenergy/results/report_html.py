@@ -21,12 +21,14 @@ import pandas as pd
 from pytest_llenergy.results.metrics import METRIC_SHORT, metric_label
 from pytest_llenergy.results.store import atomic_write_bytes
 from pytest_llenergy.results.summary import Summary
-from pytest_llenergy.results.terminal import flag_words
+from pytest_llenergy.results.terminal import flag_words, method_text
 
 REPORT_FILE = "report.html"
 ENVIRONMENT_FILE = "environment.json"
 LEGEND = ('<p class="sub">flags: est = estimated, sim = simulated, thr = cycles throttled, '
-          "short = cycles with a short measurement window</p>")
+          "short = cycles with a short measurement window. CI (method coverage): t = Student's t (below 10 cycles), "
+          "BCa = bootstrap; coverage = how often such an interval holds the true mean at this n, simulated for "
+          "skewed (lognormal) to normal cycle values (docs/statistics.md).</p>")
 GROUP_NOTE = ('<p class="sub">Mean of all cycle-level values of the group\'s experiments; the CI comes from a '
               "bootstrap stratified by experiment (cycles resampled within each experiment).</p>")
 CSS = """
@@ -103,7 +105,8 @@ def _ci_text(row: pd.Series, metric: str) -> str | None:
     low, high = row.get(f"{metric}_ci_low"), row.get(f"{metric}_ci_high")
     if _missing(low) or _missing(high):
         return None
-    return f"[{low:.4g}, {high:.4g}]"
+    method = method_text(row, metric)
+    return f"[{low:.4g}, {high:.4g}]" + ("" if method == "-" else f" ({method})")
 
 
 def _warning_text(row: pd.Series, metrics: list[str]) -> str:

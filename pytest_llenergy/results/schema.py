@@ -9,6 +9,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from pytest_llenergy.results.phase_schema import PhaseEnergy, PhaseInfo, ServingStats
+
 SCHEMA_VERSION = 1
 Status = Literal["pending", "running", "passed", "failed", "skipped", "interrupted"]
 
@@ -159,9 +161,14 @@ class ExperimentResult(ResultModel):
     peak_memory_mb: float | None = None
     engine: dict[str, Any] = Field(default_factory=dict, description="Engine versions and effective engine arguments.")
     environment_file: str | None = None
+    host: str | None = Field(None, description="Host name of the machine that measured this item.")
     warnings: list[str] = Field(default_factory=list)
     timeseries_path: str | None = None
     budget: dict[str, Any] | None = None
+    phases: dict[str, PhaseEnergy] | None = Field(None, description="prefill, decode and other energy of the primary window.")
+    phase_info: PhaseInfo | None = None
+    serving: ServingStats | None = Field(None, description="Serving workload figures (workload.arrivals).")
+    requests_path: str | None = Field(None, description="Per-request attribution table (Parquet), relative to the run dir.")
 
     @property
     def key(self) -> str:

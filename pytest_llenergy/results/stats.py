@@ -1,7 +1,9 @@
 """Bootstrap confidence intervals across cycles: one sample (``bootstrap_ci``) or a whole run (``summarize``).
 
-Experiment level: for each experiment and metric, the mean of its passed cycles and a BCa bootstrap
-interval (percentile when BCa is undefined; a point when all values are equal; none when n < 2).
+Experiment level: for each experiment and metric, the mean of its passed cycles and its interval:
+Student's t below ``coverage.T_BELOW`` cycles (a bootstrap of 3 values is about their range and
+covers ~75 %), a BCa bootstrap from there on (percentile when BCa is undefined); a point when all
+values are equal; none when n < 2. Each interval carries its simulated coverage at its n.
 
 Group level (``group_by``): a group's statistic is the mean of all cycle-level values of its
 experiments, and its interval comes from a *stratified* bootstrap: every replicate resamples the
@@ -32,6 +34,14 @@ from pytest_llenergy.results.bootstrap import (
     expanded_alpha,
     group_intervals,
 )
+from pytest_llenergy.results.coverage import (
+    METHOD_T,
+    coverage,
+    coverage_arrays,
+    cycles_needed,
+    t_bounds,
+    use_t,
+)
 from pytest_llenergy.results.interval import BootstrapCI
 from pytest_llenergy.results.metrics import metric_column
 from pytest_llenergy.results.summary import Summary, experiment_table, group_labels
@@ -43,8 +53,17 @@ DEFAULT_METRICS: tuple[str, ...] = (
 )
 METHOD_NONE = "none"
 FEW_CYCLES = 3
+SPREAD_TARGETS = (0.02, 0.05)  # n <= FEW_CYCLES: cycles the observed spread needs for these half-widths
 
 
+def _spread_note(n: int, mean: float, sd: float, confidence: float) -> str | None:
+    """At n <= FEW_CYCLES: how many cycles this spread needs for +-2 % and +-5 % (None when unknown)."""
+    if not 2 <= n <= FEW_CYCLES or not (math.isfinite(mean) and math.isfinite(sd)) or mean == 0:
+        return None
+    needed = [cycles_needed(sd / abs(mean), target, confidence) for target in SPREAD_TARGETS]
+    counts = ["more than 10000" if k is None else str(k) for k in needed]
+    return (f"n={n}: the observed spread (sd {sd / abs(mean):.1%} of the mean) needs {counts[0]} cycles for "
+            f"±{SPREAD_TARGETS[0] * 100:g} %, {counts[1]} for ±{SPREAD_TARGETS[1] * 100:g} %")
 
 
 def _few_warning(n: int) -> str | None:
@@ -80,19 +99,21 @@ def _scipy_interval(x: np.ndarray, confidence: float, n_resamples: int, seed: in
 
 def bootstrap_ci(values: Sequence[float] | np.ndarray, *, confidence: float = 0.95, n_resamples: int = 10_000,
                  seed: int | None = None, method: str = "BCa", expand: bool = True) -> BootstrapCI:
-    """Bootstrap CI of the mean with ``scipy.stats.bootstrap``; NaN values are dropped.
+    """CI of the mean of one sample, the way ``summarize`` computes it; NaN values are dropped.
 
-    BCa falls back to the percentile interval when degenerate; all-equal values give [v, v];
-    n < 2 gives no interval; n < 3 carries a warning. ``expand`` widens the nominal level for small
-    n (``bootstrap.expanded_alpha``) so that coverage is close to ``confidence``; ``expand=False``
-    is scipy's interval at ``confidence`` exactly.
+    Student's t below ``T_BELOW`` values; from there ``scipy.stats.bootstrap`` with ``method``
+    (BCa falls back to the percentile interval when degenerate). All-equal values give [v, v];
+    n < 2 gives no interval; n <= 3 carries a warning with the cycles the spread needs for
+    ±2 % / ±5 %. ``expand`` (the small-sample corrections: t below ``T_BELOW``, the bootstrap's
+    nominal level widened above, ``bootstrap.expanded_alpha``); ``expand=False`` is scipy's
+    interval at ``confidence`` exactly, at every n.
     """
     x = np.asarray(values, dtype=np.float64).ravel()
     x = x[np.isfinite(x)]
     n = x.size
     mean = float(x.mean()) if n else math.nan
     sd = float(x.std(ddof=1)) if n > 1 else math.nan
-    few = _few_warning(n)
+    few = _join(_few_warning(n), _spread_note(n, mean, sd, confidence))
     if n < 2:
         return BootstrapCI(n, mean, sd, math.nan, math.nan, METHOD_NONE, few, confidence)
     if np.ptp(x) == 0:
@@ -101,10 +122,15 @@ def bootstrap_ci(values: Sequence[float] | np.ndarray, *, confidence: float = 0.
     kind = {"bca": "BCa", "percentile": "percentile", "basic": "basic"}.get(method.lower())
     if kind is None:
         raise ValueError(f"unknown bootstrap method {method!r} (BCa, percentile or basic)")
+    if expand and use_t(n):
+        t_low, t_high = t_bounds(np.float64(mean), np.float64(sd), np.float64(n), confidence)
+        return BootstrapCI(n, mean, sd, float(t_low), float(t_high), METHOD_T, few, confidence,
+                           *coverage(METHOD_T, n, confidence))
     level = 1 - 2 * float(expanded_alpha(confidence, n / (n - 1), n - 1)) if expand else confidence
     low, high, problem = _scipy_interval(x, level, n_resamples, seed, kind)
     if problem is None:
-        return BootstrapCI(n, mean, sd, low, high, kind, few, confidence)
+        cov = coverage(kind, n, confidence) if expand else (math.nan, math.nan)
+        return BootstrapCI(n, mean, sd, low, high, kind, few, confidence, *cov)
     low, high, _ = _scipy_interval(x, level, n_resamples, seed, "percentile")
     note = f"{kind} undefined ({problem}): percentile interval"
     return BootstrapCI(n, mean, sd, low, high, METHOD_PERCENTILE, _join(few, note), confidence)
@@ -134,11 +160,17 @@ def _describe(cube: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return n, mean, sd
 
 
-def _warnings(n: np.ndarray, method: np.ndarray) -> np.ndarray:
-    """Warning text per cell: too few values, a point interval, the percentile fallback."""
+def _warnings(n: np.ndarray, method: np.ndarray, mean: np.ndarray | None = None, sd: np.ndarray | None = None,
+              confidence: float = 0.95) -> np.ndarray:
+    """Warning text per cell: too few values (with the cycles the spread needs), a point interval,
+    the percentile fallback."""
     text = np.full(n.shape, None, dtype=object)
     for k in range(FEW_CYCLES):
         text[n == k] = _few_warning(k)
+    if mean is not None and sd is not None:
+        for index in zip(*np.nonzero((n >= 2) & (n <= FEW_CYCLES))):
+            text[index] = _join(text[index], _spread_note(int(n[index]), float(mean[index]), float(sd[index]),
+                                                          confidence))
     notes = {METHOD_CONSTANT: "all values equal: the interval is a point",
              METHOD_PERCENTILE: "BCa undefined: percentile interval"}
     for kind, note in notes.items():
@@ -175,20 +207,34 @@ def _make_groups(df: pd.DataFrame, experiments: list[str], group_by: Sequence[st
 def _experiment_intervals(cube: np.ndarray, n: np.ndarray, *, confidence: float, n_resamples: int,
                           rng: np.random.Generator, groups: _Groups | None,
                           expand: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """CI bounds and methods for every (metric, experiment), batched by sample size."""
+    """CI bounds and methods for every (metric, experiment), batched by sample size.
+
+    Sizes below ``T_BELOW`` get Student's t (when ``expand``); they are still bootstrapped when
+    groups need their resamples.
+    """
     low = np.full(n.shape, np.nan)
     high = np.full(n.shape, np.nan)
     method = np.full(n.shape, METHOD_NONE, dtype=object)
     n_groups = len(groups.labels) if groups is not None else 0
     for size in np.unique(n[n >= 2]):
         m_idx, e_idx = np.nonzero(n == size)
-        strata = None
-        if groups is not None:
-            strata = Strata(groups.sink, m_idx * n_groups + groups.of_experiment[e_idx],
-                            groups.weight[m_idx, e_idx], groups.offset[e_idx])
-        res = bca_mean_intervals(cube[m_idx, e_idx, :size], confidence=confidence, n_resamples=n_resamples,
-                                 rng=rng, strata=strata, expand=expand)
-        low[m_idx, e_idx], high[m_idx, e_idx], method[m_idx, e_idx] = res.low, res.high, res.method
+        values = cube[m_idx, e_idx, :size]
+        small = expand and use_t(int(size))
+        if not small or groups is not None:
+            strata = None
+            if groups is not None:
+                strata = Strata(groups.sink, m_idx * n_groups + groups.of_experiment[e_idx],
+                                groups.weight[m_idx, e_idx], groups.offset[e_idx])
+            res = bca_mean_intervals(values, confidence=confidence, n_resamples=n_resamples,
+                                     rng=rng, strata=strata, expand=expand)
+            low[m_idx, e_idx], high[m_idx, e_idx], method[m_idx, e_idx] = res.low, res.high, res.method
+        if small:
+            mean, sd = values.mean(axis=1), values.std(axis=1, ddof=1)
+            lo, hi = t_bounds(mean, sd, np.full(mean.shape, size), confidence)
+            constant = np.ptp(values, axis=1) == 0
+            low[m_idx, e_idx] = np.where(constant, mean, lo)
+            high[m_idx, e_idx] = np.where(constant, mean, hi)
+            method[m_idx, e_idx] = np.where(constant, METHOD_CONSTANT, METHOD_T)
     return low, high, method
 
 
@@ -241,6 +287,7 @@ def _group_statistics(cube: np.ndarray, n: np.ndarray, mean: np.ndarray, sd: np.
     single = by_group((n == 1).astype(np.float64)).astype(int)
     out = {"n": n_group.astype(int), "mean": g_mean, "sd": np.where(n_group > 1, g_sd, np.nan),
            "ci_low": low, "ci_high": high, "method": method,
+           "coverage": np.full(low.shape, np.nan), "coverage_skewed": np.full(low.shape, np.nan),
            "warning": _group_warnings(n_group.astype(int), method, single, resampled)}
     return {k: v.reshape(n_metrics, g) for k, v in out.items()}
 
@@ -276,8 +323,10 @@ def summarize(df: pd.DataFrame, *, metrics: Sequence[str] = DEFAULT_METRICS, gro
     groups = _make_groups(df, experiments, group_by, n, n_resamples) if group_by and experiments else None
     low, high, method = _experiment_intervals(cube, n, confidence=confidence, n_resamples=n_resamples, rng=rng,
                                               groups=groups, expand=expand)
+    cov_normal, cov_skewed = coverage_arrays(method, n, confidence) if expand else (np.full(n.shape, np.nan),) * 2
     exp_stats = {"n": n, "mean": mean, "sd": sd, "ci_low": low, "ci_high": high, "method": method,
-                 "warning": _warnings(n, method)}
+                 "coverage": cov_normal, "coverage_skewed": cov_skewed,
+                 "warning": _warnings(n, method, mean, sd, confidence)}
     table = experiment_table(df, experiments)
     stat_columns = {f"{name}_{key}": values[m] for m, name in enumerate(metrics) for key, values in exp_stats.items()}
     config = [c for c in table.columns if c.startswith("config.")]

@@ -10,10 +10,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from pytest_llenergy.results.coverage import T_BELOW
 from pytest_llenergy.results.interval import BootstrapCI
 from pytest_llenergy.results.metrics import MAIN_METRICS
 
-STAT_KEYS: tuple[str, ...] = ("n", "mean", "sd", "ci_low", "ci_high", "method", "warning")
+STAT_KEYS: tuple[str, ...] = ("n", "mean", "sd", "ci_low", "ci_high", "method", "coverage", "coverage_skewed",
+                               "warning")
 IDENTITY_COLUMNS: tuple[str, ...] = ("campaign", "backend", "model", "precision", "batch_size")
 FLAG_NAMES: tuple[str, ...] = ("estimated", "simulated", "throttled", "short_window")
 _MEAN_COLUMNS = ("duration_s", "output_tokens", "mean_utilization_pct", "batch_latency_s_mean", "ttft_ms_p95",
@@ -129,7 +131,8 @@ class Summary:
         n = 0 if pd.isna(values["n"]) else int(values["n"])
         warning = values["warning"] if isinstance(values["warning"], str) else None
         return BootstrapCI(n, float(values["mean"]), float(values["sd"]), float(values["ci_low"]),
-                           float(values["ci_high"]), str(values["method"]), warning, self.confidence)
+                           float(values["ci_high"]), str(values["method"]), warning, self.confidence,
+                           float(values["coverage"]), float(values["coverage_skewed"]))
 
     def ci(self, experiment_id: str, metric: str) -> BootstrapCI | None:
         """The ``BootstrapCI`` of one experiment's metric (None when unknown)."""
@@ -146,9 +149,12 @@ class Summary:
     @property
     def method(self) -> str:
         """How the intervals were computed, in words."""
-        expansion = ", small-sample expanded (Hesterberg 2015)" if self.expanded else ""
-        return (f"{self.confidence:.0%} BCa bootstrap of the mean{expansion}, percentile where BCa is undefined, "
-                f"{self.n_resamples} resamples, seed {self.seed}")
+        if not self.expanded:
+            return (f"{self.confidence:.0%} BCa bootstrap of the mean (scipy's, no small-sample correction), "
+                    f"percentile where BCa is undefined, {self.n_resamples} resamples, seed {self.seed}")
+        return (f"{self.confidence:.0%} interval of the mean: Student's t below {T_BELOW} cycles, from {T_BELOW} a BCa "
+                f"bootstrap small-sample expanded (Hesterberg 2015), percentile where BCa is undefined, "
+                f"{self.n_resamples} resamples, seed {self.seed}; groups: stratified BCa")
 
     @property
     def cycles_configured(self) -> int | None:

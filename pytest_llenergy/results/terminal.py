@@ -11,6 +11,7 @@ from typing import Any
 
 import pandas as pd
 
+from pytest_llenergy.results.coverage import T_BELOW, coverage_text
 from pytest_llenergy.results.metrics import METRIC_LABELS
 from pytest_llenergy.results.summary import Summary
 
@@ -36,6 +37,17 @@ def _ci(row: pd.Series, metric: str) -> str:
     return f"[{_num(low)}, {_num(high)}]{rel}"
 
 
+def method_text(row: pd.Series, metric: str) -> str:
+    """``t 92-95%``: the interval's method and its simulated coverage at this n (skewed to normal data)."""
+    method = row.get(f"{metric}_method")
+    if not isinstance(method, str) or method == "none":
+        return "-"
+    normal, skewed = (row.get(f"{metric}_{k}") for k in ("coverage", "coverage_skewed"))
+    cov = coverage_text(float(normal) if normal is not None else math.nan,
+                        float(skewed) if skewed is not None else math.nan)
+    return method if cov == "-" else f"{method} {cov}"
+
+
 def flag_words(row: pd.Series) -> str:
     """``est,sim,thr,short`` for an experiment row: estimated, simulated, throttled and short-window cycles."""
     words = [FLAG_WORDS[f] for f in ("estimated", "simulated") if bool(row.get(f))]
@@ -52,25 +64,32 @@ def _render(rows: list[list[str]], right: set[int]) -> list[str]:
 def _table(frame: pd.DataFrame, label_col: str, main: str, verbosity: int) -> list[list[str]]:
     details = [(m, h) for m, h in _DETAIL if verbosity > 0 and m != main and f"{m}_mean" in frame and frame[f"{m}_mean"].notna().any()]
     unit = METRIC_LABELS.get(main, (main, ""))[1]
-    head = [label_col.replace("_id", ""), "n", f"mean {unit}".strip(), "95% CI", "tok/s", *[h for _, h in details], "flags"]
+    head = [label_col.replace("_id", ""), "n", f"mean {unit}".strip(), "95% CI", "method coverage", "tok/s",
+            *[h for _, h in details], "flags"]
     rows = [head]
     for _, row in frame.iterrows():
         n = row.get(f"{main}_n")
         rows.append([str(row[label_col]), "-" if pd.isna(n) else str(int(n)), _num(row.get(f"{main}_mean")), _ci(row, main),
-                     _num(row.get("tokens_per_s_mean")), *[_num(row.get(f"{m}_mean")) for m, _ in details],
+                     method_text(row, main), _num(row.get("tokens_per_s_mean")), *[_num(row.get(f"{m}_mean")) for m, _ in details],
                      flag_words(row) if label_col == "experiment_id" else ""])
     return rows
 
 
 def _few_cycles_warning(table: pd.DataFrame, main: str, cycles_configured: int | None) -> list[str]:
-    if cycles_configured == 1 or f"{main}_n" not in table:
+    """A warning for experiments with < 3 passed cycles, and at n <= 3 the cycles their spread needs."""
+    if f"{main}_n" not in table:
         return []
     n = table[f"{main}_n"]
+    lines = []
     few = table[(n > 0) & (n < 3)]
-    if not len(few):
-        return []
-    names = ", ".join(few["experiment_id"].head(3)) + (", ..." if len(few) > 3 else "")
-    return [f"warning: {len(few)} experiment(s) with fewer than 3 passed cycles: CIs missing or unreliable ({names})"]
+    if len(few) and cycles_configured != 1:
+        names = ", ".join(few["experiment_id"].head(3)) + (", ..." if len(few) > 3 else "")
+        lines.append(f"warning: {len(few)} experiment(s) with fewer than 3 passed cycles: CIs missing or unreliable ({names})")
+    for _, row in table[(n >= 2) & (n <= 3)].head(DEFAULT_ROWS).iterrows():
+        note = next((p for p in str(row.get(f"{main}_warning") or "").split("; ") if "observed spread" in p), None)
+        if note:
+            lines.append(f"  {row['experiment_id']}: {note}")
+    return lines
 
 
 def format_terminal_table(summary: Summary, verbosity: int = 0, *, cycles_configured: int | None = None) -> list[str]:
@@ -83,7 +102,7 @@ def format_terminal_table(summary: Summary, verbosity: int = 0, *, cycles_config
         cycles_configured = summary.cycles_configured
     label, unit = METRIC_LABELS.get(main, (main, ""))
     lines = [f"llenergy: {len(table)} experiment(s), sorted by {label.lower()} [{unit}]: mean and "
-             f"{summary.confidence:.0%} bootstrap CI (BCa, seed {summary.seed})"]
+             f"{summary.confidence:.0%} CI (seed {summary.seed})"]
     if table.get("simulated", pd.Series(dtype=bool)).any():
         lines.append("NOTE: SIMULATED energy (replayed power trace), not a measurement")
     if table.get("estimated", pd.Series(dtype=bool)).any():
@@ -91,13 +110,16 @@ def format_terminal_table(summary: Summary, verbosity: int = 0, *, cycles_config
     ordered = table.sort_values(f"{main}_mean", na_position="last", kind="stable")
     limit = QUIET_ROWS if verbosity < 0 else (len(ordered) if verbosity > 0 else DEFAULT_ROWS)
     rows = _table(ordered.head(limit), "experiment_id", main, verbosity)
-    lines += _render(rows, right={1, 2, 4})
+    lines += _render(rows, right={1, 2, 5})
     if len(ordered) > limit:
         lines.append(f"... {len(ordered) - limit} more (-v shows all; see summary.csv)")
     if verbosity >= 0 and summary.groups is not None and len(summary.groups):
         groups = summary.groups.sort_values(f"{main}_mean", na_position="last", kind="stable")
         lines.append(f"groups by {', '.join(summary.group_by)} (stratified over cycles):")
-        lines += _render(_table(groups, "group", main, verbosity), right={1, 2, 4})
+        lines += _render(_table(groups, "group", main, verbosity), right={1, 2, 5})
+    lines.append(f"method: t = Student's t (below {T_BELOW} cycles), BCa = bootstrap; coverage = how often such an "
+                 "interval holds the true mean at this n, simulated for skewed (lognormal) to normal cycle values "
+                 "(docs/statistics.md)")
     if any(flag_words(r) for _, r in ordered.head(limit).iterrows()):
         lines.append("flags: est = estimated, sim = simulated, thr = throttled cycles, short = short window cycles")
     return lines + _few_cycles_warning(table, main, cycles_configured)

@@ -259,6 +259,11 @@ DEDICATED = {
     "workload.prompts.file": "test_transformers_backend.py::test_file_prompts_run",
     "workload.num_prompts": "test_transformers_backend.py::test_synthetic_exact_counts",
     "workload.seed": "test_transformers_backend.py::test_seed_fixes_weights_prompts_and_sampling",
+    # serving workloads run on vLLM only (the config rejects them elsewhere)
+    "workload.arrivals.process": "backends_vllm/test_vllm_serving.py::test_poisson_and_trace_arrivals_schedule_requests",
+    "workload.arrivals.rate_rps": "backends_vllm/test_vllm_serving.py::test_poisson_and_trace_arrivals_schedule_requests",
+    "workload.arrivals.trace": "backends_vllm/test_vllm_serving.py::test_poisson_and_trace_arrivals_schedule_requests",
+    "workload.arrivals.seed": "backends_vllm/test_vllm_serving.py::test_arrival_seed_changes_the_schedule",
 }
 
 

@@ -129,3 +129,21 @@ def test_swap_space_is_refused_by_a_vllm_without_it(real_vllm_env):
     exp = _experiment("vllm", vllm={"swap_space": 2})
     with pytest.raises(BackendError, match="has no engine argument swap_space"):
         vllm_backend.VllmBackend().load(exp)
+
+
+def test_engine_timeline_and_poisson_serving(tuned_session, monkeypatch):
+    """Phase stamps from the real engine's request metrics; a Poisson serving run through add_request/step."""
+    from pytest_llenergy.config.phases import ArrivalSettings
+
+    workload = tuned_session.prepare(tuned_session.experiment.workload)
+    offline = tuned_session.run(workload).timeline
+    assert offline is not None and offline.clock == "monotonic" and len(offline.requests) == 6
+    assert all(r.start_s <= r.first_token_s <= r.end_s for r in offline.requests)
+    exp = tuned_session.experiment
+    serving = exp.workload.model_copy(update={"arrivals": ArrivalSettings(process="poisson", rate_rps=50.0, seed=3)})
+    monkeypatch.setattr(tuned_session, "experiment", exp.model_copy(update={"workload": serving}))
+    stats = tuned_session.run(tuned_session.prepare(serving))
+    tl = stats.timeline
+    assert tl is not None and len(tl.requests) == 6 and stats.output_tokens == 72
+    assert all(r.arrival_s is not None and r.arrival_s <= r.start_s + 1e-3 for r in tl.requests)
+    assert all(r.start_s <= r.first_token_s <= r.end_s for r in tl.requests)

@@ -32,7 +32,9 @@ def test_summary_json_has_header_flags_and_statistics(run_dir: Path, summary):
     exp = {e["experiment_id"]: e for e in doc["experiments"]}
     entry = exp["transformers-gpt2-bs8-bf16-bbbb"]
     assert entry["stats"]["energy_j"]["n"] == 4 and entry["stats"]["energy_j"]["mean"] == pytest.approx(50.5)
-    assert entry["stats"]["energy_j"]["method"] == "BCa" and entry["stats"]["energy_j"]["warning"] is None
+    stats = entry["stats"]["energy_j"]
+    assert stats["method"] == "t" and stats["warning"] is None  # Student-t below 10 cycles
+    assert stats["coverage"] == pytest.approx(0.946, abs=0.01) and 0.85 < stats["coverage_skewed"] < stats["coverage"]
     assert "ttft_ms_mean" not in entry["stats"]  # not measured: left out, never 0
     assert entry["config"]["workload"]["batch_size"] == 8 and entry["batch_size"] == 8
     assert entry["ttft_ms_p95_mean"] is None  # NaN becomes null

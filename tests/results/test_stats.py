@@ -17,10 +17,27 @@ from .factory import make_config, make_result, write_run
 
 class TestBootstrapCI:
     def test_bca_interval_brackets_the_mean(self):
-        ci = bootstrap_ci([10.0, 10.4, 9.8, 10.1, 10.2], seed=1)
-        assert ci.n == 5 and ci.method == "BCa" and ci.warning is None
+        values = [10.0, 10.4, 9.8, 10.1, 10.2, 10.3, 9.9, 10.0, 10.2, 10.1, 9.7, 10.5]
+        ci = bootstrap_ci(values, seed=1)
+        assert ci.n == 12 and ci.method == "BCa" and ci.warning is None
         assert ci.ci_low < ci.mean < ci.ci_high
-        assert ci.mean == pytest.approx(10.1) and ci.sd == pytest.approx(np.std([10.0, 10.4, 9.8, 10.1, 10.2], ddof=1))
+        assert ci.mean == pytest.approx(np.mean(values)) and ci.sd == pytest.approx(np.std(values, ddof=1))
+        assert 0.93 < ci.coverage < 0.96 and 0.90 < ci.coverage_skewed < 0.95
+
+    def test_student_t_below_ten_values(self):
+        values = [10.0, 10.4, 9.8, 10.1, 10.2]
+        ci = bootstrap_ci(values, seed=1)
+        half = 2.7764451051977987 * np.std(values, ddof=1) / np.sqrt(5)  # t_4(0.975)
+        assert ci.method == "t" and ci.warning is None
+        assert (ci.ci_low, ci.ci_high) == pytest.approx((10.1 - half, 10.1 + half))
+        assert 0.93 < ci.coverage < 0.96 and 0.88 < ci.coverage_skewed < 0.94
+        assert bootstrap_ci(values, seed=1, expand=False).method == "BCa"  # scipy's plain interval at every n
+
+    def test_three_values_say_how_many_cycles_the_spread_needs(self):
+        ci = bootstrap_ci([100.0, 104.0, 96.0], seed=1)  # sd 4 % of the mean
+        # n for +-2 %: t_(n-1) * 0.04 / sqrt(n) <= 0.02 first holds at n = 18; for +-5 %: n = 5
+        assert ci.method == "t" and "needs 18 cycles for ±2 %, 5 for ±5 %" in ci.warning
+        assert ci.ci_high - ci.ci_low > 104.0 - 96.0  # wider than the range: t, not the bootstrap's [min, max]
 
     def test_seeded_results_repeat(self):
         values = np.random.default_rng(0).normal(5, 1, 8)
@@ -52,7 +69,7 @@ class TestBootstrapCI:
             return real(x, level, n_resamples, seed, method) if method == "percentile" else (math.nan, math.nan, "degenerate")
 
         monkeypatch.setattr(stats, "_scipy_interval", degenerate)
-        ci = bootstrap_ci([1.0, 2.0, 3.0, 5.0], seed=1)
+        ci = bootstrap_ci([1.0, 2.0, 3.0, 5.0, 4.0, 2.5, 3.5, 1.5, 4.5, 2.0], seed=1)
         assert ci.method == "percentile" and "percentile interval" in ci.warning and ci.ci_low < ci.ci_high
 
     def test_unknown_method_is_an_error(self):
@@ -73,7 +90,7 @@ class TestSummarize:
         assert row["energy_j_n"] == 4 and row["energy_j_mean"] == pytest.approx(50.5)
         assert row["energy_j_sd"] == pytest.approx(np.std(VALUES["transformers-gpt2-bs8-bf16-bbbb"], ddof=1))
         assert row["energy_adjusted_j_mean"] == pytest.approx(0.6 * 50.5)
-        assert row["energy_j_ci_low"] < 50.5 < row["energy_j_ci_high"] and row["energy_j_method"] == "BCa"
+        assert row["energy_j_ci_low"] < 50.5 < row["energy_j_ci_high"] and row["energy_j_method"] == "t"
         assert summary.main_metric == "adjusted_energy_per_output_token_j"
         assert "ttft_ms_mean_mean" in table and table["ttft_ms_mean_n"].eq(0).all()  # not streamed: not measured
 

@@ -39,6 +39,7 @@ from pytest_llenergy.backends.tensorrt.objects import (
     sampling_params,
 )
 from pytest_llenergy.backends.tensorrt.objects import find_class as find_class
+from pytest_llenergy.backends.tensorrt.phases import timeline
 from pytest_llenergy.config.tensorrt_section import TensorrtConfig
 
 if TYPE_CHECKING:
@@ -329,7 +330,11 @@ class TensorrtSession(BaseSession[TensorrtConfig]):
                             f"(first: request {short[0][0]} with {short[0][1]})")
         if input_tokens != workload.input_tokens:
             messages.append(f"TensorRT-LLM processed {input_tokens} prompt tokens; the workload holds {workload.input_tokens}")
+        phase_timeline = timeline(outputs, max((len(b) for b in workload.batches), default=None))
+        if phase_timeline is None:
+            messages.append("TensorRT-LLM reported no per-request timing (request_perf_metrics): no prefill/decode split")
         return GenerationStats(
+            timeline=phase_timeline,
             input_tokens=input_tokens,
             output_tokens=output_tokens,
             num_prompts=workload.num_prompts,

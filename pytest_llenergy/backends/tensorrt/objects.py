@@ -158,4 +158,6 @@ def sampling_params(kwargs: dict[str, Any]) -> Any:
     if "beam_width" in kwargs and not accepts(cls, "beam_width") and accepts(cls, "use_beam_search"):
         width = kwargs.pop("beam_width")
         kwargs.update(use_beam_search=True, best_of=width)
+    if accepts(cls, "return_perf_metrics"):
+        kwargs.setdefault("return_perf_metrics", True)  # the engine's per-request timing: phase boundaries
     return _construct(cls, kwargs, "decoder / workload / tensorrt.beam_width")

@@ -269,6 +269,11 @@ class TransformersSession(BaseSession[TransformersConfig]):
             new_token_counts,
             tensorise,
         )
+        from pytest_llenergy.backends.transformers.phases import (
+            PhaseClock,
+            build_timeline,
+            with_phase_clock,
+        )
 
         if self.model is None:
             raise BackendError("this session is closed")
@@ -279,6 +284,8 @@ class TransformersSession(BaseSession[TransformersConfig]):
         n = workload.output_tokens
         kwargs = {**self._base_kwargs, "max_new_tokens": n, "min_new_tokens": n}
         streamer = TimingStreamer(self._sync) if workload.streaming else None
+        clock = PhaseClock(self._sync)
+        kwargs = with_phase_clock(kwargs, clock)
         if workload.seed is not None:
             torch.manual_seed(workload.seed)
         for device in self._cuda_devices:
@@ -317,6 +324,7 @@ class TransformersSession(BaseSession[TransformersConfig]):
             peak_memory_scope=scope,
             warnings=messages,
             output_token_ids=kept if self.keep_output_ids else None,
+            timeline=build_timeline(clock, record.starts, record.batch_latencies_s, workload.batches, counts),
         )
 
     def _peak_memory(self) -> tuple[int | None, str | None]:

@@ -193,6 +193,8 @@ class LoopRecord:
     sequences: list[Any]
     ttft_s: list[float] = field(default_factory=list)
     itl_s: list[float] = field(default_factory=list)
+    #: perf_counter when each batch's ``generate`` was called
+    starts: list[float] = field(default_factory=list)
 
 
 def generate_loop(
@@ -200,6 +202,7 @@ def generate_loop(
 ) -> LoopRecord:
     """The measured window: one ``generate`` per batch, a timer around each (synchronised on CUDA)."""
     latencies: list[float] = []
+    starts: list[float] = []
     sequences: list[Any] = []
     ttft: list[float] = []
     itl: list[float] = []
@@ -212,6 +215,7 @@ def generate_loop(
         if streamer is not None:
             streamer.reset()
         began = perf_counter()
+        starts.append(began)
         out = generate(input_ids=ids, attention_mask=mask, **kwargs)
         if sync is not None:
             sync()
@@ -223,4 +227,4 @@ def generate_loop(
                 ttft.append(first)
             itl.extend(gaps)
     duration = perf_counter() - start
-    return LoopRecord(duration, latencies, sequences, ttft, itl)
+    return LoopRecord(duration, latencies, sequences, ttft, itl, starts)

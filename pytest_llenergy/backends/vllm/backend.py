@@ -41,7 +41,9 @@ from pytest_llenergy.backends.vllm.metrics import (
     engine_metrics_mode_supported,
     request_latencies,
 )
+from pytest_llenergy.backends.vllm.phases import max_num_seqs, timeline
 from pytest_llenergy.backends.vllm.prompts import VllmPrompts
+from pytest_llenergy.backends.vllm.serving import arrival_offsets, serve
 
 if TYPE_CHECKING:
     from pytest_llenergy.config.experiment import ExperimentConfig, WorkloadConfig
@@ -206,14 +208,27 @@ class VllmSession(VllmPrompts):
         extra = {"lora_request": self._lora_request} if self._lora_request is not None else {}
         latencies: list[float] = []
         outputs: list[Any] = []
+        arrivals = self.experiment.workload.arrivals
+        stamps: list[float] | None = None
+        if arrivals is not None:
+            prompts = [p for batch in inputs for p in batch]
+            offsets = arrival_offsets(arrivals, len(prompts), workload.seed or 0, getattr(self, "base_dir", None))
         with LogCapture() as caught:
-            started = perf_counter()
-            for batch in inputs:
-                t0 = perf_counter()
-                outputs.extend(generate(batch, params, use_tqdm=False, **extra))
-                latencies.append(perf_counter() - t0)
-            duration = perf_counter() - started
-        return self._stats(workload, outputs, duration, latencies, caught.messages)
+            if arrivals is not None:
+                outputs, stamps, duration = serve(self.llm.llm_engine, prompts, params, offsets, self._lora_request)
+                latencies.append(duration)
+            else:
+                started = perf_counter()
+                for batch in inputs:
+                    t0 = perf_counter()
+                    outputs.extend(generate(batch, params, use_tqdm=False, **extra))
+                    latencies.append(perf_counter() - t0)
+                duration = perf_counter() - started
+        stats = self._stats(workload, outputs, duration, latencies, caught.messages)
+        stats.timeline = timeline(outputs, max_num_seqs(self.engine_info), stamps)
+        if stats.timeline is None:
+            stats.warnings.append("vLLM reported no per-request timestamps: no prefill/decode split (vllm.request_metrics)")
+        return stats
 
     def _stats(
         self, workload: Workload, outputs: list[Any], duration: float, latencies: list[float], messages: list[str]

@@ -115,6 +115,8 @@ class ResumePlugin:
                 f"lem-resume: {done} of {total} items done (run {started[:16]}, {_age(started)}); "
                 f"{total - done} to run; --lem-resume-reset to start over")
             self.state = previous
+        elif resumable_from_disk(config, run):
+            self.lines.append(resume_from_disk(run))
         elif resolve(config, "lem_resume"):
             self.lines.append("lem-resume: no earlier run of this campaign; starting a new one")
         if not self.state:
@@ -142,9 +144,27 @@ class ResumePlugin:
         self.save()
 
 
+def resumable_from_disk(config: pytest.Config, run: LemRun) -> bool:
+    """``--lem-resume`` with an explicit ``--lem-run-id`` whose directory exists: a requeued batch task
+    (maybe on another node, without this pytest cache) resumes from the result files on disk."""
+    return bool(resolve(config, "lem_resume") and config.getoption("lem_run_id") and run.run_dir.path.is_dir())
+
+
+def resume_from_disk(run: LemRun) -> str:
+    removed = remove_stale_temp_files(run.run_dir.path)
+    run.done = frozenset(finished_keys(run))
+    note = f"; removed {removed} partial file(s)" if removed else ""
+    return (f"lem-resume: no saved state; run {run.run_id} has {len(run.done)} finished item(s) on disk, "
+            f"{len(run.items()) - len(run.done)} to run{note}")
+
+
 def pytest_configure(config: pytest.Config) -> None:
     run = get_run(config)
-    if run is None or is_worker(config) or not hasattr(config, "cache"):
+    if run is None or is_worker(config):
+        return
+    if not hasattr(config, "cache"):  # -p no:cacheprovider: no saved state, only the files on disk
+        if resumable_from_disk(config, run):
+            config.stash[STATUS_LINES] = [resume_from_disk(run)]
         return
     config.pluginmanager.register(ResumePlugin(config, run), "llenergy-resume")
 

@@ -1,7 +1,8 @@
 """``--lem-save`` / ``--lem-autosave`` / ``--lem-compare`` / ``--lem-compare-fail``.
 
 The comparison fails the affected tests: each experiment's last cycle compares all its cycles
-with the saved run's (bootstrap CI of the ratio with >= 3 cycles on both sides).
+with the saved run's (one-sided Welch t against half the rule's threshold, at --lem-compare-alpha;
+results/compare.py).
 """
 
 from __future__ import annotations
@@ -13,13 +14,16 @@ import pytest
 
 from pytest_llenergy.plugin.base import campaign_item
 from pytest_llenergy.plugin.gates.budgets import cycle_values
+from pytest_llenergy.plugin.measurement.recorder import WINDOWS
 from pytest_llenergy.plugin.options import resolve
 from pytest_llenergy.plugin.state import get_run
 from pytest_llenergy.results.budgets import Verdict
-from pytest_llenergy.results.compare import CompareRule, compare_values, parse_rules
+from pytest_llenergy.results.compare import DEFAULT_ALPHA, CompareRule, compare_values, parse_rules
+from pytest_llenergy.results.windows import metric_values, window_key
 
 SAVED = pytest.StashKey[dict[str, Any]]()
 RULES = pytest.StashKey[list[CompareRule]]()
+ALPHA = pytest.StashKey[float]()
 
 
 def storage_root(config: pytest.Config) -> Path:
@@ -27,9 +31,15 @@ def storage_root(config: pytest.Config) -> Path:
     return path if path.is_absolute() else config.rootpath / path
 
 
+def compare_alpha(config: pytest.Config) -> float:
+    """--lem-compare-alpha (or the ini), checked by the option's parser: a probability in (0, 0.5)."""
+    return float(resolve(config, "lem_compare_alpha"))
+
+
 def pytest_configure(config: pytest.Config) -> None:
     rules = parse_rules(resolve(config, "lem_compare_fail"))  # validated by the option's parser
     config.stash[RULES] = rules
+    config.stash[ALPHA] = compare_alpha(config)
     ref = resolve(config, "lem_compare")
     if ref is None:
         if rules:
@@ -45,23 +55,50 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def evaluate(item: pytest.Item, figures: dict[str, Any] | None) -> Verdict | None:
-    """Compare this experiment with the saved run at its last cycle; None when not comparing."""
+    """Compare this experiment (at its last cycle) or this plain test's windows with the saved run;
+    None when not comparing."""
     saved, rules = item.config.stash.get(SAVED, None), item.config.stash.get(RULES, [])
+    if saved is None or not rules:
+        return None
     citem, run = campaign_item(item), get_run(item.config)
-    if saved is None or not rules or citem is None or run is None or citem.cycle != citem.cycles_total:
+    if citem is None:
+        return _evaluate_windows(item, saved, rules)
+    if run is None or citem.cycle != citem.cycles_total:
         return None
     previous = saved["experiments"].get(citem.experiment.id)
     if previous is None:
         return None
-    values = cycle_values(run, citem, figures or {})
+    return _judge(citem.experiment.id, previous, cycle_values(run, citem, figures or {}), saved, rules,
+                  item.config.stash.get(ALPHA, DEFAULT_ALPHA))
+
+
+def _evaluate_windows(item: pytest.Item, saved: dict[str, Any], rules: list[CompareRule]) -> Verdict | None:
+    """A plain test: each window name's repetitions against the saved run's windows of that key."""
+    by_name: dict[str, list[dict[str, Any]]] = {}
+    for window in item.stash.get(WINDOWS, []):
+        by_name.setdefault(window.get("name") or "window", []).append(window)
+    verdict: Verdict | None = None
+    for name, windows in by_name.items():
+        key = window_key(item.nodeid, name)
+        previous = saved["experiments"].get(key)
+        if previous is not None:
+            one = _judge(key, previous, metric_values(windows), saved, rules, item.config.stash.get(ALPHA, DEFAULT_ALPHA))
+            verdict = verdict or Verdict()
+            verdict.checks += one.checks
+            verdict.breaches += one.breaches
+    return verdict
+
+
+def _judge(key: str, previous: dict[str, Any], values: dict[str, list[float]], saved: dict[str, Any],
+           rules: list[CompareRule], alpha: float) -> Verdict:
     verdict = Verdict()
     for rule in rules:
-        result = compare_values(citem.experiment.id, previous["metrics"].get(rule.column, []),
-                                values.get(rule.column, []), rule, run.seed)
+        result = compare_values(key, previous["metrics"].get(rule.column, []), values.get(rule.column, []), rule, alpha)
         if result is None:
             continue
         verdict.checks.append({"compare": str(rule), "ratio": result.ratio, "ci_low": result.ci_low,
-                               "ci_high": result.ci_high, "regression": result.regression, "saved": saved.get("path")})
+                               "ci_high": result.ci_high, "p_value": result.p_value, "alpha": result.alpha,
+                               "regression": result.regression, "saved": saved.get("path")})
         if result.regression:
             verdict.breaches.append(f"vs saved run {saved.get('number', '')} {saved.get('name')}: {result.message()}")
     return verdict

@@ -1,7 +1,8 @@
 """Gates on a finished item: energy budgets and the comparison with a saved run.
 
 A breach fails that test (not the session) with one plain sentence per breach and its own
-report status (``B`` / ``OVER BUDGET`` in verbose output).
+report status: ``B`` / ``OVER BUDGET`` for a budget, ``R`` / ``REGRESSION`` for a regression
+against a saved run (``OVER BUDGET`` when both).
 """
 
 from __future__ import annotations
@@ -14,28 +15,47 @@ from pytest_llenergy.plugin.gates import budgets, compare
 from pytest_llenergy.results.budgets import Verdict
 
 GATE_FAILED = "lem_gate_failed"
+GATE_KIND = "lem_gate_kind"
+OVER_BUDGET, REGRESSION = "budget", "regression"
 
 
 def evaluate(item: pytest.Item, figures: dict[str, Any] | None) -> Verdict | None:
-    """Budgets and comparison together; None when the item has neither."""
-    verdicts = [v for v in (budgets.evaluate(item, figures), compare.evaluate(item, figures)) if v is not None]
+    """Budgets and comparison together; None when the item has neither.
+
+    ``checks`` entries of a comparison carry ``compare``; the merged verdict's ``kind`` says
+    which gate failed.
+    """
+    budget, comparison = budgets.evaluate(item, figures), compare.evaluate(item, figures)
+    verdicts = [v for v in (budget, comparison) if v is not None]
     if not verdicts:
         return None
     merged = Verdict()
     for verdict in verdicts:
         merged.breaches += verdict.breaches
         merged.checks += verdict.checks
+    item.stash[KIND] = OVER_BUDGET if budget is not None and budget.failed else REGRESSION
     return merged
 
 
-def fail_report(report: pytest.TestReport, verdict: Verdict) -> None:
-    """Turn a passed call report into a gate failure."""
+KIND = pytest.StashKey[str]()
+
+
+def fail_report(report: pytest.TestReport, verdict: Verdict, kind: str = OVER_BUDGET) -> None:
+    """Turn a passed call report into a gate failure (``kind``: budget or regression)."""
     report.outcome = "failed"
-    report.longrepr = "Energy gate failed:\n" + "\n".join(f"  {b}" for b in verdict.breaches)
+    title = "Energy gate failed" if kind == OVER_BUDGET else "Regression against the saved run"
+    report.longrepr = f"{title}:\n" + "\n".join(f"  {b}" for b in verdict.breaches)
     report.user_properties.append((GATE_FAILED, verdict.breaches))
+    report.user_properties.append((GATE_KIND, kind))
+
+
+def gate_kind(item: pytest.Item) -> str:
+    return item.stash.get(KIND, OVER_BUDGET)
 
 
 def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config) -> tuple[str, str, str] | None:
     if report.when == "call" and report.failed and any(k == GATE_FAILED for k, _ in report.user_properties):
+        if any(k == GATE_KIND and v == REGRESSION for k, v in report.user_properties):
+            return "failed", "R", "REGRESSION"
         return "failed", "B", "OVER BUDGET"
     return None

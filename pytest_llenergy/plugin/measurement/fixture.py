@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from pytest_llenergy.plugin.base import RECORDER
+from pytest_llenergy.plugin.measurement import phases as phase_figures
 from pytest_llenergy.plugin.measurement.context import (
     MeasurementContext,
     cuda_sync_function,
@@ -41,6 +42,7 @@ class EnergyFixture:
             if context.prime_problem and context.prime_problem not in recorder.warnings:
                 recorder.warnings.append(context.prime_problem)
         item.stash[WINDOWS] = []
+        self.phase_splits: dict[str, Any] = {}
 
     @contextmanager
     def measure(self, name: str = "window") -> Iterator[Any]:
@@ -54,6 +56,7 @@ class EnergyFixture:
             result = getattr(window, "result", None)
             if result is not None:
                 self._keep(result.to_dict())
+                self._phases(window)
         errors = [f for f in (result.flags if result is not None else ()) if f.startswith("source_error")]
         if errors:
             pytest.fail(f"energy source failed during window {name!r}: {'; '.join(errors)} "
@@ -75,6 +78,37 @@ class EnergyFixture:
                 self.recorder.warnings.append(f"time series not written: {exc}")
             else:
                 self.recorder.timeseries_path = str(path.relative_to(run_dir.path))
+
+    def _phases(self, window: Any) -> None:
+        settings = self.context.settings.phases
+        if not settings.enabled or window.timeline is None:
+            return
+        result = phase_figures.split(self.meter, window, settings)
+        if result is None:
+            return
+        self.phase_splits[window.name] = result
+        for name, phase in result.phases.items():
+            self.item.user_properties.append((f"energy.{window.name}.{name}_energy_j", phase.energy_j))
+        if self.recorder is not None:
+            phase_figures.record(self.recorder, result, window, settings)
+
+    def resolve_phases(self, name: str, fn: Callable[[], Any]) -> dict[str, Any] | None:
+        """Phase-resolved averaging: re-run ``fn`` (returning GenerationStats) ``measurement.phases.repeats``
+        times at random offsets and average the phases of window ``name`` over all runs (None when off)."""
+        from pytest_llenergy.energy import EnergyMeter
+
+        settings = self.context.settings.phases
+        first = self.phase_splits.get(name)
+        if first is None or settings.repeats == 0:
+            return None
+        m = self.meter
+        figures = phase_figures.resolve(
+            lambda: EnergyMeter(m.source, m.sample_hz, m.baseline, m.cuda_sync, use_driver_buffer=m.use_driver_buffer),
+            first, fn, settings, phase_figures.baseline_terms(m, first.baseline_w))
+        if self.recorder is not None and "phases" in self.recorder.phase_fields:
+            self.recorder.phase_fields["phases"].update(figures)
+            self.recorder.phase_fields["phase_info"]["repeats"] = settings.repeats
+        return figures
 
     def warmup(self, fn: Callable[[], Any]) -> Any:
         """Run ``fn`` until its latency is stable (or a fixed count), per the warmup settings."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import socket
 import statistics
 from dataclasses import dataclass, field
 from typing import Any
@@ -64,6 +65,8 @@ class ItemRecorder:
     timeseries_path: str | None = None
     environment_file: str | None = "environment.json"
     extra: dict[str, Any] = field(default_factory=dict)
+    #: phases, phase_info, serving, requests_path (plugin/measurement/phases.py)
+    phase_fields: dict[str, Any] = field(default_factory=dict)
 
     def record_generation(self, stats: GenerationStats) -> None:
         """Record the measured generation (tokens, duration, latencies, warnings)."""
@@ -112,7 +115,9 @@ class ItemRecorder:
             gap=self.gap,
             engine=self.engine,
             environment_file=self.environment_file,
+            host=socket.gethostname(),
             warnings=self.warnings,
             timeseries_path=self.timeseries_path,
+            **self.phase_fields,
             **fields,
         )

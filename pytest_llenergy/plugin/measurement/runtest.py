@@ -122,7 +122,7 @@ def pytest_runtest_makereport(
         windows: list[dict[str, Any]] = item.stash.get(WINDOWS, [])
         verdict = gates.evaluate(item, window_figures(windows[0]) if windows else None)
         if verdict is not None and verdict.failed:
-            gates.fail_report(report, verdict)
+            gates.fail_report(report, verdict, gates.gate_kind(item))
     return report
 
 
@@ -139,7 +139,7 @@ def _finish_campaign_item(item: pytest.Item, recorder: ItemRecorder, report: pyt
         if verdict is not None:
             result.budget = {"failed": verdict.failed, "breaches": verdict.breaches, "checks": verdict.checks}
             if verdict.failed:
-                gates.fail_report(report, verdict)
+                gates.fail_report(report, verdict, gates.gate_kind(item))
     try:
         path = recorder.run.run_dir.write_result(result)
     except OSError as exc:  # unwritable or full results dir: fail this item, keep the campaign going

@@ -12,10 +12,12 @@ from typing import Any
 
 import pytest
 
-from pytest_llenergy.plugin.gates.compare import SAVED, storage_root
+from pytest_llenergy.plugin.gates.compare import ALPHA, SAVED, storage_root
 from pytest_llenergy.plugin.options import resolve
+from pytest_llenergy.plugin.reporting.plain import plain_windows, save_name
 from pytest_llenergy.plugin.state import LemRun, get_run
 from pytest_llenergy.plugin.xdist import is_worker
+from pytest_llenergy.results.compare import DEFAULT_ALPHA
 from pytest_llenergy.results.export import summary_payload
 from pytest_llenergy.results.schema import ExperimentResult
 from pytest_llenergy.results.store import atomic_write_json
@@ -97,14 +99,17 @@ class ReportingPlugin:
         from pytest_llenergy.results.saved import run_record
 
         frame = load(self.run.run_dir.path)
-        return run_record(frame, name=name, campaign=self.run.name, run_id=self.run.run_id,
-                          environment=getattr(self, "environment", {}))
+        record = run_record(frame, name=name, campaign=self.run.name, run_id=self.run.run_id,
+                            environment=getattr(self, "environment", {}))
+        plain = plain_windows(self.config)
+        if plain is not None and plain.windows:  # plain tests run beside the campaign
+            record["experiments"].update(plain.experiments())
+            plain.handled = True
+        return record
 
     def _save_and_compare(self) -> None:
         config = self.config
-        name = resolve(config, "lem_save")
-        if not name and resolve(config, "lem_autosave"):
-            name = self.run.name
+        name = save_name(config, self.run.name)
         saved = config.stash.get(SAVED, None)
         if not name and saved is None:
             return
@@ -115,7 +120,7 @@ class ReportingPlugin:
         if saved is not None:
             rules = parse_rules(resolve(config, "lem_compare_fail")) or parse_rules(
                 "energy_per_output_token:5% tokens_per_s:-5%")
-            self.comparisons = compare_records(saved, record, rules, self.run.seed)
+            self.comparisons = compare_records(saved, record, rules, config.stash.get(ALPHA, DEFAULT_ALPHA))
             self.lines += format_comparisons(self.comparisons, saved, record)
         if name:
             path = save_run(storage_root(config), record)
@@ -127,6 +132,10 @@ class ReportingPlugin:
                    "seed": self.run.seed, "manifest": manifest, "summary": summary_payload(self.summary),
                    "verdicts": [{"key": k, "budget": r.budget} for k, r in self._verdicts()],
                    "comparisons": [c.__dict__ | {"rule": str(c.rule)} for c in getattr(self, "comparisons", [])]}
+        plain = plain_windows(self.config)
+        if plain is not None and plain.windows:
+            payload["windows"] = plain.statistics()
+            plain.handled = True
         atomic_write_json(path, payload)
         self.lines.append(f"json report: {path}")
 

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import time
 from types import SimpleNamespace
 from typing import Any
 
 from .engine.arg_utils import EngineArgs
+from .engine_core import FakeEngine
 from .v1.metrics.stats import RequestStateStats
 
 __version__ = "0.32.0+fake"
@@ -91,6 +93,9 @@ class LLM:
             ),
             engine_core=SimpleNamespace(shutdown=lambda: CALLS.append(("shutdown", {}))),
         )
+        engine = FakeEngine(get("max_num_seqs") or 256, self._output)
+        for name in ("add_request", "step", "has_unfinished_requests"):
+            setattr(self.llm_engine, name, getattr(engine, name))
         self.tokenizer = FakeTokenizer()
 
     def get_tokenizer(self) -> FakeTokenizer:
@@ -100,17 +105,27 @@ class LLM:
                  lora_request: Any = None) -> list[Any]:
         CALLS.append(("generate", {"prompts": list(prompts), "sampling_params": sampling_params,
                                    "lora_request": lora_request}))
+        # every request of the call runs together: scheduled now, first tokens 1 ms apart, 10 ms per token,
+        # and the call returns when the last one is done (stamps on time.monotonic, like vLLM's engine core)
+        t0 = time.monotonic()
         outputs = []
-        n = sampling_params.n or 1
-        for prompt in prompts:
-            ids = self.tokenizer.encode_one(prompt) if isinstance(prompt, str) else list(prompt["prompt_token_ids"])
+        for k, prompt in enumerate(prompts):
             length = sampling_params.max_tokens
-            completions = [
-                SimpleNamespace(token_ids=[(sum(ids) + i + j) % VOCAB for i in range(length)], text="")
-                for j in range(n)
-            ]
-            metrics = RequestStateStats(num_generation_tokens=length, arrival_time=1000.0, first_token_ts=5.0,
-                                        last_token_ts=5.0 + 0.01 * (length - 1), first_token_latency=0.02)
-            outputs.append(SimpleNamespace(request_id=str(next(self._ids)), prompt_token_ids=ids,
-                                           outputs=completions, metrics=metrics, finished=True))
+            first = t0 + 0.001 * (k + 1)
+            metrics = RequestStateStats(num_generation_tokens=length, arrival_time=time.time(), queued_ts=t0,
+                                        scheduled_ts=t0, first_token_ts=first,
+                                        last_token_ts=first + 0.01 * (length - 1), first_token_latency=0.02)
+            outputs.append(self._output(prompt, sampling_params, metrics))
+        end = max((o.metrics.last_token_ts for o in outputs), default=t0)
+        while time.monotonic() < end:  # the engine's work takes its time
+            time.sleep(end - time.monotonic())
         return outputs
+
+    def _output(self, prompt: Any, sampling_params: SamplingParams, metrics: RequestStateStats) -> Any:
+        n = sampling_params.n or 1
+        ids = self.tokenizer.encode_one(prompt) if isinstance(prompt, str) else list(prompt["prompt_token_ids"])
+        length = sampling_params.max_tokens
+        completions = [SimpleNamespace(token_ids=[(sum(ids) + i + j) % VOCAB for i in range(length)], text="")
+                       for j in range(n)]
+        return SimpleNamespace(request_id=str(next(self._ids)), prompt_token_ids=ids, outputs=completions,
+                               metrics=metrics, finished=True)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import datetime
 import enum
 import json
+import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from types import SimpleNamespace
@@ -180,9 +182,18 @@ class SamplingParams:
     no_repeat_ngram_size: int | None = None
     beam_width: int = 1
     presence_penalty: float | None = None
+    #: TensorRT-LLM >= 0.20: completions carry request_perf_metrics.timing_metrics (timedelta, steady clock)
+    return_perf_metrics: bool = False
 
     def __post_init__(self) -> None:
         _record(self)
+
+
+def _perf(arrival: float, scheduled: float, first: float, last: float) -> Any:
+    td = datetime.timedelta
+    timing = SimpleNamespace(arrival_time=td(seconds=arrival), first_scheduled_time=td(seconds=scheduled),
+                             first_token_time=td(seconds=first), last_token_time=td(seconds=last))
+    return SimpleNamespace(timing_metrics=timing)
 
 
 _LLM_KEYWORDS = {
@@ -238,8 +249,19 @@ class LLM:
         if not isinstance(sampling_params, SamplingParams):
             raise TypeError("sampling_params must be a SamplingParams")
         CALLS.append(("generate", {"inputs": inputs, "sampling_params": sampling_params}))
-        return [SimpleNamespace(prompt_token_ids=list(p), outputs=[SimpleNamespace(token_ids=self._tokens(p, sampling_params))])
+        t0 = time.monotonic()
+        outs = [SimpleNamespace(prompt_token_ids=list(p), outputs=[SimpleNamespace(token_ids=self._tokens(p, sampling_params))])
                 for p in inputs]
+        if sampling_params.return_perf_metrics:
+            # in-flight batching in miniature: all scheduled at once, first tokens after a 5 ms context
+            # phase, then 2 ms per token; the call returns when the last request is done
+            for o in outs:
+                o.outputs[0].request_perf_metrics = _perf(t0, t0 + 0.001, t0 + 0.006,
+                                                          t0 + 0.006 + 0.002 * (sampling_params.max_tokens - 1))
+            end = t0 + 0.006 + 0.002 * (sampling_params.max_tokens - 1)
+            while time.monotonic() < end:
+                time.sleep(end - time.monotonic())
+        return outs
 
     def generate_async(self, inputs: list[int], sampling_params: SamplingParams, streaming: bool = False) -> Any:
         CALLS.append(("generate_async", {"inputs": inputs, "streaming": streaming}))

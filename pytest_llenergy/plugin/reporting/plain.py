@@ -1,0 +1,157 @@
+"""Plain tests (the ``energy`` fixture outside a campaign) get what pytest-benchmark users get.
+
+Every window reaches the controller on the test's report (``report.lem_windows``, which xdist
+serialises); at session end the controller prints a table of every window, and ``--lem-save`` /
+``--lem-autosave`` / ``--lem-compare`` / ``--lem-json`` work with or without a campaign. With a
+campaign, the campaign's reporting includes these windows in its saved run and JSON report and
+marks them handled; without one (or when the campaign measured nothing) this module does it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_llenergy.plugin.base import campaign_item
+from pytest_llenergy.plugin.gates.compare import ALPHA, SAVED, storage_root
+from pytest_llenergy.plugin.measurement.recorder import WINDOWS
+from pytest_llenergy.plugin.options import resolve
+from pytest_llenergy.plugin.state import get_run
+from pytest_llenergy.plugin.xdist import is_worker
+from pytest_llenergy.results.compare import DEFAULT_ALPHA
+from pytest_llenergy.results.store import atomic_write_json
+from pytest_llenergy.results.windows import portable, window_key
+
+REPORT_ATTR = "lem_windows"
+DEFAULT_RULES = "energy_per_output_token:5% tokens_per_s:-5%"
+
+
+class PlainWindows:
+    """Collects plain-test windows on the controller; saves, compares and reports them at the end."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.windows: dict[str, list[dict[str, Any]]] = {}
+        self.handled = False  # the campaign's reporting saved / wrote them
+        self.lines: list[str] = []
+        self.comparisons: list[Any] = []
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        for window in getattr(report, REPORT_ATTR, None) or []:
+            self.windows.setdefault(window_key(report.nodeid, window.get("name") or "window"), []).append(window)
+
+    def experiments(self) -> dict[str, Any]:
+        from pytest_llenergy.results.windows import windows_experiments
+
+        return windows_experiments(self.windows)
+
+    def statistics(self) -> list[dict[str, Any]]:
+        from pytest_llenergy.results.windows import window_statistics
+
+        run = get_run(self.config)
+        return window_statistics(self.windows, seed=run.seed if run is not None else 0)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> Iterator[None]:
+        result = yield  # the campaign's reporting (a plain hook) has run by now
+        if self.windows:
+            try:
+                self._finish()
+            except Exception as exc:  # report, never lose the test outcome
+                self.lines.append(f"ERROR: saving/reporting plain-test windows failed: {type(exc).__name__}: {exc}")
+        return result
+
+    def _finish(self) -> None:
+        from pytest_llenergy.results.windows import format_window_table
+
+        stats = self.statistics()
+        self.lines[:0] = format_window_table(stats)
+        if self.handled:
+            return
+        config = self.config
+        name = save_name(config, "energy")
+        saved = config.stash.get(SAVED, None)
+        record = None
+        if name or saved is not None or resolve(config, "lem_json"):
+            record = self.record(name or "energy")
+        if saved is not None and record is not None:
+            from pytest_llenergy.results.compare import (
+                compare_records,
+                format_comparisons,
+                parse_rules,
+            )
+
+            rules = parse_rules(resolve(config, "lem_compare_fail")) \
+                or parse_rules(DEFAULT_RULES)
+            self.comparisons = compare_records(saved, record, rules, config.stash.get(ALPHA, DEFAULT_ALPHA))
+            self.lines += format_comparisons(self.comparisons, saved, record)
+        if name and record is not None:
+            from pytest_llenergy.results.saved import save_run
+
+            self.lines.append(f"saved this run as {save_run(storage_root(config), record)}")
+        json_path = resolve(config, "lem_json")
+        if json_path and record is not None:
+            payload = {"campaign": None, "run_id": record["run_id"], "windows": stats,
+                       "comparisons": [c.__dict__ | {"rule": str(c.rule)} for c in self.comparisons],
+                       "environment": {"machine_id": record["machine_id"], "commit": record["commit"]}}
+            atomic_write_json(Path(json_path), payload)
+            self.lines.append(f"json report: {json_path}")
+
+    def record(self, name: str) -> dict[str, Any]:
+        """A saved-run record of the plain windows alone."""
+        import datetime as dt
+
+        from pytest_llenergy.energy import collect_environment
+        from pytest_llenergy.results.saved import machine_id
+
+        environment = collect_environment(None)
+        git = environment.get("git") or {}
+        return {"schema_version": 1, "name": name, "campaign": None,
+                "run_id": dt.datetime.now().strftime("%Y-%m-%dT%H-%M-%S"),
+                "saved_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                "machine_id": machine_id(environment), "machine": {k: environment.get(k) for k in ("gpu", "cpu", "os")},
+                "commit": {"id": git.get("commit"), "dirty": git.get("dirty")}, "experiments": self.experiments()}
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if not self.lines:
+            return
+        terminalreporter.section("llenergy: energy windows")
+        for line in self.lines:
+            terminalreporter.write_line(line, red=line.startswith("ERROR"))
+
+
+PLAIN = pytest.StashKey[PlainWindows]()
+
+
+def save_name(config: pytest.Config, default: str) -> str | None:
+    """``--lem-save NAME``, or ``default`` under ``--lem-autosave`` / ``lem_autosave``, else None."""
+    name = resolve(config, "lem_save")
+    if not name and resolve(config, "lem_autosave"):
+        return default
+    return name or None
+
+
+def plain_windows(config: pytest.Config) -> PlainWindows | None:
+    return config.stash.get(PLAIN, None)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[Any]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report: pytest.TestReport = yield
+    if report.when == "call" and campaign_item(item) is None:
+        windows = item.stash.get(WINDOWS, None)
+        if windows:
+            setattr(report, REPORT_ATTR, [portable(w) for w in windows])
+    return report
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not is_worker(config) and not config.option.collectonly:
+        plugin = PlainWindows(config)
+        config.stash[PLAIN] = plugin
+        config.pluginmanager.register(plugin, "llenergy-plain-windows")

@@ -1,0 +1,125 @@
+"""Windows measured by plain tests (the ``energy`` fixture outside a campaign).
+
+Windows are keyed ``<nodeid>::<window name>``; repeated windows with one key (a loop in the test,
+or a re-run) are the samples of that key, so n >= 2 gives a bootstrap interval. The saved form
+has the shape of a campaign run's record (``experiments: {key: {metrics: {column: [...]}}}``),
+so ``--lem-save`` / ``--lem-compare`` treat a window like an experiment.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+# Window flags as short words (the campaign table's words, plus the window-level flags).
+FLAG_WORDS = {"estimated": "est", "simulated": "sim", "throttled": "thr", "short_window": "short",
+              "source_error": "error", "sampler_gaps": "gaps", "no_samples": "nosamples", "aborted": "aborted"}
+
+# result-frame column -> window dict key
+WINDOW_COLUMNS: dict[str, str] = {
+    "energy_j": "energy_j", "energy_adjusted_j": "adjusted_energy_j",
+    "energy_per_output_token_j": "energy_per_output_token_j",
+    "adjusted_energy_per_output_token_j": "adjusted_energy_per_output_token_j",
+    "energy_per_token_j": "energy_per_token_j", "adjusted_energy_per_token_j": "adjusted_energy_per_token_j",
+    "mean_power_w": "mean_power_w", "duration_s": "duration_s",
+}
+KEPT_KEYS = ("name", "source", "estimated", "simulated", "flags", "throttled", "input_tokens", "output_tokens",
+             *WINDOW_COLUMNS.values())
+
+
+def window_key(nodeid: str, name: str) -> str:
+    return f"{nodeid}::{name}"
+
+
+def portable(window: dict[str, Any]) -> dict[str, Any]:
+    """The fields of a window that travel from an xdist worker (no per-device detail)."""
+    return {k: window.get(k) for k in KEPT_KEYS}
+
+
+def window_row(window: dict[str, Any]) -> dict[str, float]:
+    """One window as result-frame columns (numbers only), with throughput when tokens were recorded."""
+    row = {col: float(window[key]) for col, key in WINDOW_COLUMNS.items() if _number(window.get(key))}
+    duration = window.get("duration_s") or 0
+    for column, tokens in (("tokens_per_s", (window.get("input_tokens") or 0) + (window.get("output_tokens") or 0)),
+                           ("output_tokens_per_s", window.get("output_tokens") or 0)):
+        if duration > 0 and tokens:
+            row[column] = tokens / duration
+    return row
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def metric_values(windows: list[dict[str, Any]]) -> dict[str, list[float]]:
+    """Per column, the value of every window that has one."""
+    values: dict[str, list[float]] = {}
+    for window in windows:
+        for column, value in window_row(window).items():
+            values.setdefault(column, []).append(value)
+    return values
+
+
+def windows_experiments(windows: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    """The ``experiments`` part of a saved-run record for plain-test windows."""
+    return {key: {"metrics": metric_values(found), "n": len(found), "kind": "window"} for key, found in windows.items()}
+
+
+def flags_of(windows: list[dict[str, Any]]) -> str:
+    words = [FLAG_WORDS[f] for f in ("estimated", "simulated") if any(w.get(f) for w in windows)]
+    if any(w.get("throttled") for w in windows):
+        words.append(FLAG_WORDS["throttled"])
+    raw = sorted({f.split(":")[0] for w in windows for f in (w.get("flags") or [])})
+    words += [FLAG_WORDS[f] for f in raw if f in FLAG_WORDS and FLAG_WORDS[f] not in words]
+    return ",".join(words)
+
+
+def window_statistics(windows: dict[str, list[dict[str, Any]]], seed: int = 0) -> list[dict[str, Any]]:
+    """Per key: n, and per column mean, CI (n >= 2) and values; plus source and flags."""
+    from pytest_llenergy.results.stats import bootstrap_ci
+
+    out = []
+    for key, found in windows.items():
+        entry: dict[str, Any] = {"key": key, "n": len(found), "source": found[-1].get("source"),
+                                 "flags": flags_of(found), "metrics": {}}
+        for column, values in metric_values(found).items():
+            ci = bootstrap_ci(values, seed=seed, n_resamples=2000)
+            entry["metrics"][column] = {"mean": ci.mean, "ci_low": _nan_none(ci.ci_low),
+                                        "ci_high": _nan_none(ci.ci_high), "n": ci.n, "values": values}
+        out.append(entry)
+    return out
+
+
+def _nan_none(value: float) -> float | None:
+    return None if value is None or math.isnan(value) else float(value)
+
+
+def _cell(metric: dict[str, Any] | None) -> str:
+    if not metric:
+        return "-"
+    text = f"{metric['mean']:.4g}"
+    if metric["ci_low"] is not None and metric["mean"]:
+        text += f" ±{(metric['ci_high'] - metric['ci_low']) / 2 / abs(metric['mean']) * 100:.1f}%"
+    return text
+
+
+def format_window_table(stats: list[dict[str, Any]]) -> list[str]:
+    """The session-end table of plain-test windows: energy, adjusted, J/token, duration, flags."""
+    if not stats:
+        return []
+    head = ["window", "n", "energy J", "adjusted J", "J/out-token", "duration s", "flags"]
+    rows = [head]
+    for entry in stats:
+        m = entry["metrics"]
+        per_token = m.get("adjusted_energy_per_output_token_j") or m.get("energy_per_output_token_j")
+        rows.append([entry["key"], str(entry["n"]), _cell(m.get("energy_j")), _cell(m.get("energy_adjusted_j")),
+                     _cell(per_token), _cell(m.get("duration_s")), entry["flags"]])
+    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
+    right = {1, 2, 3, 4, 5}
+    lines = [f"llenergy: {len(stats)} energy window(s) in plain tests: mean (±half-width of the 95% bootstrap CI when n >= 2)"]
+    lines += ["  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip()
+              for r in rows]
+    if any(e["flags"] for e in stats):
+        lines.append("flags: est = estimated, sim = simulated, thr = throttled, short = short window "
+                     "(see each window's flags in --lem-json)")
+    return lines

@@ -1,0 +1,63 @@
+"""--lem-compare-fail's test holds its false-alarm rate under the H200's measured noise and catches
+a 3 % regression with the recipe of docs/ci.md (simulated with results/noise.py)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from pytest_llenergy.results.compare import MARGIN_FRACTION, compare_values, parse_rules
+from pytest_llenergy.results.noise import GPU_BOUND, HOST_BOUND, NEW, TODAY, cycle_values
+
+RULE = parse_rules("adjusted_energy_per_output_token:3%")[0]
+GATES = 2000
+
+
+def fail_rate(workload, measurement, *, cycles: int, calls: int, factor: float, seed: int, alpha: float = 0.01) -> float:
+    """Fraction of GATES simulated gates (new run against a saved run) that compare_values fails."""
+    rng = np.random.default_rng(seed)
+    old = cycle_values(rng, workload, measurement, runs=GATES, cycles=cycles, calls=calls)
+    new = cycle_values(rng, workload, measurement, runs=GATES, cycles=cycles, calls=calls, factor=factor)
+    return float(np.mean([compare_values("e", list(a), list(b), RULE, alpha).regression for a, b in zip(old, new)]))
+
+
+def slack(rate: float) -> float:
+    """3.5 binomial standard errors of a GATES-gate estimate."""
+    return 3.5 * math.sqrt(rate * (1 - rate) / GATES)
+
+
+@pytest.mark.parametrize(("workload", "measurement", "cycles", "calls"),
+                         [(GPU_BOUND, NEW, 25, 2), (HOST_BOUND, TODAY, 5, 2), (HOST_BOUND, NEW, 3, 1)])
+def test_false_alarms_stay_at_alpha_with_no_change_and_at_the_margin(workload, measurement, cycles, calls):
+    assert fail_rate(workload, measurement, cycles=cycles, calls=calls, factor=1.0, seed=1) <= 0.01 + slack(0.01)
+    # The worst case the test allows: a true change exactly at the margin fails about alpha of the time.
+    at_margin = fail_rate(workload, measurement, cycles=cycles, calls=calls, factor=1 + MARGIN_FRACTION * 0.03, seed=2)
+    assert at_margin <= 0.01 + slack(0.01) + 0.005  # + Welch's approximation of the t distribution
+
+
+def test_the_recipe_catches_a_three_percent_regression():
+    power = fail_rate(GPU_BOUND, NEW, cycles=25, calls=2, factor=1.03, seed=3)
+    assert power >= 0.95 - slack(0.95)
+
+
+def test_a_larger_alpha_fails_more_gates():
+    old, new = [1.0, 1.02, 0.98, 1.01, 0.99], [1.03, 1.05, 1.01, 1.04, 1.02]  # +3 %, p about 0.07
+    strict, loose = (compare_values("e", old, new, RULE, alpha) for alpha in (0.01, 0.2))
+    assert strict.p_value == loose.p_value and 0.01 < strict.p_value < 0.2
+    assert not strict.regression and loose.regression
+
+
+def test_the_message_gives_effect_ci_and_p_value():
+    c = compare_values("e", [1.0, 1.01, 0.99, 1.0], [1.1, 1.11, 1.09, 1.1], RULE)
+    assert c.regression and c.ci_low < c.ratio < c.ci_high
+    text = c.message()
+    assert "(+10.0 %, catches +3 %, margin +1 %; 95 % CI +8." in text and "p = " in text and "< 0.01" in text
+    assert "one-sided Welch t on log cycle values, 4 vs 4 saved cycles" in text and text.endswith("REGRESSION")
+
+
+def test_a_decrease_rule_tests_the_other_tail():
+    rule = parse_rules("tokens_per_s:-10%")[0]
+    assert compare_values("e", [100, 101, 99], [80, 81, 79], rule).regression
+    assert not compare_values("e", [100, 101, 99], [120, 121, 119], rule).regression
