@@ -8,6 +8,7 @@ sets (the campaign file's folder), else from the current directory.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
@@ -22,6 +23,32 @@ if TYPE_CHECKING:
     from pytest_llenergy.config.experiment import ExperimentConfig, ModelSpec, WorkloadConfig
 
 SectionT = TypeVar("SectionT", bound=BaseModel)
+IMPORT_PROBLEMS: dict[str, str] = {}  # module -> "" (imports) or why not; engines take seconds to import
+
+
+def import_problem(module: str) -> str | None:
+    """None when ``module`` imports here, else the reason (checked once per process)."""
+    if module not in IMPORT_PROBLEMS:
+        try:
+            importlib.import_module(module)
+        except Exception as exc:  # noqa: BLE001 - any failure makes the backend unavailable, with the reason
+            IMPORT_PROBLEMS[module] = f"import {module} failed: {type(exc).__name__}: {exc}"
+        else:
+            IMPORT_PROBLEMS[module] = ""
+    return IMPORT_PROBLEMS[module] or None
+
+
+def sampling_settings(decoder: dict[str, Any], seed: int | None) -> dict[str, Any]:
+    """Sampling keywords shared by vLLM and TensorRT-LLM when the decoder samples: temperature
+    (1.0 unless set), top_k / top_p / min_p where set, and the seed."""
+    temperature = decoder.get("temperature")
+    if temperature == 0:
+        raise BackendError("decoder: do_sample with temperature 0 is contradictory; use temperature > 0 or greedy")
+    kwargs: dict[str, Any] = {"temperature": 1.0 if temperature is None else temperature}
+    kwargs.update({key: decoder[key] for key in ("top_k", "top_p", "min_p") if decoder.get(key) is not None})
+    if seed is not None:
+        kwargs["seed"] = seed
+    return kwargs
 
 
 def load_key(experiment: ExperimentConfig, **extra: Any) -> str:
@@ -63,9 +90,22 @@ class BaseSession(Generic[SectionT]):
         self.section = cast(SectionT, section)
         self.random = self.spec.weights == "random"
         self._tokenizer: Any = None
+        self._config: dict[str, Any] = {}  # the random-weight model's config (vocab_size, special ids)
 
     @property
     def tokenizer(self) -> Any:
+        """The built-in tokenizer for random weights (as saved with the checkpoint), else the model's."""
+        if self._tokenizer is None:
+            if self.random:
+                from pytest_llenergy.backends.tokenizer import build_tokenizer
+
+                self._tokenizer = build_tokenizer(int(self._config["vocab_size"]))
+            else:
+                self._tokenizer = self._model_tokenizer()
+        return self._tokenizer
+
+    def _model_tokenizer(self) -> Any:
+        """The tokenizer of a named (not random-weight) model."""
         raise NotImplementedError
 
     def _token_space(self) -> tuple[int, list[int]]:

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from pytest_llenergy.backends.base import BackendError
+from pytest_llenergy.backends.session import IMPORT_PROBLEMS
 from pytest_llenergy.backends.vllm import backend as vllm_backend
 from pytest_llenergy.backends.vllm.backend import VllmBackend, request_latencies
 
@@ -21,7 +22,7 @@ def test_unavailable_without_vllm_names_the_reason(monkeypatch):
 
 def test_unavailable_when_import_fails_names_the_error(monkeypatch):
     monkeypatch.setattr(vllm_backend, "find_spec", lambda name: object())
-    monkeypatch.setattr(vllm_backend, "_IMPORT_CHECKED", "import vllm failed: ImportError: torchvision::nms")
+    monkeypatch.setitem(IMPORT_PROBLEMS, "vllm", "import vllm failed: ImportError: torchvision::nms")
     assert VllmBackend().available() == (False, "import vllm failed: ImportError: torchvision::nms")
 
 

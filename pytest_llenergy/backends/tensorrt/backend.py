@@ -28,7 +28,7 @@ from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 from pytest_llenergy.backends.base import BackendError, GenerationStats, Workload
-from pytest_llenergy.backends.session import BaseSession, load_key, random_weights
+from pytest_llenergy.backends.session import BaseSession, import_problem, load_key, random_weights
 from pytest_llenergy.backends.tensorrt.args import engine_key, plan, sampling
 from pytest_llenergy.backends.tensorrt.objects import SEARCH_MODULES as SEARCH_MODULES
 from pytest_llenergy.backends.tensorrt.objects import accepts as accepts
@@ -64,19 +64,6 @@ def gpu_architecture() -> str | None:
     return f"sm{major}{minor}-{torch.cuda.get_device_name(0)}"
 
 
-_IMPORT_PROBLEM: str | None = None
-
-
-def _import_problem() -> str | None:
-    global _IMPORT_PROBLEM
-    if _IMPORT_PROBLEM is None:
-        try:
-            import tensorrt_llm  # noqa: F401
-        except Exception as exc:  # noqa: BLE001 - any failure makes the backend unavailable, with the reason
-            _IMPORT_PROBLEM = f"import tensorrt_llm failed: {type(exc).__name__}: {exc}"
-        else:
-            _IMPORT_PROBLEM = ""
-    return _IMPORT_PROBLEM or None
 
 
 def default_engine_dir() -> Path:
@@ -93,7 +80,7 @@ class TensorrtBackend:
     def available(self) -> tuple[bool, str]:
         if find_spec("tensorrt_llm") is None:
             return False, INSTALL_HINT
-        problem = _import_problem()
+        problem = import_problem("tensorrt_llm")
         if problem:
             return False, problem
         if gpu_architecture() is None:
@@ -219,20 +206,12 @@ class TensorrtSession(BaseSession[TensorrtConfig]):
             shutil.rmtree(staging, ignore_errors=True)
 
     # --- tokens -----------------------------------------------------------------------------------------
-    @property
-    def tokenizer(self) -> Any:
-        if self._tokenizer is None:
-            if self.random:
-                from pytest_llenergy.backends.tokenizer import build_tokenizer
-
-                self._tokenizer = build_tokenizer(int(self._config["vocab_size"]))
-            else:
-                tok = getattr(self.llm, "tokenizer", None)
-                tok = getattr(tok, "tokenizer", tok)  # TensorRT-LLM wraps the HF tokenizer
-                if tok is None:
-                    raise BackendError(f"no tokenizer for {self.spec.name!r}")
-                self._tokenizer = tok
-        return self._tokenizer
+    def _model_tokenizer(self) -> Any:
+        tok = getattr(self.llm, "tokenizer", None)
+        tok = getattr(tok, "tokenizer", tok)  # TensorRT-LLM wraps the HF tokenizer
+        if tok is None:
+            raise BackendError(f"no tokenizer for {self.spec.name!r}")
+        return tok
 
     def _token_space(self) -> tuple[int, list[int]]:
         if self.random:

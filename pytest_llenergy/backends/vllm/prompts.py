@@ -19,20 +19,10 @@ class VllmPrompts(BaseSession[VllmConfig]):
     """Tokenizer and prompt-input methods of `VllmSession` (which sets the attributes below)."""
 
     llm: Any
-    _config: dict[str, Any]
     _special: set[int]
 
-    @property
-    def tokenizer(self) -> Any:
-        """The built-in tokenizer for random weights (as saved with the checkpoint), else the model's."""
-        if self._tokenizer is None:
-            if self.random:
-                from pytest_llenergy.backends.tokenizer import build_tokenizer
-
-                self._tokenizer = build_tokenizer(int(self._config["vocab_size"]))
-            else:
-                self._tokenizer = self._engine_tokenizer() or self._hf_tokenizer()
-        return self._tokenizer
+    def _model_tokenizer(self) -> Any:
+        return self._engine_tokenizer() or self._hf_tokenizer()
 
     def _engine_tokenizer(self) -> Any:
         """vLLM's own tokenizer (the model's, loaded by the engine), or None."""
