@@ -6,11 +6,11 @@ by token work (see docs/methodology.md, "Per-request energy"). Every row says so
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pytest_llenergy.config.files import write_atomically
 from pytest_llenergy.results.schema import ExperimentResult
 
 if TYPE_CHECKING:
@@ -32,14 +32,7 @@ def write_requests(path: Path, rows: list[dict[str, Any]]) -> Path:
     import pandas as pd
 
     df = pd.DataFrame.from_records(rows, columns=list(REQUEST_COLUMNS))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        df.to_parquet(partial, index=False)
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
-    return path
+    return write_atomically(path, lambda partial: df.to_parquet(partial, index=False))
 
 
 def phase_columns(result: ExperimentResult) -> dict[str, Any]:
