@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from pytest_llenergy.config.campaign import GapsConfig
+from pytest_llenergy.energy.sources import SourceError
 from pytest_llenergy.plugin.base import PREVIOUS_ITEM, RECORDER, campaign_item, status_line
 from pytest_llenergy.plugin.measurement.context import get_context
 from pytest_llenergy.plugin.state import get_run, run_setting
@@ -79,23 +80,27 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     item.config.stash[PREVIOUS_ITEM] = item
     recorder = item.stash.get(RECORDER, None)
     if recorder is not None and gap is not None:
-        recorder.gap = {**gap, **start_state(item.config, gap)}
+        state, problem = start_state(item.config, gap)
+        recorder.gap = {**gap, **state}
+        if problem:
+            recorder.warnings.append(problem)
 
 
-def start_state(config: pytest.Config, gap: dict[str, Any]) -> dict[str, Any]:
-    """Power and temperature per device as the item starts (what the gap left behind)."""
+def start_state(config: pytest.Config, gap: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """Power and temperature per device as the item starts (what the gap left behind), and why
+    they could not be read ("" when they were)."""
     if gap.get("start_power_w"):
-        return {}
+        return {}, ""
     try:
         source = get_context(config).ensure_source()
         power = source.read_power()
         temps = source.read_aux().get("temperature_c")
-    except Exception:  # a reading is a courtesy here; the window's own edges are what count
-        return {}
+    except SourceError as exc:  # recorded as a warning; the window's own edges are what count
+        return {}, f"power and temperature at the item's start not read: {exc}"
     labels = [d.label for d in source.devices()]
     out: dict[str, Any] = {"start_power_w": {k: float(v) for k, v in zip(labels, power) if v == v}}
     if temps is not None:
         out["start_temperature_c"] = {k: float(v) for k, v in zip(labels, temps) if v == v}
-    return out
+    return out, ""
 
 
