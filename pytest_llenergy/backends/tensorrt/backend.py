@@ -28,7 +28,13 @@ from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 from pytest_llenergy.backends.base import BackendError, GenerationStats, Workload
-from pytest_llenergy.backends.session import BaseSession, import_problem, load_key, random_weights
+from pytest_llenergy.backends.session import (
+    BaseSession,
+    import_problem,
+    jsonable,
+    load_key,
+    random_weights,
+)
 from pytest_llenergy.backends.tensorrt.args import engine_key, plan, sampling
 from pytest_llenergy.backends.tensorrt.objects import SEARCH_MODULES as SEARCH_MODULES
 from pytest_llenergy.backends.tensorrt.objects import accepts as accepts
@@ -97,16 +103,6 @@ class TensorrtBackend:
         if not ok:
             raise BackendError(reason)
         return TensorrtSession(experiment)
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    return str(value)
 
 
 def _version() -> str:
@@ -185,7 +181,7 @@ class TensorrtSession(BaseSession[TensorrtConfig]):
             "engine_cache": status,
             "engine_build_time_s": build_time,
             "plan": self.plan.describe(),
-            "llm_runtime_kwargs": _jsonable(runtime),
+            "llm_runtime_kwargs": jsonable(runtime),
             "notes": list(self.plan.notes),
         }
 
@@ -229,7 +225,7 @@ class TensorrtSession(BaseSession[TensorrtConfig]):
             raise BackendError("streaming does not work with beam search (tensorrt.beam_width > 1)")
         prepared = self.build_prompts(workload, base_dir)
         self._sampling(workload.output_tokens, workload.seed)
-        self.engine_info["sampling_kwargs"] = _jsonable(self._sampling_records[(workload.output_tokens, workload.seed)])
+        self.engine_info["sampling_kwargs"] = jsonable(self._sampling_records[(workload.output_tokens, workload.seed)])
         return prepared
 
     def _sampling(self, output_tokens: int, seed: int | None) -> Any:

@@ -16,7 +16,7 @@ from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 from pytest_llenergy.backends.base import BackendError, GenerationStats, Workload
-from pytest_llenergy.backends.session import BaseSession, load_key, random_weights
+from pytest_llenergy.backends.session import BaseSession, load_key, process_peak_rss, random_weights
 from pytest_llenergy.backends.tokenizer import BOS_ID, EOS_ID, PAD_ID
 from pytest_llenergy.config.transformers_section import TransformersConfig
 
@@ -332,12 +332,7 @@ class TransformersSession(BaseSession[TransformersConfig]):
             import torch
 
             return sum(torch.cuda.max_memory_allocated(d) for d in self._cuda_devices), "cuda_max_allocated"
-        try:
-            import resource
-        except ImportError:  # not on POSIX
-            return None, None
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        return (peak if sys.platform == "darwin" else peak * 1024), "process_peak_rss"
+        return process_peak_rss()
 
     def close(self) -> None:
         """Free the model and its memory; safe to call twice."""

@@ -24,13 +24,18 @@ from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 from pytest_llenergy.backends.base import BackendError, GenerationStats, Workload
-from pytest_llenergy.backends.session import import_problem, load_key, random_weights
+from pytest_llenergy.backends.session import (
+    import_problem,
+    jsonable,
+    load_key,
+    process_peak_rss,
+    random_weights,
+)
 from pytest_llenergy.backends.vllm.args import engine_kwargs, engine_seed, sampling_kwargs
 from pytest_llenergy.backends.vllm.engine import (
     RECORDED_ENV,
     check_engine_kwargs,
     cpu_head_size_check,
-    jsonable,
     module_version,
     resolved_settings,
     vllm_version,
@@ -283,12 +288,7 @@ class VllmSession(VllmPrompts):
         device = self.engine_info.get("engine_resolved", {}).get("device_config", {}).get("device_type")
         if device != "cpu" or not self._in_process:
             return None, None
-        try:
-            import resource
-        except ImportError:
-            return None, None
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        return (peak if sys.platform == "darwin" else peak * 1024), "process_peak_rss"
+        return process_peak_rss()
 
     def close(self) -> None:
         """Shut the engine down and free its memory; safe to call twice."""
