@@ -1,4 +1,5 @@
-"""The main job: every campaign item warms up on its real workload, then measures one window.
+"""The main job: every campaign item warms up on a probe of its real shapes (in full once per model
+and shape, a short re-warm afterwards), then measures one window.
 
 Run: pytest energy_suites/ --lem-campaign energy_suites/campaigns/quickstart.yaml
 """
@@ -6,7 +7,7 @@ Run: pytest energy_suites/ --lem-campaign energy_suites/campaigns/quickstart.yam
 
 def test_inference(lem_experiment, lem_session, lem_result, energy):
     workload = lem_session.prepare(lem_experiment.config.workload)
-    energy.warmup(lambda: lem_session.run(workload.head(1)))
+    energy.warmup(session=lem_session, workload=workload)
     with energy.measure("generate") as window:
         stats = lem_session.run(workload)
         window.record(input_tokens=stats.input_tokens, output_tokens=stats.output_tokens, timeline=stats.timeline)

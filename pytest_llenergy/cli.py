@@ -65,7 +65,7 @@ grid:
 STARTER_TEST = '''\
 def test_inference(lem_experiment, lem_session, lem_result, energy):
     workload = lem_session.prepare(lem_experiment.config.workload)
-    energy.warmup(lambda: lem_session.run(workload.head(1)))
+    energy.warmup(session=lem_session, workload=workload)
     with energy.measure("generate") as window:
         stats = lem_session.run(workload)
         window.record(input_tokens=stats.input_tokens, output_tokens=stats.output_tokens)
@@ -140,7 +140,10 @@ def _report(args: argparse.Namespace) -> int:
         print(f"lem report: not found: {', '.join(map(str, missing))}", file=sys.stderr)
         return 2
     out = Path(args.out) if args.out else None
-    group_by = [p for p in (args.group_by or "").split(",") if p]
+    if out is None and len(dirs) > 1:
+        print("lem report: --out DIR is required when merging several run directories", file=sys.stderr)
+        return 2
+    group_by = None if args.group_by is None else [p for p in args.group_by.split(",") if p]
     try:
         summary = build_outputs(dirs if len(dirs) > 1 else dirs[0], group_by=group_by, seed=args.seed, out_dir=out)
     except ValueError as exc:
@@ -232,33 +235,35 @@ def _slurm_submit(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lem", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"%(prog)s (pytest-llenergy) {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("doctor", help="what this machine can measure and run").set_defaults(func=_doctor)
     p = sub.add_parser("init", help="write a starter campaign and test file")
-    p.add_argument("dir", nargs="?", default="energy_suites")
-    p.add_argument("--name", default="my-campaign")
-    p.add_argument("--non-interactive", action="store_true")
+    p.add_argument("dir", nargs="?", default="energy_suites", help="where to write (default energy_suites)")
+    p.add_argument("--name", default="my-campaign", help="campaign name (default my-campaign)")
+    p.add_argument("--non-interactive", action="store_true", help="ask nothing; use the defaults")
     p.set_defaults(func=_init)
     config = sub.add_parser("config", help="inspect campaigns and parameters").add_subparsers(dest="what", required=True)
     p = config.add_parser("list", help="campaign files and their size")
-    p.add_argument("dir", nargs="?", default="energy_suites/campaigns")
+    p.add_argument("dir", nargs="?", default="energy_suites/campaigns", help="folder searched for *.yaml (default energy_suites/campaigns)")
     p.set_defaults(func=_config_list)
     p = config.add_parser("show", help="the expanded plan of one campaign")
-    p.add_argument("file")
+    p.add_argument("file", help="campaign YAML file")
     p.set_defaults(func=_config_show)
     p = config.add_parser("params", help="backend parameters (docs) or typed coverage")
-    p.add_argument("--coverage", action="store_true")
-    p.add_argument("--backend", default=None)
+    p.add_argument("--coverage", action="store_true", help="typed-coverage report instead of the parameter docs")
+    p.add_argument("--backend", default=None, help="only this backend (with --coverage)")
     p.set_defaults(func=_config_params)
     p = sub.add_parser("report", help="rebuild summary, plots and report from stored results")
-    p.add_argument("dirs", nargs="+")
-    p.add_argument("--out", default=None, help="output directory (default: the first DIR)")
-    p.add_argument("--group-by", default=None)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("dirs", nargs="+", help="run directories (several are merged: --out is then required)")
+    p.add_argument("--out", default=None, help="output directory (default: the first DIR; required with several)")
+    p.add_argument("--group-by", default=None,
+                   help="comma-separated config paths to group by (default: the run's, from manifest.json; '' for none)")
+    p.add_argument("--seed", type=int, default=None, help="bootstrap seed (default: the run's, from manifest.json)")
     p.set_defaults(func=_report)
     p = sub.add_parser("compare", help="compare two saved runs or result directories")
-    p.add_argument("a")
-    p.add_argument("b")
+    p.add_argument("a", help="the old run: a saved-run JSON file or a results directory")
+    p.add_argument("b", help="the new run: a saved-run JSON file or a results directory")
     p.add_argument("--fail", default=None, help="rules such as 'energy_per_output_token:5%% tokens_per_s:-10%%'")
     p.add_argument("--alpha", type=float, default=None,
                    help="false-alarm rate: fail when the one-sided p-value is below it (default 0.01)")
@@ -267,7 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--at", default=None, help="first start, HH:MM local time (default: now)")
     p.add_argument("--every", default="24h", help="interval between starts")
     p.add_argument("--for", dest="total", default="24h", help="stop scheduling after this long")
-    p.add_argument("--dry-run", action="store_true")
+    p.add_argument("--dry-run", action="store_true", help="print the start times, run nothing")
     p.add_argument("pytest_args", nargs=argparse.REMAINDER, help="-- then the pytest arguments")
     p.set_defaults(func=_schedule)
     slurm = sub.add_parser("slurm", help="run a campaign on a Slurm cluster").add_subparsers(dest="what", required=True)
@@ -287,7 +292,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("pytest-llenergy")
+    except metadata.PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run ``lem``; a closed pipe (``lem config params | head``) ends quietly."""
+    try:
+        return _main(argv)
+    except BrokenPipeError:
+        import os
+
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # Python flushes stdout at exit: make that a no-op
+        return 0
+
+
+def _main(argv: list[str] | None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     tail: list[str] | None = None
     if "--" in argv:  # everything after -- is pytest's (schedule, slurm submit)

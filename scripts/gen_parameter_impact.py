@@ -111,7 +111,20 @@ def newest_run(root: Path, name: str) -> Path | None:
     return runs[-1] if runs else None
 
 
-def analyse(campaign_file: Path, run_dir: Path, seed: int = 0) -> tuple[str, list[Row], str]:
+def conditions(df: pd.DataFrame) -> str:
+    """Window length, GPU utilisation and the adjusted share of raw energy: how host-bound the run was."""
+    def mean(col: str) -> float:
+        return float(df[col].mean()) if col in df and df[col].notna().any() else math.nan
+
+    share = 100 * mean("energy_adjusted_j") / mean("energy_j") if "energy_adjusted_j" in df else math.nan
+    gpus = sorted({str(n) for n in df.get("gpu_name", pd.Series(dtype=str)).dropna()})
+    parts = [f"windows {mean('window_duration_s'):.2f} s on average",
+             f"GPU utilisation {mean('mean_utilization_pct'):.0f} %",
+             f"baseline-adjusted energy {share:.0f} % of raw"]
+    return "Conditions: " + ", ".join(p for p in parts if "nan" not in p) + (f" ({', '.join(gpus)})" if gpus else "") + "."
+
+
+def analyse(campaign_file: Path, run_dir: Path, seed: int = 0) -> tuple[str, list[Row], str, str]:
     from pytest_llenergy.results import load
 
     key, order = varied_values(campaign_file)
@@ -133,7 +146,7 @@ def analyse(campaign_file: Path, run_dir: Path, seed: int = 0) -> tuple[str, lis
             effect = _ratio_ci(e, ref[metric].to_numpy(float), rng)
             speed_effect = _ratio_ci(s, ref[SPEED].to_numpy(float), rng)
         rows.append(Row(value, len(g), _ci(e, rng), _ci(s, rng), effect, speed_effect))
-    return key, rows, metric
+    return key, rows, metric, conditions(df)
 
 
 def _fmt(x: float, digits: int = 4) -> str:
@@ -155,14 +168,14 @@ def render(root: Path, explanations: dict[str, str]) -> str:
         if run is None:
             sections.append(f"### `{campaign_file.stem}`\n\nNot measured (no results under `{root / name}`).\n")
             continue
-        key, rows, metric = analyse(campaign_file, run)
+        key, rows, metric, cond = analyse(campaign_file, run)
         effects = [r.effect for r in rows if r.effect is not None and math.isfinite(r.effect[0])]
         biggest = max((abs(e[0]) for e in effects), default=math.nan)
         measurable = any(lo > 0 or hi < 0 for _, lo, hi in effects)
         ranking.append((biggest if math.isfinite(biggest) else -1, campaign_file.stem, key, measurable, biggest))
         label = "adjusted" if metric == ENERGY else "raw (no baseline on this source)"
         lines = [f"### `{campaign_file.stem}`: {key}", "", explanations.get(campaign_file.stem, ""), "",
-                 f"Run `{run.relative_to(root)}`; J per output token {label}.", "",
+                 f"Run `{run.relative_to(root)}`; J per output token {label}. {cond}", "",
                  "| value | n | J/out-token (95 % CI) | effect on J/token | out tok/s | effect on tok/s |",
                  "|---|---|---|---|---|---|"]
         for r in rows:

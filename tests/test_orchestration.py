@@ -8,7 +8,7 @@ from campaigns import results, write_suite
 CAMPAIGN = """
 name: orch
 cycles: 2
-defaults: {model: gpt2}
+defaults: {model: {name: gpt2, weights: random}}
 grid: {shared: {workload.batch_size: [1, 2]}}
 measurement: {energy_source: estimate}
 gaps: {between_experiments: 0, between_cycles: 0}
@@ -68,7 +68,7 @@ class TestModelReuse:
         assert sorted(loads) == [(1, True), (1, True), (2, False), (2, False)]
 
     def test_interleaved_order_with_reuse_still_gives_each_item_its_model(self, pytester):
-        _suite(pytester)
+        _suite(pytester, CAMPAIGN + "reuse: {max_resident: 1}\n")  # one resident session: reloads as models alternate
         pytester.runpytest("--lem-campaign", "campaign.yaml", "--lem-order", "interleaved").assert_outcomes(passed=4)
         events = [e for e in (pytester.path / "events.log").read_text().split("\n") if e.startswith("load")]
         assert events == ["load 1", "load 2", "load 1", "load 2"]

@@ -12,7 +12,7 @@ def test_smoke(lem_experiment, lem_session, lem_result, energy):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         workload = lem_session.prepare(config.workload)
-        energy.warmup(lambda: lem_session.run(workload.head(1)))
+        energy.warmup(session=lem_session, workload=workload)
         with energy.measure("generate") as window:
             stats = lem_session.run(workload)
             window.record(input_tokens=stats.input_tokens, output_tokens=stats.output_tokens)

@@ -2,6 +2,15 @@
 
 Backends are found through the ``pytest_llenergy.backends`` entry-point group, so a third party
 can add one. Heavy engines are imported inside ``load``, never at module import.
+
+Optional parts, used when present (the plugin falls back without them):
+
+- ``Session.probe(workload, new_tokens)``: a cheap run of the real shapes (the first batch,
+  ``new_tokens`` decode steps) that warmup times until it is stable; default: ``run(workload.probe(n))``.
+- ``Session.footprint() -> Footprint``: memory the loaded session holds (parameters + cache +
+  reservations), so several sessions can stay resident within a memory budget.
+- ``Backend.estimate_footprint(experiment) -> Footprint | None``: the same before loading, so a
+  resident session is evicted before a model that would not fit is loaded.
 """
 
 from __future__ import annotations
@@ -16,7 +25,8 @@ from pytest_llenergy.config.experiment import ExperimentConfig, WorkloadConfig
 from pytest_llenergy.config.registry import ENTRY_POINT_GROUP
 from pytest_llenergy.config.timeline import PhaseTimeline
 
-__all__ = ["Backend", "BackendError", "BackendNotFound", "GenerationStats", "Session", "Workload", "get_backend"]
+__all__ = ["Backend", "BackendError", "BackendNotFound", "Footprint", "GenerationStats", "Session", "Workload",
+           "get_backend", "run_probe"]
 
 
 @dataclass
@@ -43,6 +53,26 @@ class Workload:
     def head(self, n_batches: int = 1) -> Workload:
         """The first ``n_batches`` batches (for warmup)."""
         return Workload(self.batches[:n_batches], self.output_tokens, self.streaming, None, self.seed)
+
+    def probe(self, new_tokens: int) -> Workload:
+        """The first batch with at most ``new_tokens`` new tokens: a cheap run of the real shapes."""
+        return Workload(self.batches[:1], max(1, min(new_tokens, self.output_tokens)), False, None, self.seed)
+
+    @property
+    def shape(self) -> tuple[Any, ...]:
+        """(rows, longest prompt) per batch, output tokens and streaming: equal shapes warm up alike."""
+        batches = tuple((len(b), max((len(p) for p in b), default=0)) for b in self.batches)
+        return batches, self.output_tokens, self.streaming
+
+
+@dataclass(frozen=True)
+class Footprint:
+    """Memory a session holds (or will hold) on one kind of device: ``cuda`` or ``cpu``."""
+
+    bytes: int
+    device: str = "cpu"
+    #: how the figure was obtained, e.g. "parameters + peak cache" or "gpu_memory_utilization 0.9 x 141 GiB"
+    detail: str = ""
 
 
 @dataclass
@@ -83,6 +113,9 @@ class Session(Protocol):
 
     def close(self) -> None: ...
 
+    # optional: def probe(self, workload: Workload, new_tokens: int) -> None
+    # optional: def footprint(self) -> Footprint
+
 
 class Backend(Protocol):
     """An inference engine."""
@@ -96,6 +129,17 @@ class Backend(Protocol):
 
     def load_key(self, experiment: ExperimentConfig) -> str:
         """Equal for experiments that can share one loaded session."""
+
+    # optional: def estimate_footprint(self, experiment: ExperimentConfig) -> Footprint | None
+
+
+def run_probe(session: Any, workload: Workload, new_tokens: int) -> None:
+    """The session's own ``probe`` when it has one, else ``run`` on the first batch, ``new_tokens`` long."""
+    probe = getattr(session, "probe", None)
+    if callable(probe):
+        probe(workload, new_tokens)
+    else:
+        session.run(workload.probe(new_tokens))
 
 
 class BackendNotFound(LookupError):

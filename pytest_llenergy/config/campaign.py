@@ -14,6 +14,7 @@ from pytest_llenergy.config.dispatch import DispatchConfig
 from pytest_llenergy.config.experiment import NAME_PATTERN, ExperimentConfig
 from pytest_llenergy.config.measurement import MeasurementConfig
 from pytest_llenergy.config.paths import check_path
+from pytest_llenergy.config.reuse import ReuseConfig
 from pytest_llenergy.config.sections import BACKEND_SECTIONS
 from pytest_llenergy.config.units import parse_duration
 
@@ -36,7 +37,7 @@ class GridConfig(StrictModel):
     )
 
 
-MAX_CYCLES = 10_000
+MIN_CYCLES, MAX_CYCLES = 1, 10_000
 ADAPTIVE_METRICS = (
     "energy_per_output_token", "energy_per_token", "energy", "tokens_per_s", "mean_power",
     "adjusted_energy_per_output_token", "adjusted_energy_per_token", "adjusted_energy",
@@ -132,6 +133,8 @@ class BudgetRule(StrictModel):
         return Budget.from_kwargs({**self.limits, "tolerance": self.tolerance, "adjusted": self.adjusted}, "campaign")
 
 
+
+
 class CampaignConfig(StrictModel):
     """A campaign: what to measure, how often and in which order."""
 
@@ -141,7 +144,8 @@ class CampaignConfig(StrictModel):
         Annotated[int, Tag("fixed")] | Annotated[AdaptiveCycles, Tag("adaptive")],
         Discriminator(lambda v: "adaptive" if isinstance(v, dict | AdaptiveCycles) else "fixed"),
     ] = Field(
-        1, description="How many times every experiment is repeated (>= 1), or adaptive: {min, max, target_ci_halfwidth, metric}."
+        1, description="How many times every experiment is repeated (>= 1), or adaptive: {min, max, target_ci_halfwidth, metric}.",
+        json_schema_extra={"constraints": f"fixed: >= {MIN_CYCLES}, <= {MAX_CYCLES}"},
     )
     order: Literal["interleaved", "shuffled", "grouped"] = Field(
         "interleaved",
@@ -155,6 +159,7 @@ class CampaignConfig(StrictModel):
     )
     gaps: GapsConfig = Field(default_factory=GapsConfig, description="Thermal gaps between items and cycles.")
     force_cold_start: bool = Field(False, description="Unload, free memory and reload the model for every item.")
+    reuse: ReuseConfig = Field(default_factory=ReuseConfig, description="Loaded sessions kept resident per process, within a memory budget.")
     group_by: list[str] = Field(default_factory=list, description="Dotted config paths whose values group experiments for group CIs.")
     measurement: MeasurementConfig = Field(default_factory=MeasurementConfig, description="Energy source, sampling, baseline, warmup.")
     notifications: NotificationsConfig = Field(default_factory=NotificationsConfig, description="Webhook notifications.")
@@ -165,8 +170,8 @@ class CampaignConfig(StrictModel):
     @field_validator("cycles")
     @classmethod
     def _cycles_positive(cls, value: int | AdaptiveCycles) -> int | AdaptiveCycles:
-        if isinstance(value, int) and not 1 <= value <= MAX_CYCLES:
-            raise ValueError(f"cycles must be between 1 and {MAX_CYCLES}")
+        if isinstance(value, int) and not MIN_CYCLES <= value <= MAX_CYCLES:
+            raise ValueError(f"cycles must be between {MIN_CYCLES} and {MAX_CYCLES}")
         return value
 
     @field_validator("group_by")

@@ -27,7 +27,12 @@ class BaselineSettings(StrictModel):
 
 
 class WarmupSettings(StrictModel):
-    """Warmup before each measured window: until latencies are stable, or a fixed count."""
+    """Warmup before measured windows: until latencies are stable, or a fixed count.
+
+    Paid once per loaded model and workload shape in a process (``once``); later items of that
+    shape re-warm with ``rewarm_iterations`` runs after their gap. Campaign items warm up on a
+    cheap probe of the real shapes: the first batch with ``probe_tokens`` new tokens.
+    """
 
     mode: WarmupMode = Field("convergence", description="convergence: until CV < threshold; fixed: `iterations` runs; off.")
     cv_threshold: float = Field(0.05, gt=0, le=1, description="Coefficient of variation of the last `window` latencies.")
@@ -35,6 +40,10 @@ class WarmupSettings(StrictModel):
     min_iterations: int = Field(5, ge=1, le=10_000, description="Fewest warmup runs in convergence mode.")
     max_iterations: int = Field(50, ge=1, le=10_000, description="Most warmup runs in convergence mode.")
     iterations: int = Field(5, ge=1, le=10_000, description="Runs in fixed mode.")
+    max_time_s: float = Field(30.0, gt=0, le=3600, description="Wall-time budget of one warmup; the outcome says `budget_exhausted` when it ran out.")
+    once: bool = Field(True, description="Warm up once per loaded model and workload shape in a process; false: the full warmup before every item.")
+    rewarm_iterations: int = Field(1, ge=0, le=1000, description="Probe runs before later items of an already warmed model and shape (after their gap).")
+    probe_tokens: int = Field(4, ge=1, le=100_000, description="New tokens per warmup probe (the first batch of the real workload, capped at its output length).")
 
     @field_validator("mode", mode="before")
     @classmethod

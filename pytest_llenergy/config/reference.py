@@ -15,6 +15,8 @@ def type_name(annotation: Any) -> str:
     """A short readable type: ``int | None``, ``'sdpa' | 'eager'``, ``list[str]``."""
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
+    if origin is typing.Annotated:
+        return type_name(args[0])
     if origin is typing.Literal:
         return " | ".join(repr(a) for a in args)
     if origin in (typing.Union, types.UnionType):
@@ -40,6 +42,9 @@ def default_text(field: FieldInfo) -> str:
 
 
 def constraints_text(field: FieldInfo) -> str:
+    extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+    if isinstance(text := extra.get("constraints"), str):
+        return text  # bounds a validator checks (unions cannot carry them as metadata)
     parts = []
     for item in field.metadata:
         for name, symbol in (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<"), ("min_length", "min length")):

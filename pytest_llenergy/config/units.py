@@ -52,3 +52,27 @@ def parse_quantity(value: str | float | int, kind: str) -> float:
     if unit.lower() == "mw" and unit == "MW":
         factor = 1e6
     return number * factor
+
+
+_BYTES = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
+          "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+
+
+def parse_memory(value: str | float | int) -> tuple[str, float]:
+    """A memory amount: ``("fraction", 0.8)`` from ``"80%"``, ``("bytes", n)`` from ``"40GiB"``, ``"512 MB"`` or a number of bytes."""
+    if isinstance(value, bool):
+        raise ValueError("a memory amount cannot be true/false")
+    if isinstance(value, int | float):
+        number, unit = float(value), "b"
+    else:
+        number, unit = _split(value)
+        unit = unit.lower() or "b"
+    if unit == "%":
+        if not 0 < number <= 100:
+            raise ValueError(f"a percentage of device memory must be in (0, 100], got {value!r}")
+        return "fraction", number / 100
+    if unit not in _BYTES:
+        raise ValueError(f"unknown memory unit in {value!r} (use %, B, MB, GB, MiB, GiB, ...)")
+    if number <= 0:
+        raise ValueError(f"a memory amount must be positive, got {value!r}")
+    return "bytes", number * _BYTES[unit]

@@ -18,6 +18,7 @@ from typing import Any
 
 from pytest_llenergy.energy.sources.base import EnergySource
 from pytest_llenergy.energy.sources.estimate import cpu_model
+from pytest_llenergy.energy.threads import thread_environment
 
 PACKAGES = {
     "torch": ("torch",),
@@ -161,4 +162,5 @@ def collect_environment(source: EnergySource | None = None) -> dict[str, Any]:
                    "executable": sys.executable},
         "packages": package_versions(),
         "git": git_state(),
+        "threads": thread_environment(),
     }

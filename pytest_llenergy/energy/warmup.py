@@ -2,8 +2,10 @@
 
 ``convergence``: run until the coefficient of variation (sd / mean, ddof=1) of the last
 ``window`` latencies falls below ``cv_threshold``, after at least ``min_iterations`` and at
-most ``max_iterations`` runs; records whether it converged. ``fixed``: exactly ``iterations``
-runs. ``off``: nothing.
+most ``max_iterations`` runs, and never past ``max_time_s`` of wall time (the run in progress
+finishes; the outcome says ``budget_exhausted``). ``fixed``: exactly ``iterations`` runs (also
+bounded by ``max_time_s``). ``off``: nothing. :func:`rewarm` is the short fixed re-warm of a
+model and workload shape that already converged in this process.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import numpy as np
 from pytest_llenergy.config.measurement import WARMUP_MODES
 
 MODES = WARMUP_MODES
+#: what ended a warmup
+OUTCOMES = ("converged", "not_converged", "budget_exhausted", "fixed", "rewarm", "off")
 
 
 @dataclass(frozen=True)
@@ -30,11 +34,15 @@ class WarmupResult:
     final_cv: float | None = None
     cv_threshold: float | None = None
     latencies_s: list[float] = field(default_factory=list)
+    outcome: str = "off"
+    duration_s: float = 0.0
+    probe: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"mode": self.mode, "converged": self.converged, "iterations": self.iterations,
                 "final_cv": self.final_cv, "cv_threshold": self.cv_threshold,
-                "latencies_s": list(self.latencies_s)}
+                "latencies_s": list(self.latencies_s), "outcome": self.outcome,
+                "duration_s": self.duration_s, "probe": self.probe}
 
 
 def cv(values: list[float]) -> float:
@@ -53,6 +61,7 @@ def run_warmup(
     max_iterations: int = 50,
     iterations: int = 5,
     clock: Callable[[], float] = time.perf_counter,
+    max_time_s: float | None = None,
 ) -> WarmupResult:
     """Run ``fn`` as warmup according to ``mode`` and report the latencies."""
     if mode not in MODES:
@@ -62,12 +71,11 @@ def run_warmup(
     if mode == "fixed":
         if iterations < 0:
             raise ValueError(f"iterations must be >= 0, got {iterations}")
-        fixed = [_timed(fn, clock) for _ in range(iterations)]
-        fixed_cv = cv(fixed[-window:]) if len(fixed) >= max(window, 2) else None
-        return WarmupResult("fixed", None, len(fixed), fixed_cv, None, fixed)
+        return _fixed(fn, iterations, window, clock, max_time_s, "fixed")
     if window < 2 or min_iterations < 1 or max_iterations < max(min_iterations, window):
         raise ValueError("need window >= 2, min_iterations >= 1 and "
                          "max_iterations >= max(min_iterations, window)")
+    started = clock()
     lat: list[float] = []
     final: float | None = None
     while len(lat) < max_iterations:
@@ -75,8 +83,34 @@ def run_warmup(
         if len(lat) >= window:
             final = cv(lat[-window:])
             if len(lat) >= min_iterations and final < cv_threshold:
-                return WarmupResult("convergence", True, len(lat), final, cv_threshold, lat)
-    return WarmupResult("convergence", False, len(lat), final, cv_threshold, lat)
+                return WarmupResult("convergence", True, len(lat), final, cv_threshold, lat,
+                                    "converged", clock() - started)
+        if max_time_s is not None and clock() - started >= max_time_s:
+            return WarmupResult("convergence", False, len(lat), final, cv_threshold, lat,
+                                "budget_exhausted", clock() - started)
+    return WarmupResult("convergence", False, len(lat), final, cv_threshold, lat, "not_converged", clock() - started)
+
+
+def rewarm(fn: Callable[[], Any], iterations: int, clock: Callable[[], float] = time.perf_counter,
+           max_time_s: float | None = None) -> WarmupResult:
+    """``iterations`` runs of ``fn`` after a gap, for a model and shape that already warmed up."""
+    if iterations < 0:
+        raise ValueError(f"iterations must be >= 0, got {iterations}")
+    return _fixed(fn, iterations, 5, clock, max_time_s, "rewarm")
+
+
+def _fixed(fn: Callable[[], Any], iterations: int, window: int, clock: Callable[[], float],
+           max_time_s: float | None, outcome: str) -> WarmupResult:
+    started = clock()
+    lat: list[float] = []
+    while len(lat) < iterations:
+        lat.append(_timed(fn, clock))
+        if max_time_s is not None and clock() - started >= max_time_s and len(lat) < iterations:
+            outcome = "budget_exhausted"
+            break
+    final = cv(lat[-window:]) if len(lat) >= max(window, 2) else None
+    mode = "fixed"
+    return WarmupResult(mode, None, len(lat), final, None, lat, outcome, clock() - started)
 
 
 def _timed(fn: Callable[[], Any], clock: Callable[[], float]) -> float:

@@ -95,6 +95,7 @@ def summary_payload(summary: Summary, *, run_dirs: list[Path] | None = None) -> 
     if run_dirs is None:
         run_dirs = [Path(p) for p in summary.header.get("run_dirs", [])]
     header = dict(summary.header)
+    wall_time = header.pop("wall_time", None)
     table = summary.experiments
     header.update(seed=summary.seed, n_resamples=summary.n_resamples, confidence=summary.confidence,
                   method=summary.method, expanded=summary.expanded,
@@ -105,7 +106,8 @@ def summary_payload(summary: Summary, *, run_dirs: list[Path] | None = None) -> 
     return {"schema_version": SUMMARY_SCHEMA_VERSION, "run": header, "flags": summary.flag_counts(),
             "environment": environment_reference(list(run_dirs or [])), "skipped_files": summary.skipped,
             "experiments": _experiment_entries(summary), "groups": _group_entries(summary),
-            "placements": placements(list(run_dirs or [])), "hardware_warning": mixed_hardware(list(run_dirs or []))}
+            "placements": placements(list(run_dirs or [])), "hardware_warning": mixed_hardware(list(run_dirs or [])),
+            "wall_time": wall_time}
 
 
 def write_summary_json(path: Path, summary: Summary, *, run_dirs: list[Path] | None = None) -> Path:

@@ -39,6 +39,8 @@ class Manifest(BaseModel):
     seed: int
     order: str
     cycles: int
+    group_by: list[str] = []
+    dropped: list[str] = []  # experiments removed from the campaign before a resume (results kept)
     created_at: str
     updated_at: str
     entries: dict[str, ManifestEntry]
@@ -54,7 +56,8 @@ class ManifestWriter:
 
     @classmethod
     def open(cls, path: Path, *, campaign: str, campaign_hash: str, run_id: str, seed: int, order: str,
-             cycles: int, planned: list[tuple[str, int, str]], description: str = "") -> ManifestWriter:
+             cycles: int, planned: list[tuple[str, int, str]], group_by: list[str] | None = None,
+             dropped: list[str] | tuple[str, ...] = (), description: str = "") -> ManifestWriter:
         """Load the run's manifest (resumed run) or start one; add planned items not yet listed."""
         manifest = load_manifest(path)
         if manifest is None:
@@ -63,6 +66,10 @@ class ManifestWriter:
                                 order=order, cycles=cycles, created_at=now, updated_at=now, entries={})
         manifest.campaign_hash = campaign_hash
         manifest.description = description
+        if group_by is not None:
+            manifest.group_by = list(group_by)
+        planned_ids = {experiment_id for experiment_id, _, _ in planned}
+        manifest.dropped = sorted((set(manifest.dropped) | set(dropped)) - planned_ids)
         for experiment_id, cycle, item_id in planned:
             key = result_key(experiment_id, cycle)
             if key not in manifest.entries:

@@ -19,6 +19,7 @@ from pytest_llenergy.results.report_html import REPORT_FILE, build_report
 from pytest_llenergy.results.stats import DEFAULT_METRICS, summarize
 from pytest_llenergy.results.summary import Summary
 from pytest_llenergy.results.terminal import format_terminal_table
+from pytest_llenergy.results.walltime import wall_time_breakdown
 
 SUMMARY_JSON = "summary.json"
 SUMMARY_CSV = "summary.csv"
@@ -27,22 +28,21 @@ MANIFEST_FILE = "manifest.json"
 
 
 def _manifests(run_dirs: Sequence[Path]) -> list[dict[str, Any]]:
-    """Every readable ``manifest.json`` of ``run_dirs``, in order."""
-    out = []
+    found = []
     for run_dir in run_dirs:
         try:
             data = json.loads((Path(run_dir) / MANIFEST_FILE).read_text())
         except (OSError, ValueError):
             continue
         if isinstance(data, dict):
-            out.append(data)
-    return out
+            found.append(data)
+    return found
 
 
 def manifest_seed(run_dirs: Sequence[Path]) -> int | None:
     """The campaign seed recorded in the first readable ``manifest.json``."""
-    for data in _manifests(run_dirs):
-        seed = data.get("seed")
+    for manifest in _manifests(run_dirs):
+        seed = manifest.get("seed")
         if isinstance(seed, int) and not isinstance(seed, bool):
             return seed
     return None
@@ -52,6 +52,30 @@ def manifest_descriptions(run_dirs: Sequence[Path]) -> list[str]:
     """The campaigns' descriptions recorded in the manifests (each once, empty ones left out)."""
     texts = [str(d.get("description") or "").strip() for d in _manifests(run_dirs)]
     return list(dict.fromkeys(t for t in texts if t))
+
+
+def manifest_group_by(run_dirs: Sequence[Path]) -> list[str] | None:
+    """The run's ``group_by`` recorded in the first ``manifest.json`` that has one."""
+    for manifest in _manifests(run_dirs):
+        group_by = manifest.get("group_by")
+        if isinstance(group_by, list):
+            return [str(g) for g in group_by]
+    return None
+
+
+def manifest_dropped(run_dirs: Sequence[Path]) -> set[str]:
+    """Experiments removed from the campaign before a resume: left out of the summary (files kept)."""
+    return {str(e) for m in _manifests(run_dirs) for e in (m.get("dropped") or [])}
+
+
+def remove_stale_plots(folder: Path, keep: set[Path]) -> list[Path]:
+    """Delete PNGs under ``folder`` that this build did not write (groups or experiments that are gone)."""
+    removed = []
+    for path in folder.glob("*.png") if folder.is_dir() else ():
+        if path.resolve() not in keep:
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
 
 
 def build_outputs(run_dir: Path | Sequence[Path], *, out_dir: Path | None = None, group_by: Sequence[str] | None = None,
@@ -73,11 +97,19 @@ def build_outputs(run_dir: Path | Sequence[Path], *, out_dir: Path | None = None
     out_dir = Path(out_dir)
     if seed is None:
         seed = manifest_seed(run_dirs)
+    if group_by is None:
+        group_by = manifest_group_by(run_dirs)
     df = load(run_dirs)
+    dropped = manifest_dropped(run_dirs)
+    if dropped and len(df):
+        df = df[~df["experiment_id"].isin(dropped)]
+    if not len(df):
+        raise ValueError(f"no results in {', '.join(map(str, run_dirs))} (no experiments/*.json to summarise)")
     summary = summarize(df, metrics=metrics, group_by=group_by, seed=seed, n_resamples=n_resamples,
                         confidence=confidence)
     if cycles_configured is not None:
         summary.header["cycles_configured"] = cycles_configured
+    summary.header["wall_time"] = wall_time_breakdown(run_dirs)
     outputs = {"summary.json": write_summary_json(out_dir / SUMMARY_JSON, summary, run_dirs=run_dirs),
                "summary.csv": write_summary_csv(out_dir / SUMMARY_CSV, summary)}
     charts: dict[str, Path] = {}
@@ -92,6 +124,7 @@ def build_outputs(run_dir: Path | Sequence[Path], *, out_dir: Path | None = None
 
         charts.update(request_histograms(df, out_dir / PLOTS_DIR))
         outputs.update({f"plot: {name}": path for name, path in {**charts, **timelines}.items()})
+    remove_stale_plots(out_dir / PLOTS_DIR, {Path(p).resolve() for p in {**charts, **timelines}.values()})
     outputs[REPORT_FILE] = build_report(run_dirs, summary, charts=charts, timelines=timelines, problems=problems,
                                           out=out_dir / REPORT_FILE, descriptions=manifest_descriptions(run_dirs))
     summary.outputs = {name: str(path) for name, path in outputs.items()}

@@ -202,6 +202,12 @@ def build_report(run_dir: Path | list[Path], summary: Summary, *, charts: dict[s
              "<h2>Flags</h2>", _kv(summary.flag_counts().items()), "<h2>Experiments</h2>",
              _stats_table(summary.experiments, "experiment_id", metrics, ["backend", "model", "precision", "batch_size"],
                           summary.confidence), LEGEND]
+    wide = summary.experiments[summary.experiments["ci_wide"].fillna(False).astype(bool)] \
+        if "ci_wide" in summary.experiments else summary.experiments.iloc[:0]
+    if len(wide):
+        parts += ["<h2>Why some CIs are wide (> ±3 %)</h2>",
+                  "<ul>" + "".join(f"<li>{escape(str(r['experiment_id']))}: {escape(str(r['ci_width_note']))}</li>"
+                                   for _, r in wide.iterrows()) + "</ul>"]
     if summary.groups is not None:
         parts += [f"<h2>Groups by {escape(', '.join(summary.group_by))}</h2>", GROUP_NOTE,
                   _stats_table(summary.groups, "group", metrics, [], summary.confidence)]

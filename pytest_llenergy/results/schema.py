@@ -94,6 +94,11 @@ class WarmupOutcome(ResultModel):
     final_cv: float | None = None
     cv_threshold: float | None = None
     latencies_s: list[float] = Field(default_factory=list)
+    outcome: Literal["converged", "not_converged", "budget_exhausted", "fixed", "rewarm", "off"] | None = Field(
+        None, description="What ended it: converged, not_converged (max_iterations), budget_exhausted (max_time_s), "
+        "fixed, rewarm (a model and shape already warmed in this process), off.")
+    duration_s: float | None = Field(None, description="Wall seconds the warmup took.")
+    probe: str | None = Field(None, description="What each warmup run was, e.g. 'first batch (8 x 128 tokens), 4 new tokens'.")
 
 
 class LatencyStats(ResultModel):
@@ -112,9 +117,38 @@ class LatencyStats(ResultModel):
     itl_ms_p99: float | None = None
 
 
+class EvictionInfo(ResultModel):
+    """A resident session closed to make room (or because ``force_cold_start`` asked)."""
+
+    model: str
+    load_key: str
+    reason: str
+    footprint_bytes: int | None = None
+    freed_bytes: int | None = Field(None, description="Device memory in use before minus after closing it (CUDA only).")
+
+
 class LoadInfo(ResultModel):
     cold: bool = Field(description="True when the model was loaded for this item, false when reused.")
     load_time_s: float | None = None
+    status: Literal["loaded", "resident", "reloaded", "cold_start"] | None = Field(
+        None, description="loaded: first load in this process; resident: reused from memory; reloaded: loaded "
+        "again after an eviction; cold_start: reloaded because force_cold_start is on.")
+    reason: str | None = Field(None, description="Why it was loaded or reused, in words.")
+    evicted: list[EvictionInfo] = Field(default_factory=list, description="Sessions closed before this load, and why.")
+    footprint_bytes: int | None = Field(None, description="Memory the session holds (parameters + cache + reservations).")
+    footprint_device: str | None = None
+    resident_sessions: int | None = Field(None, description="Sessions resident in this process after this item's load.")
+
+
+class ItemTiming(ResultModel):
+    """Where one item's wall time went, in seconds (the session summary sums these)."""
+
+    wall_s: float | None = Field(None, description="From the item's setup to the end of its call.")
+    gap_s: float = 0.0
+    load_s: float = 0.0
+    baseline_s: float = 0.0
+    warmup_s: float = 0.0
+    measured_s: float = Field(0.0, description="Sum of the measured windows' durations.")
 
 
 class GapInfo(ResultModel):
@@ -158,6 +192,7 @@ class ExperimentResult(ResultModel):
     warmup: WarmupOutcome | None = None
     load: LoadInfo | None = None
     gap: GapInfo | None = None
+    timing: ItemTiming | None = None
     peak_memory_mb: float | None = None
     engine: dict[str, Any] = Field(default_factory=dict, description="Engine versions and effective engine arguments.")
     environment_file: str | None = None

@@ -45,6 +45,7 @@ from pytest_llenergy.results.coverage import (
 from pytest_llenergy.results.interval import BootstrapCI
 from pytest_llenergy.results.metrics import metric_column
 from pytest_llenergy.results.summary import Summary, experiment_table, group_labels
+from pytest_llenergy.results.width import explain_widths
 
 DEFAULT_METRICS: tuple[str, ...] = (
     "energy_j", "energy_adjusted_j", "energy_per_output_token_j", "energy_per_token_j",
@@ -338,9 +339,12 @@ def summarize(df: pd.DataFrame, *, metrics: Sequence[str] = DEFAULT_METRICS, gro
                    for key, values in g_stats.items()}
         group_table = pd.concat([groups.labels, pd.DataFrame(columns)], axis=1)
         group_table.insert(1, "n_experiments", np.bincount(groups.of_experiment, minlength=len(groups.labels)))
-    return Summary(experiments=table, groups=group_table, metrics=tuple(metrics),
-                   group_by=tuple(dict.fromkeys(group_by or ())), seed=seed, n_resamples=n_resamples,
-                   confidence=confidence, expanded=expand, header=_header(df), skipped=list(df.attrs.get("skipped", [])))
+    summary = Summary(experiments=table, groups=group_table, metrics=tuple(metrics),
+                      group_by=tuple(dict.fromkeys(group_by or ())), seed=seed, n_resamples=n_resamples,
+                      confidence=confidence, expanded=expand, header=_header(df),
+                      skipped=list(df.attrs.get("skipped", [])))
+    summary.experiments = explain_widths(df, table, summary.main_metric, confidence=confidence)
+    return summary
 
 
 def _header(df: pd.DataFrame) -> dict[str, Any]:

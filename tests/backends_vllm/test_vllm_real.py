@@ -131,6 +131,12 @@ def test_swap_space_is_refused_by_a_vllm_without_it(real_vllm_env):
         vllm_backend.VllmBackend().load(exp)
 
 
+def test_real_cpu_engine_footprint_is_its_kv_cache_space(tuned_session):
+    """On the CPU build the reservation is VLLM_CPU_KVCACHE_SPACE (1 GiB in these tests), on the CPU."""
+    held = tuned_session.footprint()
+    assert (held.device, held.bytes) == ("cpu", 2**30) and "VLLM_CPU_KVCACHE_SPACE 1 GiB" in held.detail
+
+
 def test_engine_timeline_and_poisson_serving(tuned_session, monkeypatch):
     """Phase stamps from the real engine's request metrics; a Poisson serving run through add_request/step."""
     from pytest_llenergy.config.phases import ArrivalSettings

@@ -124,3 +124,28 @@ def test_fixed_gap() -> None:
     assert slept == [2.5] and out.waited_s == 2.5 and out.settled is None
     assert GapInfo.model_validate(out.to_info("fixed")).reason == "fixed 2.5 s"
     assert fixed_gap(0, sleep=slept.append).waited_s == 0 and slept == [2.5]
+
+
+def test_time_budget_stops_a_warmup_that_never_settles() -> None:
+    rng = np.random.default_rng(1)
+    fn, clock = scripted_latencies(list(rng.uniform(0.5, 1.5, 1000)))
+    r = run_warmup(fn, max_iterations=1000, max_time_s=10.0, clock=clock)
+    assert r.outcome == "budget_exhausted" and r.converged is False
+    assert 10.0 <= r.duration_s < 11.5 and r.iterations < 25  # stops after the run that crossed the budget
+    fn, clock = scripted_latencies([1.0] * 20)
+    r = run_warmup(fn, "fixed", iterations=20, max_time_s=3.0, clock=clock)
+    assert (r.outcome, r.iterations) == ("budget_exhausted", 3)
+
+
+def test_outcomes_and_durations() -> None:
+    fn, clock = scripted_latencies([1.0] * 10)
+    r = run_warmup(fn, window=3, min_iterations=3, clock=clock)
+    assert (r.outcome, r.duration_s) == ("converged", pytest.approx(3.0))
+    fn, clock = scripted_latencies([1.0, 3.0] * 10)
+    assert run_warmup(fn, window=3, max_iterations=6, clock=clock).outcome == "not_converged"
+    from pytest_llenergy.energy.warmup import rewarm
+
+    fn, clock = scripted_latencies([0.5, 0.5])
+    r = rewarm(fn, 2, clock=clock)
+    assert (r.outcome, r.iterations, r.duration_s) == ("rewarm", 2, pytest.approx(1.0))
+    assert WarmupOutcome.model_validate(r.to_dict()).outcome == "rewarm"

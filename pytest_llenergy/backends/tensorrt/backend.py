@@ -27,7 +27,7 @@ from pathlib import Path
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
-from pytest_llenergy.backends.base import BackendError, GenerationStats, Workload
+from pytest_llenergy.backends.base import BackendError, Footprint, GenerationStats, Workload
 from pytest_llenergy.backends.session import (
     BaseSession,
     import_problem,
@@ -97,6 +97,11 @@ class TensorrtBackend:
         """Equal for experiments that can share an engine: everything but the workload (its seed counts for
         random weights), since the session applies its own experiment's sampling settings."""
         return load_key(experiment, weights_seed=experiment.workload.seed if random_weights(experiment) else None)
+
+    def estimate_footprint(self, experiment: ExperimentConfig) -> Footprint | None:
+        from pytest_llenergy.backends.tensorrt.footprint import tensorrt_footprint
+
+        return tensorrt_footprint(experiment)
 
     def load(self, experiment: ExperimentConfig) -> TensorrtSession:
         ok, reason = self.available()
@@ -322,6 +327,15 @@ class TensorrtSession(BaseSession[TensorrtConfig]):
             warnings=messages,
             output_token_ids=kept if self.keep_output_ids else None,
         )
+
+    def probe(self, workload: Workload, new_tokens: int) -> None:
+        """A short generate on the real first batch: ``new_tokens`` per request."""
+        self.run(workload.probe(new_tokens))
+
+    def footprint(self) -> Footprint:
+        from pytest_llenergy.backends.tensorrt.footprint import tensorrt_footprint
+
+        return tensorrt_footprint(self.experiment) or Footprint(0, "cuda", "unknown")
 
     def close(self) -> None:
         if self.llm is None:

@@ -15,7 +15,7 @@ from pathlib import Path
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
-from pytest_llenergy.backends.base import BackendError, GenerationStats, Workload
+from pytest_llenergy.backends.base import BackendError, Footprint, GenerationStats, Workload
 from pytest_llenergy.backends.session import BaseSession, load_key, process_peak_rss, random_weights
 from pytest_llenergy.backends.tokenizer import BOS_ID, EOS_ID, PAD_ID
 from pytest_llenergy.config.transformers_section import TransformersConfig
@@ -59,6 +59,12 @@ class TransformersBackend:
         ``prepare`` only the workload), so those are part of the key too.
         """
         return load_key(experiment, seed=experiment.workload.seed if random_weights(experiment) else None)
+
+    def estimate_footprint(self, experiment: ExperimentConfig) -> Footprint | None:
+        """Parameter bytes at the experiment's precision, from the model's config (meta device)."""
+        from pytest_llenergy.backends.transformers.footprint import estimate_footprint
+
+        return estimate_footprint(experiment)
 
     def load(self, experiment: ExperimentConfig) -> TransformersSession:
         ok, reason = self.available()
@@ -326,6 +332,28 @@ class TransformersSession(BaseSession[TransformersConfig]):
             output_token_ids=kept if self.keep_output_ids else None,
             timeline=build_timeline(clock, record.starts, record.batch_latencies_s, workload.batches, counts),
         )
+
+    def probe(self, workload: Workload, new_tokens: int) -> None:
+        """The first batch for ``new_tokens`` steps; a static cache is sized as for the full run,
+        so a compiled decoding step (CUDA graphs) is the one the measured run reuses."""
+        static = self.section.cache_implementation in ("static", "offloaded_static") and self.section.max_cache_len is None
+        if not static or not workload.batches:
+            self.run(workload.probe(new_tokens))
+            return
+        longest = max(len(p) for p in workload.batches[0])
+        self._base_kwargs["max_cache_len"] = longest + workload.output_tokens
+        try:
+            self.run(workload.probe(new_tokens))
+        finally:
+            self._base_kwargs.pop("max_cache_len", None)
+
+    def footprint(self) -> Footprint:
+        """Parameters + buffers (model and assistant); on CUDA the last run's peak when larger."""
+        from pytest_llenergy.backends.transformers.footprint import session_footprint
+
+        if self.model is None:
+            return Footprint(0, "cpu", "closed")
+        return session_footprint(self.model, self.assistant, self._cuda_devices)
 
     def _peak_memory(self) -> tuple[int | None, str | None]:
         if self._cuda_devices:

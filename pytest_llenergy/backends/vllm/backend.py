@@ -23,7 +23,7 @@ from pathlib import Path
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
-from pytest_llenergy.backends.base import BackendError, GenerationStats, Workload
+from pytest_llenergy.backends.base import BackendError, Footprint, GenerationStats, Workload
 from pytest_llenergy.backends.session import (
     import_problem,
     jsonable,
@@ -76,6 +76,12 @@ class VllmBackend:
         the random weights)."""
         return load_key(experiment, engine_seed=engine_seed(experiment),
                         weights_seed=experiment.workload.seed if random_weights(experiment) else None)
+
+    def estimate_footprint(self, experiment: ExperimentConfig) -> Footprint | None:
+        """The engine's whole ``gpu_memory_utilization`` reservation (``VLLM_CPU_KVCACHE_SPACE`` on CPU)."""
+        from pytest_llenergy.backends.vllm.footprint import vllm_footprint
+
+        return vllm_footprint(experiment)
 
     def load(self, experiment: ExperimentConfig) -> VllmSession:
         ok, reason = self.available()
@@ -281,6 +287,18 @@ class VllmSession(VllmPrompts):
             warnings=list(dict.fromkeys(warnings_out)),
             output_token_ids=kept if self.keep_output_ids else None,
         )
+
+    def probe(self, workload: Workload, new_tokens: int) -> None:
+        """A short generate on the real first batch: ``new_tokens`` per request."""
+        self.run(workload.probe(new_tokens))
+
+    def footprint(self) -> Footprint:
+        """The engine's reservation, from its resolved settings (see :mod:`.footprint`)."""
+        from pytest_llenergy.backends.vllm.footprint import vllm_footprint
+
+        if self.llm is None:
+            return Footprint(0, "cpu", "closed")
+        return vllm_footprint(self.experiment, self.engine_info.get("engine_resolved")) or Footprint(0, "cuda", "unknown")
 
     def _peak_memory(self) -> tuple[int | None, str | None]:
         """Process peak RSS when the engine runs on the CPU in this process; otherwise not measured here

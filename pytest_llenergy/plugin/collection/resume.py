@@ -22,6 +22,7 @@ from pytest_llenergy.plugin.options import resolve
 from pytest_llenergy.plugin.reporting.manifest import report_property
 from pytest_llenergy.plugin.state import LemRun, get_run
 from pytest_llenergy.plugin.xdist import is_worker
+from pytest_llenergy.results.manifest import load_manifest
 from pytest_llenergy.results.schema import result_key
 from pytest_llenergy.results.store import atomic_write_json, load_result_file
 
@@ -93,20 +94,24 @@ class ResumePlugin:
     def _prepare(self) -> None:
         config, run = self.config, self.run
         previous = read_state(self.path)
+        dry = bool(config.option.collectonly)  # a dry run changes nothing on disk
         if config.getoption("lem_resume_reset"):
+            verb = "would forget (--collect-only: nothing deleted)" if dry else "forgetting"
             if previous:
                 self.lines.append(
-                    f"lem-resume: reset: forgetting run {previous['run_id']} ({len(previous.get('done', {}))} items done);"
+                    f"lem-resume: reset: {verb} run {previous['run_id']} ({len(previous.get('done', {}))} items done);"
                     f" its results stay in {previous.get('run_dir')}")
             else:
                 self.lines.append("lem-resume: reset: no saved state to forget")
-            self.path.unlink(missing_ok=True)
+            if not dry:
+                self.path.unlink(missing_ok=True)
             previous = None
         if resolve(config, "lem_resume") and previous:
             run.use_run_id(previous["run_id"])
-            removed = remove_stale_temp_files(run.run_dir.path)
+            removed = 0 if dry else remove_stale_temp_files(run.run_dir.path)
             if removed:
                 self.lines.append(f"lem-resume: removed {removed} partial file(s) left by an interrupted write")
+            self.lines += campaign_edits(run)
             run.done = frozenset(finished_keys(run))
             total = len(run.items())
             done = len(run.done & {result_key(i.experiment.id, i.cycle) for i in run.items()})
@@ -142,6 +147,38 @@ class ResumePlugin:
         key = Path(result["path"]).stem
         self.state.setdefault("done", {})[key] = _now().isoformat(timespec="seconds")
         self.save()
+
+
+def _stem(experiment_id: str) -> str:
+    """An experiment id without its config hash: the same point of the grid, maybe changed."""
+    head, _, tail = experiment_id.rpartition("-")
+    return head if head and len(tail) == 8 else experiment_id
+
+
+def campaign_edits(run: LemRun) -> list[str]:
+    """Lines naming experiments added, dropped or changed since the resumed run's manifest; dropped
+    ones (and the old side of changed ones) are recorded so the summary leaves them out."""
+    manifest = load_manifest(run.run_dir.path / "manifest.json")
+    if manifest is None:
+        return []
+    old = {e.experiment_id for e in manifest.entries.values()} - set(manifest.dropped)
+    new = {e.id for e in run.plan.experiments}
+    gone, added = sorted(old - new), sorted(new - old)
+    old_by_stem = {_stem(e): e for e in gone}
+    changed = [(old_by_stem[_stem(e)], e) for e in added if _stem(e) in old_by_stem]
+    changed_old, changed_new = {o for o, _ in changed}, {n for _, n in changed}
+    run.extras["dropped_experiments"] = gone
+    lines = []
+    if changed:
+        lines.append("lem-resume: campaign edited: changed " + ", ".join(f"{o} -> {n}" for o, n in changed))
+    if [e for e in added if e not in changed_new]:
+        lines.append("lem-resume: campaign edited: added " + ", ".join(e for e in added if e not in changed_new))
+    if [e for e in gone if e not in changed_old]:
+        lines.append("lem-resume: campaign edited: dropped " + ", ".join(e for e in gone if e not in changed_old))
+    if gone:
+        lines.append(f"lem-resume: {len(gone)} experiment(s) no longer in the campaign are left out of the summary "
+                     "(their result files stay)")
+    return lines
 
 
 def resumable_from_disk(config: pytest.Config, run: LemRun) -> bool:

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import sys
 import warnings
-from collections.abc import Callable
+import weakref
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
+from time import perf_counter
 from typing import Any
 
 import pytest
@@ -86,6 +88,20 @@ class MeasurementContext:
     primed: bool | None = None  # None: no priming attempted (not NVML); False: see prime_problem
     prime_problem: str = ""
     pending_cache: dict[str, Any] = field(default_factory=dict)
+    #: wall seconds spent measuring or re-checking the baseline in this process
+    baseline_s: float = 0.0
+    _warmed: Any = field(default_factory=weakref.WeakKeyDictionary)
+    _warmed_plain: set[Hashable] = field(default_factory=set)
+    _warmed_ids: dict[int, set[Hashable]] = field(default_factory=dict)
+
+    def warmed(self, owner: Any = None) -> set[Hashable]:
+        """Warmup keys already paid for: per loaded session (forgotten when it is freed), or process-wide."""
+        if owner is None:
+            return self._warmed_plain
+        try:
+            return self._warmed.setdefault(owner, set())
+        except TypeError:  # not weak-referenceable: key by identity
+            return self._warmed_ids.setdefault(id(owner), set())
 
     def ensure_source(self) -> Any:
         if self.source is None:
@@ -131,7 +147,9 @@ class MeasurementContext:
                 # The H200 reports P0 even in deep idle (79 W vs 122 W after any work), so the
                 # P-state cannot tell them apart: always bring the GPU to the state workloads run in.
                 self.prime()
+            started = perf_counter()
             self.baseline, self.baseline_method = self.baseline_cache.obtain(source, refresh=refresh)
+            self.baseline_s += perf_counter() - started
         return self.baseline, self.baseline_method
 
     def prime(self) -> None:
@@ -145,7 +163,9 @@ class MeasurementContext:
         """Count an experiment and re-validate the baseline when due."""
         self.experiments_done += 1
         if self.baseline_cache is not None:
+            started = perf_counter()
             checked = self.baseline_cache.maybe_revalidate(self.source, self.experiments_done)
+            self.baseline_s += perf_counter() - started
             if checked is not None:
                 self.baseline, self.baseline_method = checked
 

@@ -7,12 +7,14 @@ to JUnit XML and the xdist controller).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
+from pytest_llenergy.backends.base import Workload, run_probe
 from pytest_llenergy.plugin.base import RECORDER
 from pytest_llenergy.plugin.measurement import phases as phase_figures
 from pytest_llenergy.plugin.measurement.context import (
@@ -34,7 +36,10 @@ class EnergyFixture:
 
         self.item, self.context, self.recorder = item, context, recorder
         source = context.ensure_source()
+        spent = context.baseline_s
         baseline, _ = context.ensure_baseline()
+        if recorder is not None:
+            recorder.timing["baseline_s"] += context.baseline_s - spent
         self.meter = EnergyMeter(source, context.settings.sample_hz, baseline, cuda_sync_function(),
                                  use_driver_buffer=context.settings.driver_buffer)
         if recorder is not None:
@@ -64,6 +69,8 @@ class EnergyFixture:
 
     def _keep(self, figures: dict[str, Any]) -> None:
         self.item.stash[WINDOWS].append(figures)
+        if self.recorder is not None:
+            self.recorder.timing["measured_s"] += float(figures.get("duration_s") or 0.0)
         for key in SUMMARY_KEYS:
             value = figures.get(key)
             if value is not None and value != []:
@@ -110,18 +117,45 @@ class EnergyFixture:
             self.recorder.phase_fields["phase_info"]["repeats"] = settings.repeats
         return figures
 
-    def warmup(self, fn: Callable[[], Any]) -> Any:
-        """Run ``fn`` until its latency is stable (or a fixed count), per the warmup settings."""
-        from pytest_llenergy.energy import run_warmup
+    def warmup(self, fn: Callable[[], Any] | None = None, *, session: Any = None, workload: Workload | None = None,
+               key: Hashable | None = None) -> Any:
+        """Warm up before measuring, per the warmup settings; returns the ``WarmupResult``.
+
+        ``energy.warmup(session=lem_session, workload=workload)`` times a cheap probe of the real
+        shapes (the first batch, ``probe_tokens`` new tokens) and pays the full warmup once per
+        loaded session and workload shape in this process; later calls re-warm with
+        ``rewarm_iterations`` probes. ``energy.warmup(fn)`` runs ``fn`` instead (once per ``key``
+        when a key is given, else in full every time). Always bounded by ``max_time_s``.
+        """
+        from pytest_llenergy.energy.warmup import rewarm, run_warmup
 
         s = self.context.settings.warmup
-        outcome = run_warmup(fn, s.mode, s.cv_threshold, s.window, s.min_iterations, s.max_iterations, s.iterations)
+        probe = None
+        if session is not None:
+            if workload is None:
+                raise TypeError("energy.warmup(session=...) needs workload= (the prepared workload)")
+            rows = len(workload.batches[0]) if workload.batches else 0
+            longest = max((len(p) for p in workload.batches[0]), default=0) if workload.batches else 0
+            probe = f"first batch ({rows} x {longest} tokens), {workload.probe(s.probe_tokens).output_tokens} new tokens"
+            fn, key = (lambda: run_probe(session, workload, s.probe_tokens)), ("shape", workload.shape)
+        elif fn is None:
+            raise TypeError("energy.warmup needs fn, or session= and workload=")
+        warmed = self.context.warmed(session)
+        if s.once and s.mode != "off" and key is not None and key in warmed:
+            outcome = rewarm(fn, s.rewarm_iterations, max_time_s=s.max_time_s)
+        else:
+            outcome = run_warmup(fn, s.mode, s.cv_threshold, s.window, s.min_iterations, s.max_iterations,
+                                 s.iterations, max_time_s=s.max_time_s)
+            if key is not None:
+                warmed.add(key)
+        outcome = replace(outcome, probe=probe)
         info = outcome.to_dict()
         if self.recorder is not None:
             self.recorder.warmup = info
-        for key in ("mode", "converged", "iterations", "final_cv"):
-            if info.get(key) is not None:
-                self.item.user_properties.append((f"energy.warmup.{key}", info[key]))
+            self.recorder.timing["warmup_s"] += outcome.duration_s
+        for name in ("mode", "outcome", "converged", "iterations", "final_cv", "duration_s"):
+            if info.get(name) is not None:
+                self.item.user_properties.append((f"energy.warmup.{name}", info[name]))
         return outcome
 
 

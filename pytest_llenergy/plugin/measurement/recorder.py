@@ -6,13 +6,14 @@ import datetime as dt
 import socket
 import statistics
 from dataclasses import dataclass, field
+from time import perf_counter
 from typing import Any
 
 import pytest
 
 from pytest_llenergy.backends.base import GenerationStats
 from pytest_llenergy.plugin.state import CampaignItem, LemRun
-from pytest_llenergy.results.schema import ExperimentResult, LatencyStats, LoadInfo
+from pytest_llenergy.results.schema import ExperimentResult, ItemTiming, LatencyStats, LoadInfo
 
 WINDOWS = pytest.StashKey[list[dict[str, Any]]]()
 """Measured windows of an item (``WindowEnergy`` dicts), filled by the ``energy`` fixture."""
@@ -67,6 +68,15 @@ class ItemRecorder:
     extra: dict[str, Any] = field(default_factory=dict)
     #: phases, phase_info, serving, requests_path (plugin/measurement/phases.py)
     phase_fields: dict[str, Any] = field(default_factory=dict)
+    #: seconds per piece of the item's wall time (warmup_s, baseline_s, measured_s, load_s)
+    timing: dict[str, float] = field(default_factory=lambda: dict.fromkeys(
+        ("warmup_s", "baseline_s", "measured_s", "load_s"), 0.0))
+    clock_started: float = field(default_factory=perf_counter)
+
+    def item_timing(self) -> ItemTiming:
+        """The item's wall time so far and its pieces (gap from the gap record)."""
+        gap = float((self.gap or {}).get("waited_s") or 0.0)
+        return ItemTiming(wall_s=perf_counter() - self.clock_started, gap_s=gap, **self.timing)
 
     def record_generation(self, stats: GenerationStats) -> None:
         """Record the measured generation (tokens, duration, latencies, warnings)."""
@@ -113,6 +123,7 @@ class ItemRecorder:
             warmup=self.warmup,
             load=self.load,
             gap=self.gap,
+            timing=self.item_timing(),
             engine=self.engine,
             environment_file=self.environment_file,
             host=socket.gethostname(),

@@ -10,6 +10,7 @@ from typing import Any, cast
 import pytest
 
 from pytest_llenergy.backends.base import BackendNotFound, Session, get_backend
+from pytest_llenergy.config.reuse import ReuseConfig
 from pytest_llenergy.plugin.base import (
     LEM_KEY_PROPERTY,
     LEM_RESULT_PROPERTY,
@@ -19,6 +20,7 @@ from pytest_llenergy.plugin.base import (
 )
 from pytest_llenergy.plugin.gates import verdicts as gates
 from pytest_llenergy.plugin.measurement.recorder import WINDOWS, ItemRecorder
+from pytest_llenergy.plugin.measurement.resident import ResidentSessions
 from pytest_llenergy.plugin.state import CampaignItem, get_run
 from pytest_llenergy.results.schema import LoadInfo, result_key
 
@@ -27,31 +29,34 @@ NO_CAMPAIGN = "no campaign: pass --lem-campaign PATH (or set lem_campaign in the
 
 
 class SessionCache:
-    """One loaded backend session per process, reused while consecutive items share a load key."""
+    """The process's resident backend sessions (see :mod:`.resident`), sized by the campaign's ``reuse``."""
 
-    def __init__(self) -> None:
-        self.key: str | None = None
-        self.session: Session | None = None
+    def __init__(self, reuse: ReuseConfig | None = None) -> None:
+        reuse = reuse or ReuseConfig()
+        self.sessions = ResidentSessions(reuse.max_resident, reuse.budget())
 
-    def get(self, item: CampaignItem, force_cold: bool = False) -> tuple[Session, LoadInfo]:
+    def get(self, item: CampaignItem, force_cold: bool = False) -> tuple[Session, LoadInfo, list[str], float]:
+        """(session, load record, warnings, seconds spent loading and evicting)."""
         backend = get_backend(item.config.backend)
         ok, reason = backend.available()
         if not ok:
             pytest.skip(f"backend {item.config.backend!r} unavailable: {reason}")
         key = f"{item.config.backend}:{backend.load_key(item.config)}"
-        if self.session is not None and key == self.key and not force_cold:
-            return self.session, LoadInfo(cold=False, load_time_s=None)
-        self.close()
         started = time.perf_counter()
-        self.session = backend.load(item.config)
-        self.key = key
-        load_time = getattr(self.session, "load_time_s", None) or time.perf_counter() - started
-        return self.session, LoadInfo(cold=True, load_time_s=load_time)
+        session, info = self.sessions.get(backend, item.config, key, force_cold)
+        warnings = info.pop("warnings", [])
+        return session, LoadInfo(**info), warnings, time.perf_counter() - started
 
     def close(self) -> None:
-        if self.session is not None:
-            session, self.session, self.key = self.session, None, None
-            session.close()
+        self.sessions.close_all()
+
+
+def session_cache(config: pytest.Config) -> SessionCache:
+    cache = config.stash.get(SESSION_CACHE, None)
+    if cache is None:
+        run = get_run(config)
+        cache = config.stash[SESSION_CACHE] = SessionCache(run.plan.campaign.reuse if run is not None else None)
+    return cache
 
 
 @pytest.fixture
@@ -71,13 +76,15 @@ def lem_result(request: pytest.FixtureRequest) -> ItemRecorder:
 
 @pytest.fixture
 def lem_session(request: pytest.FixtureRequest, lem_experiment: CampaignItem, lem_result: ItemRecorder) -> Session:
-    """The loaded backend session for this item (reused from the previous item when compatible)."""
-    cache = request.config.stash.setdefault(SESSION_CACHE, SessionCache())
+    """The loaded backend session for this item (reused while resident: see the campaign's ``reuse``)."""
+    cache = session_cache(request.config)
     try:
-        session, load = cache.get(lem_experiment, force_cold=force_cold_start(request.config))
+        session, load, warnings, spent = cache.get(lem_experiment, force_cold=force_cold_start(request.config))
     except BackendNotFound as exc:
         pytest.skip(str(exc))
     lem_result.load = load
+    lem_result.timing["load_s"] += spent
+    lem_result.warnings.extend(warnings)
     lem_result.engine.update(getattr(session, "engine_info", {}) or {})
     try:  # relative prompt files resolve next to the campaign (BaseSession and any session that takes it)
         cast(Any, session).base_dir = lem_result.run.plan.base_dir

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from pytest_llenergy.plugin.base import LEM_KEY_PROPERTY, LEM_RESULT_PROPERTY
+from pytest_llenergy.plugin.reporting.session import group_by_setting
 from pytest_llenergy.plugin.state import LemRun, get_run
 from pytest_llenergy.plugin.xdist import is_worker
 from pytest_llenergy.results.manifest import ManifestWriter
@@ -45,6 +46,7 @@ class ManifestPlugin:
         self.writer = ManifestWriter.open(
             run.run_dir.path / "manifest.json", campaign=run.name, campaign_hash=run.plan.file_hash,
             run_id=run.run_id, seed=run.seed, order=run.order, cycles=run.cycles, planned=planned,
+            group_by=group_by_setting(self.config, run), dropped=run.extras.get("dropped_experiments", ()),
             description=run.plan.campaign.description,
         )
         self.config.stash[MANIFEST] = self.writer

@@ -18,6 +18,7 @@ import pytest
 from pytest_llenergy.plugin.base import campaign_item
 from pytest_llenergy.plugin.gates.compare import ALPHA, SAVED, storage_root
 from pytest_llenergy.plugin.measurement.recorder import WINDOWS
+from pytest_llenergy.plugin.measurement.threads import thread_lines
 from pytest_llenergy.plugin.options import resolve
 from pytest_llenergy.plugin.state import get_run
 from pytest_llenergy.plugin.xdist import is_worker
@@ -68,7 +69,7 @@ class PlainWindows:
         from pytest_llenergy.results.windows import format_window_table
 
         stats = self.statistics()
-        self.lines[:0] = format_window_table(stats)
+        self.lines[:0] = format_window_table(stats) + thread_lines(self.config)
         if self.handled:
             return
         config = self.config

@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import json
 import shlex
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from pytest_llenergy.plugin.gates.compare import ALPHA, SAVED, storage_root
+from pytest_llenergy.plugin.measurement.context import CONTEXT
+from pytest_llenergy.plugin.measurement.runtest import SESSION_CACHE
 from pytest_llenergy.plugin.options import resolve
 from pytest_llenergy.plugin.reporting.plain import plain_windows, save_name
 from pytest_llenergy.plugin.state import LemRun, get_run
@@ -21,6 +24,7 @@ from pytest_llenergy.results.compare import DEFAULT_ALPHA
 from pytest_llenergy.results.export import summary_payload
 from pytest_llenergy.results.schema import ExperimentResult
 from pytest_llenergy.results.store import atomic_write_json
+from pytest_llenergy.results.walltime import WALLTIME_FILE, wall_time_lines
 
 ENVIRONMENT_FILE = "environment.json"
 
@@ -57,6 +61,7 @@ class ReportingPlugin:
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         from pytest_llenergy.energy import collect_environment
 
+        self.started = time.perf_counter()
         try:
             environment = collect_environment(None)
             atomic_write_json(self.run.run_dir.path / ENVIRONMENT_FILE, environment)
@@ -70,7 +75,8 @@ class ReportingPlugin:
         run = self.run
         if not run.run_dir.experiments_dir.is_dir() or not any(run.run_dir.experiments_dir.glob("*.json")):
             return
-        for step, action in (("saving/comparing the run", self._save_and_compare), ("building summary/report", self._outputs)):
+        for step, action in (("recording the wall time", self._write_walltime),
+                             ("saving/comparing the run", self._save_and_compare), ("building summary/report", self._outputs)):
             try:
                 action()
             except Exception as exc:  # the results on disk are safe; say what failed and how to redo it
@@ -89,10 +95,21 @@ class ReportingPlugin:
                                      cycles_configured=run.cycles, plots=not resolve(config, "lem_no_plots"))
         config.hook.pytest_lem_summary(config=config, summary=self.summary)
         self.lines[:0] = format_terminal_table(self.summary, config.get_verbosity(), cycles_configured=run.cycles)
+        self.lines += wall_time_lines(self.summary.header.get("wall_time"))
         self.lines += warning_lines(run, config.get_verbosity())
         json_path = resolve(config, "lem_json")
         if json_path:
             self._write_json(Path(json_path))
+
+    def _write_walltime(self) -> None:
+        """This process's wall time, baseline seconds outside items and load counts (``walltime.json``)."""
+        context, cache = self.config.stash.get(CONTEXT, None), self.config.stash.get(SESSION_CACHE, None)
+        in_items = sum(r.timing.baseline_s for r in self.run.run_dir.results() if r.timing is not None)
+        outside = max(0.0, (context.baseline_s if context is not None else 0.0) - in_items)
+        record = {"session_wall_s": time.perf_counter() - getattr(self, "started", time.perf_counter()),
+                  "baseline_outside_items_s": outside,
+                  "loads": cache.sessions.counts.to_dict() if cache is not None else None}
+        atomic_write_json(self.run.run_dir.path / WALLTIME_FILE, record)
 
     def _record(self, name: str) -> dict[str, Any]:
         from pytest_llenergy.results import load

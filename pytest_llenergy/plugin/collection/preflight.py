@@ -1,0 +1,162 @@
+"""Checks before the first item: mistakes that would otherwise fail inside every item.
+
+After collection, once: each experiment's model (a shipped architecture or local config for
+random weights; a local directory, or the Hugging Face cache when ``HF_HUB_OFFLINE`` is set,
+for pretrained ones: never a hub lookup), its prompt file, the energy source (for campaign
+items and plain tests using the ``energy`` fixture) and the directories results go to. Every
+problem is one ``llenergy:`` line; together they are a usage error (exit 4, no traceback).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_llenergy.backends.architectures import resolve_architecture
+from pytest_llenergy.backends.base import BackendNotFound, get_backend
+from pytest_llenergy.backends.errors import BackendError
+from pytest_llenergy.backends.workload import PromptSourceError, read_prompt_file
+from pytest_llenergy.config import Experiment
+from pytest_llenergy.plugin.base import campaign_item
+from pytest_llenergy.plugin.dispatch.settings import dispatch_mode
+from pytest_llenergy.plugin.measurement.context import get_context
+from pytest_llenergy.plugin.options import resolve
+from pytest_llenergy.plugin.state import get_run
+from pytest_llenergy.plugin.xdist import is_worker
+
+
+def model_problem(experiment: Experiment) -> str | None:
+    """Why the experiment's model cannot load, as far as this can be known without loading it."""
+    model = experiment.config.model
+    if model is None or not backend_available(experiment.config.backend):
+        return None  # an unavailable backend's items are skipped with their reason
+    if model.weights == "random":
+        try:
+            resolve_architecture(model.name)
+        except BackendError as exc:
+            return f"model.name: {exc}"
+        return None
+    path = Path(model.name).expanduser()
+    if path.exists() or model.name.startswith((".", "/", "~")):
+        return None if path.is_dir() else f"model.name: {model.name!r}: no such model directory"
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on") and not _in_hub_cache(model.name):
+        return (f"model.name: {model.name!r} is not a local directory and not in the Hugging Face cache "
+                "(HF_HUB_OFFLINE is set, so it cannot be downloaded; for random weights say weights: random)")
+    return None
+
+
+def backend_available(name: str) -> bool:
+    try:
+        return get_backend(name).available()[0]
+    except BackendNotFound:
+        return False
+
+
+def _in_hub_cache(repo_id: str) -> bool:
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:
+        return True  # cannot tell: let loading say
+    try:
+        found = try_to_load_from_cache(repo_id, "config.json")
+    except Exception:  # a malformed id: loading gives the precise message
+        return False
+    return isinstance(found, str)
+
+
+def prompt_problem(experiment: Experiment, base_dir: str | None) -> str | None:
+    prompts = experiment.config.workload.prompts if experiment.config.workload else None
+    file = getattr(prompts, "file", None)
+    if file is None:
+        return None
+    try:
+        read_prompt_file(file, base_dir)
+    except PromptSourceError as exc:
+        return f"workload.prompts.file: {exc}"
+    return None
+
+
+def writable_problem(what: str, directory: Path) -> str | None:
+    """None when a file can be created in ``directory`` (made if missing), else why not."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=directory, prefix=".lem-write-check-"):
+            pass
+    except OSError as exc:
+        return f"{what}: {directory} is not writable ({exc.strerror or exc})"
+    return None
+
+
+PLUGIN_SESSION_MODULE = "pytest_llenergy.plugin.measurement.runtest"
+
+
+def loads_with_plugin_session(item: pytest.Item) -> bool:
+    """Whether the item's ``lem_session`` is the plugin's own (a test's own fixture loads nothing of ours)."""
+    defs = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {}).get("lem_session")
+    func = getattr(defs[-1], "func", None) if defs else None
+    return getattr(func, "__module__", None) == PLUGIN_SESSION_MODULE
+
+
+def experiment_problems(items: list[pytest.Item], base_dir: str | None) -> list[str]:
+    seen: dict[str, Experiment] = {}
+    for item in items:
+        citem = campaign_item(item)
+        if citem is not None and loads_with_plugin_session(item):
+            seen.setdefault(citem.experiment.id, citem.experiment)
+    problems: dict[str, list[str]] = {}
+    for experiment in seen.values():
+        for problem in (model_problem(experiment), prompt_problem(experiment, base_dir)):
+            if problem is not None:
+                problems.setdefault(problem, []).append(experiment.id)
+    return [f"{p} ({_experiments(ids)})" for p, ids in problems.items()]
+
+
+def _experiments(ids: list[str]) -> str:
+    head = ", ".join(ids[:2]) + (f" and {len(ids) - 2} more" if len(ids) > 2 else "")
+    return f"experiment {head}" if len(ids) == 1 else f"{len(ids)} experiments: {head}"
+
+
+def output_problems(config: pytest.Config, measured: bool) -> list[str]:
+    problems = []
+    run = get_run(config)
+    if run is not None and not run.is_worker:
+        problems.append(writable_problem("results directory (--lem-results-dir / results_dir)", run.run_dir.path.parent))
+    json_path = resolve(config, "lem_json")
+    if json_path and measured:
+        problems.append(writable_problem("--lem-json", Path(json_path).expanduser().resolve().parent))
+    return [p for p in problems if p is not None]
+
+
+def source_problem(config: pytest.Config) -> str | None:
+    try:
+        get_context(config).ensure_source()
+    except pytest.UsageError as exc:
+        return str(exc).removeprefix("llenergy: ")
+    return None
+
+
+def problems_for(config: pytest.Config, items: list[pytest.Item]) -> list[str]:
+    run = get_run(config)
+    measured = any(campaign_item(i) is not None or "energy" in getattr(i, "fixturenames", ()) for i in items)
+    local = run is None or dispatch_mode(config, run) == "local"  # containers have their own models and files
+    problems: list[Any] = experiment_problems(items, run.plan.base_dir) if run is not None and local else []
+    if measured:
+        problems.append(source_problem(config))
+    if not config.option.collectonly:
+        problems += output_problems(config, measured)
+    return [p for p in problems if p]
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """On the controller of a run without xdist (xdist workers collect, and fail per item)."""
+    config = session.config
+    if is_worker(config):
+        return
+    problems = problems_for(config, session.items)
+    if problems:
+        raise pytest.UsageError(*[f"llenergy: {p}" for p in problems])

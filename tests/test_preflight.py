@@ -1,0 +1,85 @@
+"""Mistakes caught once, before the first item: one line each, exit 4, no traceback."""
+
+from __future__ import annotations
+
+import pytest
+
+PLUGIN_SESSION_TEST = '''
+def test_inference(lem_experiment, lem_session, lem_result, energy):
+    raise AssertionError("no item may run when the campaign cannot")
+'''
+
+
+def campaign(pytester, defaults, name="pf"):
+    pytester.makepyfile(test_suite=PLUGIN_SESSION_TEST)
+    (pytester.path / "c.yaml").write_text(
+        f"name: {name}\ndefaults: {defaults}\ngrid: {{shared: {{workload.batch_size: [1, 2]}}}}\n"
+        "measurement: {energy_source: estimate}\n")
+
+
+def usage_error(result, *lines):
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(list(lines))
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()
+    result.assert_outcomes()  # nothing ran
+
+
+def test_unknown_architecture_and_missing_prompt_file_once_each(pytester):
+    campaign(pytester, "{model: {name: no-such-arch, weights: random}, workload: {prompts: {file: missing.txt}}}")
+    result = pytester.runpytest("--lem-campaign", "c.yaml", "-p", "no:cacheprovider")
+    usage_error(result, "ERROR: llenergy: model.name: * 'no-such-arch' is neither (shipped: *) (2 experiments: *)",
+                "ERROR: llenergy: workload.prompts.file: */missing.txt: prompt file not found (2 experiments: *)")
+    assert result.stderr.str().count("no-such-arch' is neither") == 1
+
+
+def test_uncached_hub_model_offline_is_refused_without_a_lookup(pytester, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    campaign(pytester, "{model: org/not-cached-model}")
+    result = pytester.runpytest("--lem-campaign", "c.yaml", "-p", "no:cacheprovider")
+    usage_error(result, "ERROR: llenergy: model.name: 'org/not-cached-model' is not a local directory and not in the "
+                        "Hugging Face cache (HF_HUB_OFFLINE is set*")
+
+
+def test_missing_local_model_directory(pytester):
+    campaign(pytester, "{model: ./models/nothing-here}")
+    result = pytester.runpytest("--lem-campaign", "c.yaml", "-p", "no:cacheprovider")
+    usage_error(result, "ERROR: llenergy: model.name: './models/nothing-here': no such model directory*")
+
+
+def test_unwritable_results_directory(pytester):
+    campaign(pytester, "{model: {name: tiny-llama, weights: random}}")
+    (pytester.path / "blocker").write_text("a file where a directory must go")
+    result = pytester.runpytest("--lem-campaign", "c.yaml", "--lem-results-dir", "blocker/out", "-p", "no:cacheprovider")
+    usage_error(result, "ERROR: llenergy: results directory (--lem-results-dir / results_dir): */blocker/out/pf is not writable*")
+
+
+def test_nvml_without_nvml_in_plain_tests(pytester, monkeypatch):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from energy.fake_pynvml import FakeNvml
+
+    monkeypatch.setitem(sys.modules, "pynvml", FakeNvml(init_error=12).module)
+    pytester.makepyfile("""
+        def test_a(energy):
+            pass
+
+        def test_b(energy):
+            pass
+    """)
+    result = pytester.runpytest("--lem-energy-source", "nvml", "-p", "no:cacheprovider")
+    usage_error(result, "ERROR: llenergy: energy source 'nvml': NVML init failed*")
+    assert result.stderr.str().count("NVML init failed") == 1
+
+
+def test_plain_tests_without_the_energy_fixture_are_not_checked(pytester):
+    pytester.makepyfile("def test_a():\n    pass\n")
+    pytester.runpytest("--lem-energy-source", "nvml", "-p", "no:cacheprovider").assert_outcomes(passed=1)
+
+
+def test_a_tests_own_session_fixture_is_not_checked(pytester):
+    from campaigns import write_suite
+
+    write_suite(pytester, "name: own\ndefaults: {model: org/not-cached-model}\nmeasurement: {energy_source: estimate}\n")
+    pytester.runpytest("--lem-campaign", "campaign.yaml", "-p", "no:cacheprovider").assert_outcomes(passed=1)
