@@ -297,12 +297,6 @@ def resolve(config: pytest.Config, dest: str, campaign: CampaignConfig | None = 
     return resolve_layer(config, dest, campaign)[0]
 
 
-def given(config: pytest.Config, dest: str) -> bool:
-    """Whether the command line or the ini file sets the option."""
-    opt = BY_DEST[dest]
-    return command_line_value(config, opt) is not UNSET or ini_value(config, opt) is not UNSET
-
-
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
     """Validate every ini twin before anything else uses it: a bad value is one usage error."""
