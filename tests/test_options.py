@@ -52,6 +52,10 @@ VALUES: dict[str, tuple[Any, Any, str, Any]] = {
     "lem_webhook_url": ("http://cli", "http://campaign", "https://ini", "https://ini"),
     "lem_dispatch": ("docker", "auto", "docker", "docker"),
     "lem_container_strategy": ("persistent", "persistent", "persistent", "persistent"),
+    "lem_grid_intensity": (400.0, 300.0, "100", 100.0),
+    "lem_pue": (1.5, 1.2, "1.1", 1.1),
+    "lem_price_per_kwh": (0.3, 0.2, "0.1", 0.1),
+    "lem_currency": ("EUR", "GBP", "CHF", "CHF"),
 }
 FLAGS = {  # store_true flags with a campaign twin: campaign value that means "on"
     "lem_force_cold_start": True,

@@ -21,16 +21,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from pytest_llenergy.backends.cache import CACHE_ENV, cache_root  # noqa: F401  (re-exported)
 from pytest_llenergy.backends.errors import BackendError
 
-CACHE_ENV = "LEM_CACHE_DIR"
 MARKER = "lem-checkpoint.json"
-
-
-def cache_root() -> Path:
-    """``$LEM_CACHE_DIR`` or ``~/.cache/pytest-llenergy``."""
-    env = os.environ.get(CACHE_ENV)
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "pytest-llenergy"
 
 
 def special_overrides() -> dict[str, int]:

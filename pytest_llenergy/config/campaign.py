@@ -10,6 +10,7 @@ from pydantic import Discriminator, Field, Tag, field_validator, model_validator
 
 from pytest_llenergy.config.base import StrictModel
 from pytest_llenergy.config.budgets import Budget
+from pytest_llenergy.config.carbon import CarbonConfig
 from pytest_llenergy.config.dispatch import DispatchConfig
 from pytest_llenergy.config.experiment import NAME_PATTERN, ExperimentConfig
 from pytest_llenergy.config.measurement import MeasurementConfig
@@ -166,6 +167,7 @@ class CampaignConfig(StrictModel):
     budgets: list[BudgetRule] = Field(default_factory=list, description="Energy budgets for selected items.")
     results_dir: str = Field("lem-results", description="Where run directories go, relative to the pytest rootdir.")
     dispatch: DispatchConfig = Field(default_factory=DispatchConfig, description="Where items run: here or in backend containers.")
+    carbon: CarbonConfig = Field(default_factory=CarbonConfig, description="Optional emissions and cost from grid intensity, PUE and price.")
 
     @field_validator("cycles")
     @classmethod

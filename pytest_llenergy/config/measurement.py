@@ -24,6 +24,10 @@ class BaselineSettings(StrictModel):
     revalidate_every: int = Field(10, ge=0, description="Re-check the baseline every N experiments (0: never).")
     revalidate_duration_s: float = Field(5.0, ge=0.5, le=600, description="Length of the short re-check.")
     drift_threshold: float = Field(0.10, gt=0, le=1, description="Relative drift that triggers a full re-measure.")
+    recheck_s: float = Field(
+        0.5, ge=0, le=60,
+        description="Before each campaign item (after its gap) re-measure idle power for this long (NVML only); "
+                    "the re-checks that bracket an item give its baseline-drift uncertainty (0: off).")
 
 
 class WarmupSettings(StrictModel):

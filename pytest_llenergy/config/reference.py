@@ -71,15 +71,19 @@ def model_table(model: type[BaseModel], prefix: str) -> list[str]:
     return lines + [""]
 
 
-def walk(model: type[BaseModel], prefix: str, seen: set[str]) -> list[str]:
-    """Tables for ``model`` and, depth first, every nested model."""
-    if prefix in seen:
+def walk(model: type[BaseModel], prefix: str, seen: set[str], alternative: bool = False) -> list[str]:
+    """Tables for ``model`` and, depth first, every nested model (each of a union's models in turn)."""
+    key = f"{prefix}#{model.__name__}"
+    if key in seen:
         return []
-    seen.add(prefix)
+    seen.add(key)
     lines = model_table(model, prefix)
+    if alternative:  # one of several models a field accepts: say which
+        lines[0] += f" ({model.__name__})"
     for name, field in model.model_fields.items():
-        for nested in nested_models(field.annotation):
-            lines += walk(nested, f"{prefix}.{name}" if prefix else name, seen)
+        nested = nested_models(field.annotation)
+        for member in nested:
+            lines += walk(member, f"{prefix}.{name}" if prefix else name, seen, alternative=len(nested) > 1)
     return lines
 
 

@@ -90,18 +90,18 @@ def series_model(series: Timeseries, window: Measurement, lag_s: float = 0.0) ->
     tt, pp = clip_series(series.t_s - lag_s, series.power_w, window.duration_s)
     integral = trapezoid(tt, pp)
     scale = np.ones(pp.shape[1])
-    for j, dev in enumerate(window.devices[: pp.shape[1]]):
-        if dev.counter_energy_j is not None and integral[j] > 0:
-            scale[j] = dev.counter_energy_j / integral[j]
+    for j, dev in enumerate(window.devices[: pp.shape[1]]):  # the edge-corrected counter where there is one
+        if dev.counter_energy_j is not None and dev.energy_j is not None and integral[j] > 0:
+            scale[j] = dev.energy_j / integral[j]
     total = (pp * scale[None, :]).sum(axis=1)
-    counter = window.counter_energy_j
+    counter = window.energy_j if window.counter_energy_j is not None else None
     calibration = (counter, float(integral.sum())) if counter is not None else None
     seg = 0.5 * (total[1:] + total[:-1]) * np.diff(tt)
     cum = np.concatenate(([0.0], np.cumsum(seg)))
     spacing = np.diff(series.t_s)
     period = float(np.median(spacing)) if spacing.size else (1.0 / series.nominal_hz if series.nominal_hz else 1.0)
-    if window.counter_energy_j and window.uncertainty_j is not None:
-        rel = window.uncertainty_j / window.counter_energy_j
+    if window.counter_energy_j and window.energy_j and window.uncertainty_j is not None:
+        rel = window.uncertainty_j / window.energy_j
     elif window.counter_energy_j:
         rel = 0.0
     else:

@@ -159,6 +159,15 @@ OPTIONS: tuple[Option, ...] = (
            metavar="PATH", shown_default="none"),
     Option("--lem-webhook-url", "POST item failures and the campaign's end to this http(s) URL.",
            _field("notifications.webhook_url"), campaign="notifications.webhook_url", metavar="URL"),
+    # carbon and cost of the measured energy
+    Option("--lem-grid-intensity", "Grid carbon intensity in gCO2e/kWh, for emissions per item and summary row.",
+           _field("carbon.grid_intensity_g_per_kwh"), campaign="carbon.grid_intensity_g_per_kwh", metavar="G"),
+    Option("--lem-pue", "Power usage effectiveness of the facility (1.0-5.0).", _field("carbon.pue"),
+           campaign="carbon.pue", metavar="PUE"),
+    Option("--lem-price-per-kwh", "Electricity price per kWh, for cost per item and summary row.",
+           _field("carbon.price_per_kwh"), campaign="carbon.price_per_kwh", metavar="PRICE"),
+    Option("--lem-currency", "Currency of --lem-price-per-kwh.", _field("carbon.currency"),
+           campaign="carbon.currency", metavar="CODE"),
     # saved runs and comparison
     Option("--lem-save", "Save this run's summary under .lem-benchmarks/<machine id>/NNNN_<NAME>.json.",
            metavar="NAME", shown_default="not saved"),

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from pytest_llenergy.results.carbon import CARBON_COLUMNS
 from pytest_llenergy.results.export import write_summary_csv, write_summary_json
 from pytest_llenergy.results.frame import load
 from pytest_llenergy.results.report_html import REPORT_FILE, build_report
@@ -100,6 +101,7 @@ def build_outputs(run_dir: Path | Sequence[Path], *, out_dir: Path | None = None
     if group_by is None:
         group_by = manifest_group_by(run_dirs)
     df = load(run_dirs)
+    metrics = [*metrics, *(c for c in CARBON_COLUMNS if c in df.columns and df[c].notna().any() and c not in metrics)]
     dropped = manifest_dropped(run_dirs)
     if dropped and len(df):
         df = df[~df["experiment_id"].isin(dropped)]

@@ -66,6 +66,10 @@ class RunDirectory:
         atomic_write_bytes(path, (result.model_dump_json(indent=2) + "\n").encode())
         return path
 
+    def read_result(self, experiment_id: str, cycle: int) -> ExperimentResult | None:
+        """The stored result, or None when missing or invalid (a corrupt file never counts as done)."""
+        return load_result_file(self.result_path(experiment_id, cycle))
+
     def results(self) -> list[ExperimentResult]:
         """Every valid result in the run, sorted by experiment and cycle."""
         found = []

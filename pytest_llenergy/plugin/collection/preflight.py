@@ -9,6 +9,7 @@ problem is one ``llenergy:`` line; together they are a usage error (exit 4, no t
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import tempfile
 from pathlib import Path
@@ -18,6 +19,7 @@ import pytest
 
 from pytest_llenergy.backends.architectures import resolve_architecture
 from pytest_llenergy.backends.base import BackendNotFound, get_backend
+from pytest_llenergy.backends.datasets import cache_file
 from pytest_llenergy.backends.errors import BackendError
 from pytest_llenergy.backends.workload import PromptSourceError, read_prompt_file
 from pytest_llenergy.config import Experiment
@@ -70,6 +72,8 @@ def _in_hub_cache(repo_id: str) -> bool:
 
 def prompt_problem(experiment: Experiment, base_dir: str | None) -> str | None:
     prompts = experiment.config.workload.prompts if experiment.config.workload else None
+    if hasattr(prompts, "dataset"):
+        return dataset_problem(prompts, base_dir)
     file = getattr(prompts, "file", None)
     if file is None:
         return None
@@ -78,6 +82,14 @@ def prompt_problem(experiment: Experiment, base_dir: str | None) -> str | None:
     except PromptSourceError as exc:
         return f"workload.prompts.file: {exc}"
     return None
+
+
+def dataset_problem(spec: Any, base_dir: str | None) -> str | None:
+    """A dataset source needs its cached texts, or the `datasets` library to load them."""
+    if cache_file(spec, base_dir).is_file() or importlib.util.find_spec("datasets") is not None:
+        return None
+    return (f"workload.prompts.dataset: {spec.dataset!r} needs the `datasets` library "
+            "(pip install 'pytest-llenergy[datasets]') and is not in the prompt cache")
 
 
 def writable_problem(what: str, directory: Path) -> str | None:

@@ -88,6 +88,10 @@ class MeasurementContext:
     primed: bool | None = None  # None: no priming attempted (not NVML); False: see prime_problem
     prime_problem: str = ""
     pending_cache: dict[str, Any] = field(default_factory=dict)
+    #: Idle-power drift (W per device) the next item's windows carry (baseline re-checks).
+    drift_w: dict[str, float] | None = None
+    #: The item after the latest re-check, whose drift the next re-check settles.
+    recheck_pending: Any = None
     #: wall seconds spent measuring or re-checking the baseline in this process
     baseline_s: float = 0.0
     _warmed: Any = field(default_factory=weakref.WeakKeyDictionary)

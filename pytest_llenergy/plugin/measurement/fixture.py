@@ -53,6 +53,8 @@ class EnergyFixture:
     def measure(self, name: str = "window") -> Iterator[Any]:
         """Measure the body as one named window (several windows per test are fine)."""
         self.meter.cuda_sync = cuda_sync_function()
+        if self.recorder is not None:  # campaign items: the drift the latest baseline re-check found
+            self.meter.baseline_drift_w = self.context.drift_w
         window = None
         try:
             with self.meter.measure(name) as window:

@@ -16,6 +16,7 @@ from pytest_llenergy.config.campaign import GapsConfig
 from pytest_llenergy.energy.sources import SourceError
 from pytest_llenergy.plugin.base import PREVIOUS_ITEM, RECORDER, campaign_item, status_line
 from pytest_llenergy.plugin.measurement.context import get_context
+from pytest_llenergy.plugin.measurement.recheck import recheck_before
 from pytest_llenergy.plugin.state import get_run, run_setting
 
 
@@ -84,6 +85,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         recorder.gap = {**gap, **state}
         if problem:
             recorder.warnings.append(problem)
+    recheck_before(item.config, get_context(item.config), citem, run)
 
 
 def start_state(config: pytest.Config, gap: dict[str, Any]) -> tuple[dict[str, Any], str]:

@@ -19,6 +19,7 @@ from pytest_llenergy.plugin.base import (
     force_cold_start,
 )
 from pytest_llenergy.plugin.gates import verdicts as gates
+from pytest_llenergy.plugin.measurement.carbon import item_footprint
 from pytest_llenergy.plugin.measurement.recorder import WINDOWS, ItemRecorder
 from pytest_llenergy.plugin.measurement.resident import ResidentSessions
 from pytest_llenergy.plugin.state import CampaignItem, get_run
@@ -141,6 +142,9 @@ def _finish_campaign_item(item: pytest.Item, recorder: ItemRecorder, report: pyt
     recorder.windows = list(windows)
     measured = report.passed
     result = recorder.build("passed" if measured else "failed", None if measured else _error_text(report))
+    workload = result.config.get("workload") or {}
+    result.footprint = item_footprint(item.config, result.energy.energy_j if result.energy else None,
+                                      workload.get("num_prompts"))
     if measured:
         verdict = gates.evaluate(item, result_row(result))
         if verdict is not None:

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from pytest_llenergy.plugin.gates.compare import ALPHA, SAVED, storage_root
+from pytest_llenergy.plugin.measurement.carbon import totals_line
 from pytest_llenergy.plugin.measurement.context import CONTEXT
 from pytest_llenergy.plugin.measurement.runtest import SESSION_CACHE
 from pytest_llenergy.plugin.options import resolve
@@ -96,6 +97,9 @@ class ReportingPlugin:
         config.hook.pytest_lem_summary(config=config, summary=self.summary)
         self.lines[:0] = format_terminal_table(self.summary, config.get_verbosity(), cycles_configured=run.cycles)
         self.lines += wall_time_lines(self.summary.header.get("wall_time"))
+        carbon = totals_line(config, [r.footprint for r in run.run_dir.results() if r.footprint and r.status == "passed"])
+        if carbon:
+            self.lines.append(carbon)
         self.lines += warning_lines(run, config.get_verbosity())
         json_path = resolve(config, "lem_json")
         if json_path:
