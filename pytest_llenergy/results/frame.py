@@ -132,7 +132,7 @@ def _energy_columns(window: WindowEnergy | None, result: ExperimentResult) -> di
 def result_row(result: ExperimentResult, run_dir: Path | None = None, source: Path | None = None) -> dict[str, Any]:
     """One flat row for one result; see CORE_COLUMNS for the names."""
     cfg = result.config
-    workload = cfg.get("workload") if isinstance(cfg.get("workload"), dict) else {}
+    workload: dict[str, Any] = cfg["workload"] if isinstance(cfg.get("workload"), dict) else {}
     row: dict[str, Any] = {
         "campaign": result.campaign, "run_id": result.run_id, "experiment_id": result.experiment_id,
         "experiment_index": result.experiment_index, "cycle": result.cycle, "cycles_total": result.cycles_total,

@@ -80,8 +80,8 @@ def test_report_shows_phase_timeline_and_request_histogram(pytester):
     assert "per-request energy" in html
     hist = [p for n, p in summary.outputs.items() if "per-request energy" in n]
     assert hist and all(__import__("pathlib").Path(p).is_file() for p in hist)
-    from pytest_llenergy.results.phase_plots import phase_spans, request_table
     from pytest_llenergy.results import load
+    from pytest_llenergy.results.phase_plots import phase_spans, request_table
 
     spans = phase_spans(request_table(load(run_dir).iloc[0]))
     assert len(spans["prefill"]) == 2 and len(spans["decode"]) == 2
