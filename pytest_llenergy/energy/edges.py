@@ -49,7 +49,7 @@ class CounterReads:
     values: np.ndarray
 
     @classmethod
-    def from_list(cls, reads: list[tuple[float, float, np.ndarray]], devices: int) -> CounterReads:
+    def from_list(cls, reads: list[tuple[float, float, np.ndarray | None]], devices: int) -> CounterReads:
         """From ``(t_lo, t_hi, values)`` tuples, sorted by time (reads without values dropped)."""
         kept = sorted((r for r in reads if r[2] is not None), key=lambda r: 0.5 * (r[0] + r[1]))
         if not kept:
@@ -150,8 +150,9 @@ def brackets(reads: CounterReads, j: int, period: float) -> list[tuple[int, floa
 def fit_updates(found: list[tuple[int, float, float]], nominal: float) -> UpdateModel | None:
     """Number the brackets by update period and estimate the period.
 
-    The period is measured between the first and last bracket when they lie >= ``FIT_PERIOD_SPAN``
-    periods apart, else it is the nominal one with a ``PERIOD_REL_SD`` prior.
+    Once brackets lie >= ``FIT_PERIOD_SPAN`` periods apart the period is the one every pair of
+    brackets allows (the nominal one when it is allowed), else it is the nominal one with a
+    ``PERIOD_REL_SD`` prior.
     """
     if not found:
         return None
@@ -163,12 +164,27 @@ def fit_updates(found: list[tuple[int, float, float]], nominal: float) -> Update
         k[i] = k[i - 1] + round((centres[i] - centres[i - 1]) / step)
         if k[i] - k[0] >= FIT_PERIOD_SPAN:
             step = (centres[i] - centres[0]) / (k[i] - k[0])
-    span = int(k[-1] - k[0])
-    if span >= FIT_PERIOD_SPAN:
-        period, period_sd = step, float(math.hypot(half[0], half[-1]) / math.sqrt(3.0) / span)
-    else:
-        period, period_sd = nominal, PERIOD_REL_SD * nominal
+    period, period_sd = nominal, PERIOD_REL_SD * nominal
+    if int(k[-1] - k[0]) >= FIT_PERIOD_SPAN:
+        period, period_sd = _period(k, centres, half, nominal, step)
     return UpdateModel(float(period), period_sd, k, centres, half)
+
+
+def _period(k: np.ndarray, centres: np.ndarray, half: np.ndarray, nominal: float,
+            step: float) -> tuple[float, float]:
+    """The period every pair of brackets allows (the nominal one when allowed, else the middle of the
+    allowed range), else (the brackets disagree) the end-to-end slope."""
+    lo, hi = -math.inf, math.inf
+    for i in range(k.size):
+        for j in range(i + 1, k.size):
+            dk = int(k[j] - k[i])
+            if dk:
+                dc, w = centres[j] - centres[i], half[i] + half[j]
+                lo, hi = max(lo, (dc - w) / dk), min(hi, (dc + w) / dk)
+    if lo <= hi:
+        return (nominal if lo <= nominal <= hi else 0.5 * (lo + hi)), float((hi - lo) / math.sqrt(12.0))
+    span = int(k[-1] - k[0])  # jitter: the brackets disagree; the slope and its scatter
+    return float(step), float(math.hypot(half[0], half[-1]) / math.sqrt(3.0) / span)
 
 
 def read_indices(reads: CounterReads, j: int, model: UpdateModel, found: list[tuple[int, float, float]],

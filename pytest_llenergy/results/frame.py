@@ -13,6 +13,7 @@ from typing import Any
 
 import pandas as pd
 
+from pytest_llenergy.results.carbon import footprint_columns
 from pytest_llenergy.results.requests import phase_columns, request_frame
 from pytest_llenergy.results.schema import ExperimentResult, WindowEnergy
 from pytest_llenergy.results.store import load_result_file
@@ -131,7 +132,7 @@ def _energy_columns(window: WindowEnergy | None, result: ExperimentResult) -> di
 def result_row(result: ExperimentResult, run_dir: Path | None = None, source: Path | None = None) -> dict[str, Any]:
     """One flat row for one result; see CORE_COLUMNS for the names."""
     cfg = result.config
-    workload = cfg.get("workload") if isinstance(cfg.get("workload"), dict) else {}
+    workload: dict[str, Any] = cfg["workload"] if isinstance(cfg.get("workload"), dict) else {}
     row: dict[str, Any] = {
         "campaign": result.campaign, "run_id": result.run_id, "experiment_id": result.experiment_id,
         "experiment_index": result.experiment_index, "cycle": result.cycle, "cycles_total": result.cycles_total,
@@ -166,6 +167,7 @@ def result_row(result: ExperimentResult, run_dir: Path | None = None, source: Pa
     if result.load is not None:
         row.update(load_cold=result.load.cold, load_time_s=result.load.load_time_s)
     row.update(phase_columns(result))
+    row.update(footprint_columns(result.footprint))
     _flatten("config", cfg, row)
     return row
 

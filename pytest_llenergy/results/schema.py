@@ -94,6 +94,9 @@ class BaselineInfo(ResultModel):
     temperature_c: dict[str, float | None] = Field(default_factory=dict)
     deep_idle_w: dict[str, float] | None = None
     drift_pct: float | None = None
+    primed: bool | None = Field(
+        None, description="NVML: whether the GPU priming burst ran before the baseline (false: see the result's warnings)."
+    )
 
 
 class WarmupOutcome(ResultModel):
@@ -209,6 +212,7 @@ class ExperimentResult(ResultModel):
     warnings: list[str] = Field(default_factory=list)
     timeseries_path: str | None = None
     budget: dict[str, Any] | None = None
+    footprint: dict[str, Any] | None = Field(None, description="Emissions and cost (results.carbon.footprint) when configured.")
     phases: dict[str, PhaseEnergy] | None = Field(None, description="prefill, decode and other energy of the primary window.")
     phase_info: PhaseInfo | None = None
     serving: ServingStats | None = Field(None, description="Serving workload figures (workload.arrivals).")

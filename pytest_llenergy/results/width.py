@@ -7,7 +7,9 @@ variance splits into
 - **duration**: ``var(log(T / tokens))``, the generate calls running longer or shorter between cycles;
 - **power**: ``var(P) / (P - B)^2``, the mean power moving between cycles;
 - **baseline**: ``var(B) / (P - B)^2`` (the baseline re-measured or drifting between cycles) plus,
-  when results carry it, the per-cycle baseline uncertainty ``(adjusted_uncertainty_j / energy_adjusted_j)^2``.
+  when results carry it, the per-cycle baseline uncertainty over the adjusted energy, squared: the
+  budget's ``uncertainty_baseline_sd_j`` and ``uncertainty_baseline_drift_j`` in quadrature, or
+  ``adjusted_uncertainty_j`` when the parts are missing.
 
 Shares are each term over their sum (covariances left out). For raw metrics there is no baseline
 term and the power term is ``var(log P)``. Every experiment whose interval is wider than the target
@@ -39,6 +41,15 @@ def _column(rows: pd.DataFrame, name: str) -> np.ndarray:
     return pd.to_numeric(rows[name], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
 
 
+def _baseline_uncertainty(rows: pd.DataFrame) -> np.ndarray:
+    """Per cycle, the baseline's part of the adjusted energy's uncertainty (J, 1 sd): the baseline sd and
+    drift parts of the uncertainty budget when present, else the whole ``adjusted_uncertainty_j``."""
+    sd, drift = _column(rows, "uncertainty_baseline_sd_j"), _column(rows, "uncertainty_baseline_drift_j")
+    parts = np.sqrt(np.nan_to_num(sd) ** 2 + np.nan_to_num(drift) ** 2)
+    have_parts = np.isfinite(sd) | np.isfinite(drift)
+    return np.where(have_parts, parts, _column(rows, "adjusted_uncertainty_j"))
+
+
 def variance_shares(rows: pd.DataFrame, metric: str) -> dict[str, float] | None:
     """Shares (summing to 1) of duration, power and baseline in one experiment's cycle-to-cycle variance.
 
@@ -60,7 +71,7 @@ def variance_shares(rows: pd.DataFrame, metric: str) -> dict[str, float] | None:
              "power": float(np.var(power[ok], ddof=1)) / net**2,
              "baseline": float(np.var(baseline[ok], ddof=1)) / net**2 if adjusted else 0.0}
     if adjusted:
-        unc, energy = _column(rows, "adjusted_uncertainty_j"), _column(rows, "energy_adjusted_j")
+        unc, energy = _baseline_uncertainty(rows), _column(rows, "energy_adjusted_j")
         rel = unc[ok] / np.abs(energy[ok])
         rel = rel[np.isfinite(rel)]
         if rel.size:
@@ -107,5 +118,8 @@ def explain_widths(df: pd.DataFrame, table: pd.DataFrame, metric: str | None, *,
             columns[f"ci_share_{cause}"][i] = np.nan if shares is None else shares[cause]
         if (high - low) / 2 / abs(mean) > target:
             columns["ci_wide"][i] = True
-            columns["ci_width_note"][i] = width_note(shares, needed)
+            rows = groups.get(row.experiment_id, passed.iloc[:0])
+            host = "host_bound" in rows and rows["host_bound"].astype("boolean").fillna(False).any()
+            columns["ci_width_note"][i] = width_note(shares, needed) + (
+                " (host-bound: a GPU-bound decode path steadies the duration)" if host else "")
     return out.assign(**columns)

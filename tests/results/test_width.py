@@ -34,6 +34,7 @@ def test_each_cause_dominates_when_it_is_the_noise():
                          + cycles("base", 8, duration_cv=0.001, power_sd=0.05, baseline_sd=2.0, seed=3))
     table = summarize(frame, metrics=[METRIC, "tokens_per_s"], seed=1).experiments.set_index("experiment_id")
     assert table["ci_wide"].all()
+    assert "host-bound" not in table.loc["dur", "ci_width_note"]
     assert table.loc["dur", "ci_width_note"].startswith(("duration variance between cycles 9", "duration variance between cycles 100"))
     assert table.loc["pow", "ci_width_note"].startswith(("power variance between cycles 9", "power variance between cycles 100"))
     assert table.loc["base", "ci_width_note"].startswith(("baseline uncertainty 9", "baseline uncertainty 100"))
@@ -55,6 +56,11 @@ def test_per_cycle_baseline_uncertainty_counts_as_baseline():
     with_unc = variance_shares(pd.DataFrame(cycles("e", 6, duration_cv=0.02, power_sd=0.3, baseline_sd=0.01, seed=5,
                                                    uncertainty=0.05)), METRIC)
     assert without["baseline"] < 0.05 and with_unc["baseline"] > 0.5
+    # With the budget's parts, only the baseline's parts count (not counter quantisation).
+    parts = pd.DataFrame(cycles("e", 6, duration_cv=0.02, power_sd=0.3, baseline_sd=0.01, seed=5, uncertainty=0.05))
+    parts["uncertainty_baseline_sd_j"] = 0.0
+    parts["uncertainty_baseline_drift_j"] = 0.0
+    assert variance_shares(parts, METRIC)["baseline"] == pytest.approx(without["baseline"])
 
 
 def test_narrow_intervals_get_no_note_and_the_terminal_lists_wide_ones():
@@ -76,3 +82,10 @@ def test_report_html_shows_method_coverage_and_why_wide(tmp_path):
     html = build_report(tmp_path, summarize(frame, metrics=[METRIC, "tokens_per_s"], seed=1)).read_text()
     assert "Why some CIs are wide (&gt; ±3 %)" in html or "Why some CIs are wide (> ±3 %)" in html
     assert "wide: duration variance between cycles" in html and "(t 92-95%)" in html
+
+
+def test_host_bound_cycles_are_named_in_the_note():
+    frame = pd.DataFrame(cycles("e", 4, duration_cv=0.1, power_sd=0.5, baseline_sd=0.2, seed=8))
+    frame["host_bound"] = True
+    note = summarize(frame, metrics=[METRIC], seed=1).experiments.iloc[0]["ci_width_note"]
+    assert note.endswith("(host-bound: a GPU-bound decode path steadies the duration)")
