@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -53,6 +54,10 @@ def test_compare_two_result_directories_and_a_saved_run(pytester, finished_run, 
     out = capsys.readouterr().out
     assert "compare:" in out and "tokens_per_s" in out and ": ok" in out
     assert main(["compare", "nope", str(finished_run)]) == 2
+    assert main(["compare", str(saved), str(finished_run), "--fail", "tokens_per_s:-10%", "--alpha", "0.3"]) == 0
+    capsys.readouterr()
+    assert main(["compare", str(saved), str(finished_run), "--alpha", "0.7"]) == 2
+    assert "--alpha 0.7 is not a probability" in capsys.readouterr().err
 
 
 def test_config_list_show_and_params(pytester, capsys):
@@ -82,8 +87,9 @@ def test_schedule_dry_run_and_bad_input(capsys):
     assert main(["schedule", "--dry-run"]) == 2
 
 
-def test_doctor_reports_sources_and_backends():
-    proc = subprocess.run([sys.executable, "-m", "pytest_llenergy.cli", "doctor"], capture_output=True, text=True, timeout=120)
+def test_doctor_reports_sources_and_backends(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "pytest_llenergy.cli", "doctor"], capture_output=True, text=True,
+                          timeout=120, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert "energy source (auto):" in proc.stdout and "backend transformers" in proc.stdout
-    assert "backend tensorrt" in proc.stdout and "unavailable" in proc.stdout
+    assert re.search(r"energy +auto +", proc.stdout) and re.search(r"backend +transformers +available", proc.stdout)
+    assert re.search(r"backend +tensorrt +", proc.stdout) and "verdict: ready" in proc.stdout

@@ -131,6 +131,10 @@ class TestCompare:
                            "--lem-compare-fail", "energy_per_output_token:5%", "--lem-compare-alpha", "0.2", "-rf")
         result.assert_outcomes(passed=4, failed=1)
         result.stdout.fnmatch_lines(["*p = * < 0.2 (one-sided Welch t*): REGRESSION*"])
+        pytester.makeini("[pytest]\nlem_compare_alpha = 0.3\n")
+        result = self._run(pytester, "--lem-energy-source", "replay:trace.csv?scale=1.1", "--lem-compare", "base",
+                           "--lem-compare-fail", "energy_per_output_token:5%", "-rf")
+        result.stdout.fnmatch_lines(["*p = * < 0.3 (one-sided Welch t*): REGRESSION*"])
         for bad in ("0", "0.7", "often"):
             result = self._run(pytester, "--lem-compare", "base", "--lem-compare-fail", "energy_per_output_token:5%",
                                "--lem-compare-alpha", bad)

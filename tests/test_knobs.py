@@ -40,7 +40,7 @@ def test_sample_rate_reaches_the_sampler(pytester):
     polled = [r["energy"]["sample_hz"] for r in results(pytester, "knobs")][-4:]
     assert all(r == 5.0 for r in polled), polled
     result = pytester.runpytest("--lem-campaign", "campaign.yaml", "--lem-sample-hz", "500")
-    result.stderr.fnmatch_lines(["*measurement.sample_hz: Input should be less than or equal to 100*"])
+    result.stderr.fnmatch_lines(["*--lem-sample-hz: Input should be less than or equal to 100*"])
 
 
 def test_cpu_core_power_reaches_the_estimate_source(pytester):

@@ -21,16 +21,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from pytest_llenergy.backends.cache import CACHE_ENV, cache_root  # noqa: F401  (re-exported)
 from pytest_llenergy.backends.errors import BackendError
 
-CACHE_ENV = "LEM_CACHE_DIR"
 MARKER = "lem-checkpoint.json"
-
-
-def cache_root() -> Path:
-    """``$LEM_CACHE_DIR`` or ``~/.cache/pytest-llenergy``."""
-    env = os.environ.get(CACHE_ENV)
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "pytest-llenergy"
 
 
 def special_overrides() -> dict[str, int]:
@@ -68,7 +62,7 @@ def random_checkpoint(name: str, precision: str, seed: int, root: Path | None = 
 
     Returns the directory and a description for ``engine_info`` (source, key, whether it was reused).
     """
-    from pytest_llenergy.backends.transformers.loading import jsonable
+    from pytest_llenergy.backends.session import jsonable
 
     config, origin = random_model_config(name)
     key = checkpoint_key(config.to_dict(), precision, seed)

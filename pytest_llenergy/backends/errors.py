@@ -5,3 +5,7 @@ from __future__ import annotations
 
 class BackendError(RuntimeError):
     """A backend cannot do what the experiment asks; the message says why and what to change."""
+
+
+class PromptSourceError(BackendError):
+    """A prompt source that cannot be used: names the file or dataset (and line) and the problem."""

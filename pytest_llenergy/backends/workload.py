@@ -12,7 +12,8 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pytest_llenergy.backends.errors import BackendError
+from pytest_llenergy.backends.datasets import dataset_texts
+from pytest_llenergy.backends.errors import BackendError, PromptSourceError
 
 if TYPE_CHECKING:
     from pytest_llenergy.backends.base import Workload
@@ -20,10 +21,6 @@ if TYPE_CHECKING:
 
 #: ``encode(texts, max_tokens)`` -> token ids per text, each at most ``max_tokens`` long
 Encoder = Callable[[list[str], int], list[list[int]]]
-
-
-class PromptSourceError(BackendError):
-    """A prompt file that cannot be used: names the file (and line) and the problem."""
 
 
 @lru_cache(maxsize=1)
@@ -86,9 +83,12 @@ def read_prompt_file(path: str | Path, base_dir: str | Path | None = None) -> li
 
 
 def prompt_texts(source: Any, base_dir: str | Path | None = None) -> list[str]:
-    """Texts for ``builtin`` or a file source (``{file: path}``, an object with ``.file``, or a path)."""
+    """Texts for ``builtin``, a dataset source (``PromptDataset``) or a file source (``{file: path}``,
+    an object with ``.file``, or a path)."""
     if source == "builtin":
         return builtin_texts()
+    if hasattr(source, "dataset"):
+        return dataset_texts(source, base_dir)
     if isinstance(source, dict) and "file" in source:
         return read_prompt_file(source["file"], base_dir)
     if hasattr(source, "file"):

@@ -45,11 +45,31 @@ class PromptFile(StrictModel):
     file: str = Field(description="Path to the prompt file, relative to the campaign file.")
 
 
+class PromptDataset(StrictModel):
+    """Prompts from a public dataset through the `datasets` library (extra `datasets`), cached for offline runs."""
+
+    dataset: str = Field(description="Hub dataset id (`tatsu-lab/alpaca`, `openai/gsm8k`, `AIEnergyScore/text_generation`) "
+                                     "or a folder written by `Dataset.save_to_disk` (relative to the campaign file).")
+    subset: str | None = Field(None, description="Dataset configuration name (`main` for gsm8k).")
+    split: str = Field("train", description="Split to read (`train`, `test`, ...).")
+    field: str | None = Field(None, description="Column holding the prompt text; unset: the first of text, prompt, "
+                                                "instruction, question, input.")
+    n: int | None = Field(None, ge=1, le=1_000_000, description="Use the first n rows (unset: every row).")
+
+    @field_validator("dataset")
+    @classmethod
+    def _dataset_not_empty(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("dataset cannot be empty")
+        return value
+
+
 class WorkloadConfig(StrictModel):
     """What is fed to the model: prompts, lengths, batching."""
 
-    prompts: Literal["synthetic", "builtin"] | PromptFile = Field(
-        "synthetic", description="`synthetic` random token ids, `builtin` shipped prompt set, or `{file: path}`."
+    prompts: Literal["synthetic", "builtin"] | PromptFile | PromptDataset = Field(
+        "synthetic", description="`synthetic` random token ids, `builtin` shipped prompt set, `{file: path}` or "
+                                 "`{dataset: NAME, split: ..., field: ..., n: ...}`."
     )
     num_prompts: int = Field(8, ge=1, le=1_000_000, description="Number of prompts per measured run.")
     input_tokens: int = Field(32, ge=1, le=1_000_000, description="Prompt length in tokens (synthetic: exact; text: truncated to).")

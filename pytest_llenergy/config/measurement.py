@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import Field, field_validator, model_validator
 
 from pytest_llenergy.config.base import StrictModel
 from pytest_llenergy.config.phases import PhaseSettings
+
+ENERGY_SOURCES = ("auto", "nvml", "rapl", "estimate", "replay")  # replay also as replay:PATH
+WarmupMode = Literal["convergence", "fixed", "off"]
+WARMUP_MODES: tuple[str, ...] = get_args(WarmupMode)
 
 
 class BaselineSettings(StrictModel):
@@ -20,6 +24,10 @@ class BaselineSettings(StrictModel):
     revalidate_every: int = Field(10, ge=0, description="Re-check the baseline every N experiments (0: never).")
     revalidate_duration_s: float = Field(5.0, ge=0.5, le=600, description="Length of the short re-check.")
     drift_threshold: float = Field(0.10, gt=0, le=1, description="Relative drift that triggers a full re-measure.")
+    recheck_s: float = Field(
+        0.5, ge=0, le=60,
+        description="Before each campaign item (after its gap) re-measure idle power for this long (NVML only); "
+                    "the re-checks that bracket an item give its baseline-drift uncertainty (0: off).")
 
 
 class WarmupSettings(StrictModel):
@@ -30,7 +38,7 @@ class WarmupSettings(StrictModel):
     cheap probe of the real shapes: the first batch with ``probe_tokens`` new tokens.
     """
 
-    mode: Literal["convergence", "fixed", "off"] = Field("convergence", description="convergence: until CV < threshold; fixed: `iterations` runs; off.")
+    mode: WarmupMode = Field("convergence", description="convergence: until CV < threshold; fixed: `iterations` runs; off.")
     cv_threshold: float = Field(0.05, gt=0, le=1, description="Coefficient of variation of the last `window` latencies.")
     window: int = Field(5, ge=2, le=1000, description="Latencies the CV is computed over.")
     min_iterations: int = Field(5, ge=1, le=10_000, description="Fewest warmup runs in convergence mode.")
@@ -74,6 +82,6 @@ class MeasurementConfig(StrictModel):
     @classmethod
     def _known_source(cls, value: str) -> str:
         kind = value.split(":", 1)[0]
-        if kind not in ("auto", "nvml", "rapl", "estimate", "replay"):
+        if kind not in ENERGY_SOURCES:
             raise ValueError(f"unknown energy source {value!r} (auto, nvml, rapl, estimate, replay, replay:PATH)")
         return value

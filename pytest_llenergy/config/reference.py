@@ -15,6 +15,8 @@ def type_name(annotation: Any) -> str:
     """A short readable type: ``int | None``, ``'sdpa' | 'eager'``, ``list[str]``."""
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
+    if origin is typing.Annotated:
+        return type_name(args[0])
     if origin is typing.Literal:
         return " | ".join(repr(a) for a in args)
     if origin in (typing.Union, types.UnionType):
@@ -32,7 +34,7 @@ def default_text(field: FieldInfo) -> str:
     if field.is_required():
         return "**required**"
     if field.default_factory is not None:
-        value = field.default_factory()
+        value = field.get_default(call_default_factory=True, validated_data={})
         if isinstance(value, BaseModel):
             return "(see below)"
         return f"`{value!r}`"
@@ -40,6 +42,9 @@ def default_text(field: FieldInfo) -> str:
 
 
 def constraints_text(field: FieldInfo) -> str:
+    extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+    if isinstance(text := extra.get("constraints"), str):
+        return text  # bounds a validator checks (unions cannot carry them as metadata)
     parts = []
     for item in field.metadata:
         for name, symbol in (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<"), ("min_length", "min length")):
@@ -66,15 +71,19 @@ def model_table(model: type[BaseModel], prefix: str) -> list[str]:
     return lines + [""]
 
 
-def walk(model: type[BaseModel], prefix: str, seen: set[str]) -> list[str]:
-    """Tables for ``model`` and, depth first, every nested model."""
-    if prefix in seen:
+def walk(model: type[BaseModel], prefix: str, seen: set[str], alternative: bool = False) -> list[str]:
+    """Tables for ``model`` and, depth first, every nested model (each of a union's models in turn)."""
+    key = f"{prefix}#{model.__name__}"
+    if key in seen:
         return []
-    seen.add(prefix)
+    seen.add(key)
     lines = model_table(model, prefix)
+    if alternative:  # one of several models a field accepts: say which
+        lines[0] += f" ({model.__name__})"
     for name, field in model.model_fields.items():
-        for nested in nested_models(field.annotation):
-            lines += walk(nested, f"{prefix}.{name}" if prefix else name, seen)
+        nested = nested_models(field.annotation)
+        for member in nested:
+            lines += walk(member, f"{prefix}.{name}" if prefix else name, seen, alternative=len(nested) > 1)
     return lines
 
 

@@ -38,8 +38,14 @@ def measure_baseline(
     *,
     sleep: Callable[[float], None] = time.sleep,
     now: Callable[[], float] = time.time,
+    series_if_uncorrected: bool = False,
 ) -> BaselineReading:
-    """Idle power per device over ``duration_s`` (the caller keeps the device idle)."""
+    """Idle power per device over ``duration_s`` (the caller keeps the device idle).
+
+    Mean power is the (edge-corrected) energy / duration; with ``series_if_uncorrected`` a window
+    whose counter could not be edge-corrected uses the mean of the power series instead (a raw
+    counter over a short re-check is off by up to one ~100 ms step).
+    """
     meter = EnergyMeter(source, sample_hz=hz)
     with meter.measure("baseline"):
         sleep(duration_s)
@@ -53,6 +59,9 @@ def measure_baseline(
             raise SourceError(f"baseline measurement got no data for {dev.device}")
         col = series.power_w[(series.t_s >= 0) & (series.t_s <= series.duration_s), j]
         power[dev.device] = dev.mean_power_w
+        stepped = bool(getattr(source, "counter_period_s", None))
+        if series_if_uncorrected and stepped and dev.edge_method == "counter" and col.size:
+            power[dev.device] = float(np.mean(col))
         sd[dev.device] = float(np.std(col, ddof=1)) if col.size > 1 else 0.0
         ps = _last(series, "pstate", j)
         pstate[dev.device] = int(ps) if ps is not None else None
@@ -133,6 +142,11 @@ class BaselineCache:
         self.current = replace(fresh, drift_pct=drift * 100.0)
         return self.current, "revalidated"
 
+    def recheck(self, source: EnergySource, duration_s: float) -> BaselineReading:
+        """A short idle reading between items (not stored, no priming): the baseline-drift evidence."""
+        return measure_baseline(source, duration_s, self.hz, sleep=self._sleep, now=self._now,
+                                series_if_uncorrected=True)
+
     # -- internals ----------------------------------------------------------------------------
     def _measure(self, source: EnergySource, duration: float) -> BaselineReading:
         reading = measure_baseline(source, duration, self.hz, sleep=self._sleep, now=self._now)
@@ -163,6 +177,22 @@ class BaselineCache:
                 return None
             entries[dev.label] = entry
         return BaselineReading.from_entries(entries) if entries else None
+
+
+def bracket_drift_w(before: dict[str, float], after: dict[str, float] | None,
+                    used: dict[str, float]) -> dict[str, float]:
+    """Idle-power drift (W) per device for an item between two re-checks.
+
+    The larger of how far idle moved between the re-checks before and after the item, and how far
+    their mean sits from the subtracted baseline ``used``; with no reading after (the latest
+    item), how far the reading before sits from ``used``.
+    """
+    out = {}
+    for label, b in before.items():
+        a = (after or {}).get(label)
+        base = used.get(label, b)
+        out[label] = abs(b - base) if a is None else max(abs(a - b), abs(0.5 * (a + b) - base))
+    return out
 
 
 def _drift(old: BaselineReading, new: BaselineReading) -> float | None:

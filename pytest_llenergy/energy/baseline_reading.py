@@ -21,6 +21,11 @@ class BaselineReading:
     deep_idle_w: dict[str, float] | None = None
     drift_pct: float | None = None
 
+    def sd_of_mean_w(self) -> dict[str, float]:
+        """The standard deviation of each device's mean idle power (sd / sqrt(n))."""
+        n = max(self.n_samples, 1)
+        return {k: v / n**0.5 for k, v in self.sd_w.items()}
+
     def to_info(self, method: str, age: float | None) -> dict[str, Any]:
         """A dict matching ``BaselineInfo`` in results/schema.py."""
         return {

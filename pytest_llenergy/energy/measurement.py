@@ -2,14 +2,17 @@
 
 Definitions (the same as ``results/schema.py``'s ``WindowEnergy`` / ``DeviceEnergy``):
 
-- counter energy: difference of the cumulative energy counter read at the two window edges;
+- counter energy: the raw difference of the cumulative energy counter read at the two edges;
 - integral energy: trapezoid integral of sampled power over exactly [0, duration] (the series
   is linearly interpolated at the edges, held constant beyond the first/last sample);
-- energy: the counter when available, else the integral; mean power = energy / duration;
+- energy: the edge-corrected counter (``energy/edges.py``: the counter over the whole update
+  periods inside the window, the series over the partial ones) when the counter's update instants
+  were found, else the raw counter (flag ``edge_phase_unknown``), else the integral;
+  mean power = energy / duration;
 - adjusted energy: energy - baseline W x duration, for GPU (nvml) and replay devices only;
-- uncertainty (short windows only): a counter that updates every T seconds can be read up to
-  one update stale at each edge, so the difference is off by up to mean power x T; without a
-  counter T is the sampling period.
+- uncertainty: the budget of ``energy/uncertainty.py`` (raw and adjusted, with its parts); the
+  flag ``uncertain`` marks an adjusted uncertainty above 5 % of the adjusted energy;
+- host_bound: mean GPU utilisation below 70 % (None when the source gives no utilisation).
 - throttle seconds: differenced cumulative violation counters, per cause, the worst device;
   ``throttled`` when any of power, thermal, board limit, reliability or sync boost is > 0.
 """
@@ -23,6 +26,8 @@ from typing import Any
 
 import numpy as np
 
+from pytest_llenergy.energy import uncertainty as unc
+from pytest_llenergy.energy.edges import CounterReads, EdgeResult, corrected_energy
 from pytest_llenergy.energy.sampler import Timeseries
 from pytest_llenergy.energy.sources.base import DeviceInfo
 
@@ -86,6 +91,9 @@ class DeviceMeasurement:
     mean_utilization_pct: float | None = None
     max_temperature_c: float | None = None
     throttle_s: dict[str, float] = field(default_factory=dict)
+    edge_method: str | None = None
+    uncertainty_j: float | None = None
+    host_bound: bool | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: (dict(v) if isinstance(v := getattr(self, f.name), dict) else v)
@@ -115,7 +123,15 @@ class Measurement:
     energy_per_token_j: float | None = None
     adjusted_energy_per_output_token_j: float | None = None
     adjusted_energy_per_token_j: float | None = None
+    edge_corrected: bool | None = None
+    edge_method: str | None = None
+    counter_period_s: float | None = None
     uncertainty_j: float | None = None
+    adjusted_uncertainty_j: float | None = None
+    uncertainty_parts_j: dict[str, float] = field(default_factory=dict)
+    uncertain: bool = False
+    mean_utilization_pct: float | None = None
+    host_bound: bool | None = None
     n_samples: int = 0
     sample_hz: float | None = None
     throttled: bool = False
@@ -153,6 +169,9 @@ class WindowInputs:
     counters: tuple[np.ndarray | None, np.ndarray | None] = (None, None)
     throttle: tuple[Mapping[str, np.ndarray] | None, Mapping[str, np.ndarray] | None] = (None, None)
     baseline_w: Mapping[str, float] | None = None
+    baseline_sd_w: Mapping[str, float] | None = None  # sd of the baseline's mean, per device
+    baseline_drift_w: Mapping[str, float] | None = None
+    reads: CounterReads | None = None  # every counter read of the window (edges and probes)
     input_tokens: int | None = None
     output_tokens: int | None = None
     errors: Sequence[str] = ()
@@ -181,39 +200,80 @@ def _throttle(w: WindowInputs) -> list[dict[str, float]]:
     return per_dev
 
 
-def _devices(w: WindowInputs, tt: np.ndarray, pp: np.ndarray) -> list[DeviceMeasurement]:
+def _edge(w: WindowInputs, j: int) -> EdgeResult | None:
+    """Device ``j``'s energy from the counter reads (edge-corrected where possible) and the series."""
+    t, p = w.series.t_s, w.series.power_w
     c0, c1 = w.counters
-    have_counter = c0 is not None and c1 is not None
+    if c0 is None or c1 is None or not w.has_counter:
+        return corrected_energy(t, p, _NO_READS, 0.0, w.duration_s, None, j) if t.size else None
+    edges_only = np.array([0.0, w.duration_s])
+    reads = w.reads if w.reads is not None and w.reads.n >= 2 else CounterReads(edges_only, edges_only, np.vstack([c0, c1]))
+    return corrected_energy(t, p, reads, 0.0, w.duration_s, w.counter_period_s, j)
+
+
+_NO_READS = CounterReads(np.empty(0), np.empty(0), np.empty((0, 1)))
+
+
+def _raw_parts(w: WindowInputs, edge: EdgeResult | None, j: int) -> dict[str, float]:
+    if edge is None:
+        return {}
+    p = w.series.power_w[:, j] if w.series.power_w.size else w.series.power_w
+    return {"counter_quantisation": edge.quantisation_j, "series_counter": edge.series_counter_j,
+            "short_window": unc.series_resolution_j(w.series.t_s, p, edge.cuts)}
+
+
+def _devices(w: WindowInputs, tt: np.ndarray, pp: np.ndarray) -> tuple[list[DeviceMeasurement], list[EdgeResult | None]]:
     integral = trapezoid(tt, pp) if tt.size else None
     throttle = _throttle(w)
     subtract = w.kind in BASELINE_KINDS and w.baseline_w is not None
     dur = w.duration_s
-    out = []
+    out, edges = [], []
     for j, dev in enumerate(w.devices):
-        counter = _num(c1[j] - c0[j]) if have_counter else None  # type: ignore[index]
+        edge = _edge(w, j)
+        edges.append(edge)
+        counter = _num(edge.raw_counter_j) if edge is not None else None
         integ = _num(integral[j]) if integral is not None else None
-        energy = counter if counter is not None else integ
+        energy = _num(edge.energy_j) if edge is not None else integ
         base = _num(w.baseline_w.get(dev.label)) if subtract else None  # type: ignore[union-attr]
         adjusted = energy - base * dur if energy is not None and base is not None else None
+        util = _aux_stat(w.series, "gpu_util_pct", j, np.mean)
+        raw_u = unc.quadrature(_raw_parts(w, edge, j).values()) if edge is not None and not w.estimated else None
         out.append(DeviceMeasurement(
             device=dev.label, name=dev.name, uuid=dev.uuid,
             counter_energy_j=counter, integral_energy_j=integ, energy_j=energy,
             baseline_power_w=base, adjusted_energy_j=adjusted,
             mean_power_w=_ratio(energy, dur), peak_power_w=_num(pp[:, j].max()) if tt.size else None,
             peak_memory_mb=_aux_stat(w.series, "memory_used_mb", j, np.max),
-            mean_utilization_pct=_aux_stat(w.series, "gpu_util_pct", j, np.mean),
+            mean_utilization_pct=util,
             max_temperature_c=_aux_stat(w.series, "temperature_c", j, np.max),
-            throttle_s=throttle[j],
+            throttle_s=throttle[j], edge_method=edge.method if edge is not None else None,
+            uncertainty_j=raw_u, host_bound=unc.host_bound(util),
         ))
-    return out
+    return out, edges
 
 
-def _flags(w: WindowInputs, devs: list[DeviceMeasurement], period: float, n: int) -> list[str]:
+def _budget(w: WindowInputs, devs: list[DeviceMeasurement], edges: list[EdgeResult | None]) -> unc.Budget | None:
+    if w.estimated or not edges or any(e is None for e in edges):
+        return None
+    raw = [_raw_parts(w, e, j) for j, e in enumerate(edges)]
+    base = None
+    if all(d.adjusted_energy_j is not None for d in devs):
+        labels = [d.device for d in devs]
+        sd = {k: float((w.baseline_sd_w or {}).get(k, 0.0)) for k in labels}
+        drift = {k: float((w.baseline_drift_w or {}).get(k, 0.0)) for k in labels}
+        base = unc.baseline_parts(w.duration_s, sd, drift)
+    return unc.combine(raw, base)
+
+
+def _flags(w: WindowInputs, devs: list[DeviceMeasurement], edges: list[EdgeResult | None],
+           period: float, n: int) -> list[str]:
     flags = []
     if w.duration_s < SHORT_WINDOW_UPDATES * period:
         flags.append("short_window")
     if any(d.counter_energy_j is None for d in devs):
         flags.append("counter_unavailable")
+    elif w.counter_period_s and any(e is not None and not e.corrected for e in edges) and n:
+        flags.append("edge_phase_unknown")
     if w.series.gaps:
         flags.append("sampler_gaps")
     if n == 0:
@@ -225,15 +285,20 @@ def _flags(w: WindowInputs, devs: list[DeviceMeasurement], period: float, n: int
     return flags
 
 
+def _window_util(devs: list[DeviceMeasurement]) -> float | None:
+    utils = [d.mean_utilization_pct for d in devs if d.mean_utilization_pct is not None]
+    return float(np.mean(utils)) if utils else None
+
+
 def build_measurement(w: WindowInputs) -> Measurement:
     """Compute every figure of one window."""
     tt, pp = clip_series(w.series.t_s, w.series.power_w, w.duration_s)
-    devs = _devices(w, tt, pp)
+    devs, edges = _devices(w, tt, pp)
     n = w.series.n
     hz = w.series.nominal_hz or None
     counter_ok = w.has_counter and w.counters[0] is not None and w.counters[1] is not None
     period = (w.counter_period_s if counter_ok and w.counter_period_s else 1.0 / (hz or 1.0))
-    flags = _flags(w, devs, period, n)
+    flags = _flags(w, devs, edges, period, n)
     energy = _sum([d.energy_j for d in devs])
     counter = _sum([d.counter_energy_j for d in devs])
     integral = _sum([d.integral_energy_j for d in devs])
@@ -242,11 +307,18 @@ def build_measurement(w: WindowInputs) -> Measurement:
     tokens = (w.input_tokens or 0) + (w.output_tokens or 0) if w.output_tokens is not None else None
     causes = sorted({c for d in devs for c in d.throttle_s})
     throttle = {c: max(d.throttle_s.get(c, 0.0) for d in devs) for c in causes}
+    budget = _budget(w, devs, edges)
+    uncertain = budget is not None and budget.uncertain(energy, adjusted)
+    util = _window_util(devs)
+    host_bound = unc.host_bound(util)
+    flags += ["uncertain"] * uncertain + ["host_bound"] * bool(host_bound)
+    corrected = [e.corrected for e in edges if e is not None]
+    models = [e.model for e in edges if e is not None and e.model is not None]
     return Measurement(
         name=w.name, source=w.kind, duration_s=float(w.duration_s),
         estimated=w.estimated, simulated=w.simulated,
         energy_j=energy, counter_energy_j=counter, integral_energy_j=integral,
-        disagreement_pct=(integral - counter) / counter * 100.0 if integral is not None and counter else None,
+        disagreement_pct=(integral - energy) / energy * 100.0 if integral is not None and counter and energy else None,
         adjusted_energy_j=adjusted,
         baseline_power_w=_sum([d.baseline_power_w for d in devs]),
         mean_power_w=mean_power,
@@ -256,7 +328,13 @@ def build_measurement(w: WindowInputs) -> Measurement:
         energy_per_token_j=_ratio(energy, tokens),
         adjusted_energy_per_output_token_j=_ratio(adjusted, w.output_tokens),
         adjusted_energy_per_token_j=_ratio(adjusted, tokens),
-        uncertainty_j=(mean_power * period if "short_window" in flags and mean_power is not None else None),
+        edge_corrected=all(corrected) if corrected else None,
+        edge_method="+".join(sorted({e.method for e in edges if e is not None})) or None,
+        counter_period_s=float(np.mean([m.period for m in models])) if models else (w.counter_period_s if counter_ok else None),
+        uncertainty_j=budget.uncertainty_j if budget is not None else None,
+        adjusted_uncertainty_j=budget.adjusted_uncertainty_j if budget is not None else None,
+        uncertainty_parts_j=dict(budget.parts) if budget is not None else {},
+        uncertain=uncertain, mean_utilization_pct=util, host_bound=host_bound,
         n_samples=n, sample_hz=hz,
         throttled=any(throttle.get(c, 0.0) > 0.0 for c in THROTTLE_CAUSES),
         throttle_s=throttle, flags=tuple(flags), devices=tuple(devs),

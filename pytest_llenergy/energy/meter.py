@@ -8,7 +8,6 @@ exception raised by the body closes the window (flag ``aborted``) and propagates
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -17,6 +16,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from pytest_llenergy.config.files import write_atomically
+from pytest_llenergy.energy.edges import CounterReads
 from pytest_llenergy.energy.measurement import Measurement, WindowInputs, build_measurement
 from pytest_llenergy.energy.sampler import MAX_HZ, MIN_HZ, Sampler, Timeseries
 from pytest_llenergy.energy.sources.base import EnergySource, SourceError
@@ -25,7 +26,6 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from pytest_llenergy.config.timeline import PhaseTimeline
-
     from pytest_llenergy.energy.baseline_reading import BaselineReading
 
 
@@ -57,7 +57,7 @@ HOST_CLOCKS = (("perf_counter", time.perf_counter), ("monotonic", time.monotonic
 
 
 class _Edge:
-    __slots__ = ("t", "counters", "throttle", "errors", "host")
+    __slots__ = ("t", "ta", "tb", "counters", "throttle", "errors", "host")
 
     def __init__(self, source: EnergySource, throttle_first: bool) -> None:
         self.errors: list[str] = []
@@ -65,14 +65,15 @@ class _Edge:
         self.throttle: dict[str, np.ndarray] | None = None
         if throttle_first:
             self._read_throttle(source)
-        ta = source.clock()
+        self.ta = source.clock()
         before = [clock() for _, clock in HOST_CLOCKS]
         try:
             self.counters = source.read_counters()
         except SourceError as exc:
             self.errors.append(str(exc))
         self.host = {name: 0.5 * (b + clock()) for (name, clock), b in zip(HOST_CLOCKS, before)}
-        self.t = 0.5 * (ta + source.clock())
+        self.tb = source.clock()
+        self.t = 0.5 * (self.ta + self.tb)
         if not throttle_first:
             self._read_throttle(source)
 
@@ -102,6 +103,8 @@ class EnergyMeter:
         self.baseline = baseline
         self.cuda_sync = cuda_sync
         self.use_driver_buffer = use_driver_buffer
+        #: Idle power drift per device (W) the next windows carry in their uncertainty (baseline re-checks).
+        self.baseline_drift_w: dict[str, float] | None = None
         self._records: list[tuple[Measurement, Timeseries]] = []
 
     @contextmanager
@@ -136,12 +139,18 @@ class EnergyMeter:
                 aborted: bool) -> Measurement:
         src = self.source
         errors = [*start.errors, *([series.error] if series.error else []), *end.errors]
+        base = self.baseline
+        reads = CounterReads.from_list([
+            (start.ta - start.t, start.tb - start.t, start.counters), *series.counter_reads,
+            (end.ta - start.t, end.tb - start.t, end.counters)], len(src.devices()))
         inputs = WindowInputs(
             name=window.name, kind=src.kind, estimated=src.estimated, simulated=src.simulated,
             has_counter=src.has_counter, counter_period_s=src.counter_period_s,
             devices=src.devices(), duration_s=end.t - start.t, series=series,
             counters=(start.counters, end.counters), throttle=(start.throttle, end.throttle),
-            baseline_w=self.baseline.power_w if self.baseline is not None else None,
+            baseline_w=base.power_w if base is not None else None,
+            baseline_sd_w=base.sd_of_mean_w() if base is not None else None,
+            baseline_drift_w=self.baseline_drift_w, reads=reads,
             input_tokens=window.input_tokens, output_tokens=window.output_tokens,
             errors=errors, aborted=aborted,
         )
@@ -177,15 +186,7 @@ class EnergyMeter:
             frames.append(df)
         empty = pd.DataFrame(columns=["window", "window_index", "t_s", "device", "power_w"])
         df = pd.concat(frames, ignore_index=True) if frames else empty
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # renamed in whole: never a partial file
-        try:
-            df.to_parquet(partial, index=False)
-            os.replace(partial, path)
-        finally:
-            partial.unlink(missing_ok=True)
-        return path
+        return write_atomically(Path(path), lambda partial: df.to_parquet(partial, index=False))
 
     def clear(self) -> None:
         """Forget the finished windows."""

@@ -6,10 +6,17 @@ Two modes. *driver*: the source keeps its own sample buffer (NVML ``nvmlDeviceGe
 ``hz`` (1..100) and auxiliary signals at ``min(hz, aux_hz)``. Timestamps are on the source clock,
 relative to the window start ``t0``. A read failure ends sampling, keeping the samples so far
 and the error text. Intervals above 3x the nominal period are counted as gaps.
+
+Counter probes (sources whose energy counter moves in steps of ``counter_period_s`` >= 10 ms, i.e.
+NVML): right after the start the thread reads the counter a few ms apart until it moves, and
+every ``probe_every_s`` it does so again starting just before the predicted next step (a handful of
+~4 ms reads). The reads (``Timeseries.counter_reads``) bracket the counter's update instants for
+the edge correction in ``energy/edges.py``.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from dataclasses import dataclass, field
@@ -26,6 +33,12 @@ MIN_HZ, MAX_HZ = 1.0, 100.0
 GAP_FACTOR = 3.0
 #: Driver samples closer than this to the last one kept are repeats (they are ~20 ms apart).
 DEDUP_S = 0.002
+#: Counter probes: pause between reads, re-probe interval, and how long one probe may run (periods).
+PROBE_SPACING_S = 0.001
+PROBE_EVERY_S = 1.0
+PROBE_MAX_PERIODS = 1.5
+#: Counters updating faster than this (RAPL: ~1 ms) need no edge correction, hence no probes.
+MIN_PROBE_PERIOD_S = 0.01
 
 
 class _Growable:
@@ -79,6 +92,8 @@ class Timeseries:
     gaps: int = 0
     error: str | None = None
     thread_cpu_s: float = 0.0
+    #: ``(t_lo, t_hi, values)`` counter reads taken by the probes (window clock).
+    counter_reads: tuple[tuple[float, float, np.ndarray], ...] = ()
 
     @property
     def n(self) -> int:
@@ -112,6 +127,7 @@ class Sampler:
         use_driver_buffer: bool = True,
         aux_hz: float = 10.0,
         drain_interval_s: float = 0.5,
+        probe_counter: bool = True,
     ) -> None:
         if not MIN_HZ <= float(hz) <= MAX_HZ:
             raise ValueError(f"sample rate must be within {MIN_HZ:g}..{MAX_HZ:g} Hz, got {hz}")
@@ -124,6 +140,9 @@ class Sampler:
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self.mode = "poll"
+        period = getattr(source, "counter_period_s", None)
+        self._probe_period = (float(period) if probe_counter and getattr(source, "has_counter", False)
+                              and period and period >= MIN_PROBE_PERIOD_S else None)
 
     @property
     def running(self) -> bool:
@@ -135,10 +154,14 @@ class Sampler:
             raise RuntimeError("sampler already running")
         self._t0 = self.source.clock() if t0 is None else float(t0)
         cols = len(self._labels)
-        self._power, self._aux = _Growable(cols), {}
+        self._power = _Growable(cols)
+        self._aux: dict[str, _Growable] = {}
         self._error: str | None = None
         self._cpu_s = 0.0
         self._last_t: float | None = None
+        self._reads: list[tuple[float, float, np.ndarray]] = []
+        self._last_step: float | None = None
+        self._next_probe = 0.0
         self._stop.clear()
         self.mode = "poll"
         try:
@@ -181,7 +204,11 @@ class Sampler:
             if self._stop.wait(period):
                 return
         try:
+            if self._probe_period is not None:
+                self._probe()
             while True:
+                if self._probe_period is not None and self._probe_due():
+                    self._probe()
                 if self.mode == "poll":
                     self._poll(with_aux=i % aux_every == 0)
                 else:
@@ -199,6 +226,48 @@ class Sampler:
             self._error = _describe(exc)
         finally:
             self._cpu_s = time.thread_time() - cpu0
+
+    # -- counter probes -------------------------------------------------------------------------
+    def _read_counter(self) -> np.ndarray | None:
+        lo = self.source.clock()
+        values = self.source.read_counters()
+        hi = self.source.clock()
+        if values is not None:
+            self._reads.append((lo - self._t0, hi - self._t0, np.asarray(values, dtype=float)))
+        return values
+
+    def _probe_due(self) -> bool:
+        if time.monotonic() < self._next_probe:
+            return False
+        return self._last_step is None or self.source.clock() - self._t0 - self._last_step >= PROBE_EVERY_S
+
+    def _probe(self) -> None:
+        """Read the counter a few ms apart until every device's value moved (bounded in time)."""
+        period = self._probe_period or 0.1
+        speed = getattr(self.source, "speed", 1.0) or 1.0
+        if self._last_step is not None:  # start a few reads before the predicted next step
+            lead = 3.0 * (self._read_cost() + PROBE_SPACING_S)
+            now = self.source.clock() - self._t0
+            nxt = self._last_step + math.ceil((now + lead - self._last_step) / period) * period
+            if self._stop.wait(max(nxt - lead - now, 0.0) / speed):
+                return
+        first = self._read_counter()
+        if first is None:
+            return
+        deadline = time.monotonic() + PROBE_MAX_PERIODS * period / speed
+        while time.monotonic() < deadline and not self._stop.wait(PROBE_SPACING_S):
+            before = self.source.clock() - self._t0
+            values = self._read_counter()
+            if values is None or np.all(values != first):
+                self._last_step = before
+                return
+        self._next_probe = time.monotonic() + PROBE_EVERY_S / speed  # no step seen: try again later
+
+    def _read_cost(self) -> float:
+        """Median duration of the counter reads so far (source seconds)."""
+        if not self._reads:
+            return 0.004
+        return float(np.median([hi - lo for lo, hi, _ in self._reads[-20:]]))
 
     def _poll(self, with_aux: bool) -> None:
         t = self.source.clock() - self._t0
@@ -246,7 +315,7 @@ class Sampler:
             nominal = round(1.0 / step, 2) if step > 0 else 50.0
         gaps = int(np.count_nonzero(np.diff(t) > GAP_FACTOR / nominal)) if t.size > 1 else 0
         return Timeseries(t, p, self._labels, duration, self.mode, nominal, aux, gaps,
-                          self._error, self._cpu_s)
+                          self._error, self._cpu_s, tuple(self._reads))
 
 
 def _describe(exc: BaseException) -> str:

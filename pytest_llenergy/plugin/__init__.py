@@ -20,6 +20,7 @@ pytest_plugins = [
     "pytest_llenergy.plugin.measurement.runtest",
     "pytest_llenergy.plugin.measurement.context",
     "pytest_llenergy.plugin.measurement.threads",
+    "pytest_llenergy.plugin.measurement.carbon",
     "pytest_llenergy.plugin.measurement.fixture",
     "pytest_llenergy.plugin.measurement.gaps",
     "pytest_llenergy.plugin.collection.adaptive",

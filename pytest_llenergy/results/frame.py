@@ -13,6 +13,7 @@ from typing import Any
 
 import pandas as pd
 
+from pytest_llenergy.results.carbon import footprint_columns
 from pytest_llenergy.results.requests import phase_columns, request_frame
 from pytest_llenergy.results.schema import ExperimentResult, WindowEnergy
 from pytest_llenergy.results.store import load_result_file
@@ -23,7 +24,10 @@ CORE_COLUMNS: tuple[str, ...] = (
     "status", "error", "backend", "model", "precision", "batch_size", "started_at", "ended_at",
     "duration_s", "input_tokens", "output_tokens", "total_tokens", "tokens_per_s", "output_tokens_per_s",
     "energy_source", "window_duration_s", "energy_j", "energy_adjusted_j", "counter_energy_j",
-    "integral_energy_j", "disagreement_pct", "uncertainty_j", "energy_per_output_token_j",
+    "integral_energy_j", "disagreement_pct", "edge_corrected", "edge_method", "uncertainty_j",
+    "adjusted_uncertainty_j", "uncertainty_pct", "uncertain", "uncertainty_counter_quantisation_j",
+    "uncertainty_series_counter_j", "uncertainty_short_window_j", "uncertainty_baseline_sd_j",
+    "uncertainty_baseline_drift_j", "host_bound", "energy_per_output_token_j",
     "energy_per_token_j", "adjusted_energy_per_output_token_j", "adjusted_energy_per_token_j",
     "mean_power_w", "peak_power_w", "n_samples", "sample_hz", "n_devices", "mean_utilization_pct",
     "max_temperature_c", "peak_memory_mb", "estimated", "simulated", "throttled", "short_window",
@@ -32,11 +36,12 @@ CORE_COLUMNS: tuple[str, ...] = (
     "baseline_power_w", "baseline_method", "baseline_deep_idle_w", "gap_kind", "gap_waited_s",
     "load_cold", "load_time_s", "load_status", "n_windows", "warnings", "timeseries_path", "run_dir", "source_file",
 )
-FLAG_COLUMNS: tuple[str, ...] = ("estimated", "simulated", "throttled", "short_window", "warmup_converged", "load_cold")
+FLAG_COLUMNS: tuple[str, ...] = ("estimated", "simulated", "throttled", "short_window", "warmup_converged", "load_cold",
+                                 "edge_corrected", "uncertain", "host_bound")
 INT_COLUMNS: tuple[str, ...] = ("experiment_index", "cycle", "cycles_total")
 TEXT_COLUMNS: tuple[str, ...] = (
     "campaign", "run_id", "experiment_id", "item_id", "status", "error", "backend", "model", "precision",
-    "started_at", "ended_at", "energy_source", "flags", "latency_mode", "baseline_method", "gap_kind",
+    "started_at", "ended_at", "energy_source", "edge_method", "flags", "latency_mode", "baseline_method", "gap_kind",
     "warnings", "timeseries_path", "run_dir", "source_file", "requests_path", "warmup_outcome", "load_status",
 )
 
@@ -61,6 +66,15 @@ def _per(energy: float | None, tokens: int | None) -> float | None:
     if energy is None or not tokens:
         return None
     return energy / tokens
+
+
+def _uncertainty_pct(w: WindowEnergy) -> float | None:
+    """The adjusted uncertainty in % of the adjusted energy (raw ones when not adjusted)."""
+    if w.adjusted_uncertainty_j is not None:
+        return w.adjusted_uncertainty_j / abs(w.adjusted_energy_j) * 100.0 if w.adjusted_energy_j else None
+    if w.uncertainty_j is not None and w.energy_j:
+        return w.uncertainty_j / abs(w.energy_j) * 100.0
+    return None
 
 
 def _flatten(prefix: str, value: Any, out: dict[str, Any]) -> None:
@@ -90,7 +104,10 @@ def _energy_columns(window: WindowEnergy | None, result: ExperimentResult) -> di
         "energy_source": w.source, "window_duration_s": w.duration_s, "energy_j": w.energy_j,
         "energy_adjusted_j": w.adjusted_energy_j, "counter_energy_j": w.counter_energy_j,
         "integral_energy_j": w.integral_energy_j, "disagreement_pct": w.disagreement_pct,
-        "uncertainty_j": w.uncertainty_j,
+        "edge_corrected": w.edge_corrected, "edge_method": w.edge_method, "uncertainty_j": w.uncertainty_j,
+        "adjusted_uncertainty_j": w.adjusted_uncertainty_j, "uncertainty_pct": _uncertainty_pct(w),
+        "uncertain": w.uncertain, "host_bound": w.host_bound,
+        **{f"uncertainty_{name}_j": value for name, value in w.uncertainty_parts_j.items()},
         "energy_per_output_token_j": w.energy_per_output_token_j if w.energy_per_output_token_j is not None else _per(w.energy_j, out_tokens),
         "energy_per_token_j": w.energy_per_token_j if w.energy_per_token_j is not None else _per(w.energy_j, total),
         "adjusted_energy_per_output_token_j": w.adjusted_energy_per_output_token_j
@@ -115,7 +132,7 @@ def _energy_columns(window: WindowEnergy | None, result: ExperimentResult) -> di
 def result_row(result: ExperimentResult, run_dir: Path | None = None, source: Path | None = None) -> dict[str, Any]:
     """One flat row for one result; see CORE_COLUMNS for the names."""
     cfg = result.config
-    workload = cfg.get("workload") if isinstance(cfg.get("workload"), dict) else {}
+    workload: dict[str, Any] = cfg["workload"] if isinstance(cfg.get("workload"), dict) else {}
     row: dict[str, Any] = {
         "campaign": result.campaign, "run_id": result.run_id, "experiment_id": result.experiment_id,
         "experiment_index": result.experiment_index, "cycle": result.cycle, "cycles_total": result.cycles_total,
@@ -151,6 +168,7 @@ def result_row(result: ExperimentResult, run_dir: Path | None = None, source: Pa
     if result.load is not None:
         row.update(load_cold=result.load.cold, load_time_s=result.load.load_time_s, load_status=result.load.status)
     row.update(phase_columns(result))
+    row.update(footprint_columns(result.footprint))
     _flatten("config", cfg, row)
     return row
 

@@ -15,6 +15,8 @@ METRIC_ALIASES: dict[str, str] = {
     "mean_power": "mean_power_w",
     "ttft": "ttft_ms_mean",
     "itl": "itl_ms_mean",
+    "gco2e": "gco2e",
+    "cost": "cost",
 }
 
 # Column -> (label, unit) for tables and charts.
@@ -30,6 +32,10 @@ METRIC_LABELS: dict[str, tuple[str, str]] = {
     "mean_power_w": ("Mean power", "W"),
     "ttft_ms_mean": ("Time to first token", "ms"),
     "itl_ms_mean": ("Inter-token latency", "ms"),
+    "gco2e": ("Emissions per item", "gCO2e"),
+    "cost": ("Electricity cost per item", "currency"),
+    "gco2e_per_1k_prompts": ("Emissions per 1,000 prompts", "gCO2e"),
+    "cost_per_1k_prompts": ("Electricity cost per 1,000 prompts", "currency"),
 }
 
 # Column -> short header for narrow tables.

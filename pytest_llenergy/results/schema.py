@@ -25,9 +25,9 @@ class DeviceEnergy(ResultModel):
     device: str = Field(description="Device label: `gpu0`, `cpu-package-0`, `replay0`, ...")
     name: str | None = None
     uuid: str | None = None
-    counter_energy_j: float | None = Field(None, description="Hardware energy counter difference over the window.")
+    counter_energy_j: float | None = Field(None, description="Raw hardware energy counter difference over the window.")
     integral_energy_j: float | None = Field(None, description="Trapezoid integral of sampled power over the window.")
-    energy_j: float | None = Field(None, description="Best figure: the counter when available, else the integral.")
+    energy_j: float | None = Field(None, description="Best figure: the edge-corrected counter when available, else the raw counter, else the integral.")
     baseline_power_w: float | None = None
     adjusted_energy_j: float | None = Field(None, description="energy_j minus baseline power x window duration.")
     mean_power_w: float | None = None
@@ -36,6 +36,9 @@ class DeviceEnergy(ResultModel):
     mean_utilization_pct: float | None = None
     max_temperature_c: float | None = None
     throttle_s: dict[str, float] = Field(default_factory=dict, description="Seconds throttled per cause (violation counters).")
+    edge_method: str | None = Field(None, description="counter+series (edge-corrected), counter (raw delta) or series.")
+    uncertainty_j: float | None = Field(None, description="This device's raw-energy uncertainty (1 sd).")
+    host_bound: bool | None = Field(None, description="Mean GPU utilisation below 70 % (null: unknown).")
 
 
 class WindowEnergy(ResultModel):
@@ -46,10 +49,10 @@ class WindowEnergy(ResultModel):
     estimated: bool = False
     simulated: bool = False
     duration_s: float
-    energy_j: float | None = Field(None, description="Raw energy, all devices.")
-    counter_energy_j: float | None = None
-    integral_energy_j: float | None = None
-    disagreement_pct: float | None = Field(None, description="(integral - counter) / counter x 100.")
+    energy_j: float | None = Field(None, description="Raw energy, all devices: the edge-corrected counter where possible.")
+    counter_energy_j: float | None = Field(None, description="Raw counter delta between the edge reads (not edge-corrected).")
+    integral_energy_j: float | None = Field(None, description="Integral of the power series over the window.")
+    disagreement_pct: float | None = Field(None, description="(integral - energy) / energy x 100 (counter sources).")
     adjusted_energy_j: float | None = Field(None, description="Raw GPU energy minus baseline over exactly this window.")
     baseline_power_w: float | None = None
     mean_power_w: float | None = None
@@ -60,12 +63,21 @@ class WindowEnergy(ResultModel):
     energy_per_token_j: float | None = None
     adjusted_energy_per_output_token_j: float | None = None
     adjusted_energy_per_token_j: float | None = None
-    uncertainty_j: float | None = Field(None, description="Counter quantisation uncertainty for short windows.")
+    edge_corrected: bool | None = Field(None, description="energy_j is the counter corrected at the edges by the power series.")
+    edge_method: str | None = Field(None, description="counter+series, counter or series (joined when devices differ).")
+    counter_period_s: float | None = Field(None, description="Counter update period used (measured when the window spans >= 8 updates).")
+    uncertainty_j: float | None = Field(None, description="Uncertainty (1 sd) of energy_j: quadrature of the raw parts.")
+    adjusted_uncertainty_j: float | None = Field(None, description="Uncertainty (1 sd) of adjusted_energy_j: raw parts plus baseline sd and drift.")
+    uncertainty_parts_j: dict[str, float] = Field(
+        default_factory=dict, description="counter_quantisation, series_counter, short_window, baseline_sd, baseline_drift (J).")
+    uncertain: bool = Field(False, description="adjusted_uncertainty_j > 5 % of adjusted_energy_j (raw figures when not adjusted).")
+    mean_utilization_pct: float | None = Field(None, description="Mean GPU utilisation over the window, devices averaged.")
+    host_bound: bool | None = Field(None, description="mean_utilization_pct < 70 (null: the source gives no utilisation).")
     n_samples: int = 0
     sample_hz: float | None = None
     throttled: bool = False
     throttle_s: dict[str, float] = Field(default_factory=dict)
-    flags: list[str] = Field(default_factory=list, description="short_window, counter_unavailable, sampler_gaps, ...")
+    flags: list[str] = Field(default_factory=list, description="short_window, edge_phase_unknown, uncertain, host_bound, counter_unavailable, sampler_gaps, ...")
     devices: list[DeviceEnergy] = Field(default_factory=list)
 
 
@@ -82,6 +94,9 @@ class BaselineInfo(ResultModel):
     temperature_c: dict[str, float | None] = Field(default_factory=dict)
     deep_idle_w: dict[str, float] | None = None
     drift_pct: float | None = None
+    primed: bool | None = Field(
+        None, description="NVML: whether the GPU priming burst ran before the baseline (false: see the result's warnings)."
+    )
 
 
 class WarmupOutcome(ResultModel):
@@ -197,6 +212,7 @@ class ExperimentResult(ResultModel):
     warnings: list[str] = Field(default_factory=list)
     timeseries_path: str | None = None
     budget: dict[str, Any] | None = None
+    footprint: dict[str, Any] | None = Field(None, description="Emissions and cost (results.carbon.footprint) when configured.")
     phases: dict[str, PhaseEnergy] | None = Field(None, description="prefill, decode and other energy of the primary window.")
     phase_info: PhaseInfo | None = None
     serving: ServingStats | None = Field(None, description="Serving workload figures (workload.arrivals).")

@@ -14,6 +14,7 @@ import pandas as pd
 from pytest_llenergy.results.coverage import T_BELOW, coverage_text
 from pytest_llenergy.results.metrics import METRIC_LABELS
 from pytest_llenergy.results.summary import Summary
+from pytest_llenergy.results.width import WIDE_TARGET
 
 QUIET_ROWS = 5
 DEFAULT_ROWS = 50
@@ -92,6 +93,22 @@ def _few_cycles_warning(table: pd.DataFrame, main: str, cycles_configured: int |
     return lines
 
 
+def _wide_lines(table: pd.DataFrame, main: str, limit: int) -> list[str]:
+    """Experiments whose CI is wider than the target: what widens it and the cycles ±3 % / ±5 % need."""
+    if "ci_wide" not in table:
+        return []
+    wide = table[table["ci_wide"].fillna(False).astype(bool)]
+    if not len(wide):
+        return []
+    lines = [f"wide CIs (> ±{WIDE_TARGET:.0%}): what widens them (shares of the cycle-to-cycle variance):"]
+    for _, row in wide.head(limit).iterrows():
+        half = (row[f"{main}_ci_high"] - row[f"{main}_ci_low"]) / 2 / abs(row[f"{main}_mean"])
+        lines.append(f"  {row['experiment_id']}: ±{half:.1%}: {row['ci_width_note']}")
+    if len(wide) > limit:
+        lines.append(f"  ... {len(wide) - limit} more (summary.csv: ci_width_note)")
+    return lines
+
+
 def format_terminal_table(summary: Summary, verbosity: int = 0, *, cycles_configured: int | None = None) -> list[str]:
     """Lines for the terminal summary; ``cycles_configured`` = 1 (a single-cycle campaign) silences n < 3 warnings."""
     table = summary.experiments
@@ -122,4 +139,4 @@ def format_terminal_table(summary: Summary, verbosity: int = 0, *, cycles_config
                  "(docs/statistics.md)")
     if any(flag_words(r) for _, r in ordered.head(limit).iterrows()):
         lines.append("flags: est = estimated, sim = simulated, thr = throttled cycles, short = short window cycles")
-    return lines + _few_cycles_warning(table, main, cycles_configured)
+    return lines + _wide_lines(ordered, main, limit) + _few_cycles_warning(table, main, cycles_configured)

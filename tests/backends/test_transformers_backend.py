@@ -90,6 +90,18 @@ def test_file_prompts_run(backend, tmp_path):
     assert session.run(prepared).output_tokens == 6
 
 
+def test_relative_prompt_file_resolves_from_the_session_base_dir(backend, tmp_path, monkeypatch):
+    (tmp_path / "campaign").mkdir()
+    (tmp_path / "campaign" / "prompts.jsonl").write_text('{"prompt": "hello there"}\n{"prompt": "energy"}\n')
+    monkeypatch.chdir(tmp_path)  # not where the prompt file is
+    session = backend.load(experiment_at({"workload": {"prompts": {"file": "prompts.jsonl"}, "num_prompts": 2,
+                                                       "batch_size": 2, "input_tokens": 64, "output_tokens": 2}}))
+    with pytest.raises(BackendError, match="prompts.jsonl"):
+        session.prepare(session.experiment.workload)
+    session.base_dir = tmp_path / "campaign"  # what the plugin sets: the campaign file's folder
+    assert session.prepare(session.experiment.workload).texts == ["hello there", "energy"]
+
+
 def test_file_prompt_errors_surface(backend, tmp_path):
     session = backend.load(experiment_at({}))
     bad = tmp_path / "bad.jsonl"

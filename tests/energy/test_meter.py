@@ -86,21 +86,24 @@ def test_short_window_flag_and_uncertainty(install_nvml, fake_clock) -> None:
     install_nvml([FakeGpu(0, power=300.0)], clock=fake_clock, samples=False)
     meter = EnergyMeter(NvmlSource(clock=fake_clock), sample_hz=10)
     with meter.measure("short"):
-        fake_clock.advance(0.5)
+        fake_clock.advance(0.5)  # the clock jumps: no two reads bracket a counter update
     m = meter.windows[-1]
-    assert "short_window" in m.flags
-    assert m.counter_energy_j == pytest.approx(150.0)
-    assert m.uncertainty_j == pytest.approx(300.0 * 0.1)  # mean power x counter period
+    assert "short_window" in m.flags and "edge_phase_unknown" in m.flags
+    assert m.counter_energy_j == pytest.approx(150.0) and m.energy_j == m.counter_energy_j
+    assert m.edge_corrected is False and m.edge_method == "counter"
+    # one uniform counter step at each edge: mean power x period / sqrt(6)
+    assert m.uncertainty_j == pytest.approx(300.0 * 0.1 / 6**0.5)
+    assert m.uncertainty_parts_j["counter_quantisation"] == pytest.approx(m.uncertainty_j)
     with meter.measure("long"):
         fake_clock.advance(1.5)
-    assert "short_window" not in meter.windows[-1].flags and meter.windows[-1].uncertainty_j is None
+    assert "short_window" not in meter.windows[-1].flags
+    assert meter.windows[-1].uncertainty_j == pytest.approx(m.uncertainty_j)  # absolute joules: same steps
     _, _, m = replay_window(fake_clock, "generate_start")
-    assert "short_window" not in m.flags
+    assert "short_window" not in m.flags and m.edge_method == "counter" and m.uncertainty_j == 0.0
     src = ReplaySource(clock=fake_clock, start_s=10.0, history_s=60)
     with EnergyMeter(src).measure() as win:
         fake_clock.advance(0.1)  # replay: exact counter, sampler period (20 ms) decides
     assert "short_window" in win.result.flags
-    assert win.result.uncertainty_j == pytest.approx(win.result.mean_power_w * 0.02, rel=0.05)
 
 
 def test_throttle_differencing_and_aux_figures(install_nvml, fake_clock) -> None:

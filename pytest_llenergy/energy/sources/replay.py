@@ -10,6 +10,9 @@ Time: the source clock is the trace time ``start_s + (clock() - clock_at_start) 
 ``speed`` above 1 compresses a replay for tests, an injected ``clock`` drives it by hand.
 :meth:`ReplaySource.drain_power_samples` hands out the trace's own samples, emulating the
 driver sample buffer (``history_s`` of history).
+
+``counter_period_s`` makes the virtual counter move in steps like NVML's (held at its value of the
+latest update ``counter_phase_s + k x period``), for testing the edge correction.
 """
 
 from __future__ import annotations
@@ -66,8 +69,13 @@ class ReplaySource(BaseSource):
         start_s: float | None = None,
         speed: float = 1.0,
         history_s: float = 2.5,
+        counter_period_s: float | None = None,
+        counter_phase_s: float = 0.0,
     ) -> None:
         super().__init__(clock)
+        if counter_period_s is not None and not counter_period_s > 0:
+            raise ValueError(f"counter_period_s must be > 0 (got {counter_period_s})")
+        self.counter_period_s, self.counter_phase_s = counter_period_s, float(counter_phase_s)
         if not scale > 0 or not speed > 0:
             raise ValueError(f"scale and speed must be > 0 (got {scale}, {speed})")
         self.path = Path(path) if path is not None else DEFAULT_TRACE
@@ -142,7 +150,11 @@ class ReplaySource(BaseSource):
         return list(self._devices)
 
     def read_counters(self) -> np.ndarray:
-        return self.energy_at(self.clock())
+        v = self.clock()
+        if self.counter_period_s:  # stepped like NVML's: the value of the latest update
+            k = math.floor((v - self.counter_phase_s) / self.counter_period_s)
+            v = self.counter_phase_s + k * self.counter_period_s
+        return self.energy_at(v)
 
     def read_power(self) -> np.ndarray:
         return self.power_at(self.clock())

@@ -9,6 +9,7 @@ problem is one ``llenergy:`` line; together they are a usage error (exit 4, no t
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import tempfile
 from pathlib import Path
@@ -18,12 +19,14 @@ import pytest
 
 from pytest_llenergy.backends.architectures import resolve_architecture
 from pytest_llenergy.backends.base import BackendNotFound, get_backend
+from pytest_llenergy.backends.datasets import cache_file
 from pytest_llenergy.backends.errors import BackendError
 from pytest_llenergy.backends.workload import PromptSourceError, read_prompt_file
 from pytest_llenergy.config import Experiment
 from pytest_llenergy.plugin.base import campaign_item
-from pytest_llenergy.plugin.measurement.context import get_context
 from pytest_llenergy.plugin.dispatch.settings import dispatch_mode
+from pytest_llenergy.plugin.measurement.context import get_context
+from pytest_llenergy.plugin.options import resolve
 from pytest_llenergy.plugin.state import get_run
 from pytest_llenergy.plugin.xdist import is_worker
 
@@ -69,13 +72,24 @@ def _in_hub_cache(repo_id: str) -> bool:
 
 def prompt_problem(experiment: Experiment, base_dir: str | None) -> str | None:
     prompts = experiment.config.workload.prompts if experiment.config.workload else None
-    if not hasattr(prompts, "file"):
+    if hasattr(prompts, "dataset"):
+        return dataset_problem(prompts, base_dir)
+    file = getattr(prompts, "file", None)
+    if file is None:
         return None
     try:
-        read_prompt_file(prompts.file, base_dir)
+        read_prompt_file(file, base_dir)
     except PromptSourceError as exc:
         return f"workload.prompts.file: {exc}"
     return None
+
+
+def dataset_problem(spec: Any, base_dir: str | None) -> str | None:
+    """A dataset source needs its cached texts, or the `datasets` library to load them."""
+    if cache_file(spec, base_dir).is_file() or importlib.util.find_spec("datasets") is not None:
+        return None
+    return (f"workload.prompts.dataset: {spec.dataset!r} needs the `datasets` library "
+            "(pip install 'pytest-llenergy[datasets]') and is not in the prompt cache")
 
 
 def writable_problem(what: str, directory: Path) -> str | None:
@@ -123,7 +137,7 @@ def output_problems(config: pytest.Config, measured: bool) -> list[str]:
     run = get_run(config)
     if run is not None and not run.is_worker:
         problems.append(writable_problem("results directory (--lem-results-dir / results_dir)", run.run_dir.path.parent))
-    json_path = config.getoption("lem_json", None)
+    json_path = resolve(config, "lem_json")
     if json_path and measured:
         problems.append(writable_problem("--lem-json", Path(json_path).expanduser().resolve().parent))
     return [p for p in problems if p is not None]

@@ -17,77 +17,7 @@ import argparse
 import sys
 from pathlib import Path
 
-
-def _doctor(args: argparse.Namespace) -> int:
-    from pytest_llenergy.backends.base import BackendNotFound, get_backend
-    from pytest_llenergy.config.registry import known_backends
-    from pytest_llenergy.energy import resolve_source
-    from pytest_llenergy.energy.environment import gpu_environment
-
-    source, reason = resolve_source("auto")
-    print(f"energy source (auto): {reason}")
-    gpu = gpu_environment()
-    if gpu.get("devices"):
-        for dev in gpu["devices"]:
-            print(f"  GPU {dev.get('index')}: {dev.get('name')} (power limit {dev.get('power_limit_w')} W)")
-        print(f"  driver {gpu.get('driver_version')}, CUDA {gpu.get('cuda_driver_version')}")
-    else:
-        print(f"  no GPU: {gpu.get('error', 'NVML found no device')}")
-    for name in sorted(known_backends()):
-        try:
-            ok, why = get_backend(name).available()
-        except BackendNotFound as exc:
-            ok, why = False, str(exc)
-        print(f"backend {name:<13} {'available' if ok else 'unavailable: ' + why}")
-    import shutil
-
-    docker = shutil.which("docker")
-    print(f"docker: {docker or 'not found (container dispatch unavailable)'}")
-    source.close()
-    return 0
-
-
-STARTER = """\
-name: {name}
-description: "Starter campaign written by lem init"
-cycles: 3
-order: interleaved
-seed: 1234
-defaults:
-  backend: transformers
-  model: {{name: tiny-llama, weights: random}}
-  precision: float32
-  workload: {{prompts: synthetic, num_prompts: 8, input_tokens: 32, output_tokens: 16, batch_size: 4}}
-grid:
-  shared: {{workload.batch_size: [1, 4]}}
-"""
-
-STARTER_TEST = '''\
-def test_inference(lem_experiment, lem_session, lem_result, energy):
-    workload = lem_session.prepare(lem_experiment.config.workload)
-    energy.warmup(session=lem_session, workload=workload)
-    with energy.measure("generate") as window:
-        stats = lem_session.run(workload)
-        window.record(input_tokens=stats.input_tokens, output_tokens=stats.output_tokens)
-    lem_result.record_generation(stats)
-'''
-
-
-def _init(args: argparse.Namespace) -> int:
-    root = Path(args.dir)
-    name = args.name
-    if not args.non_interactive and sys.stdin.isatty():
-        name = input(f"campaign name [{name}]: ").strip() or name
-    files = {root / "campaigns" / f"{name}.yaml": STARTER.format(name=name), root / "test_energy.py": STARTER_TEST}
-    for path, text in files.items():
-        if path.exists():
-            print(f"kept {path} (exists)")
-            continue
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-        print(f"wrote {path}")
-    print(f"run it: pytest {root} --lem-campaign {root / 'campaigns' / f'{name}.yaml'}")
-    return 0
+from pytest_llenergy.cli import doctor, init
 
 
 def _config_list(args: argparse.Namespace) -> int:
@@ -154,7 +84,12 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from pytest_llenergy.results.compare import DEFAULT_ALPHA, compare_records, format_comparisons, parse_rules
+    from pytest_llenergy.results.compare import (
+        DEFAULT_ALPHA,
+        compare_records,
+        format_comparisons,
+        parse_rules,
+    )
 
     try:
         old, new = _as_record(args.a), _as_record(args.b)
@@ -232,12 +167,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lem", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"%(prog)s (pytest-llenergy) {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("doctor", help="what this machine can measure and run").set_defaults(func=_doctor)
-    p = sub.add_parser("init", help="write a starter campaign and test file")
-    p.add_argument("dir", nargs="?", default="energy_suites", help="where to write (default energy_suites)")
-    p.add_argument("--name", default="my-campaign", help="campaign name (default my-campaign)")
-    p.add_argument("--non-interactive", action="store_true", help="ask nothing; use the defaults")
-    p.set_defaults(func=_init)
+    doctor.add_parser(sub)
+    init.add_parser(sub)
     config = sub.add_parser("config", help="inspect campaigns and parameters").add_subparsers(dest="what", required=True)
     p = config.add_parser("list", help="campaign files and their size")
     p.add_argument("dir", nargs="?", default="energy_suites/campaigns", help="folder searched for *.yaml (default energy_suites/campaigns)")

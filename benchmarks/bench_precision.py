@@ -1,0 +1,106 @@
+"""CI half-width reached per GPU-minute: today's defaults vs the new ones, under the H200's measured noise.
+
+Simulated campaigns (``pytest_llenergy.results.noise``: duration CV between cycles 8-14 % for
+host-bound HF generate and 1-2 % on the GPU-bound static-cache path, power variance, ~1 W baseline
+drift, 100 ms counter quantisation) of one experiment given a GPU-time budget. Per budget: the
+cycles that fit, the median 95 % CI half-width of adjusted J per output token, and how often that
+interval actually holds the true mean.
+
+- today: convergence warmup re-running the batch before every window (6-20 runs, mean 13),
+  counter-only energy, the expanded BCa bootstrap at every n;
+- new: warmup once per model and shape + one re-warm call per cycle, edge-corrected energy,
+  Student's t below 10 cycles and BCa from 10 (results/coverage.py).
+
+CPU only. Usage: python benchmarks/bench_precision.py [--runs 2000] [--seed 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+
+from pytest_llenergy.results.bootstrap import bca_mean_intervals
+from pytest_llenergy.results.coverage import cycles_needed, t_bounds, use_t
+from pytest_llenergy.results.noise import (
+    GPU_BOUND,
+    HOST_BOUND,
+    NEW,
+    TODAY,
+    WARMUP_NEW,
+    WARMUP_TODAY,
+    Measurement,
+    WarmupPolicy,
+    Workload,
+    cycle_cost_s,
+    cycle_values,
+    run_cost_s,
+)
+
+BUDGETS_MIN = (1, 2, 4, 8)
+CALLS = 2  # 8 prompts: 2 calls at batch 4; the GPU-bound rows use 2 calls of batch 32
+POLICIES = {"today": (TODAY, WARMUP_TODAY, False), "new": (NEW, WARMUP_NEW, True)}
+
+
+def cycles_in(budget_s: float, workload: Workload, warmup: WarmupPolicy) -> int:
+    """Cycles of one experiment that fit in ``budget_s`` GPU-seconds (0 when not even one)."""
+    fixed = run_cost_s(workload, warmup, CALLS, 0)
+    return max(0, int((budget_s - fixed) // cycle_cost_s(workload, warmup, CALLS)))
+
+
+def intervals(x: np.ndarray, student: bool, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    n = x.shape[1]
+    if student and use_t(n):
+        return t_bounds(x.mean(1), x.std(1, ddof=1), np.full(len(x), n), 0.95)
+    r = bca_mean_intervals(x, n_resamples=2000, rng=rng)
+    return r.low, r.high
+
+
+def simulate(workload: Workload, measurement: Measurement, warmup: WarmupPolicy, student: bool, budget_s: float,
+             runs: int, rng: np.random.Generator) -> tuple[int, float, float, float]:
+    """(cycles, median relative half-width, coverage, cycle-value CV) for one budget."""
+    n = cycles_in(budget_s, workload, warmup)
+    truth = workload.adjusted_j_per_token
+    probe = cycle_values(rng, workload, measurement, runs=1, cycles=20_000, calls=CALLS, offsets=np.zeros(1))[0]
+    cv = float(probe.std() / probe.mean())
+    if n < 2:
+        return n, float("nan"), float("nan"), cv
+    x = cycle_values(rng, workload, measurement, runs=runs, cycles=n, calls=CALLS, offsets=np.zeros(runs))
+    low, high = intervals(x, student, rng)
+    half = (high - low) / 2 / np.abs(x.mean(1))
+    return n, float(np.median(half)), float(np.mean((low <= truth) & (truth <= high))), cv
+
+
+def minutes_for(target: float, cv: float, workload: Workload, warmup: WarmupPolicy) -> float:
+    """GPU-minutes until the t half-width of the typical spread reaches ``target``."""
+    n = cycles_needed(cv, target)
+    return float("nan") if n is None else run_cost_s(workload, warmup, CALLS, n) / 60
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=2000, help="simulated campaigns per cell")
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+    rng = np.random.default_rng(args.seed)
+    print("95 % CI half-width of adjusted J/output token per experiment, by GPU-minutes spent on it "
+          f"({args.runs} simulated campaigns per cell; cov = how often the interval holds the true mean)")
+    head = f"{'path':<32} {'policy':<6} {'cycle CV':>8} {'s/cycle':>7}"
+    head += "".join(f" | {b:>2} min: n   ±CI    cov" for b in BUDGETS_MIN) + " | min to ±5 %  ±3 %"
+    print(head)
+    for workload in (HOST_BOUND, GPU_BOUND):
+        for name, (measurement, warmup, student) in POLICIES.items():
+            cells, cv = [], float("nan")
+            for budget in BUDGETS_MIN:
+                n, half, cov, cv = simulate(workload, measurement, warmup, student, 60 * budget, args.runs, rng)
+                cells.append(f" | {n:>9} {half:>6.1%} {cov:>5.0%}" if n >= 2 else f" | {n:>9} {'-':>6} {'-':>5}")
+            need = [minutes_for(t, cv, workload, warmup) for t in (0.05, 0.03)]
+            print(f"{workload.name:<32} {name:<6} {cv:>8.1%} {cycle_cost_s(workload, warmup, CALLS):>7.1f}"
+                  + "".join(cells) + f" | {need[0]:>11.1f} {need[1]:>5.1f}")
+    print("s/cycle: warmup + measured window + gap; a budget also pays the session baseline (15 s) and, new, one "
+          "warmup of 13 calls. 'min to ±x %': GPU-minutes until the Student-t half-width of the typical spread "
+          "reaches it.")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,92 @@
+"""Baseline re-checks between campaign items, and the baseline-drift part of each item's uncertainty.
+
+Before every campaign item (after its thermal gap) idle power is re-measured briefly
+(``measurement.baseline.recheck_s``, NVML only). The next item's windows carry a provisional drift
+(the reading before it vs the subtracted baseline); once the reading after the item exists (before
+the next item) the item's stored result is updated with the drift between the two readings that
+bracket it (``energy.baseline.bracket_drift_w``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from time import perf_counter
+from typing import Any
+
+import pytest
+
+from pytest_llenergy.energy.baseline import bracket_drift_w
+from pytest_llenergy.energy.uncertainty import adjusted_total, is_uncertain, quadrature
+from pytest_llenergy.plugin.base import status_line
+from pytest_llenergy.plugin.measurement.context import MeasurementContext
+from pytest_llenergy.plugin.state import CampaignItem, LemRun
+from pytest_llenergy.results.schema import ExperimentResult, WindowEnergy
+
+
+@dataclass
+class Pending:
+    """The item measured after the latest re-check: where its result lives and the reading before it."""
+
+    run: LemRun
+    experiment_id: str
+    cycle: int
+    before_w: dict[str, float]
+
+
+def recheck_before(config: pytest.Config, context: MeasurementContext, citem: CampaignItem, run: LemRun) -> None:
+    """Re-measure idle power, settle the previous item's drift, and set the provisional drift for ``citem``."""
+    seconds = context.settings.baseline.recheck_s
+    source = context.ensure_source()
+    if not seconds or source.kind != "nvml":
+        return
+    baseline, _ = context.ensure_baseline()
+    if baseline is None or context.baseline_cache is None:
+        return
+    status_line(config, f"baseline re-check: {seconds:g} s")
+    started = perf_counter()
+    try:
+        reading = context.baseline_cache.recheck(source, seconds)
+    except Exception as exc:  # a failed re-check costs the drift evidence, never the item
+        status_line(config, f"baseline re-check failed: {exc}")
+        return
+    finally:
+        context.baseline_s += perf_counter() - started
+    pending = context.recheck_pending
+    if pending is not None:
+        drift = bracket_drift_w(pending.before_w, reading.power_w, baseline.power_w)
+        settle_drift(pending, drift)
+    context.drift_w = bracket_drift_w(reading.power_w, None, baseline.power_w)
+    context.recheck_pending = Pending(run, citem.experiment.id, citem.cycle, dict(reading.power_w))
+
+
+def settle_drift(pending: Pending, drift_w: dict[str, float]) -> bool:
+    """Rewrite the pending item's result with the bracketing drift; False when it has no result."""
+    run_dir = pending.run.run_dir
+    result = run_dir.read_result(pending.experiment_id, pending.cycle)
+    if result is None:
+        return False
+    updated = with_drift(result, quadrature(drift_w.values()))
+    try:
+        run_dir.write_result(updated)
+    except OSError:
+        return False
+    return True
+
+
+def with_drift(result: ExperimentResult, drift_w: float) -> ExperimentResult:
+    """The result with every adjusted window's drift part (and totals, ``uncertain``) recomputed."""
+    windows = [_window_with_drift(w, drift_w) for w in result.windows]
+    energy = _window_with_drift(result.energy, drift_w) if result.energy is not None else None
+    return result.model_copy(update={"windows": windows, "energy": energy})
+
+
+def _window_with_drift(w: WindowEnergy, drift_w: float) -> WindowEnergy:
+    if w.adjusted_uncertainty_j is None or w.uncertainty_j is None:
+        return w
+    parts = {**w.uncertainty_parts_j, "baseline_drift": drift_w * w.duration_s}
+    adjusted = adjusted_total(w.uncertainty_j, parts)
+    uncertain = is_uncertain(w.uncertainty_j, w.energy_j, adjusted, w.adjusted_energy_j)
+    flags = [f for f in w.flags if f != "uncertain"] + (["uncertain"] if uncertain else [])
+    update: dict[str, Any] = {"uncertainty_parts_j": parts, "adjusted_uncertainty_j": adjusted,
+                              "uncertain": uncertain, "flags": flags}
+    return w.model_copy(update=update)
