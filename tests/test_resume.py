@@ -107,6 +107,20 @@ class TestResume:
         assert len(_run_dirs(pytester)) == 2
 
 
+def test_resume_marks_items_done_on_disk_as_passed_in_the_manifest(pytester):
+    """kill -9 between an item's result file and its manifest update: the resumed run reconciles."""
+    _setup(pytester)
+    pytester.runpytest("--lem-campaign", "campaign.yaml").assert_outcomes(passed=6)
+    path = _run_dirs(pytester)[0] / "manifest.json"
+    data = json.loads(path.read_text())
+    key = sorted(data["entries"])[0]
+    data["entries"][key].update(status="running", ended_at=None, result_path=None)
+    path.write_text(json.dumps(data))
+    pytester.runpytest("--lem-campaign", "campaign.yaml", "--lem-resume").assert_outcomes(deselected=6)
+    entry = json.loads(path.read_text())["entries"][key]
+    assert entry["status"] == "passed" and entry["result_path"] == f"experiments/{key}.json" and entry["ended_at"]
+
+
 def test_manifest_tracks_every_planned_item(pytester):
     _setup(pytester)
     pytester.makepyfile(test_suite=TEST.replace("lem_result.record", "import pytest\n    if lem_experiment.cycle == 2 and lem_experiment.index == 1: pytest.skip('no')\n    lem_result.record"))
