@@ -296,10 +296,6 @@ class ContainerDispatcher:
             kill_container(container, self.runner, docker=self.settings.docker, env=env)
         self._up.pop(service, None)
 
-    @property
-    def running_services(self) -> list[str]:
-        return sorted(self._up)
-
     def close(self) -> list[str]:
         """Session end: bring persistent containers down (unless kept); returns lines to show."""
         if self.project is None or not self._up:

@@ -77,7 +77,7 @@ def render_env(existing_text: str | None, uid: int, gid: int, pinned: Mapping[st
     for line in existing_text.splitlines():
         match = _LINE.match(line) if not line.lstrip().startswith("#") else None
         key = match.group(1) if match else None
-        if key in pinned:
+        if key is not None and key in pinned:
             if key in seen:
                 continue
             line = f"{key}={pinned[key]}"

@@ -47,6 +47,7 @@ class ManifestPlugin:
             run.run_dir.path / "manifest.json", campaign=run.name, campaign_hash=run.plan.file_hash,
             run_id=run.run_id, seed=run.seed, order=run.order, cycles=run.cycles, planned=planned,
             group_by=group_by_setting(self.config, run), dropped=run.extras.get("dropped_experiments", ()),
+            description=run.plan.campaign.description,
         )
         self.config.stash[MANIFEST] = self.writer
 
