@@ -21,6 +21,7 @@ def _argv_value(argv: list[str], prefix: str) -> str:
 
 
 class TestEphemeral:
+    @pytest.mark.slow
     def test_items_run_in_containers_and_follow_their_outcome(self, pytester, fake_docker, monkeypatch):
         monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,3")
         write_fake_project(pytester, fake_campaign(pytester.path), FAILING_TEST)
@@ -127,6 +128,7 @@ class TestFailurePaths:
 
 
 class TestPersistent:
+    @pytest.mark.slow
     def test_up_once_exec_per_item_down_at_end(self, pytester, fake_docker):
         write_fake_project(pytester, fake_campaign(pytester.path))
         result = pytester.runpytest("--lem-campaign", "campaign.yaml", "--lem-container-strategy", "persistent",

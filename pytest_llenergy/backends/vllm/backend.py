@@ -289,8 +289,14 @@ class VllmSession(VllmPrompts):
         )
 
     def probe(self, workload: Workload, new_tokens: int) -> None:
-        """A short generate on the real first batch: ``new_tokens`` per request."""
-        self.run(workload.probe(new_tokens))
+        """A short generate on the real first batch: ``new_tokens`` per request, all at once (no arrivals)."""
+        if self.llm is None:
+            raise BackendError("this session is closed")
+        small = workload.probe(new_tokens)
+        batch = self._engine_inputs(small, "tokens")[0]
+        extra = {"lora_request": self._lora_request} if self._lora_request is not None else {}
+        with LogCapture():
+            self.llm.generate(batch, self._sampling_params(small.output_tokens, small.seed), use_tqdm=False, **extra)
 
     def footprint(self) -> Footprint:
         """The engine's reservation, from its resolved settings (see :mod:`.footprint`)."""
