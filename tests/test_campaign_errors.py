@@ -119,4 +119,4 @@ def test_bad_cycles_option(pytester):
     write_suite(pytester, OK)
     result = pytester.runpytest("--lem-campaign", "campaign.yaml", "--lem-cycles", "0")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*--lem-cycles: must be >= 1, got 0*"])
+    result.stderr.fnmatch_lines(["*--lem-cycles: cycles must be between 1 and 10000*"])

@@ -127,6 +127,7 @@ class TestOrdering:
         assert _order(pytester, "--lem-order", "grouped") == [
             ("c1", "1"), ("c2", "1"), ("c1", "2"), ("c2", "2"), ("c1", "3"), ("c2", "3")]
 
+    @pytest.mark.slow
     def test_shuffled_is_a_fresh_permutation_per_cycle_and_deterministic(self, pytester):
         write_suite(pytester, ORDER_CAMPAIGN.replace("cycles: 2", "cycles: 6"))
         first = _order(pytester, "--lem-order", "shuffled", "--lem-seed", "5")
@@ -183,7 +184,9 @@ class TestHeaderAndRun:
         result = pytester.runpytest("-rs")
         result.stdout.fnmatch_lines(["*no campaign: pass --lem-campaign PATH*"])
 
-    @pytest.mark.skipif("not __import__('importlib').util.find_spec('xdist')")
+    @pytest.mark.slow
+    @pytest.mark.requires("xdist")
+    @pytest.mark.skipif("not __import__('importlib').util.find_spec('xdist')", reason="pytest-xdist is not installed")
     def test_collection_is_identical_under_xdist(self, pytester):
         write_suite(pytester, ORDER_CAMPAIGN.replace("seed: 11", "order: shuffled"))
         result = pytester.runpytest_subprocess("--lem-campaign", "campaign.yaml", "-n", "2", "-p", "no:cacheprovider")
@@ -192,6 +195,7 @@ class TestHeaderAndRun:
         assert len(list((pytester.path / "lem-results" / "order").iterdir())) == 1
 
 
+@pytest.mark.slow
 def test_shards_partition_the_experiments(pytester):
     write_suite(pytester, ORDER_CAMPAIGN)
     shards = [set(collected_ids(pytester.runpytest("--lem-campaign", "campaign.yaml", "--collect-only", "-q",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from campaigns import ENERGY_TEST, REPLAY_MEASUREMENT, results, write_suite
 
 CAMPAIGN = """
@@ -49,6 +50,7 @@ class TestCampaignItems:
                            "-p", "no:cacheprovider").assert_outcomes(passed=2)
         assert results(pytester, "energy")[0]["energy"]["source"] == "estimate"
 
+    @pytest.mark.slow
     def test_baseline_is_cached_across_runs_and_refreshed_on_request(self, pytester):
         write_suite(pytester, CAMPAIGN, test=ENERGY_TEST)
         pytester.runpytest("--lem-campaign", "campaign.yaml", "--lem-cycles", "1").assert_outcomes(passed=2)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -94,7 +96,14 @@ def lose_gpu_during_second_item(request):
     assert lost["energy"]["n_samples"] > 0
 
 
-@pytest.mark.skipif(os.geteuid() == 0 and not Path("/usr/bin/setpriv").exists(), reason="needs a non-root user to make a directory unwritable")
+SETPRIV = shutil.which("setpriv")
+#: as root, directory permissions bind only once CAP_DAC_OVERRIDE is dropped (root still owns everything)
+UNPRIVILEGED = [SETPRIV, "--bounding-set=-dac_override,-dac_read_search", "--"] if os.geteuid() == 0 else []
+
+
+@pytest.mark.slow
+@pytest.mark.requires("setpriv")
+@pytest.mark.skipif(os.geteuid() == 0 and SETPRIV is None, reason="as root, needs setpriv (util-linux) to drop CAP_DAC_OVERRIDE")
 def test_unwritable_results_dir_fails_items_without_damage(pytester, tmp_path):
     write_suite(pytester, CAMPAIGN)
     out = tmp_path / "out"
@@ -104,12 +113,11 @@ def test_unwritable_results_dir_fails_items_without_damage(pytester, tmp_path):
     before = {p.name: p.read_bytes() for p in (run_dir / "experiments").iterdir()}
     os.chmod(run_dir / "experiments", 0o555)
     try:
-        result = pytester.runpytest_subprocess("--lem-campaign", "campaign.yaml", "--lem-results-dir", str(out),
-                                               "--lem-run-id", run_dir.name, "-p", "no:cacheprovider")
+        result = pytester.run(*UNPRIVILEGED, sys.executable, "-m", "pytest", "--lem-campaign", "campaign.yaml",
+                              "--lem-results-dir", str(out), "--lem-run-id", run_dir.name, "-p", "no:cacheprovider",
+                              timeout=300)
     finally:
         os.chmod(run_dir / "experiments", 0o755)
-    if os.geteuid() == 0:
-        pytest.skip("root ignores directory permissions; see test_full_disk_is_reported")
     result.assert_outcomes(failed=3)
     assert {p.name: p.read_bytes() for p in (run_dir / "experiments").iterdir()} == before
 

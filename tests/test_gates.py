@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -62,7 +63,10 @@ class TestBudgetMarker:
         """)
         result = pytester.runpytest("--lem-energy-source", "replay:trace.csv", "--lem-no-baseline", "-v", "--strict-markers")
         result.assert_outcomes(passed=1, failed=1)
-        result.stdout.fnmatch_lines(["*test_over OVER BUDGET*", "*energy 9* J > budget 50 J (+8*%, raw, n=1)*"])
+        result.stdout.fnmatch_lines(["*test_over OVER BUDGET*", "*energy * J > budget 50 J (+*%, raw, n=1)*"])
+        # 300 W (+- 2 W noise) for at least the 0.3 s slept; a loaded machine only lengthens the window
+        joules = float(re.search(r"energy ([\d.]+) J > budget 50 J", result.stdout.str()).group(1))
+        assert joules >= 0.3 * 298
 
     def test_unknown_keyword_is_a_usage_error(self, pytester):
         pytester.makepyfile("""

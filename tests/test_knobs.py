@@ -40,7 +40,7 @@ def test_sample_rate_reaches_the_sampler(pytester):
     polled = [r["energy"]["sample_hz"] for r in results(pytester, "knobs")][-4:]
     assert all(r == 5.0 for r in polled), polled
     result = pytester.runpytest("--lem-campaign", "campaign.yaml", "--lem-sample-hz", "500")
-    result.stderr.fnmatch_lines(["*measurement.sample_hz: Input should be less than or equal to 100*"])
+    result.stderr.fnmatch_lines(["*--lem-sample-hz: Input should be less than or equal to 100*"])
 
 
 def test_cpu_core_power_reaches_the_estimate_source(pytester):
@@ -88,5 +88,10 @@ def stay_hot_after_the_first_item(request):
     gaps = sorted((r["gap"]["kind"], r["gap"]["waited_s"], r["gap"]["reason"]) for r in results(pytester, "knobs"))
     later = [g for g in gaps if g[0] == "adaptive"]
     assert len(later) == 3
-    assert all(0.6 <= waited < 1.5 and "not settled after 0.6 s" in reason for _, waited, reason in later)
-    assert all(abs(r["baseline"]["power_w"]["gpu0"] - 120) < 2 for r in results(pytester, "knobs"))  # measured cool
+    # the gap gives up at its first reading past max_wait: readings every 0.1 s, plus scheduling slack
+    assert all(0.6 <= waited < 0.6 + 0.1 + 0.9 and "not settled after 0.6 s" in reason for _, waited, reason in later)
+    for r in results(pytester, "knobs"):  # measured cool (120 W), not hot (600 W)
+        baseline = r["baseline"]
+        # the energy counter moves in 100 ms steps, so a window of D s counts D/0.1 +- 1 steps of 12 J:
+        # the mean power is off by at most 12 J / D (+ 1 W for the counter reads' own time)
+        assert abs(baseline["power_w"]["gpu0"] - 120) <= 120 * 0.1 / baseline["duration_s"] + 1.0, baseline

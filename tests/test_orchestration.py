@@ -148,21 +148,44 @@ def pytest_lem_dispatch(item, nextitem):
         assert {r["config"]["workload"]["batch_size"] for r in results(pytester, "orch")} == {2}
 
 
-@pytest.mark.skipif("not __import__('importlib').util.find_spec('xdist')")
+WORKER_GPUS_CONFTEST = '''
+
+import os
+from pathlib import Path
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_configure(config):
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker:  # what each worker was pinned to, whether or not it gets an item
+        Path("workers").mkdir(exist_ok=True)
+        Path("workers", worker).write_text(os.environ.get("CUDA_VISIBLE_DEVICES", "unset"))
+'''
+
+
+@pytest.mark.slow
+@pytest.mark.requires("xdist")
+@pytest.mark.skipif("not __import__('importlib').util.find_spec('xdist')", reason="pytest-xdist is not installed")
 class TestXdist:
     def test_auto_starts_one_worker_per_visible_gpu_each_pinned(self, pytester, monkeypatch):
         write_suite(pytester, CAMPAIGN, test="""
 import os
 
 def test_inference(lem_experiment, lem_session, lem_result):
-    lem_result.engine["gpus"] = os.environ["CUDA_VISIBLE_DEVICES"]
+    lem_result.engine["gpus"] = os.environ["PYTEST_XDIST_WORKER"] + ":" + os.environ["CUDA_VISIBLE_DEVICES"]
     lem_result.record_generation(lem_session.run(lem_session.prepare(lem_experiment.config.workload)))
 """)
+        conftest = pytester.path / "conftest.py"
+        conftest.write_text(conftest.read_text() + WORKER_GPUS_CONFTEST)
         monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5,6")  # 3 GPUs on a 2-core machine: auto must not follow the CPUs
         result = pytester.runpytest_subprocess("--lem-campaign", "campaign.yaml", "-n", "auto", "-p", "no:cacheprovider")
         result.assert_outcomes(passed=4)
         result.stdout.fnmatch_lines(["*3 workers*"])
-        assert {r["engine"]["gpus"] for r in results(pytester, "orch")} <= {"3", "5", "6"}
+        pinned = {p.name: p.read_text() for p in (pytester.path / "workers").iterdir()}
+        assert pinned == {"gw0": "3", "gw1": "5", "gw2": "6"}  # each worker its own GPU, none shared
+        for r in results(pytester, "orch"):  # every item measured on its worker's GPU only
+            worker, gpus = r["engine"]["gpus"].split(":")
+            assert pinned[worker] == gpus
         manifest = next((pytester.path / "lem-results" / "orch").glob("*/manifest.json")).read_text()
         assert manifest.count('"passed"') == 4
 

@@ -83,3 +83,21 @@ def test_windows_travel_from_xdist_workers(plain):
     result.assert_outcomes(passed=2)
     keys = {w["key"] for w in json.loads((plain.path / "out.json").read_text())["windows"]}
     assert keys == {"test_plain.py::test_generate::generate", "test_plain.py::test_other::load"}
+
+
+def test_plain_windows_are_saved_with_the_campaign(pytester):
+    from campaigns import write_suite
+    from test_gates import TEST, campaign
+
+    constant_trace(pytester.path / "trace.csv")
+    write_suite(pytester, campaign(1), test=TEST)
+    pytester.makepyfile(test_plain=PLAIN)
+    result = pytester.runpytest("--lem-campaign", "campaign.yaml", "-p", "no:cacheprovider", "--lem-save", "both",
+                                "--lem-json", "out.json")
+    result.assert_outcomes(passed=3)
+    saved = json.loads(next((pytester.path / ".lem-benchmarks").glob("*/0001_both.json")).read_text())
+    keys = set(saved["experiments"])
+    assert "test_plain.py::test_generate::generate" in keys and any(k.startswith("transformers-") for k in keys)
+    assert len(list((pytester.path / ".lem-benchmarks").glob("*/*.json"))) == 1  # one saved run, not two
+    payload = json.loads((pytester.path / "out.json").read_text())
+    assert payload["campaign"] == "gates" and {w["key"] for w in payload["windows"]} >= {"test_plain.py::test_other::load"}

@@ -258,4 +258,8 @@ def test_interleaved_campaign_over_three_models(pytester, reuse, loads, statuses
     assert {r["load"]["status"] for r in found if r["cycle"] == 1} == {statuses[1]}
     assert {r["load"]["status"] for r in found if r["cycle"] == 2} == {statuses[2]}
     assert all(r["timing"]["wall_s"] > 0 for r in found)
+    from pytest_llenergy.results import load
+
+    frame = load(pytester.path / "lem-results")
+    assert set(frame.loc[frame.cycle == 2, "load_status"]) == {statuses[2]}
     result.stdout.fnmatch_lines(["wall time * s over 6 item(s): measured *", f"model loads: {len(loads)} (*"])

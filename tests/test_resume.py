@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 from campaigns import write_suite
 
 CAMPAIGN = """
@@ -106,6 +107,20 @@ class TestResume:
         assert len(_run_dirs(pytester)) == 2
 
 
+def test_resume_marks_items_done_on_disk_as_passed_in_the_manifest(pytester):
+    """kill -9 between an item's result file and its manifest update: the resumed run reconciles."""
+    _setup(pytester)
+    pytester.runpytest("--lem-campaign", "campaign.yaml").assert_outcomes(passed=6)
+    path = _run_dirs(pytester)[0] / "manifest.json"
+    data = json.loads(path.read_text())
+    key = sorted(data["entries"])[0]
+    data["entries"][key].update(status="running", ended_at=None, result_path=None)
+    path.write_text(json.dumps(data))
+    pytester.runpytest("--lem-campaign", "campaign.yaml", "--lem-resume").assert_outcomes(deselected=6)
+    entry = json.loads(path.read_text())["entries"][key]
+    assert entry["status"] == "passed" and entry["result_path"] == f"experiments/{key}.json" and entry["ended_at"]
+
+
 def test_manifest_tracks_every_planned_item(pytester):
     _setup(pytester)
     pytester.makepyfile(test_suite=TEST.replace("lem_result.record", "import pytest\n    if lem_experiment.cycle == 2 and lem_experiment.index == 1: pytest.skip('no')\n    lem_result.record"))
@@ -127,21 +142,47 @@ def test_ctrl_c_records_interrupted_and_says_how_to_resume(pytester):
     assert statuses.count("passed") == 3 and statuses.count("interrupted") == 1
 
 
+def _wait_for(proc: subprocess.Popen, event, what: str, deadline_s: float = 240.0) -> None:
+    """Poll until ``event()`` holds; fail if the process ends first (an event, not a fixed delay)."""
+    deadline = time.monotonic() + deadline_s
+    while not event():
+        assert proc.poll() is None, f"the run ended (exit {proc.returncode}) before {what}"
+        assert time.monotonic() < deadline, f"no {what} after {deadline_s:.0f} s"
+        time.sleep(0.01)
+
+
+@pytest.mark.slow
 def test_kill_9_at_several_points_loses_nothing_and_measures_each_item_once(pytester):
     _setup(pytester)
     env = dict(os.environ, ITEM_SLEEP="0.4", HF_HUB_OFFLINE="1")
     command = [sys.executable, "-m", "pytest", "--lem-campaign", "campaign.yaml", "-q"]
     log = pytester.path / "runs.log"
+
+    def measured() -> int:  # items whose measurement began (the session fixture logs each)
+        return len(log.read_text().split()) if log.exists() else 0
+
+    def finished() -> set[str]:  # items with a result file
+        files = (pytester.path / "lem-results" / "resumable").glob("*/experiments/*.json")
+        return {f"c{f.stem.rsplit('__c', 1)[1]}-{f.stem.rsplit('__c', 1)[0]}" for f in files}
+
+    def in_progress(before: int) -> bool:  # an item of this run began and has no result file yet
+        return measured() - len(finished()) > before
+
+    # kill points: right after the 1st result file; mid-item; after the 5th result file
+    points = [(lambda _: len(finished()) >= 1, "the first result file"),
+              (in_progress, "an item in progress"),
+              (lambda _: len(finished()) >= 5, "the fifth result file")]
     snapshots = []  # (log lines so far, items with a result file) after each kill
-    for delay in (1.5, 2.2, 0.9):
+    for point, what in points:
+        before = measured() - len(finished())  # items killed mid-measurement earlier (logged, no file)
         proc = subprocess.Popen(command + ["--lem-resume"], cwd=pytester.path, env=env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(delay)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-        files = list((pytester.path / "lem-results" / "resumable").glob("*/experiments/*.json"))
-        done = {f"c{f.stem.rsplit('__c', 1)[1]}-{f.stem.rsplit('__c', 1)[0]}" for f in files}
-        snapshots.append((len(log.read_text().split()) if log.exists() else 0, done))
+        try:
+            _wait_for(proc, lambda p=point, b=before: p(b), what)
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+        snapshots.append((measured(), finished()))
     subprocess.run(command + ["--lem-resume"], cwd=pytester.path, env=env, check=True, capture_output=True)
     run_dirs = _run_dirs(pytester)
     assert len(run_dirs) == 1
@@ -153,6 +194,6 @@ def test_kill_9_at_several_points_loses_nothing_and_measures_each_item_once(pyte
     assert len(set(runs)) == 6
     for seen, done in snapshots:  # nothing with a result file was ever measured again
         assert not done & set(runs[seen:])
-    assert any(done for _, done in snapshots)  # the kills did land mid-campaign
+    assert all(0 < len(done) < 6 for _, done in snapshots)  # every kill landed mid-campaign
     manifest = json.loads((run_dirs[0] / "manifest.json").read_text())
     assert all(e["status"] == "passed" for e in manifest["entries"].values())

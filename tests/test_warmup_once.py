@@ -88,6 +88,11 @@ def test_full_warmup_once_per_shape_then_one_probe(pytester):
     assert warmups[0]["probe"] == "first batch (2 x 8 tokens), 4 new tokens"
     assert all(r["timing"]["warmup_s"] == pytest.approx(r["warmup"]["duration_s"]) for r in found)
     assert all(r["timing"]["measured_s"] > 0 for r in found)
+    from pytest_llenergy.results import load
+
+    frame = load(pytester.path / "lem-results").sort_values(["cycle", "experiment_index"])
+    assert list(frame["warmup_outcome"]) == [w["outcome"] for w in warmups]
+    assert list(frame["warmup_s"]) == pytest.approx([w["duration_s"] for w in warmups])
 
 
 @pytest.mark.parametrize("extra, check", [

@@ -22,8 +22,8 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 from pytest_llenergy.backends.errors import BackendError
 from pytest_llenergy.config.experiment import ExperimentConfig, WorkloadConfig
-from pytest_llenergy.config.timeline import PhaseTimeline
 from pytest_llenergy.config.registry import ENTRY_POINT_GROUP
+from pytest_llenergy.config.timeline import PhaseTimeline
 
 __all__ = ["Backend", "BackendError", "BackendNotFound", "Footprint", "GenerationStats", "Session", "Workload",
            "get_backend", "run_probe"]

@@ -23,7 +23,7 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
-from pytest_llenergy.config.reference import type_name
+from pytest_llenergy.config.reference import constraints_text, type_name
 
 #: the experiment's fields documented as common parameters (every backend reads them)
 COMMON_FIELDS = ("model", "precision", "workload", "decoder")
@@ -58,21 +58,11 @@ def _default(field: FieldInfo) -> str:
     if field.is_required():
         return "required"
     if field.default_factory is not None:
-        value = field.default_factory()
+        value = field.get_default(call_default_factory=True, validated_data={})
         return "{}" if isinstance(value, BaseModel) else repr(value)
     if field.default is PydanticUndefined:
         return ""
     return "null" if field.default is None else repr(field.default)
-
-
-def _constraints(field: FieldInfo) -> str:
-    parts = []
-    for item in field.metadata:
-        for name, symbol in (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<"), ("min_length", "min length")):
-            value = getattr(item, name, None)
-            if value is not None:
-                parts.append(f"{symbol} {value}")
-    return ", ".join(parts)
 
 
 def _models_in(annotation: Any) -> list[type[BaseModel]]:
@@ -85,8 +75,8 @@ def _models_in(annotation: Any) -> list[type[BaseModel]]:
 def _only_models(annotation: Any) -> bool:
     """True when every non-null member of the annotation is a pydantic model."""
     origin = typing.get_origin(annotation)
-    members = typing.get_args(annotation) if origin in (typing.Union, types.UnionType) else (annotation,)
-    members = [m for m in members if m is not type(None)]
+    union = typing.get_args(annotation) if origin in (typing.Union, types.UnionType) else (annotation,)
+    members = [m for m in union if m is not type(None)]
     return all(isinstance(m, type) and issubclass(m, BaseModel) for m in members)
 
 
@@ -102,7 +92,7 @@ def walk(model: type[BaseModel], prefix: str, section: str) -> list[Parameter]:
                     path=path,
                     type=type_name(field.annotation),
                     default=_default(field),
-                    constraints=_constraints(field),
+                    constraints=constraints_text(field),
                     description=" ".join((field.description or "").split()),
                     section=section,
                 )
@@ -136,7 +126,8 @@ def parameters(section: str | None = None) -> list[Parameter]:
 def _single_field_model(name: str, field: FieldInfo) -> type[BaseModel]:
     from pydantic import create_model
 
-    return create_model("Single", **{name: (field.annotation, field)})
+    fields: dict[str, Any] = {name: (field.annotation, field)}
+    return create_model("Single", **fields)
 
 
 # --- curated engine parameters ---------------------------------------------------------------------
@@ -323,9 +314,9 @@ def render_parameters_doc() -> str:
             "| engine parameter | API | typed path | why it matters |",
             "|---|---|---|---|",
         ]
-        for p in CURATED[backend]:
-            target = f"`{p.typed_path}`" if p.typed_path else "not typed"
-            out.append(f"| {_cell(p.name)} | {p.api} | {target} | {_cell(p.reason)} |")
+        for c in CURATED[backend]:
+            target = f"`{c.typed_path}`" if c.typed_path else "not typed"
+            out.append(f"| {_cell(c.name)} | {c.api} | {target} | {_cell(c.reason)} |")
         out.append("")
         if NOT_CURATED.get(backend):
             out += ["Considered and left out:", ""]

@@ -1,5 +1,7 @@
 """Campaign configuration: pydantic models, safe YAML loading, grid expansion, ids (no pytest, no torch)."""
 
+from pathlib import Path
+
 from pytest_llenergy.config.campaign import CampaignConfig, GridConfig
 from pytest_llenergy.config.errors import CampaignError
 from pytest_llenergy.config.experiment import (
@@ -13,7 +15,7 @@ from pytest_llenergy.config.loading import load_campaign
 from pytest_llenergy.config.plan import CampaignPlan, Experiment, expand
 
 
-def load_plan(path) -> CampaignPlan:
+def load_plan(path: str | Path) -> CampaignPlan:
     """Load, validate and expand a campaign file in one step."""
     campaign, file_hash = load_campaign(path)
     return expand(campaign, str(path), file_hash)

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+from pathlib import PurePath
 from typing import Annotated, Any, Literal
+from urllib.parse import urlparse
 
 from pydantic import Discriminator, Field, Tag, field_validator, model_validator
 
 from pytest_llenergy.config.base import StrictModel
+from pytest_llenergy.config.budgets import Budget
 from pytest_llenergy.config.carbon import CarbonConfig
 from pytest_llenergy.config.dispatch import DispatchConfig
-from pytest_llenergy.config.experiment import NAME_PATTERN
+from pytest_llenergy.config.experiment import NAME_PATTERN, ExperimentConfig
 from pytest_llenergy.config.measurement import MeasurementConfig
+from pytest_llenergy.config.paths import check_path
 from pytest_llenergy.config.reuse import ReuseConfig
+from pytest_llenergy.config.sections import BACKEND_SECTIONS
+from pytest_llenergy.config.units import parse_duration
 
 GridValues = list[Any] | Any
 
@@ -32,6 +38,7 @@ class GridConfig(StrictModel):
     )
 
 
+MIN_CYCLES, MAX_CYCLES = 1, 10_000
 ADAPTIVE_METRICS = (
     "energy_per_output_token", "energy_per_token", "energy", "tokens_per_s", "mean_power",
     "adjusted_energy_per_output_token", "adjusted_energy_per_token", "adjusted_energy",
@@ -41,8 +48,8 @@ ADAPTIVE_METRICS = (
 class AdaptiveCycles(StrictModel):
     """Run at least `min` cycles, at most `max`, stopping an experiment once its CI is tight enough."""
 
-    min: int = Field(3, ge=2, le=10_000, description="Cycles always run.")
-    max: int = Field(10, ge=2, le=10_000, description="Cycles planned (items collected); later ones skip once the target is met.")
+    min: int = Field(3, ge=2, le=MAX_CYCLES, description="Cycles always run.")
+    max: int = Field(10, ge=2, le=MAX_CYCLES, description="Cycles planned (items collected); later ones skip once the target is met.")
     target_ci_halfwidth: float = Field(0.02, gt=0, lt=1, description="Relative 95 % CI half-width to reach (0.02 = 2 %).")
     metric: Literal[ADAPTIVE_METRICS] = Field("energy_per_output_token", description="Metric whose CI decides.")  # type: ignore[valid-type]
 
@@ -54,26 +61,32 @@ class AdaptiveCycles(StrictModel):
 
 
 GapValue = float | Literal["adaptive"]
+# Adaptive gaps: measured on an H200 (docs/methodology.md); the thermal wait uses these defaults too.
+ADAPTIVE_MAX_WAIT_S = 120.0
+ADAPTIVE_POWER_TOLERANCE = 0.05
+ADAPTIVE_TEMP_TOLERANCE_C = 2.0
 
 
 class GapsConfig(StrictModel):
     """Pauses before items so the GPU starts each measurement from a settled state."""
 
-    between_experiments: GapValue | None = Field(
-        None, description="Before each item: seconds ('10s') or 'adaptive'; unset: ini `lem_gap_experiments`, else adaptive."
+    between_experiments: GapValue = Field(
+        "adaptive", description="Before each item: seconds ('10s') or 'adaptive'; unset: ini `lem_gap_experiments`, else the default."
     )
-    between_cycles: GapValue | None = Field(
-        None, description="Before the first item of a new cycle (replaces the experiment gap); unset: ini `lem_gap_cycles`, else adaptive."
+    between_cycles: GapValue = Field(
+        "adaptive", description="Before the first item of a new cycle (replaces the experiment gap); unset: ini `lem_gap_cycles`, else the default."
     )
-    max_wait: float = Field(120.0, ge=0, le=3600, description="Longest adaptive wait, seconds.")
-    power_tolerance: float = Field(0.05, gt=0, le=5, description="Adaptive: power within this fraction above the P0 baseline.")
-    temp_tolerance_c: float = Field(2.0, gt=0, le=50, description="Adaptive: temperature within this many degrees of the baseline's.")
+    max_wait: float = Field(ADAPTIVE_MAX_WAIT_S, ge=0, le=3600, description="Longest adaptive wait, seconds.")
+    power_tolerance: float = Field(
+        ADAPTIVE_POWER_TOLERANCE, gt=0, le=5, description="Adaptive: power within this fraction above the P0 baseline."
+    )
+    temp_tolerance_c: float = Field(
+        ADAPTIVE_TEMP_TOLERANCE_C, gt=0, le=50, description="Adaptive: temperature within this many degrees of the baseline's."
+    )
 
     @field_validator("between_experiments", "between_cycles", "max_wait", mode="before")
     @classmethod
     def _parse_duration(cls, value: Any) -> Any:
-        from pytest_llenergy.config.units import parse_duration
-
         if value is None or value == "adaptive":
             return value
         return parse_duration(value)
@@ -84,7 +97,7 @@ class NotificationsConfig(StrictModel):
 
     webhook_url: str | None = Field(None, description="http(s) URL; unset: ini `lem_webhook_url`.")
     on: list[Literal["failure", "complete", "campaign_done"]] = Field(
-        default_factory=lambda: ["failure", "campaign_done"],
+        default_factory=lambda: ["failure", "campaign_done"],  # type: ignore[arg-type]
         description="Events: failure (an item failed), complete (an item passed), campaign_done (session end).",
     )
     timeout_s: float = Field(5.0, gt=0, le=60, description="Per-request timeout.")
@@ -94,8 +107,6 @@ class NotificationsConfig(StrictModel):
     @classmethod
     def _http_only(cls, value: str | None) -> str | None:
         if value is not None:
-            from urllib.parse import urlparse
-
             parsed = urlparse(value)
             if parsed.scheme not in ("http", "https") or not parsed.netloc:
                 raise ValueError(f"must be an http(s) URL, got {value!r}")
@@ -116,25 +127,20 @@ class BudgetRule(StrictModel):
 
     @model_validator(mode="after")
     def _limits_parse(self) -> BudgetRule:
-        from pytest_llenergy.config.budgets import Budget
-
         Budget.from_kwargs({**self.limits, "tolerance": self.tolerance, "adjusted": self.adjusted}, "campaign")
         return self
 
-    def budget(self):
-        from pytest_llenergy.config.budgets import Budget
-
+    def budget(self) -> Budget:
         return Budget.from_kwargs({**self.limits, "tolerance": self.tolerance, "adjusted": self.adjusted}, "campaign")
 
 
-MIN_CYCLES, MAX_CYCLES = 1, 10_000
 
 
 class CampaignConfig(StrictModel):
     """A campaign: what to measure, how often and in which order."""
 
     name: str = Field(description="Campaign name: letters, digits, - and _.")
-    description: str = Field("", description="Free text shown in the report.")
+    description: str = Field("", description="Free text shown in the terminal header and under report.html's title.")
     cycles: Annotated[
         Annotated[int, Tag("fixed")] | Annotated[AdaptiveCycles, Tag("adaptive")],
         Discriminator(lambda v: "adaptive" if isinstance(v, dict | AdaptiveCycles) else "fixed"),
@@ -173,10 +179,6 @@ class CampaignConfig(StrictModel):
     @field_validator("group_by")
     @classmethod
     def _group_paths_exist(cls, value: list[str]) -> list[str]:
-        from pytest_llenergy.config.experiment import ExperimentConfig
-        from pytest_llenergy.config.paths import check_path
-        from pytest_llenergy.config.sections import BACKEND_SECTIONS
-
         for path in value:
             head = path.split(".")[0]
             model = BACKEND_SECTIONS.get(head)
@@ -192,8 +194,6 @@ class CampaignConfig(StrictModel):
     @field_validator("results_dir")
     @classmethod
     def _results_dir_is_relative(cls, value: str) -> str:
-        from pathlib import PurePath
-
         path = PurePath(value)
         if not value.strip() or path.is_absolute() or ".." in path.parts:
             raise ValueError("must be a relative path inside the project, without '..' (use --lem-results-dir for elsewhere)")

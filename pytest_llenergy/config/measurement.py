@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import Field, field_validator, model_validator
 
 from pytest_llenergy.config.base import StrictModel
 from pytest_llenergy.config.phases import PhaseSettings
+
+ENERGY_SOURCES = ("auto", "nvml", "rapl", "estimate", "replay")  # replay also as replay:PATH
+WarmupMode = Literal["convergence", "fixed", "off"]
+WARMUP_MODES: tuple[str, ...] = get_args(WarmupMode)
 
 
 class BaselineSettings(StrictModel):
@@ -34,7 +38,7 @@ class WarmupSettings(StrictModel):
     cheap probe of the real shapes: the first batch with ``probe_tokens`` new tokens.
     """
 
-    mode: Literal["convergence", "fixed", "off"] = Field("convergence", description="convergence: until CV < threshold; fixed: `iterations` runs; off.")
+    mode: WarmupMode = Field("convergence", description="convergence: until CV < threshold; fixed: `iterations` runs; off.")
     cv_threshold: float = Field(0.05, gt=0, le=1, description="Coefficient of variation of the last `window` latencies.")
     window: int = Field(5, ge=2, le=1000, description="Latencies the CV is computed over.")
     min_iterations: int = Field(5, ge=1, le=10_000, description="Fewest warmup runs in convergence mode.")
@@ -78,6 +82,6 @@ class MeasurementConfig(StrictModel):
     @classmethod
     def _known_source(cls, value: str) -> str:
         kind = value.split(":", 1)[0]
-        if kind not in ("auto", "nvml", "rapl", "estimate", "replay"):
+        if kind not in ENERGY_SOURCES:
             raise ValueError(f"unknown energy source {value!r} (auto, nvml, rapl, estimate, replay, replay:PATH)")
         return value

@@ -117,7 +117,7 @@ def _grid_points(campaign: CampaignConfig) -> list[tuple[str, dict[str, Any]]]:
     assert grid is not None
     defaults = campaign.defaults
     backends = grid.backends or [defaults.get("backend", "transformers")]
-    models = grid.models or [defaults.get("model")]
+    models: list[Any] = list(grid.models) if grid.models else [defaults.get("model")]
     points = []
     for backend in backends:
         axes = [(path, _as_list(v)) for path, v in sorted(grid.shared.items())]
@@ -151,7 +151,7 @@ def expand(campaign: CampaignConfig, source: str = "<campaign>", file_hash: str 
     configs: list[ExperimentConfig] = []
     dropped: list[tuple[str, str]] = []
     problems: list[str] = []
-    names = [e.get("name") for e in campaign.experiments if isinstance(e.get("name"), str)]
+    names = [str(e["name"]) for e in campaign.experiments if isinstance(e.get("name"), str)]
     for name in sorted({n for n in names if names.count(n) > 1}):
         problems.append(f"experiments: duplicate experiment name {name!r}")
     for index, row in _explicit_rows(campaign):
@@ -175,7 +175,8 @@ def expand(campaign: CampaignConfig, source: str = "<campaign>", file_hash: str 
     return _finish(campaign, source, file_hash, configs, dropped)
 
 
-def _finish(campaign, source, file_hash, configs, dropped) -> CampaignPlan:
+def _finish(campaign: CampaignConfig, source: str, file_hash: str, configs: list[ExperimentConfig],
+            dropped: list[tuple[str, str]]) -> CampaignPlan:
     missing_model = [c for c in configs if c.model is None]
     if missing_model:
         raise CampaignError(source, ["no model: set defaults.model, grid.models or a model per experiment"])

@@ -34,7 +34,7 @@ def default_text(field: FieldInfo) -> str:
     if field.is_required():
         return "**required**"
     if field.default_factory is not None:
-        value = field.default_factory()
+        value = field.get_default(call_default_factory=True, validated_data={})
         if isinstance(value, BaseModel):
             return "(see below)"
         return f"`{value!r}`"
@@ -43,8 +43,8 @@ def default_text(field: FieldInfo) -> str:
 
 def constraints_text(field: FieldInfo) -> str:
     extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
-    if isinstance(extra.get("constraints"), str):
-        return extra["constraints"]  # bounds a validator checks (unions cannot carry them as metadata)
+    if isinstance(text := extra.get("constraints"), str):
+        return text  # bounds a validator checks (unions cannot carry them as metadata)
     parts = []
     for item in field.metadata:
         for name, symbol in (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<"), ("min_length", "min length")):

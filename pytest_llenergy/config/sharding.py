@@ -50,7 +50,7 @@ def model_scale(name: str) -> float:
 def predicted_cost(experiment: Experiment, cycles: int) -> float:
     """Relative cost of all cycles of one experiment: tokens processed x model scale x cycles."""
     w = experiment.config.workload
-    return cycles * w.num_prompts * (w.input_tokens + w.output_tokens) * model_scale(experiment.config.model.name)
+    return cycles * w.num_prompts * (w.input_tokens + w.output_tokens) * model_scale(experiment.config.model.name if experiment.config.model else "")
 
 
 def assign(experiments: Sequence[Experiment], count: int, cycles: int = 1) -> list[list[Experiment]]:

@@ -48,7 +48,8 @@ class PathMap:
 NOT_FORWARDED = frozenset({
     "lem_campaign", "lem_run_id", "lem_seed", "lem_seed_drawn", "lem_cycles", "lem_order", "lem_results_dir",
     "lem_dispatched", "lem_resume", "lem_resume_reset", "lem_dispatch", "lem_container_strategy",
-    "lem_keep_containers", "lem_dispatch_report", "lem_dispatch_gap", "lem_shard", "lem_dispatch_serve",
+    "lem_keep_containers", "lem_dispatch_report", "lem_dispatch_gap", "lem_shard", "lem_group_by",
+    "lem_dispatch_serve",
 })
 NOT_FORWARDED_PREFIXES = ("lem_compare", "lem_report", "lem_webhook")
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+
 #: Window-time bounds of one request: (start, first token, end), plus its token counts.
 @dataclass(frozen=True)
 class Span:

@@ -49,7 +49,7 @@ class CounterReads:
     values: np.ndarray
 
     @classmethod
-    def from_list(cls, reads: list[tuple[float, float, np.ndarray]], devices: int) -> CounterReads:
+    def from_list(cls, reads: list[tuple[float, float, np.ndarray | None]], devices: int) -> CounterReads:
         """From ``(t_lo, t_hi, values)`` tuples, sorted by time (reads without values dropped)."""
         kept = sorted((r for r in reads if r[2] is not None), key=lambda r: 0.5 * (r[0] + r[1]))
         if not kept:

@@ -33,40 +33,45 @@ PACKAGES = {
 }
 
 
-def _try(fn: Callable[[], Any]) -> Any:
+def _try(fn: Callable[..., Any], *args: Any) -> Any:
+    """``fn(*args)``, None when it raises (an environment fact that cannot be read is left empty)."""
     try:
-        value = fn()
+        value = fn(*args)
     except Exception:
         return None
     return value.decode() if isinstance(value, bytes) else value
+
+
+def _milli(value: Any) -> float | None:
+    return value / 1e3 if isinstance(value, int | float) else None
 
 
 def package_versions() -> dict[str, str | None]:
     """Installed versions of the packages that matter, None when absent."""
     out: dict[str, str | None] = {}
     for key, dists in PACKAGES.items():
-        out[key] = next((v for d in dists if (v := _try(lambda d=d: importlib.metadata.version(d)))), None)
+        out[key] = next((v for d in dists if (v := _try(importlib.metadata.version, d))), None)
     return out
 
 
 def _gpu_devices(nv: Any, handles: list[Any]) -> list[dict[str, Any]]:
     out = []
     for h in handles:
-        mig = _try(lambda h=h: nv.nvmlDeviceGetMigMode(h))
+        mig = _try(nv.nvmlDeviceGetMigMode, h)
         out.append({
-            "index": _try(lambda h=h: nv.nvmlDeviceGetIndex(h)),
-            "name": _try(lambda h=h: nv.nvmlDeviceGetName(h)),
-            "uuid": _try(lambda h=h: nv.nvmlDeviceGetUUID(h)),
-            "power_limit_w": _try(lambda h=h: nv.nvmlDeviceGetEnforcedPowerLimit(h) / 1e3),
-            "default_power_limit_w": _try(lambda h=h: nv.nvmlDeviceGetPowerManagementDefaultLimit(h) / 1e3),
-            "persistence_mode": _try(lambda h=h: bool(nv.nvmlDeviceGetPersistenceMode(h))),
+            "index": _try(nv.nvmlDeviceGetIndex, h),
+            "name": _try(nv.nvmlDeviceGetName, h),
+            "uuid": _try(nv.nvmlDeviceGetUUID, h),
+            "power_limit_w": _milli(_try(nv.nvmlDeviceGetEnforcedPowerLimit, h)),
+            "default_power_limit_w": _milli(_try(nv.nvmlDeviceGetPowerManagementDefaultLimit, h)),
+            "persistence_mode": bool(p) if (p := _try(nv.nvmlDeviceGetPersistenceMode, h)) is not None else None,
             "mig_mode": bool(mig[0]) if isinstance(mig, (list, tuple)) and mig else None,
-            "sm_clock_mhz": _try(lambda h=h: nv.nvmlDeviceGetClockInfo(h, nv.NVML_CLOCK_SM)),
-            "mem_clock_mhz": _try(lambda h=h: nv.nvmlDeviceGetClockInfo(h, nv.NVML_CLOCK_MEM)),
-            "max_sm_clock_mhz": _try(lambda h=h: nv.nvmlDeviceGetMaxClockInfo(h, nv.NVML_CLOCK_SM)),
-            "pstate": _try(lambda h=h: nv.nvmlDeviceGetPerformanceState(h)),
-            "pcie_gen": _try(lambda h=h: nv.nvmlDeviceGetCurrPcieLinkGeneration(h)),
-            "pcie_width": _try(lambda h=h: nv.nvmlDeviceGetCurrPcieLinkWidth(h)),
+            "sm_clock_mhz": _try(nv.nvmlDeviceGetClockInfo, h, nv.NVML_CLOCK_SM),
+            "mem_clock_mhz": _try(nv.nvmlDeviceGetClockInfo, h, nv.NVML_CLOCK_MEM),
+            "max_sm_clock_mhz": _try(nv.nvmlDeviceGetMaxClockInfo, h, nv.NVML_CLOCK_SM),
+            "pstate": _try(nv.nvmlDeviceGetPerformanceState, h),
+            "pcie_gen": _try(nv.nvmlDeviceGetCurrPcieLinkGeneration, h),
+            "pcie_width": _try(nv.nvmlDeviceGetCurrPcieLinkWidth, h),
         })
     return out
 
@@ -89,7 +94,7 @@ def gpu_environment(indices: list[int] | None = None) -> dict[str, Any]:
         info["nvml_version"] = _try(nv.nvmlSystemGetNVMLVersion)
         if indices is None:
             indices = list(range(_try(nv.nvmlDeviceGetCount) or 0))
-        handles = [h for i in indices if (h := _try(lambda i=i: nv.nvmlDeviceGetHandleByIndex(i))) is not None]
+        handles = [h for i in indices if (h := _try(nv.nvmlDeviceGetHandleByIndex, i)) is not None]
         info["devices"] = _gpu_devices(nv, handles)
     finally:
         _try(nv.nvmlShutdown)

@@ -8,7 +8,6 @@ exception raised by the body closes the window (flag ``aborted``) and propagates
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -17,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from pytest_llenergy.config.files import write_atomically
 from pytest_llenergy.energy.edges import CounterReads
 from pytest_llenergy.energy.measurement import Measurement, WindowInputs, build_measurement
 from pytest_llenergy.energy.sampler import MAX_HZ, MIN_HZ, Sampler, Timeseries
@@ -26,7 +26,6 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from pytest_llenergy.config.timeline import PhaseTimeline
-
     from pytest_llenergy.energy.baseline_reading import BaselineReading
 
 
@@ -187,15 +186,7 @@ class EnergyMeter:
             frames.append(df)
         empty = pd.DataFrame(columns=["window", "window_index", "t_s", "device", "power_w"])
         df = pd.concat(frames, ignore_index=True) if frames else empty
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # renamed in whole: never a partial file
-        try:
-            df.to_parquet(partial, index=False)
-            os.replace(partial, path)
-        finally:
-            partial.unlink(missing_ok=True)
-        return path
+        return write_atomically(Path(path), lambda partial: df.to_parquet(partial, index=False))
 
     def clear(self) -> None:
         """Forget the finished windows."""

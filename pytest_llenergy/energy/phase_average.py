@@ -44,10 +44,11 @@ def common_scale(runs: Sequence[WindowPhases]) -> float:
     Per-run calibration would bias the pool: a run whose samples caught a short high-power phase
     also has its own integral overestimated, so its scale is low exactly when it contributes."""
     cal = [r.model.calibration for r in runs]
-    if any(c is None for c in cal):
+    pairs = [c for c in cal if c is not None]
+    if len(pairs) < len(cal):
         return 1.0
-    raw = sum(c[1] for c in cal)  # type: ignore[index]
-    return sum(c[0] for c in cal) / raw if raw > 0 else 1.0  # type: ignore[index]
+    raw = sum(c[1] for c in pairs)
+    return float(sum(c[0] for c in pairs) / raw) if raw > 0 else 1.0
 
 
 def scale_se(runs: Sequence[WindowPhases]) -> float:

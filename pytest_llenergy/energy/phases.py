@@ -19,7 +19,7 @@ A phase whose typical interval is expected to hold fewer than ``min_samples`` sa
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -84,7 +84,8 @@ class SeriesModel:
 
 
 def series_model(series: Timeseries, window: Measurement, lag_s: float = 0.0) -> SeriesModel | None:
-    """The window's series, moved back by ``lag_s``, each device scaled to its counter energy."""
+    """The window's series, moved back by ``lag_s``, each device scaled to its counter-based energy
+    (``energy_j``: the raw counter today, the edge-corrected figure where the meter provides one)."""
     if series.n == 0 or window.duration_s <= 0:
         return None
     tt, pp = clip_series(series.t_s - lag_s, series.power_w, window.duration_s)
@@ -109,17 +110,19 @@ def series_model(series: Timeseries, window: Measurement, lag_s: float = 0.0) ->
     return SeriesModel(tt, total, cum, period, rel, pp.sum(axis=1), calibration)
 
 
+def window_clock(clock: str, edges: Mapping[str, tuple[float, float]], duration: float) -> Callable[[float], float]:
+    """Host-clock seconds to window seconds: the window's edges on that clock map linearly onto [0, duration]."""
+    if clock not in edges:
+        raise ValueError(f"no window edges on clock {clock!r} (have {sorted(edges)})")
+    h0, h1 = edges[clock]
+    scale = duration / (h1 - h0) if h1 > h0 else 1.0
+    return lambda x: (x - h0) * scale
+
+
 def to_window_time(timeline: PhaseTimeline, edges: Mapping[str, tuple[float, float]],
                    duration: float) -> list[Span]:
-    """Requests on the window's time axis: the host clock's edges map linearly onto [0, duration]."""
-    if timeline.clock not in edges:
-        raise ValueError(f"no window edges on clock {timeline.clock!r} (have {sorted(edges)})")
-    h0, h1 = edges[timeline.clock]
-    scale = duration / (h1 - h0) if h1 > h0 else 1.0
-
-    def w(x: float) -> float:
-        return (x - h0) * scale
-
+    """Requests on the window's time axis."""
+    w = window_clock(timeline.clock, edges, duration)
     return [Span(r.request_id, w(r.start_s), w(max(r.first_token_s, r.start_s)), w(max(r.end_s, r.first_token_s)),
                  r.input_tokens, r.output_tokens) for r in timeline.requests]
 

@@ -154,7 +154,8 @@ class Sampler:
             raise RuntimeError("sampler already running")
         self._t0 = self.source.clock() if t0 is None else float(t0)
         cols = len(self._labels)
-        self._power, self._aux = _Growable(cols), {}
+        self._power = _Growable(cols)
+        self._aux: dict[str, _Growable] = {}
         self._error: str | None = None
         self._cpu_s = 0.0
         self._last_t: float | None = None

@@ -17,6 +17,11 @@ from typing import Any
 
 import numpy as np
 
+from pytest_llenergy.config.campaign import (
+    ADAPTIVE_MAX_WAIT_S,
+    ADAPTIVE_POWER_TOLERANCE,
+    ADAPTIVE_TEMP_TOLERANCE_C,
+)
 from pytest_llenergy.energy.sources.base import EnergySource, SourceError
 
 STATUS_EVERY_S = 5.0
@@ -64,9 +69,9 @@ def wait_until_settled(
     source: EnergySource,
     baseline_power_w: dict[str, float],
     baseline_temp_c: dict[str, float | None],
-    power_tolerance: float = 0.15,
-    temp_tolerance_c: float = 5.0,
-    max_wait_s: float = 120.0,
+    power_tolerance: float = ADAPTIVE_POWER_TOLERANCE,
+    temp_tolerance_c: float = ADAPTIVE_TEMP_TOLERANCE_C,
+    max_wait_s: float = ADAPTIVE_MAX_WAIT_S,
     hz: float = 10.0,
     on_status: Callable[[str], None] | None = None,
     clock: Callable[[], float] = time.monotonic,

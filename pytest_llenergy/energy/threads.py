@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -40,12 +41,12 @@ class ThreadPlan:
         return f"{self.threads} CPU thread(s) for inference ({self.cores} available cores{share}; set by {self.chosen_by})"
 
 
-def plan_threads(environ: dict[str, str] | None = None, cores: int | None = None, workers: int = 1) -> ThreadPlan:
+def plan_threads(environ: Mapping[str, str] | None = None, cores: int | None = None, workers: int = 1) -> ThreadPlan:
     """One thread per available core shared among ``workers``, unless OMP_NUM_THREADS is set."""
-    environ = os.environ if environ is None else environ
+    env: Mapping[str, str] = os.environ if environ is None else environ
     cores = available_cores() if cores is None else cores
     workers = max(1, workers)
-    user = (environ.get("OMP_NUM_THREADS") or "").strip()
+    user = (env.get("OMP_NUM_THREADS") or "").strip()
     if user.isdigit() and int(user) > 0:
         return ThreadPlan(int(user), cores, workers, "user (OMP_NUM_THREADS)")
     return ThreadPlan(max(1, cores // workers), cores, workers, "pytest-llenergy")

@@ -17,7 +17,9 @@ from typing import Any
 
 import numpy as np
 
-MODES = ("convergence", "fixed", "off")
+from pytest_llenergy.config.measurement import WARMUP_MODES
+
+MODES = WARMUP_MODES
 #: what ended a warmup
 OUTCOMES = ("converged", "not_converged", "budget_exhausted", "fixed", "rewarm", "off")
 

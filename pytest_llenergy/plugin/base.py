@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from pytest_llenergy.plugin.measurement.recorder import ItemRecorder
-from pytest_llenergy.plugin.state import CampaignItem, get_run
+from pytest_llenergy.plugin.state import CampaignItem, run_setting
 
 EXPERIMENT_ARG = "lem_experiment"
 RECORDER = pytest.StashKey[ItemRecorder]()
@@ -27,22 +27,9 @@ def campaign_item(item: pytest.Item) -> CampaignItem | None:
     return value if isinstance(value, CampaignItem) else None
 
 
-def setting_bool(config: pytest.Config, name: str) -> bool:
-    """An ini boolean, False when the ini value cannot be read as one."""
-    try:
-        return bool(config.getini(name))
-    except ValueError:
-        return False
-
-
 def force_cold_start(config: pytest.Config) -> bool:
     """Whether every item reloads its model (command line > campaign > ini)."""
-    if config.getoption("lem_force_cold_start", False):
-        return True
-    run = get_run(config)
-    if run is not None and "force_cold_start" in run.plan.campaign.model_fields_set:
-        return run.plan.campaign.force_cold_start
-    return setting_bool(config, "lem_force_cold_start")
+    return bool(run_setting(config, "lem_force_cold_start"))
 
 
 def status_line(config: pytest.Config, message: str) -> None:

@@ -10,8 +10,16 @@ from typing import Any
 
 import pytest
 
-from pytest_llenergy.config import CampaignError, CampaignPlan, Experiment, load_plan, sharding
-from pytest_llenergy.plugin.options import setting
+from pytest_llenergy.config import (
+    CampaignConfig,
+    CampaignError,
+    CampaignPlan,
+    Experiment,
+    ExperimentConfig,
+    load_plan,
+    sharding,
+)
+from pytest_llenergy.plugin.options import resolve, resolve_layer
 from pytest_llenergy.results.store import RunDirectory
 
 
@@ -26,7 +34,7 @@ class CampaignItem:
     cycles_total: int
 
     @property
-    def config(self):
+    def config(self) -> ExperimentConfig:
         return self.experiment.config
 
     @property
@@ -78,29 +86,18 @@ class LemRun:
 LEM_RUN = pytest.StashKey[LemRun]()
 
 
-def _int_setting(config: pytest.Config, dest: str, minimum: int) -> int | None:
-    raw = setting(config, dest)
-    if raw is None:
-        return None
-    try:
-        value = int(raw)
-    except (TypeError, ValueError):
-        raise pytest.UsageError(f"--{dest.replace('_', '-')}: expected an integer, got {raw!r}") from None
-    if value < minimum:
-        raise pytest.UsageError(f"--{dest.replace('_', '-')}: must be >= {minimum}, got {value}")
-    return value
-
-
 def _new_run_id() -> str:
     return dt.datetime.now().strftime("%Y-%m-%dT%H-%M-%S") + "-" + secrets.token_hex(2)
 
 
-def _results_root(config: pytest.Config, campaign_dir: str, source: str) -> Path:
-    """``--lem-results-dir`` as given; the campaign's ``results_dir`` only inside the rootdir."""
-    explicit = setting(config, "lem_results_dir")
-    if explicit:
-        path = Path(explicit)
+def _results_root(config: pytest.Config, campaign: CampaignConfig, source: str) -> Path:
+    """``--lem-results-dir`` (or its ini twin) as given, relative to the invocation directory;
+    the campaign's ``results_dir`` only inside the rootdir."""
+    value, layer = resolve_layer(config, "lem_results_dir", campaign)
+    if layer in ("command line", "ini"):
+        path = Path(value)
         return path if path.is_absolute() else Path(config.invocation_params.dir) / path
+    campaign_dir = str(value)
     root = config.rootpath.resolve()
     path = (root / campaign_dir).resolve()
     if path != root and root not in path.parents:
@@ -111,13 +108,11 @@ def _results_root(config: pytest.Config, campaign_dir: str, source: str) -> Path
 
 
 def shard(experiments: list[Experiment], spec: str | None) -> list[Experiment]:
-    """``K/N``: shard K of N, balanced by predicted cost, every cycle of an experiment on one shard."""
+    """``K/N`` (validated by the option's parser): shard K of N, balanced by predicted cost, every
+    cycle of an experiment on one shard."""
     if not spec:
         return experiments
-    try:
-        return sharding.select(experiments, sharding.ShardSpec.parse(spec))
-    except sharding.ShardSpecError as exc:
-        raise pytest.UsageError(f"--lem-shard: {exc}") from None
+    return sharding.select(experiments, sharding.ShardSpec.parse(spec))
 
 
 def _load(config: pytest.Config, path: str) -> CampaignPlan:
@@ -132,7 +127,7 @@ def _load(config: pytest.Config, path: str) -> CampaignPlan:
         raise pytest.UsageError(f"llenergy: {exc}") from None
     plan.source = str(campaign_path)
     config.hook.pytest_lem_modify_experiments(config=config, experiments=plan.experiments)
-    plan.experiments = shard(plan.experiments, setting(config, "lem_shard"))
+    plan.experiments = shard(plan.experiments, resolve(config, "lem_shard"))
     return plan
 
 
@@ -143,26 +138,24 @@ def _identity(config: pytest.Config, plan: CampaignPlan) -> tuple[int, bool, str
     if worker_input is not None:
         return (worker_input["lem_seed"], worker_input["lem_seed_drawn"], worker_input["lem_run_id"],
                 Path(worker_input["lem_results_root"]))
-    seed = _int_setting(config, "lem_seed", 0)
-    seed = plan.campaign.seed if seed is None else seed
+    seed = resolve(config, "lem_seed", plan.campaign)
     drawn = seed is None or bool(config.getoption("lem_seed_drawn"))
     seed = secrets.randbelow(2**31) if seed is None else seed
     run_id = config.getoption("lem_run_id") or _new_run_id()
-    return seed, drawn, run_id, _results_root(config, plan.campaign.results_dir, plan.source)
+    return seed, drawn, run_id, _results_root(config, plan.campaign, plan.source)
 
 
 def create_run(config: pytest.Config) -> LemRun | None:
     """Load the campaign named by ``--lem-campaign`` / ``lem_campaign``; None when there is none."""
-    path = setting(config, "lem_campaign") or config.hook.pytest_lem_default_campaign(config=config)
+    path = resolve(config, "lem_campaign") or config.hook.pytest_lem_default_campaign(config=config)
     if not path:
         return None
     plan = _load(config, path)
     campaign = plan.campaign
-    order = setting(config, "lem_order") or campaign.order
-    if order not in ("interleaved", "shuffled", "grouped"):
-        raise pytest.UsageError(f"lem_order: expected interleaved, shuffled or grouped, got {order!r}")
+    order = resolve(config, "lem_order", campaign)
     seed, drawn, run_id, results_root = _identity(config, plan)
-    cycles = _int_setting(config, "lem_cycles", 1) or campaign.max_cycles
+    cycles = resolve(config, "lem_cycles", campaign)
+    cycles = cycles if isinstance(cycles, int) else cycles.max
     worker_input = getattr(config, "workerinput", None)
     done = frozenset(worker_input.get("lem_done", ())) if worker_input is not None else frozenset()
     subordinate = worker_input is not None or bool(config.getoption("lem_dispatched"))
@@ -173,4 +166,11 @@ def create_run(config: pytest.Config) -> LemRun | None:
 
 
 def get_run(config: pytest.Config) -> LemRun | None:
+    """The campaign run of this session, or None without a campaign."""
     return config.stash.get(LEM_RUN, None)
+
+
+def run_setting(config: pytest.Config, dest: str) -> Any:
+    """:func:`~pytest_llenergy.plugin.options.resolve` against this session's campaign (if any)."""
+    run = get_run(config)
+    return resolve(config, dest, run.plan.campaign if run is not None else None)

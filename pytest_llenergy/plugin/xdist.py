@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from pytest_llenergy.plugin.options import setting
+from pytest_llenergy.plugin.options import resolve
 from pytest_llenergy.plugin.state import get_run
 
 
@@ -41,14 +41,8 @@ def visible_gpus() -> list[str]:
 
 
 def gpus_per_worker(config: pytest.Config) -> int:
-    raw = setting(config, "lem_gpus_per_worker")
-    try:
-        value = int(raw) if raw is not None else 1
-    except ValueError:
-        raise pytest.UsageError(f"--lem-gpus-per-worker: expected an integer, got {raw!r}") from None
-    if value < 1:
-        raise pytest.UsageError(f"--lem-gpus-per-worker: must be >= 1, got {value}")
-    return value
+    """GPUs per xdist worker (validated by the option's parser)."""
+    return int(resolve(config, "lem_gpus_per_worker"))
 
 
 def worker_gpus(gpus: list[str], per_worker: int, index: int) -> list[str]:

@@ -88,7 +88,8 @@ class Comparison:
         if self.p_value is None:
             test = f"point comparison, n={self.n_old}/{self.n_new} < {MIN_CYCLES_FOR_TEST}: not significant"
         else:
-            ci = f"95 % CI {(self.ci_low - 1) * 100:+.1f} to {(self.ci_high - 1) * 100:+.1f} %"
+            low, high = (math.nan if v is None else v for v in (self.ci_low, self.ci_high))
+            ci = f"95 % CI {(low - 1) * 100:+.1f} to {(high - 1) * 100:+.1f} %"
             test = (f"{ci}, p = {self.p_value:.2g} {'<' if self.p_value < self.alpha else '>='} {self.alpha:g} "
                     f"(one-sided Welch t on {self.scale} cycle values, {self.n_new} vs {self.n_old} saved cycles)")
         verdict = "REGRESSION" if self.regression else "ok"
@@ -186,7 +187,3 @@ def format_comparisons(comparisons: list[Comparison], old: dict[str, Any], new: 
     for c in comparisons:
         lines.append(f"  {c.experiment_id}: {c.message()}")
     return lines
-
-
-def is_finite(value: Any) -> bool:
-    return isinstance(value, int | float) and math.isfinite(value)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy.special import stdtrit
 
 METHOD_T = "t"
@@ -38,9 +39,10 @@ def t_quantile(n: int | np.ndarray, confidence: float) -> np.ndarray:
         return np.where(n >= 2, stdtrit(np.maximum(n - 1, 1), (1 + confidence) / 2), np.nan)
 
 
-def t_bounds(mean: np.ndarray, sd: np.ndarray, n: np.ndarray, confidence: float) -> tuple[np.ndarray, np.ndarray]:
+def t_bounds(mean: ArrayLike, sd: ArrayLike, n: ArrayLike, confidence: float) -> tuple[np.ndarray, np.ndarray]:
     """Student-t interval of the mean, elementwise."""
-    half = t_quantile(n, confidence) * np.asarray(sd) / np.sqrt(np.maximum(np.asarray(n, dtype=np.float64), 1))
+    count = np.asarray(n, dtype=np.float64)
+    half = t_quantile(count, confidence) * np.asarray(sd) / np.sqrt(np.maximum(count, 1))
     return np.asarray(mean) - half, np.asarray(mean) + half
 
 

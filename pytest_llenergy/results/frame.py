@@ -32,9 +32,9 @@ CORE_COLUMNS: tuple[str, ...] = (
     "mean_power_w", "peak_power_w", "n_samples", "sample_hz", "n_devices", "mean_utilization_pct",
     "max_temperature_c", "peak_memory_mb", "estimated", "simulated", "throttled", "short_window",
     "throttle_s", "flags", "latency_mode", "batch_latency_s_mean", "ttft_ms_mean", "ttft_ms_p95",
-    "itl_ms_mean", "itl_ms_p95", "warmup_converged", "warmup_iterations", "warmup_final_cv",
+    "itl_ms_mean", "itl_ms_p95", "warmup_converged", "warmup_iterations", "warmup_final_cv", "warmup_outcome", "warmup_s",
     "baseline_power_w", "baseline_method", "baseline_deep_idle_w", "gap_kind", "gap_waited_s",
-    "load_cold", "load_time_s", "n_windows", "warnings", "timeseries_path", "run_dir", "source_file",
+    "load_cold", "load_time_s", "load_status", "n_windows", "warnings", "timeseries_path", "run_dir", "source_file",
 )
 FLAG_COLUMNS: tuple[str, ...] = ("estimated", "simulated", "throttled", "short_window", "warmup_converged", "load_cold",
                                  "edge_corrected", "uncertain", "host_bound")
@@ -42,7 +42,7 @@ INT_COLUMNS: tuple[str, ...] = ("experiment_index", "cycle", "cycles_total")
 TEXT_COLUMNS: tuple[str, ...] = (
     "campaign", "run_id", "experiment_id", "item_id", "status", "error", "backend", "model", "precision",
     "started_at", "ended_at", "energy_source", "edge_method", "flags", "latency_mode", "baseline_method", "gap_kind",
-    "warnings", "timeseries_path", "run_dir", "source_file", "requests_path",
+    "warnings", "timeseries_path", "run_dir", "source_file", "requests_path", "warmup_outcome", "load_status",
 )
 
 
@@ -132,7 +132,7 @@ def _energy_columns(window: WindowEnergy | None, result: ExperimentResult) -> di
 def result_row(result: ExperimentResult, run_dir: Path | None = None, source: Path | None = None) -> dict[str, Any]:
     """One flat row for one result; see CORE_COLUMNS for the names."""
     cfg = result.config
-    workload = cfg.get("workload") if isinstance(cfg.get("workload"), dict) else {}
+    workload: dict[str, Any] = cfg["workload"] if isinstance(cfg.get("workload"), dict) else {}
     row: dict[str, Any] = {
         "campaign": result.campaign, "run_id": result.run_id, "experiment_id": result.experiment_id,
         "experiment_index": result.experiment_index, "cycle": result.cycle, "cycles_total": result.cycles_total,
@@ -155,7 +155,8 @@ def result_row(result: ExperimentResult, run_dir: Path | None = None, source: Pa
                    ttft_ms_p95=lat.ttft_ms_p95, itl_ms_mean=lat.itl_ms_mean, itl_ms_p95=lat.itl_ms_p95)
     if result.warmup is not None:
         row.update(warmup_converged=result.warmup.converged, warmup_iterations=result.warmup.iterations,
-                   warmup_final_cv=result.warmup.final_cv)
+                   warmup_final_cv=result.warmup.final_cv, warmup_outcome=result.warmup.outcome,
+                   warmup_s=result.warmup.duration_s)
     if result.baseline is not None:
         row["baseline_method"] = result.baseline.method
         if row.get("baseline_power_w") is None:
@@ -165,7 +166,7 @@ def result_row(result: ExperimentResult, run_dir: Path | None = None, source: Pa
     if result.gap is not None:
         row.update(gap_kind=result.gap.kind, gap_waited_s=result.gap.waited_s)
     if result.load is not None:
-        row.update(load_cold=result.load.cold, load_time_s=result.load.load_time_s)
+        row.update(load_cold=result.load.cold, load_time_s=result.load.load_time_s, load_status=result.load.status)
     row.update(phase_columns(result))
     row.update(footprint_columns(result.footprint))
     _flatten("config", cfg, row)

@@ -37,6 +37,7 @@ class Manifest(BaseModel):
     schema_version: int = 1
     campaign: str
     campaign_hash: str
+    description: str = ""
     run_id: str
     seed: int
     order: str
@@ -59,7 +60,7 @@ class ManifestWriter:
     @classmethod
     def open(cls, path: Path, *, campaign: str, campaign_hash: str, run_id: str, seed: int, order: str,
              cycles: int, planned: list[tuple[str, int, str]], group_by: list[str] | None = None,
-             dropped: list[str] | tuple[str, ...] = ()) -> ManifestWriter:
+             dropped: list[str] | tuple[str, ...] = (), description: str = "") -> ManifestWriter:
         """Load the run's manifest (resumed run) or start one; add planned items not yet listed."""
         manifest = load_manifest(path)
         if manifest is None:
@@ -67,6 +68,7 @@ class ManifestWriter:
             manifest = Manifest(campaign=campaign, campaign_hash=campaign_hash, run_id=run_id, seed=seed,
                                 order=order, cycles=cycles, created_at=now, updated_at=now, entries={})
         manifest.campaign_hash = campaign_hash
+        manifest.description = description
         if group_by is not None:
             manifest.group_by = list(group_by)
         planned_ids = {experiment_id for experiment_id, _, _ in planned}

@@ -66,6 +66,7 @@ class WebhookSender:
 
     def _post(self, payload: dict[str, Any]) -> None:
         body = json.dumps(payload, default=str).encode()
+        error: Exception | None = None
         for attempt in range(self.retries + 1):
             request = urllib.request.Request(self.url, data=body, method="POST",
                                              headers={"Content-Type": "application/json", "User-Agent": "pytest-llenergy"})

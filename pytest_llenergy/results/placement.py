@@ -28,7 +28,7 @@ def _environment(run_dir: Path) -> dict[str, Any]:
 def hardware_signature(environment: dict[str, Any]) -> dict[str, Any]:
     """GPU models (sorted, distinct) and driver of one run's environment; None where unknown."""
     gpu = environment.get("gpu") or {}
-    models = sorted({d.get("name") for d in gpu.get("devices") or [] if isinstance(d, dict) and d.get("name")})
+    models = sorted({str(d["name"]) for d in gpu.get("devices") or [] if isinstance(d, dict) and d.get("name")})
     return {"host": environment.get("host"), "gpu_models": models or None, "driver": gpu.get("driver_version")}
 
 

@@ -15,9 +15,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from pytest_llenergy.results.phase_plots import phase_spans, request_table, shade_phases
-
 from pytest_llenergy.results.metrics import metric_label
+from pytest_llenergy.results.phase_plots import phase_spans, request_table, shade_phases
 from pytest_llenergy.results.summary import Summary
 
 if TYPE_CHECKING:
@@ -69,7 +68,8 @@ def plot_power_timeline(parquet: Path, out: Path, *, title: str | None = None,
     frame = pd.read_parquet(parquet)
     fig = _figure(8, 3.2)
     ax = fig.add_subplot()
-    offset, colors, spans = 0.0, {}, []
+    offset, spans = 0.0, []
+    colors: dict[str, Any] = {}
     durations = durations or {}
     for k, (name, part) in enumerate(_windows(frame)):
         t = part["t_s"].to_numpy(dtype=float)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from pytest_llenergy.results.carbon import CARBON_COLUMNS
 from pytest_llenergy.results.export import write_summary_csv, write_summary_json
@@ -27,7 +28,7 @@ PLOTS_DIR = "plots"
 MANIFEST_FILE = "manifest.json"
 
 
-def _manifests(run_dirs: Sequence[Path]) -> list[dict]:
+def _manifests(run_dirs: Sequence[Path]) -> list[dict[str, Any]]:
     found = []
     for run_dir in run_dirs:
         try:
@@ -46,6 +47,12 @@ def manifest_seed(run_dirs: Sequence[Path]) -> int | None:
         if isinstance(seed, int) and not isinstance(seed, bool):
             return seed
     return None
+
+
+def manifest_descriptions(run_dirs: Sequence[Path]) -> list[str]:
+    """The campaigns' descriptions recorded in the manifests (each once, empty ones left out)."""
+    texts = [str(d.get("description") or "").strip() for d in _manifests(run_dirs)]
+    return list(dict.fromkeys(t for t in texts if t))
 
 
 def manifest_group_by(run_dirs: Sequence[Path]) -> list[str] | None:
@@ -107,7 +114,9 @@ def build_outputs(run_dir: Path | Sequence[Path], *, out_dir: Path | None = None
     summary.header["wall_time"] = wall_time_breakdown(run_dirs)
     outputs = {"summary.json": write_summary_json(out_dir / SUMMARY_JSON, summary, run_dirs=run_dirs),
                "summary.csv": write_summary_csv(out_dir / SUMMARY_CSV, summary)}
-    charts, timelines, problems = {}, {}, []
+    charts: dict[str, Path] = {}
+    timelines: dict[str, Path] = {}
+    problems: list[str] = []
     if plots and len(df):
         from pytest_llenergy.results.plots import campaign_charts, timeline_charts
 
@@ -119,7 +128,7 @@ def build_outputs(run_dir: Path | Sequence[Path], *, out_dir: Path | None = None
         outputs.update({f"plot: {name}": path for name, path in {**charts, **timelines}.items()})
     remove_stale_plots(out_dir / PLOTS_DIR, {Path(p).resolve() for p in {**charts, **timelines}.values()})
     outputs[REPORT_FILE] = build_report(run_dirs, summary, charts=charts, timelines=timelines, problems=problems,
-                                          out=out_dir / REPORT_FILE)
+                                          out=out_dir / REPORT_FILE, descriptions=manifest_descriptions(run_dirs))
     summary.outputs = {name: str(path) for name, path in outputs.items()}
     return summary
 

@@ -123,7 +123,7 @@ def _stats_rows(frame: pd.DataFrame, label_col: str, metrics: list[str], extra: 
     for _, row in frame.iterrows():
         n = row.get(f"{metrics[0]}_n") if metrics else None
         cells = [f'<td class="id">{escape(str(row.get(label_col)))}</td>', *[_cell(row.get(c)) for c in extra],
-                 _cell(None if _missing(n) else int(n))]
+                 _cell(None if n is None or _missing(n) else int(n))]
         for metric in metrics:
             ci = _ci_text(row, metric)
             cells += [_cell(row.get(f"{metric}_mean")), f'<td class="num">{escape(ci)}</td>' if ci else _cell(None)]
@@ -186,8 +186,10 @@ def _run_table(summary: Summary, run_dirs: list[Path]) -> str:
 
 def build_report(run_dir: Path | list[Path], summary: Summary, *, charts: dict[str, Path] | None = None,
                  timelines: dict[str, Path] | None = None, problems: list[str] | None = None,
-                 out: Path | None = None) -> Path:
-    """Write ``report.html`` (into ``out``, default ``run_dir``/report.html) and return its path."""
+                 out: Path | None = None, descriptions: list[str] | None = None) -> Path:
+    """Write ``report.html`` (into ``out``, default ``run_dir``/report.html) and return its path.
+
+    ``descriptions``: the campaigns' ``description`` texts, shown under the title."""
     run_dirs = [Path(p) for p in (run_dir if isinstance(run_dir, list) else [run_dir])]
     out = Path(out) if out is not None else run_dirs[0] / REPORT_FILE
     campaign = ", ".join(map(str, summary.header.get("campaigns", []))) or "results"
@@ -195,6 +197,7 @@ def build_report(run_dir: Path | list[Path], summary: Summary, *, charts: dict[s
     metrics = [m for m in dict.fromkeys((summary.main_metric, "energy_per_output_token_j", "tokens_per_s"))
                if m and m in summary.metrics]
     parts = [f"<h1>llenergy report: {escape(campaign)}</h1>", f'<p class="sub">run {escape(run_ids)}</p>',
+             *(f'<p class="description">{escape(text)}</p>' for text in descriptions or ()),
              _banners(summary), "<h2>Run</h2>", _run_table(summary, run_dirs),
              "<h2>Flags</h2>", _kv(summary.flag_counts().items()), "<h2>Experiments</h2>",
              _stats_table(summary.experiments, "experiment_id", metrics, ["backend", "model", "precision", "batch_size"],

@@ -6,11 +6,11 @@ by token work (see docs/methodology.md, "Per-request energy"). Every row says so
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pytest_llenergy.config.files import write_atomically
 from pytest_llenergy.results.schema import ExperimentResult
 
 if TYPE_CHECKING:
@@ -32,14 +32,7 @@ def write_requests(path: Path, rows: list[dict[str, Any]]) -> Path:
     import pandas as pd
 
     df = pd.DataFrame.from_records(rows, columns=list(REQUEST_COLUMNS))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        df.to_parquet(partial, index=False)
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
-    return path
+    return write_atomically(path, lambda partial: df.to_parquet(partial, index=False))
 
 
 def phase_columns(result: ExperimentResult) -> dict[str, Any]:
@@ -75,7 +68,7 @@ def request_frame(items: Iterable[tuple[ExperimentResult, Path | None]]) -> pd.D
         if not path.is_file():
             continue
         df = pd.read_parquet(path)
-        workload = result.config.get("workload") if isinstance(result.config.get("workload"), dict) else {}
+        workload: dict[str, Any] = result.config["workload"] if isinstance(result.config.get("workload"), dict) else {}
         ids = {"campaign": result.campaign, "run_id": result.run_id, "experiment_id": result.experiment_id,
                "cycle": result.cycle, "item_id": result.item_id, "backend": result.backend, "model": result.model,
                "batch_size": workload.get("batch_size")}

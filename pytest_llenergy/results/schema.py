@@ -94,6 +94,9 @@ class BaselineInfo(ResultModel):
     temperature_c: dict[str, float | None] = Field(default_factory=dict)
     deep_idle_w: dict[str, float] | None = None
     drift_pct: float | None = None
+    primed: bool | None = Field(
+        None, description="NVML: whether the GPU priming burst ran before the baseline (false: see the result's warnings)."
+    )
 
 
 class WarmupOutcome(ResultModel):

@@ -19,7 +19,7 @@ import datetime as dt
 import inspect
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,7 +34,14 @@ from pytest_llenergy.results.bootstrap import (
     expanded_alpha,
     group_intervals,
 )
-from pytest_llenergy.results.coverage import METHOD_T, coverage, coverage_arrays, cycles_needed, t_bounds, use_t
+from pytest_llenergy.results.coverage import (
+    METHOD_T,
+    coverage,
+    coverage_arrays,
+    cycles_needed,
+    t_bounds,
+    use_t,
+)
 from pytest_llenergy.results.interval import BootstrapCI
 from pytest_llenergy.results.metrics import metric_column
 from pytest_llenergy.results.summary import Summary, experiment_table, group_labels
@@ -117,8 +124,8 @@ def bootstrap_ci(values: Sequence[float] | np.ndarray, *, confidence: float = 0.
     if kind is None:
         raise ValueError(f"unknown bootstrap method {method!r} (BCa, percentile or basic)")
     if expand and use_t(n):
-        low, high = t_bounds(np.float64(mean), np.float64(sd), np.float64(n), confidence)
-        return BootstrapCI(n, mean, sd, float(low), float(high), METHOD_T, few, confidence,
+        t_low, t_high = t_bounds(np.float64(mean), np.float64(sd), np.float64(n), confidence)
+        return BootstrapCI(n, mean, sd, float(t_low), float(t_high), METHOD_T, few, confidence,
                            *coverage(METHOD_T, n, confidence))
     level = 1 - 2 * float(expanded_alpha(confidence, n / (n - 1), n - 1)) if expand else confidence
     low, high, problem = _scipy_interval(x, level, n_resamples, seed, kind)
@@ -232,7 +239,8 @@ def _experiment_intervals(cube: np.ndarray, n: np.ndarray, *, confidence: float,
     return low, high, method
 
 
-def _group_alpha(sd: np.ndarray, n: np.ndarray, weight: np.ndarray, by_group, confidence: float,
+def _group_alpha(sd: np.ndarray, n: np.ndarray, weight: np.ndarray, by_group: Callable[[np.ndarray], np.ndarray],
+                 confidence: float,
                  expand: bool) -> np.ndarray:
     """Per-group tail: the stratified analogue of the one-sample expansion (Welch-Satterthwaite df)."""
     alpha = (1 - confidence) / 2
@@ -305,7 +313,7 @@ def summarize(df: pd.DataFrame, *, metrics: Sequence[str] = DEFAULT_METRICS, gro
     ``bootstrap.expanded_alpha``).
     """
     if seed is None:
-        seed = int(np.random.SeedSequence().entropy % 2**32)
+        seed = int(np.random.SeedSequence().generate_state(1)[0])
     resolved = [m if m in df.columns else metric_column(m) for m in metrics]  # unknown names raise
     metrics = [m for m in dict.fromkeys(resolved) if m in df.columns]
     experiments = sorted(df["experiment_id"].unique().tolist()) if len(df) else []

@@ -58,10 +58,6 @@ class RunDirectory:
     def timeseries_dir(self) -> Path:
         return self.path / "timeseries"
 
-    @property
-    def plots_dir(self) -> Path:
-        return self.path / "plots"
-
     def result_path(self, experiment_id: str, cycle: int) -> Path:
         return self.experiments_dir / f"{result_key(experiment_id, cycle)}.json"
 

@@ -80,6 +80,7 @@ def test_transformers_coverage_meets_target():
         coverage("nope")
 
 
+@pytest.mark.slow
 def test_h200_validation_script_runs_without_pydantic(tmp_path):
     """The GPU validation script's --quick dry run, with pydantic made unimportable."""
     out = tmp_path / "dry.json"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import pytest
 
@@ -22,6 +23,7 @@ def test_available_without_importing_torch(backend):
     assert backend.available() == (True, "")
 
 
+@pytest.mark.slow
 def test_session_follows_the_protocol(backend):
     session = backend.load(experiment_at({}))
     assert isinstance(session, Session)
@@ -88,6 +90,18 @@ def test_file_prompts_run(backend, tmp_path):
     prepared = session.prepare(session.experiment.workload, base_dir=tmp_path)
     assert prepared.texts == ["hello there", "a longer prompt about energy and tokens", "hello there"]
     assert session.run(prepared).output_tokens == 6
+
+
+def test_relative_prompt_file_resolves_from_the_session_base_dir(backend, tmp_path, monkeypatch):
+    (tmp_path / "campaign").mkdir()
+    (tmp_path / "campaign" / "prompts.jsonl").write_text('{"prompt": "hello there"}\n{"prompt": "energy"}\n')
+    monkeypatch.chdir(tmp_path)  # not where the prompt file is
+    session = backend.load(experiment_at({"workload": {"prompts": {"file": "prompts.jsonl"}, "num_prompts": 2,
+                                                       "batch_size": 2, "input_tokens": 64, "output_tokens": 2}}))
+    with pytest.raises(BackendError, match="prompts.jsonl"):
+        session.prepare(session.experiment.workload)
+    session.base_dir = tmp_path / "campaign"  # what the plugin sets: the campaign file's folder
+    assert session.prepare(session.experiment.workload).texts == ["hello there", "energy"]
 
 
 def test_file_prompt_errors_surface(backend, tmp_path):
@@ -216,12 +230,9 @@ def test_missing_flash_attention_is_an_error_not_a_fallback(backend):
         backend.load(experiment_at({"transformers.attn_implementation": "flash_attention_2"}))
 
 
-def test_spreading_device_map_without_accelerate_is_an_error(backend):
-    import importlib.util
-
-    if importlib.util.find_spec("accelerate") is not None:
-        pytest.skip("accelerate is installed here")
-    with pytest.raises(BackendError, match="accelerate"):
+def test_spreading_device_map_without_accelerate_is_an_error(backend, monkeypatch):
+    monkeypatch.setitem(sys.modules, "accelerate", None)  # as if not installed: find_spec gives None
+    with pytest.raises(BackendError, match="device_map 'auto' needs the accelerate package"):
         backend.load(experiment_at({"transformers.device_map": "auto"}))
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from pytest_llenergy.backends.session import IMPORT_PROBLEMS
 from pytest_llenergy.config.experiment import ExperimentConfig
 from pytest_llenergy.config.paths import set_path
 
@@ -41,7 +42,7 @@ def fake_trt(monkeypatch, tmp_path):
     for name in saved:
         del sys.modules[name]
     sys.path.insert(0, str(FAKE_DIR))
-    monkeypatch.setattr(tensorrt_backend, "_IMPORT_PROBLEM", None)
+    monkeypatch.delitem(IMPORT_PROBLEMS, "tensorrt_llm", raising=False)
     monkeypatch.setattr(tensorrt_backend, "gpu_architecture", lambda: FAKE_GPU)
     monkeypatch.setenv("LEM_CACHE_DIR", str(tmp_path / "lem-cache"))
     import tensorrt_llm

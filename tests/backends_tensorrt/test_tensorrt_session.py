@@ -158,3 +158,16 @@ def test_random_weights_build_from_the_saved_checkpoint(fake_trt, monkeypatch, t
     meta = json.loads((Path(session.engine_info["engine_dir"]) / ENGINE_MARKER).read_text())
     assert meta["key"]["model"] == {"random": "tiny-llama", "checkpoint_key": "ck-float16-2"}
     assert all(0 <= t < 512 and t > 2 for b in workload.batches for p in b for t in p)
+
+
+def test_relative_prompt_file_resolves_from_the_session_base_dir(fake_trt, tmp_path, monkeypatch):
+    (tmp_path / "campaign").mkdir()
+    (tmp_path / "campaign" / "prompts.jsonl").write_text('{"prompt": "hello there"}\n{"prompt": "energy"}\n')
+    monkeypatch.chdir(tmp_path)  # not where the prompt file is
+    exp = experiment(None, workload={"prompts": {"file": "prompts.jsonl"}, "num_prompts": 2, "batch_size": 2,
+                                     "input_tokens": 64, "output_tokens": 2})
+    session = TensorrtBackend().load(exp)
+    with pytest.raises(BackendError, match="prompts.jsonl"):
+        session.prepare(exp.workload)
+    session.base_dir = tmp_path / "campaign"  # what the plugin sets: the campaign file's folder
+    assert session.prepare(exp.workload).texts == ["hello there", "energy"]

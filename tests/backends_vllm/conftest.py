@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from pytest_llenergy.backends.session import IMPORT_PROBLEMS
 from pytest_llenergy.config.experiment import ExperimentConfig
 from pytest_llenergy.config.paths import set_path
 
@@ -38,13 +39,12 @@ def _vllm_modules() -> dict[str, Any]:
 @pytest.fixture
 def fake_vllm(monkeypatch, tmp_path):
     """The fake vllm package imported as ``vllm`` (any real one set aside and restored afterwards)."""
-    from pytest_llenergy.backends.vllm import backend as vllm_backend
 
     saved = _vllm_modules()
     for name in saved:
         del sys.modules[name]
     sys.path.insert(0, str(FAKE_DIR))
-    monkeypatch.setattr(vllm_backend, "_IMPORT_CHECKED", None)
+    monkeypatch.delitem(IMPORT_PROBLEMS, "vllm", raising=False)
     monkeypatch.setenv("LEM_CACHE_DIR", str(tmp_path / "lem-cache"))
     import vllm
 

@@ -30,3 +30,18 @@ def test_loaded_engine_reports_its_reservation_and_two_share_a_gpu_only_when_the
     _, info = cache.get(backend, experiment(), "c")  # vLLM's default 0.9: nothing else fits beside it
     assert [e["load_key"] for e in info["evicted"]] == ["a", "b"] and list(cache.resident) == ["c"]
     cache.close_all()
+
+
+def test_probe_is_one_short_generate_of_the_real_first_batch(fake_vllm):
+    from .conftest import calls
+
+    session = VllmBackend().load(experiment())
+    try:
+        workload = session.prepare(session.experiment.workload)
+        fake_vllm.CALLS.clear()
+        session.probe(workload, 3)
+    finally:
+        session.close()
+    (generated,) = calls(fake_vllm, "generate")
+    assert len(generated["prompts"]) == len(workload.batches[0])
+    assert [c["max_tokens"] for c in calls(fake_vllm, "SamplingParams")] == [3]

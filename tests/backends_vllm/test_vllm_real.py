@@ -11,7 +11,7 @@ from pytest_llenergy.config.experiment import ExperimentConfig
 
 from .conftest import TINY_HD32, real_vllm_reason
 
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(real_vllm_reason() is not None, reason=str(real_vllm_reason()))]
+pytestmark = [pytest.mark.slow, pytest.mark.requires("vllm"), pytest.mark.skipif(real_vllm_reason() is not None, reason=str(real_vllm_reason()))]
 
 MODEL = {"name": TINY_HD32, "weights": "random"}
 WORKLOAD = {"prompts": "synthetic", "num_prompts": 6, "input_tokens": 24, "output_tokens": 12, "batch_size": 3, "seed": 0}

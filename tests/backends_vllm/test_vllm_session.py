@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from pytest_llenergy.backends.base import BackendError
+from pytest_llenergy.backends.session import IMPORT_PROBLEMS
 from pytest_llenergy.backends.vllm import backend as vllm_backend
 from pytest_llenergy.backends.vllm.backend import VllmBackend, request_latencies
 
@@ -21,7 +22,7 @@ def test_unavailable_without_vllm_names_the_reason(monkeypatch):
 
 def test_unavailable_when_import_fails_names_the_error(monkeypatch):
     monkeypatch.setattr(vllm_backend, "find_spec", lambda name: object())
-    monkeypatch.setattr(vllm_backend, "_IMPORT_CHECKED", "import vllm failed: ImportError: torchvision::nms")
+    monkeypatch.setitem(IMPORT_PROBLEMS, "vllm", "import vllm failed: ImportError: torchvision::nms")
     assert VllmBackend().available() == (False, "import vllm failed: ImportError: torchvision::nms")
 
 
@@ -200,3 +201,16 @@ def test_random_weights_load_from_the_saved_checkpoint(fake_vllm, monkeypatch, t
     assert calls(fake_vllm, "LLM")[-1]["model"] == str(tmp_path)
     assert all(0 <= t < 512 and t not in (0, 1, 2) for b in workload.batches for p in b for t in p)
     assert session.engine_info["checkpoint_key"] == "k"
+
+
+def test_relative_prompt_file_resolves_from_the_session_base_dir(fake_vllm, tmp_path, monkeypatch):
+    (tmp_path / "campaign").mkdir()
+    (tmp_path / "campaign" / "prompts.jsonl").write_text('{"prompt": "hello there"}\n{"prompt": "energy"}\n')
+    monkeypatch.chdir(tmp_path)  # not where the prompt file is
+    exp = experiment(None, workload={"prompts": {"file": "prompts.jsonl"}, "num_prompts": 2, "batch_size": 2,
+                                     "input_tokens": 64, "output_tokens": 2})
+    session = VllmBackend().load(exp)
+    with pytest.raises(BackendError, match="prompts.jsonl"):
+        session.prepare(exp.workload)
+    session.base_dir = tmp_path / "campaign"  # what the plugin sets: the campaign file's folder
+    assert session.prepare(exp.workload).texts == ["hello there", "energy"]

@@ -371,6 +371,7 @@ class TestPersistent:
 class TestRealCommands:
     """The real ``docker`` CLI and process runner, without needing a daemon."""
 
+    @pytest.mark.requires("docker")
     def test_daemon_down_with_the_real_cli(self, tmp_path):
         docker = shutil.which("docker")
         if docker is None:

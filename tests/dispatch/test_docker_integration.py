@@ -29,7 +29,7 @@ from pytest_llenergy.dispatch import DispatchError, daemon_version, image_info
 
 from .conftest import FAILING_TEST, manifest, results
 
-pytestmark = pytest.mark.docker
+pytestmark = [pytest.mark.docker, pytest.mark.requires("docker")]
 
 PLUGIN_SOURCE = Path(pytest_llenergy.__file__).resolve().parent.parent
 
@@ -86,8 +86,10 @@ def _compose_flavours() -> list:
             return False
 
     flavours = []
-    for name, argv in (("v2", ["docker", "compose"]), ("v1", ["docker-compose"])):
-        marks = () if works(argv) else pytest.mark.skip(reason=f"`{' '.join(argv)}` not installed")
+    for name, argv, component in (("v2", ["docker", "compose"], "compose"), ("v1", ["docker-compose"], "docker-compose")):
+        marks = [pytest.mark.requires(component)]
+        if not works(argv):
+            marks.append(pytest.mark.skip(reason=f"`{' '.join(argv)}` not installed (scripts/ci_docker.sh installs it)"))
         flavours.append(pytest.param(argv, id=name, marks=marks))
     return flavours
 

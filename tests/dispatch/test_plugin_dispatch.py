@@ -29,6 +29,7 @@ def _argv_value(argv: list[str], prefix: str) -> str:
 
 
 class TestEphemeral:
+    @pytest.mark.slow
     def test_items_run_in_containers_and_follow_their_outcome(self, pytester, fake_docker, monkeypatch):
         monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,3")
         write_fake_project(pytester, fake_campaign(pytester.path), FAILING_TEST)
@@ -167,6 +168,7 @@ class TestFailurePaths:
 
 
 class TestPersistent:
+    @pytest.mark.slow
     def test_one_worker_keeps_the_model_loaded_down_at_end(self, pytester, fake_docker):
         write_fake_project(pytester, fake_campaign(pytester.path), conftest=REUSING_BACKEND_CONFTEST)
         result = pytester.runpytest("--lem-campaign", "campaign.yaml", "--lem-container-strategy", "persistent",
@@ -212,20 +214,23 @@ class TestRouting:
         pytester.runpytest("--lem-campaign", "campaign.yaml", "-p", "no:cacheprovider").assert_outcomes(passed=1)
         assert fake_docker.calls() == []
 
-    def test_option_overrides_campaign_and_ini_twin_works(self, pytester, fake_docker):
-        write_fake_project(pytester, fake_campaign(pytester.path).replace("mode: docker", "mode: local"))
+    def test_option_beats_campaign_which_beats_the_ini_twin(self, pytester, fake_docker):
+        write_fake_project(pytester, fake_campaign(pytester.path).replace("  mode: docker\n", ""))  # mode unset
         pytester.makeini("[pytest]\nlem_dispatch = docker\nlem_container_strategy = persistent\n")
         result = pytester.runpytest("--lem-campaign", "campaign.yaml", "--collect-only")
         result.stdout.fnmatch_lines(["llenergy: dispatch docker, container strategy persistent, compose file compose.yaml"])
-        result = pytester.runpytest("--lem-campaign", "campaign.yaml", "--lem-dispatch", "local", "--collect-only")
-        assert "llenergy: dispatch docker" not in result.stdout.str()
+        write_fake_project(pytester, fake_campaign(pytester.path).replace("mode: docker", "mode: local"))
+        result = pytester.runpytest("--lem-campaign", "campaign.yaml", "--collect-only")
+        assert "llenergy: dispatch docker" not in result.stdout.str()  # the campaign's mode beats the ini's
+        result = pytester.runpytest("--lem-campaign", "campaign.yaml", "--lem-dispatch", "docker", "--collect-only")
+        result.stdout.fnmatch_lines(["llenergy: dispatch docker, container strategy persistent, *"])
 
     def test_bad_ini_value(self, pytester, fake_docker):
         write_fake_project(pytester, fake_campaign(pytester.path))
         pytester.makeini("[pytest]\nlem_dispatch = kubernetes\n")
         result = pytester.runpytest("--lem-campaign", "campaign.yaml", "--collect-only")
         assert result.ret == pytest.ExitCode.USAGE_ERROR
-        result.stderr.fnmatch_lines(["*lem_dispatch: expected local, docker or auto, got 'kubernetes'*"])
+        result.stderr.fnmatch_lines(["*ini option lem_dispatch *: Input should be 'local', 'docker' or 'auto' (got 'kubernetes')"])
 
     def test_auto_runs_importable_backends_here_and_the_rest_in_containers(self, pytester, fake_docker):
         pytest.importorskip("torch")

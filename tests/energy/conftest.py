@@ -55,6 +55,8 @@ class ScriptedSource(BaseSource):
         self._t0 = self.clock()
         self.fail_after, self.stall = fail_after, stall
         self.reads = 0
+        self.stalled = False
+        self.failed = False
 
     def devices(self) -> list[DeviceInfo]:
         return [DeviceInfo(f"gpu{i}", "Scripted", f"GPU-scripted-{i}", i) for i in range(self._n)]
@@ -62,6 +64,7 @@ class ScriptedSource(BaseSource):
     def _t(self) -> float:
         t = self.clock() - self._t0
         if self.fail_after is not None and t >= self.fail_after:
+            self.failed = True
             raise SourceError("gpu0: power failed: GPU is lost")
         return t
 
@@ -70,7 +73,8 @@ class ScriptedSource(BaseSource):
 
         t = self._t()
         self.reads += 1
-        if self.stall and self.stall[0] <= t < self.stall[0] + 0.05:
+        if self.stall and not self.stalled and t >= self.stall[0]:  # the first read from stall[0] on stalls
+            self.stalled = True
             time.sleep(self.stall[1])
         return np.asarray(self._power(t), dtype=float)
 
@@ -78,6 +82,16 @@ class ScriptedSource(BaseSource):
         if self._temp is None:
             return {}
         return {"temperature_c": np.asarray(self._temp(self._t()), dtype=float)}
+
+
+def wait_for(event: Callable[[], bool], what: str, timeout_s: float = 60.0) -> None:
+    """Poll until ``event()`` holds (tests wait for events, never for a fixed time)."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while not event():
+        assert time.monotonic() < deadline, f"no {what} within {timeout_s:g} s"
+        time.sleep(0.005)
 
 
 @pytest.fixture

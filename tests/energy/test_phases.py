@@ -95,3 +95,16 @@ def test_steady_state_from_full_batch_to_drain():
     assert ss8.target_batch == 4 and ss8.flags == ()  # capped by the number of requests
     ss_never = steady_state(res, None)
     assert ss_never.target_batch == 4
+
+
+def test_sample_lag_moves_energy_back_across_boundaries():
+    segs, bounds, duration = batches_profile(2, prefill_s=0.1, decode_s=0.5, gap_s=0.1)
+    series, m = window(segs, duration)
+    lagged = type(series)(series.t_s + 0.04, series.power_w, series.labels, duration, series.mode, series.nominal_hz)
+    edges = {"perf_counter": (HOST0, HOST0 + duration)}
+    tl = timeline(bounds, 4, host0=HOST0)
+    naive = split_window(lagged, m, tl, edges, baseline_w=IDLE_W)
+    fixed = split_window(lagged, m, tl, edges, baseline_w=IDLE_W, lag_s=0.04)
+    truth = exact(segs, PREFILL_W)
+    assert abs(fixed.phases["prefill"].energy_j - truth) < abs(naive.phases["prefill"].energy_j - truth)
+    assert abs(fixed.phases["prefill"].energy_j - truth) <= 2 * fixed.phases["prefill"].uncertainty_j

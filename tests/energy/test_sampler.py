@@ -10,7 +10,7 @@ import pytest
 from pytest_llenergy.energy.sampler import Sampler, _Growable
 from pytest_llenergy.energy.sources import NvmlSource, ReplaySource
 
-from .conftest import ScriptedSource
+from .conftest import ScriptedSource, wait_for
 from .fake_pynvml import FakeGpu
 
 
@@ -34,10 +34,11 @@ def test_polling_collects_at_the_nominal_rate() -> None:
     src = ScriptedSource(lambda t: [100.0 + t, 50.0], n=2, temp=lambda t: [40.0, 41.0])
     s = Sampler(src, 50, aux_hz=10)
     s.start()
-    time.sleep(0.4)
+    wait_for(lambda: src.reads >= 12, "12th sample")
     ts = s.stop()
     assert s.mode == "poll" and ts.nominal_hz == 50 and ts.labels == ("gpu0", "gpu1")
-    assert 12 <= ts.n <= 30 and ts.power_w.shape == (ts.t_s.size, 2)
+    # polling on a 20 ms schedule never reads faster: at most one sample per period (+ the first)
+    assert 12 <= ts.n <= ts.duration_s * 50 + 1 and ts.power_w.shape == (ts.t_s.size, 2)
     assert ts.t_s[0] >= 0 and ts.t_s[-1] == pytest.approx(ts.duration_s, abs=0.02)
     assert np.all(np.diff(ts.t_s) > 0) and ts.error is None  # (gaps: load-dependent here)
     assert ts.aux["temperature_c"].shape == ts.power_w.shape  # held onto every power sample
@@ -79,7 +80,7 @@ def test_gaps_are_counted() -> None:
     src = ScriptedSource(lambda t: [10.0], stall=(0.1, 0.2))  # one 200 ms stall at 50 Hz
     s = Sampler(src, 50)
     s.start()
-    time.sleep(0.45)
+    wait_for(lambda: src.stalled and src.reads >= 2, "stall and a read after it")
     ts = s.stop()
     assert ts.gaps >= 1
 
@@ -88,10 +89,11 @@ def test_source_failure_keeps_partial_samples() -> None:
     src = ScriptedSource(lambda t: [42.0], fail_after=0.15)
     s = Sampler(src, 50)
     s.start()
-    time.sleep(0.35)
+    wait_for(lambda: src.failed, "source failure")
     ts = s.stop()
     assert ts.error == "gpu0: power failed: GPU is lost"
-    assert 4 <= ts.t_s.size and ts.t_s[-1] < 0.2 and np.allclose(ts.power_w, 42.0)
+    # every kept sample was read before the failure at 0.15 s of the source's clock (started earlier)
+    assert 1 <= ts.t_s.size == src.reads and ts.t_s[-1] < 0.15 and np.allclose(ts.power_w, 42.0)
 
 
 def test_unexpected_exception_is_reported_not_raised() -> None:
@@ -120,7 +122,7 @@ def test_to_frame_long_format() -> None:
     src = ScriptedSource(lambda t: [1.0, 2.0], n=2, temp=lambda t: [30.0, 31.0])
     s = Sampler(src, 20)
     s.start()
-    time.sleep(0.1)
+    wait_for(lambda: src.reads >= 2, "second sample")
     df = s.stop().to_frame(window="w")
     assert list(df.columns) == ["window", "t_s", "device", "power_w", "temperature_c"]
     assert set(df.device) == {"gpu0", "gpu1"}

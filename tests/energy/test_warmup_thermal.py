@@ -77,7 +77,8 @@ def test_waits_until_power_and_temperature_settle() -> None:
     clock = FakeClock(0.0)
     statuses: list[str] = []
     out = wait_until_settled(cooling_source(clock), {"gpu0": 120.0, "gpu1": 120.0},
-                             {"gpu0": 35.0, "gpu1": 36.0}, on_status=statuses.append,
+                             {"gpu0": 35.0, "gpu1": 36.0}, power_tolerance=0.15, temp_tolerance_c=5.0,
+                             on_status=statuses.append,
                              clock=clock, sleep=clock.advance)
     # power within 15 % needs exp(-t/5) < 18/570 -> t > 17.3 s; temperature within 5 C needs
     # 35 exp(-t/10) < 5 -> t > 19.5 s; plus a full second of readings
@@ -98,9 +99,16 @@ def test_below_baseline_counts_as_settled() -> None:
 def test_wait_is_bounded() -> None:
     clock = FakeClock(0.0)
     out = wait_until_settled(cooling_source(clock, tau=1e6), {"gpu0": 120.0}, {"gpu0": None},
-                             max_wait_s=3.0, clock=clock, sleep=clock.advance)
+                             power_tolerance=0.15, max_wait_s=3.0, clock=clock, sleep=clock.advance)
     assert out.settled is False and out.waited_s == pytest.approx(3.0, abs=0.11)
     assert "gpu0 power 690 W > 138 W" in out.reason
+
+
+def test_defaults_are_the_campaign_defaults() -> None:
+    clock = FakeClock(0.0)
+    out = wait_until_settled(cooling_source(clock, tau=1e6), {"gpu0": 120.0}, {"gpu0": None},
+                             max_wait_s=1.0, clock=clock, sleep=clock.advance)
+    assert "gpu0 power 690 W > 126 W" in out.reason  # 120 W x (1 + GapsConfig().power_tolerance = 0.05)
 
 
 def test_source_error_ends_the_wait() -> None:

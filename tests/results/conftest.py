@@ -25,6 +25,12 @@ def run_dir(tmp_path: Path) -> Path:
     return write_run(tmp_path, VALUES, config_of=CONFIGS).path
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "chromium" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.requires("chromium"))
+
+
 @pytest.fixture(scope="session")
 def chromium() -> str:
     path = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -62,13 +62,29 @@ def test_rows_of_a_batch_each_match_scipy_within_monte_carlo_error():
         assert abs(got.low[i] - low) < 0.05 * width and abs(got.high[i] - high) < 0.05 * width
 
 
-def test_bracket_misses_fall_back_to_exact_selection(monkeypatch: pytest.MonkeyPatch):
-    x = np.random.default_rng(3).gamma(2.0, size=(20, 8))
-    exact = bca_mean_intervals(x, rng=np.random.default_rng(5))
-    monkeypatch.setattr(bootstrap, "_SUBSAMPLE", 4)  # brackets from 4 values miss almost always
-    fallback = bca_mean_intervals(x, rng=np.random.default_rng(5))
-    np.testing.assert_allclose(fallback.low, exact.low, rtol=1e-12)
-    np.testing.assert_allclose(fallback.high, exact.high, rtol=1e-12)
+def test_bracket_misses_fall_back_to_exact_selection():
+    """A subsample that brackets nothing (all its values above every resample) forces the fallback."""
+    dist = np.random.default_rng(3).gamma(2.0, size=(6, 2000))
+    ranks = np.array([0, 49, 500, 1000, 1949, 1999])
+    misleading = np.full((6, 400), dist.max() + 1.0)  # thresholds above everything: no row's bracket holds
+    x0, x1 = bootstrap._order_statistics(dist, ranks, misleading)
+    exact = np.sort(dist, axis=1)
+    rows = np.arange(6)
+    np.testing.assert_array_equal(x0, exact[rows, ranks])
+    np.testing.assert_array_equal(x1, exact[rows, np.minimum(ranks + 1, 1999)])
+
+
+def test_bracketed_rows_match_exact_selection():
+    """A true sorted subsample brackets each rank: the counted band gives the exact order statistics."""
+    rng = np.random.default_rng(4)
+    dist = rng.gamma(2.0, size=(6, 2000))
+    ranks = np.array([0, 49, 500, 1000, 1949, 1999])
+    sub = np.sort(dist[:, rng.choice(2000, 400, replace=False)], axis=1)
+    x0, x1 = bootstrap._order_statistics(dist, ranks, sub)
+    exact = np.sort(dist, axis=1)
+    rows = np.arange(6)
+    np.testing.assert_array_equal(x0, exact[rows, ranks])
+    np.testing.assert_array_equal(x1, exact[rows, np.minimum(ranks + 1, 1999)])
 
 
 def test_constant_rows_and_tiny_samples():

@@ -75,3 +75,13 @@ class TestTerminalTable:
 
     def test_empty(self, tmp_path: Path):
         assert format_terminal_table(summarize(load(tmp_path), seed=1), 0) == ["llenergy: no results to summarise"]
+
+
+def test_the_campaign_description_is_shown_under_the_report_title(run_dir: Path):
+    (run_dir / "manifest.json").write_text(json.dumps({"seed": 1, "description": "Batch sizes <1..8> on gpt2"}))
+    build_outputs(run_dir, plots=False, n_resamples=200)
+    html = (run_dir / "report.html").read_text()
+    assert '<p class="description">Batch sizes &lt;1..8&gt; on gpt2</p>' in html
+    (run_dir / "manifest.json").write_text(json.dumps({"seed": 1}))
+    build_outputs(run_dir, plots=False, n_resamples=200)
+    assert 'class="description"' not in (run_dir / "report.html").read_text()

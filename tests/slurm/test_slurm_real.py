@@ -44,7 +44,7 @@ def test_inference(lem_experiment, lem_session, lem_result, energy):
         window.record(input_tokens=stats.input_tokens, output_tokens=stats.output_tokens)
     lem_result.record_generation(stats)
 """
-pytestmark = [pytest.mark.requires_slurm, pytest.mark.slow]
+pytestmark = [pytest.mark.requires_slurm, pytest.mark.requires("slurm"), pytest.mark.slow]
 
 
 def _answers(env: dict[str, str]) -> bool:

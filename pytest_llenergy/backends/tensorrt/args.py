@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from pytest_llenergy.backends.errors import BackendError
+from pytest_llenergy.backends.session import sampling_settings
 
 #: `tensorrt.quantization` -> `QuantAlgo` member name
 QUANT_ALGOS = {
@@ -186,15 +187,7 @@ def sampling(experiment: Any, output_tokens: int, seed: int | None) -> tuple[dic
     notes: list[str] = []
     kwargs: dict[str, Any] = {"max_tokens": output_tokens, "min_tokens": output_tokens, "ignore_eos": True}
     if decoder.get("do_sample"):
-        temperature = decoder.get("temperature")
-        if temperature == 0:
-            raise BackendError("decoder: do_sample with temperature 0 is contradictory; use temperature > 0 or greedy")
-        kwargs["temperature"] = 1.0 if temperature is None else temperature
-        for key in ("top_k", "top_p", "min_p"):
-            if decoder.get(key) is not None:
-                kwargs[key] = decoder[key]
-        if seed is not None:
-            kwargs["seed"] = seed
+        kwargs.update(sampling_settings(decoder, seed))
     else:
         kwargs["top_k"] = 1  # greedy in every TensorRT-LLM version
         explicit = experiment.decoder.model_dump(exclude_none=True)

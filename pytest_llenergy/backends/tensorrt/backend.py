@@ -16,7 +16,6 @@ against a fake ``tensorrt_llm`` (tests/fakes/fake_tensorrt_llm) that records eve
 from __future__ import annotations
 
 import gc
-import hashlib
 import json
 import os
 import shutil
@@ -29,6 +28,13 @@ from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 from pytest_llenergy.backends.base import BackendError, Footprint, GenerationStats, Workload
+from pytest_llenergy.backends.session import (
+    BaseSession,
+    import_problem,
+    jsonable,
+    load_key,
+    random_weights,
+)
 from pytest_llenergy.backends.tensorrt.args import engine_key, plan, sampling
 from pytest_llenergy.backends.tensorrt.objects import SEARCH_MODULES as SEARCH_MODULES
 from pytest_llenergy.backends.tensorrt.objects import accepts as accepts
@@ -40,6 +46,7 @@ from pytest_llenergy.backends.tensorrt.objects import (
 )
 from pytest_llenergy.backends.tensorrt.objects import find_class as find_class
 from pytest_llenergy.backends.tensorrt.phases import timeline
+from pytest_llenergy.config.tensorrt_section import TensorrtConfig
 
 if TYPE_CHECKING:
     from pytest_llenergy.config.experiment import ExperimentConfig, WorkloadConfig
@@ -63,19 +70,6 @@ def gpu_architecture() -> str | None:
     return f"sm{major}{minor}-{torch.cuda.get_device_name(0)}"
 
 
-_IMPORT_PROBLEM: str | None = None
-
-
-def _import_problem() -> str | None:
-    global _IMPORT_PROBLEM
-    if _IMPORT_PROBLEM is None:
-        try:
-            import tensorrt_llm  # noqa: F401
-        except Exception as exc:  # noqa: BLE001 - any failure makes the backend unavailable, with the reason
-            _IMPORT_PROBLEM = f"import tensorrt_llm failed: {type(exc).__name__}: {exc}"
-        else:
-            _IMPORT_PROBLEM = ""
-    return _IMPORT_PROBLEM or None
 
 
 def default_engine_dir() -> Path:
@@ -92,7 +86,7 @@ class TensorrtBackend:
     def available(self) -> tuple[bool, str]:
         if find_spec("tensorrt_llm") is None:
             return False, INSTALL_HINT
-        problem = _import_problem()
+        problem = import_problem("tensorrt_llm")
         if problem:
             return False, problem
         if gpu_architecture() is None:
@@ -102,16 +96,7 @@ class TensorrtBackend:
     def load_key(self, experiment: ExperimentConfig) -> str:
         """Equal for experiments that can share an engine: everything but the workload (its seed counts for
         random weights), since the session applies its own experiment's sampling settings."""
-        random = experiment.model is not None and experiment.model.weights == "random"
-        payload = {
-            "model": experiment.model.model_dump(mode="json") if experiment.model else None,
-            "precision": experiment.precision,
-            "tensorrt": experiment.tensorrt.model_dump(mode="json"),
-            "decoder": experiment.decoder.resolved(),
-            "weights_seed": experiment.workload.seed if random else None,
-        }
-        blob = json.dumps(payload, sort_keys=True, default=str)
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+        return load_key(experiment, weights_seed=experiment.workload.seed if random_weights(experiment) else None)
 
     def estimate_footprint(self, experiment: ExperimentConfig) -> Footprint | None:
         from pytest_llenergy.backends.tensorrt.footprint import tensorrt_footprint
@@ -125,39 +110,22 @@ class TensorrtBackend:
         return TensorrtSession(experiment)
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    return str(value)
-
-
 def _version() -> str:
     import tensorrt_llm
 
     return str(getattr(tensorrt_llm, "__version__", "unknown"))
 
 
-class TensorrtSession:
+class TensorrtSession(BaseSession[TensorrtConfig]):
     """A TensorRT-LLM engine (built or loaded from the cache), ready to prepare and run workloads."""
 
-    keep_output_ids: bool = False
-
     def __init__(self, experiment: ExperimentConfig) -> None:
-        self.experiment = experiment
-        self.section = experiment.tensorrt
+        super().__init__(experiment)
         self.llm: Any = None
-        self._tokenizer: Any = None
         self._sampling_cache: dict[tuple[int, int | None], Any] = {}
         self._sampling_records: dict[tuple[int, int | None], dict[str, Any]] = {}
         started = perf_counter()
-        spec = experiment.model
-        if spec is None:
-            raise BackendError("the experiment names no model")
-        self.random = spec.weights == "random"
+        spec = self.spec
         version = _version()
         gpu = gpu_architecture() or "unknown-gpu"
         self.plan = plan(experiment)
@@ -218,7 +186,7 @@ class TensorrtSession:
             "engine_cache": status,
             "engine_build_time_s": build_time,
             "plan": self.plan.describe(),
-            "llm_runtime_kwargs": _jsonable(runtime),
+            "llm_runtime_kwargs": jsonable(runtime),
             "notes": list(self.plan.notes),
         }
 
@@ -239,20 +207,12 @@ class TensorrtSession:
             shutil.rmtree(staging, ignore_errors=True)
 
     # --- tokens -----------------------------------------------------------------------------------------
-    @property
-    def tokenizer(self) -> Any:
-        if self._tokenizer is None:
-            if self.random:
-                from pytest_llenergy.backends.tokenizer import build_tokenizer
-
-                self._tokenizer = build_tokenizer(int(self._config["vocab_size"]))
-            else:
-                tok = getattr(self.llm, "tokenizer", None)
-                tok = getattr(tok, "tokenizer", tok)  # TensorRT-LLM wraps the HF tokenizer
-                if tok is None:
-                    raise BackendError(f"no tokenizer for {self.experiment.model.name!r}")
-                self._tokenizer = tok
-        return self._tokenizer
+    def _model_tokenizer(self) -> Any:
+        tok = getattr(self.llm, "tokenizer", None)
+        tok = getattr(tok, "tokenizer", tok)  # TensorRT-LLM wraps the HF tokenizer
+        if tok is None:
+            raise BackendError(f"no tokenizer for {self.spec.name!r}")
+        return tok
 
     def _token_space(self) -> tuple[int, list[int]]:
         if self.random:
@@ -264,24 +224,13 @@ class TensorrtSession:
 
     # --- protocol ------------------------------------------------------------------------------------------
     def prepare(self, workload: WorkloadConfig, base_dir: str | Path | None = None) -> Workload:
-        from pytest_llenergy.backends.workload import build_workload
-
         if self.llm is None:
             raise BackendError("this session is closed")
         if workload.streaming and self.section.beam_width not in (None, 1):
             raise BackendError("streaming does not work with beam search (tensorrt.beam_width > 1)")
-        vocab, specials = self._token_space()
-        encode = None
-        if workload.prompts != "synthetic":
-            tok = self.tokenizer
-
-            def encode(texts: list[str], max_tokens: int) -> list[list[int]]:
-                return tok(texts, add_special_tokens=True, truncation=True, max_length=max_tokens)["input_ids"]
-
-        prepared = build_workload(workload, vocab_size=vocab, special_ids=specials, encode=encode, base_dir=base_dir)
-        prepared.seed = workload.seed
+        prepared = self.build_prompts(workload, base_dir)
         self._sampling(workload.output_tokens, workload.seed)
-        self.engine_info["sampling_kwargs"] = _jsonable(self._sampling_records[(workload.output_tokens, workload.seed)])
+        self.engine_info["sampling_kwargs"] = jsonable(self._sampling_records[(workload.output_tokens, workload.seed)])
         return prepared
 
     def _sampling(self, output_tokens: int, seed: int | None) -> Any:

@@ -8,8 +8,6 @@ so a result says exactly what ran.
 from __future__ import annotations
 
 import gc
-import hashlib
-import json
 import sys
 from importlib import metadata
 from importlib.util import find_spec
@@ -18,7 +16,9 @@ from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 from pytest_llenergy.backends.base import BackendError, Footprint, GenerationStats, Workload
+from pytest_llenergy.backends.session import BaseSession, load_key, process_peak_rss, random_weights
 from pytest_llenergy.backends.tokenizer import BOS_ID, EOS_ID, PAD_ID
+from pytest_llenergy.config.transformers_section import TransformersConfig
 
 if TYPE_CHECKING:
     from pytest_llenergy.config.experiment import ExperimentConfig, WorkloadConfig
@@ -58,17 +58,7 @@ class TransformersBackend:
         The session applies its own experiment's decoder and generate settings (the protocol gives
         ``prepare`` only the workload), so those are part of the key too.
         """
-        model = experiment.model.model_dump(mode="json") if experiment.model else None
-        section = experiment.transformers.model_dump(mode="json")
-        payload = {
-            "model": model,
-            "seed": experiment.workload.seed if experiment.model and experiment.model.weights == "random" else None,
-            "precision": experiment.precision,
-            "transformers": section,
-            "decoder": experiment.decoder.resolved(),
-        }
-        blob = json.dumps(payload, sort_keys=True, default=str)
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+        return load_key(experiment, seed=experiment.workload.seed if random_weights(experiment) else None)
 
     def estimate_footprint(self, experiment: ExperimentConfig) -> Footprint | None:
         """Parameter bytes at the experiment's precision, from the model's config (meta device)."""
@@ -83,11 +73,8 @@ class TransformersBackend:
         return TransformersSession(experiment)
 
 
-class TransformersSession:
+class TransformersSession(BaseSession[TransformersConfig]):
     """A loaded model (plus assistant and tokenizer) ready to prepare and run workloads."""
-
-    #: keep generated token ids in GenerationStats.output_token_ids (tests, debugging)
-    keep_output_ids: bool = False
 
     def __init__(self, experiment: ExperimentConfig) -> None:
         import torch
@@ -99,15 +86,12 @@ class TransformersSession:
         )
         from pytest_llenergy.backends.transformers.loading import jsonable, load_model, plan_load
 
-        self.experiment = experiment
-        self.section = experiment.transformers
+        super().__init__(experiment)
         self.model: Any = None
         self.assistant: Any = None
-        self._tokenizer: Any = None
         self._previous_matmul: str | None = None
         started = perf_counter()
-        random = experiment.model is not None and experiment.model.weights == "random"
-        self.random = random
+        random = self.random
         overrides = {"bos_token_id": BOS_ID, "eos_token_id": EOS_ID, "pad_token_id": PAD_ID} if random else None
         with EngineWarnings() as caught:
             kwargs, notes = experiment_generate_kwargs(experiment)  # settings errors before any loading
@@ -184,6 +168,7 @@ class TransformersSession:
         from pytest_llenergy.backends.transformers.loading import LoadPlan, load_model
 
         section = self.section
+        assert section.assistant_model is not None  # called only when one is configured
         weights = section.assistant_weights or plan.weights
         keep = ("dtype", "attn_implementation", "trust_remote_code", "device_map")
         assistant_plan = LoadPlan(
@@ -221,7 +206,7 @@ class TransformersSession:
             else:
                 from transformers import AutoTokenizer
 
-                spec = self.experiment.model
+                spec = self.spec
                 kwargs: dict[str, Any] = {"trust_remote_code": self.section.trust_remote_code}
                 if spec.revision:
                     kwargs["revision"] = spec.revision
@@ -232,7 +217,7 @@ class TransformersSession:
                 except (OSError, ValueError) as exc:
                     raise BackendError(f"no tokenizer for {spec.name!r}: {exc}") from exc
             self.engine_info["tokenizer"] = (
-                f"built-in byte-level BPE, {len(self._tokenizer)} tokens" if self.random else self.experiment.model.name
+                f"built-in byte-level BPE, {len(self._tokenizer)} tokens" if self.random else self.spec.name
             )
         return self._tokenizer
 
@@ -258,28 +243,10 @@ class TransformersSession:
         ``base_dir`` resolves a relative prompt file (default: the session's ``base_dir``, set by
         the plugin to the campaign file's folder, else the current directory).
         """
-        if base_dir is None:
-            base_dir = getattr(self, "base_dir", None)
         from pytest_llenergy.backends.transformers.generate import tensorise
-        from pytest_llenergy.backends.workload import build_workload
 
         self._check_workload(workload.batch_size, workload.streaming)
-        vocab, specials = self._token_space()
-        encode = None
-        if workload.prompts != "synthetic":
-            tok = self.tokenizer
-
-            def encode(texts: list[str], max_tokens: int) -> list[list[int]]:
-                return tok(texts, add_special_tokens=True, truncation=True, max_length=max_tokens)["input_ids"]
-
-        prepared = build_workload(
-            workload,
-            vocab_size=vocab,
-            special_ids=specials,
-            encode=encode,
-            batching_strategy=self.section.batching_strategy,
-            base_dir=base_dir,
-        )
+        prepared = self.build_prompts(workload, base_dir, self.section.batching_strategy)
         prepared.engine_inputs = tensorise(prepared.batches, self.pad_id, self.device)
         recorded = self.engine_info["generate_kwargs"]
         recorded.update(max_new_tokens=workload.output_tokens, min_new_tokens=workload.output_tokens)
@@ -308,7 +275,11 @@ class TransformersSession:
             new_token_counts,
             tensorise,
         )
-        from pytest_llenergy.backends.transformers.phases import PhaseClock, build_timeline, with_phase_clock
+        from pytest_llenergy.backends.transformers.phases import (
+            PhaseClock,
+            build_timeline,
+            with_phase_clock,
+        )
 
         if self.model is None:
             raise BackendError("this session is closed")
@@ -389,12 +360,7 @@ class TransformersSession:
             import torch
 
             return sum(torch.cuda.max_memory_allocated(d) for d in self._cuda_devices), "cuda_max_allocated"
-        try:
-            import resource
-        except ImportError:  # not on POSIX
-            return None, None
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        return (peak if sys.platform == "darwin" else peak * 1024), "process_peak_rss"
+        return process_peak_rss()
 
     def close(self) -> None:
         """Free the model and its memory; safe to call twice."""

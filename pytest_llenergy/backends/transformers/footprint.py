@@ -29,7 +29,11 @@ def estimate_footprint(experiment: Any) -> Footprint | None:
     try:
         import torch
 
-        from pytest_llenergy.backends.transformers.loading import causal_lm_class, plan_load, random_config
+        from pytest_llenergy.backends.transformers.loading import (
+            causal_lm_class,
+            plan_load,
+            random_config,
+        )
 
         plan = plan_load(experiment)
         if "quantization_config" in plan.kwargs:

@@ -6,52 +6,20 @@ No pydantic; torch is imported inside functions. The loop itself is kept to a ti
 
 from __future__ import annotations
 
-import logging
-import warnings
 from dataclasses import dataclass, field
 from time import perf_counter
 from typing import Any
 
+from pytest_llenergy.backends.capture import WarningCapture
 from pytest_llenergy.backends.errors import BackendError
 
 SAMPLING_ONLY = ("temperature", "top_k", "top_p", "min_p")
 
 
-class EngineWarnings:
+class EngineWarnings(WarningCapture):
     """Collect Python warnings and transformers' logged warnings as strings (deduplicated, in order)."""
 
-    def __init__(self) -> None:
-        self.messages: list[str] = []
-        self._catcher: Any = None
-        self._records: list[warnings.WarningMessage] = []
-        self._handler = _ListHandler(self.messages)
-
-    def __enter__(self) -> EngineWarnings:
-        self._catcher = warnings.catch_warnings(record=True)
-        self._records = self._catcher.__enter__()
-        warnings.simplefilter("always")
-        logging.getLogger("transformers").addHandler(self._handler)
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        logging.getLogger("transformers").removeHandler(self._handler)
-        self._catcher.__exit__(*exc)
-        for record in self._records:
-            self.messages.append(f"{record.category.__name__}: {record.message}")
-        seen: set[str] = set()
-        self.messages[:] = [m for m in self.messages if not (m in seen or seen.add(m))]
-
-
-class _ListHandler(logging.Handler):
-    def __init__(self, sink: list[str]) -> None:
-        super().__init__(level=logging.WARNING)
-        self.sink = sink
-
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            self.sink.append(f"transformers: {record.getMessage()}")
-        except Exception:  # noqa: BLE001 - a broken log record must not break a measurement
-            pass
+    LOGGERS = ("transformers",)
 
 
 class TimingStreamer:

@@ -16,6 +16,7 @@ from typing import Any
 
 from pytest_llenergy.backends.architectures import resolve_architecture
 from pytest_llenergy.backends.errors import BackendError
+from pytest_llenergy.backends.session import jsonable
 
 SPREADING_DEVICE_MAPS = ("auto", "balanced", "balanced_low_0", "sequential")
 #: keywords transformers 5 accepts and then drops without a word: never pass them silently
@@ -46,23 +47,6 @@ def default_device() -> str:
     import torch
 
     return "cuda:0" if torch.cuda.is_available() else "cpu"
-
-
-def jsonable(value: Any) -> Any:
-    """A JSON-friendly copy for engine_info: dtypes and objects become strings."""
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [jsonable(v) for v in value]
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    to_dict = getattr(value, "to_dict", None)
-    if callable(to_dict):
-        try:
-            return {"__class__": type(value).__name__, **jsonable(to_dict())}
-        except Exception:  # noqa: BLE001 - best effort description only
-            pass
-    return str(value)
 
 
 @dataclass

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from pytest_llenergy.backends.errors import BackendError
+from pytest_llenergy.backends.session import sampling_settings
 
 #: vLLM spells precisions like transformers
 DTYPES = {"float32": "float32", "float16": "float16", "bfloat16": "bfloat16"}
@@ -63,15 +64,7 @@ def sampling_kwargs(experiment: Any, output_tokens: int, seed: int | None) -> tu
     kwargs: dict[str, Any] = {"max_tokens": output_tokens, "min_tokens": output_tokens, "ignore_eos": True}
     do_sample = bool(decoder.get("do_sample"))
     if do_sample:
-        temperature = decoder.get("temperature")
-        if temperature == 0:
-            raise BackendError("decoder: do_sample with temperature 0 is contradictory; use temperature > 0 or greedy")
-        kwargs["temperature"] = 1.0 if temperature is None else temperature
-        for key in ("top_k", "top_p", "min_p"):
-            if decoder.get(key) is not None:
-                kwargs[key] = decoder[key]
-        if seed is not None:
-            kwargs["seed"] = seed
+        kwargs.update(sampling_settings(decoder, seed))
     else:
         kwargs["temperature"] = 0.0
         explicit = experiment.decoder.model_dump(exclude_none=True)

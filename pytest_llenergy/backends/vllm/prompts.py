@@ -8,34 +8,21 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from pytest_llenergy.backends.errors import BackendError
+from pytest_llenergy.backends.session import BaseSession
+from pytest_llenergy.config.vllm_section import VllmConfig
 
 if TYPE_CHECKING:
     from pytest_llenergy.backends.base import Workload
-    from pytest_llenergy.config.experiment import ExperimentConfig
 
 
-class VllmPrompts:
+class VllmPrompts(BaseSession[VllmConfig]):
     """Tokenizer and prompt-input methods of `VllmSession` (which sets the attributes below)."""
 
-    experiment: ExperimentConfig
-    section: Any
     llm: Any
-    random: bool
-    _tokenizer: Any
-    _config: dict[str, Any]
     _special: set[int]
 
-    @property
-    def tokenizer(self) -> Any:
-        """The built-in tokenizer for random weights (as saved with the checkpoint), else the model's."""
-        if self._tokenizer is None:
-            if self.random:
-                from pytest_llenergy.backends.tokenizer import build_tokenizer
-
-                self._tokenizer = build_tokenizer(int(self._config["vocab_size"]))
-            else:
-                self._tokenizer = self._engine_tokenizer() or self._hf_tokenizer()
-        return self._tokenizer
+    def _model_tokenizer(self) -> Any:
+        return self._engine_tokenizer() or self._hf_tokenizer()
 
     def _engine_tokenizer(self) -> Any:
         """vLLM's own tokenizer (the model's, loaded by the engine), or None."""
@@ -48,7 +35,7 @@ class VllmPrompts:
     def _hf_tokenizer(self) -> Any:
         from transformers import AutoTokenizer
 
-        spec = self.experiment.model
+        spec = self.spec
         kwargs: dict[str, Any] = {"revision": spec.revision} if spec.revision else {}
         try:
             return AutoTokenizer.from_pretrained(spec.name, **kwargs)

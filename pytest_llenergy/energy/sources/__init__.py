@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pytest_llenergy.config.measurement import ENERGY_SOURCES
 from pytest_llenergy.energy.sources.base import (
     BaseSource,
     DeviceInfo,
@@ -21,7 +22,7 @@ from pytest_llenergy.energy.sources.nvml import NvmlSource
 from pytest_llenergy.energy.sources.rapl import RaplSource
 from pytest_llenergy.energy.sources.replay import DEFAULT_TRACE, ReplaySource
 
-SPECS = ("auto", "nvml", "rapl", "estimate", "replay", "replay:PATH")
+SPECS = (*ENERGY_SOURCES, "replay:PATH")
 
 
 def parse_replay_spec(spec: str) -> dict:
@@ -67,7 +68,7 @@ def resolve_source(
     *,
     devices: list[int] | None = None,
     cpu_core_power_w: float | None = None,
-) -> tuple[EnergySource, str]:
+) -> tuple[BaseSource, str]:
     """The source named by ``spec`` and a one-line reason for the choice.
 
     Raises ValueError for an unknown spec (or a malformed trace) and SourceError when an
@@ -104,8 +105,8 @@ def _auto(devices: list[int] | None, cpu_core_power_w: float | None) -> tuple[Ba
             reasons.append(f"no {name} ({exc})")
             continue
         return src, "auto: " + "; ".join([*reasons, describe(src)])
-    src = EstimateSource(cpu_core_power_w)
-    return src, "auto: " + ", ".join(reasons) + " → " + describe(src)
+    estimate = EstimateSource(cpu_core_power_w)
+    return estimate, "auto: " + ", ".join(reasons) + " → " + describe(estimate)
 
 
 __all__ = [

@@ -14,6 +14,7 @@ index (``gpu3``), which nvidia-smi shows and which stays stable across xdist wor
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from collections.abc import Callable
@@ -77,7 +78,7 @@ class NvmlSource(BaseSource):
             import pynvml
         except ImportError as exc:
             raise SourceError(f"pynvml not installed ({exc})") from exc
-        self._nv = pynvml
+        self._nv: Any = pynvml
         try:
             pynvml.nvmlInit()
         except Exception as exc:  # NVMLError, or e.g. NVMLLibraryMismatchError
@@ -134,8 +135,7 @@ class NvmlSource(BaseSource):
         self._policies = {}
         for name, const in PERF_POLICIES.items():
             policy = getattr(nv, const, None)
-            if policy is not None and self._supported(
-                    lambda h, c=policy: nv.nvmlDeviceGetViolationStatus(h, c)):
+            if policy is not None and self._supported(functools.partial(_violation_status, nv, policy)):
                 self._policies[name] = policy
         self._reasons_fn = next(
             (getattr(nv, n) for n in ("nvmlDeviceGetCurrentClocksEventReasons",
@@ -156,8 +156,9 @@ class NvmlSource(BaseSource):
             "sm_clock_mhz": lambda h: float(nv.nvmlDeviceGetClockInfo(h, nv.NVML_CLOCK_SM)),
             "pstate": lambda h: float(nv.nvmlDeviceGetPerformanceState(h)),
         }
-        if self._reasons_fn is not None:
-            readers["clock_event_reasons"] = lambda h: float(self._reasons_fn(h))
+        reasons = self._reasons_fn
+        if reasons is not None:
+            readers["clock_event_reasons"] = lambda h: float(reasons(h))
         return readers
 
     def _probe_samples(self) -> bool:
@@ -290,7 +291,11 @@ class NvmlSource(BaseSource):
                 self._nv.nvmlShutdown()
             except self._nv.NVMLError:
                 pass
-            self._nv = None  # type: ignore[assignment]
+            self._nv = None
+
+
+def _violation_status(nv: Any, policy: Any, handle: Any) -> Any:
+    return nv.nvmlDeviceGetViolationStatus(handle, policy)
 
 
 def _text(value: str | bytes) -> str:

@@ -58,6 +58,7 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
         f"llenergy: energy source: {context.reason}",
         f"llenergy: campaign {run.name} ({run.extras.get('campaign_arg', run.plan.source)}): {n} experiments x {run.cycles} cycles"
         f" = {n * run.cycles} items, order {run.order}, seed {seed}",
+        *([f"llenergy: {text}"] if (text := " ".join(run.plan.campaign.description.split())) else []),
         f"llenergy: results -> {run.run_dir.path}",
     ]
 

@@ -26,6 +26,7 @@ from pytest_llenergy.config import Experiment
 from pytest_llenergy.plugin.base import campaign_item
 from pytest_llenergy.plugin.dispatch.settings import dispatch_mode
 from pytest_llenergy.plugin.measurement.context import get_context
+from pytest_llenergy.plugin.options import resolve
 from pytest_llenergy.plugin.state import get_run
 from pytest_llenergy.plugin.xdist import is_worker
 
@@ -73,10 +74,11 @@ def prompt_problem(experiment: Experiment, base_dir: str | None) -> str | None:
     prompts = experiment.config.workload.prompts if experiment.config.workload else None
     if hasattr(prompts, "dataset"):
         return dataset_problem(prompts, base_dir)
-    if not hasattr(prompts, "file"):
+    file = getattr(prompts, "file", None)
+    if file is None:
         return None
     try:
-        read_prompt_file(prompts.file, base_dir)
+        read_prompt_file(file, base_dir)
     except PromptSourceError as exc:
         return f"workload.prompts.file: {exc}"
     return None
@@ -135,7 +137,7 @@ def output_problems(config: pytest.Config, measured: bool) -> list[str]:
     run = get_run(config)
     if run is not None and not run.is_worker:
         problems.append(writable_problem("results directory (--lem-results-dir / results_dir)", run.run_dir.path.parent))
-    json_path = config.getoption("lem_json", None)
+    json_path = resolve(config, "lem_json")
     if json_path and measured:
         problems.append(writable_problem("--lem-json", Path(json_path).expanduser().resolve().parent))
     return [p for p in problems if p is not None]

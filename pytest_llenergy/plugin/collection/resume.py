@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from pytest_llenergy.plugin.base import LEM_RESULT_PROPERTY
+from pytest_llenergy.plugin.options import resolve
 from pytest_llenergy.plugin.reporting.manifest import report_property
 from pytest_llenergy.plugin.state import LemRun, get_run
 from pytest_llenergy.plugin.xdist import is_worker
@@ -105,7 +106,7 @@ class ResumePlugin:
             if not dry:
                 self.path.unlink(missing_ok=True)
             previous = None
-        if config.getoption("lem_resume") and previous:
+        if resolve(config, "lem_resume") and previous:
             run.use_run_id(previous["run_id"])
             removed = 0 if dry else remove_stale_temp_files(run.run_dir.path)
             if removed:
@@ -121,7 +122,7 @@ class ResumePlugin:
             self.state = previous
         elif resumable_from_disk(config, run):
             self.lines.append(resume_from_disk(run))
-        elif config.getoption("lem_resume"):
+        elif resolve(config, "lem_resume"):
             self.lines.append("lem-resume: no earlier run of this campaign; starting a new one")
         if not self.state:
             self.state = {"campaign": run.name, "run_id": run.run_id, "run_dir": str(run.run_dir.path),
@@ -183,7 +184,7 @@ def campaign_edits(run: LemRun) -> list[str]:
 def resumable_from_disk(config: pytest.Config, run: LemRun) -> bool:
     """``--lem-resume`` with an explicit ``--lem-run-id`` whose directory exists: a requeued batch task
     (maybe on another node, without this pytest cache) resumes from the result files on disk."""
-    return bool(config.getoption("lem_resume") and config.getoption("lem_run_id") and run.run_dir.path.is_dir())
+    return bool(resolve(config, "lem_resume") and config.getoption("lem_run_id") and run.run_dir.path.is_dir())
 
 
 def resume_from_disk(run: LemRun) -> str:
@@ -214,7 +215,8 @@ def deselect_done(config: pytest.Config, items: list[pytest.Item], keys: list[st
     run = get_run(config)
     if run is None or not run.done:
         return
-    keep, dropped = [], []
+    keep: list[pytest.Item] = []
+    dropped: list[pytest.Item] = []
     for item, key in zip(items, keys):
         (dropped if key is not None and key in run.done else keep).append(item)
     if dropped:

@@ -27,41 +27,13 @@ from pytest_llenergy.plugin.dispatch.host import Route as Route
 from pytest_llenergy.plugin.dispatch.reports import REPORT_SCHEMA as REPORT_SCHEMA
 from pytest_llenergy.plugin.dispatch.reports import ContainerSide
 from pytest_llenergy.plugin.dispatch.serve import SERVE_STREAMS, ServeLoop
-from pytest_llenergy.plugin.dispatch.settings import (
-    MODES,
-    STRATEGIES,
-    container_strategy,
-    dispatch_mode,
-)
 from pytest_llenergy.plugin.dispatch.settings import build_settings as build_settings
 from pytest_llenergy.plugin.dispatch.settings import campaign_path as campaign_path
+from pytest_llenergy.plugin.dispatch.settings import container_strategy, dispatch_mode
 from pytest_llenergy.plugin.dispatch.settings import keep_containers as keep_containers
 from pytest_llenergy.plugin.state import get_run
 
 DISPATCH_PLUGIN = "llenergy-dispatch"
-
-
-def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("llenergy", "LLM energy measurement (pytest-llenergy)")
-    group.addoption("--lem-dispatch", dest="lem_dispatch", default=None, choices=MODES,
-                    help="Where campaign items run: local (this process), docker (each backend's compose service), "
-                         "auto (local when the backend imports, else docker, else skip). Overrides the campaign's "
-                         "dispatch.mode. Ini: lem_dispatch.")
-    parser.addini("lem_dispatch", "Where campaign items run: local, docker or auto.", type="string", default=None)
-    group.addoption("--lem-container-strategy", dest="lem_container_strategy", default=None, choices=STRATEGIES,
-                    help="ephemeral: `compose run --rm` per item; persistent: `compose up -d` once per service and "
-                         "`exec` per item. Overrides dispatch.strategy. Ini: lem_container_strategy.")
-    parser.addini("lem_container_strategy", "Container strategy: ephemeral or persistent.", type="string", default=None)
-    group.addoption("--lem-keep-containers", dest="lem_keep_containers", action="store_true", default=False,
-                    help="Leave persistent containers running at session end. Ini: lem_keep_containers.")
-    parser.addini("lem_keep_containers", "Leave persistent containers running at session end.", type="bool", default=False)
-    group.addoption("--lem-dispatch-report", dest="lem_dispatch_report", default=None, metavar="PATH",
-                    help="Internal (set by the dispatching host): write this run's item reports to PATH as JSON.")
-    group.addoption("--lem-dispatch-gap", dest="lem_dispatch_gap", default=None, metavar="JSON",
-                    help="Internal (set by the dispatching host): the thermal gap the host waited before this item.")
-    group.addoption(SERVE_FLAG, dest="lem_dispatch_serve", action="store_true", default=False,
-                    help="Internal (set by the dispatching host): serve items one by one over stdin/stdout "
-                         "(persistent containers).")
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
@@ -76,11 +48,8 @@ def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Pa
 def pytest_configure(config: pytest.Config) -> None:
     if config.getoption("lem_dispatched", False):
         path = config.getoption("lem_dispatch_report", None)
-        raw_gap = config.getoption("lem_dispatch_gap", None)
-        try:
-            gap = json.loads(raw_gap) if raw_gap else None
-        except ValueError:
-            raise pytest.UsageError(f"--lem-dispatch-gap: not JSON: {raw_gap!r}") from None
+        raw_gap = config.getoption("lem_dispatch_gap", None)  # JSON, checked by the option's parser
+        gap = json.loads(raw_gap) if raw_gap else None
         streams = config.stash.get(SERVE_STREAMS, None)
         if streams is not None:
             side = ContainerSide(config, None, None, serving=True)

@@ -83,7 +83,8 @@ class HostReports:
         if not reports:
             return self._failure_reports(item, citem, crun, payload, failure, started, container_info, tail, title)
         for report in reports:
-            props = [tuple(p) for p in report.user_properties if p[0] not in (LEM_KEY_PROPERTY, LEM_RESULT_PROPERTY)]
+            props: list[tuple[str, object]] = [(str(p[0]), p[1]) for p in report.user_properties
+                                               if p[0] not in (LEM_KEY_PROPERTY, LEM_RESULT_PROPERTY)]
             props.insert(0, (LEM_KEY_PROPERTY, key))
             had_result = any(p[0] == LEM_RESULT_PROPERTY for p in report.user_properties)
             if had_result:

@@ -8,13 +8,11 @@ from typing import Any
 
 import pytest
 
+from pytest_llenergy.config.campaign import CampaignConfig
 from pytest_llenergy.dispatch import DispatchSettings, PathMap, project_name
 from pytest_llenergy.dispatch.preflight import container_user
-from pytest_llenergy.plugin.options import setting
+from pytest_llenergy.plugin.options import resolve
 from pytest_llenergy.plugin.state import LemRun
-
-MODES = ("local", "docker", "auto")
-STRATEGIES = ("ephemeral", "persistent")
 
 
 def dispatch_section(run: LemRun | None) -> Any:
@@ -25,37 +23,28 @@ def dispatch_section(run: LemRun | None) -> Any:
     return section if section is not None else DispatchConfig()
 
 
+def _campaign(run: LemRun | None) -> CampaignConfig | None:
+    return run.plan.campaign if run is not None else None
+
+
 def dispatch_mode(config: pytest.Config, run: LemRun | None) -> str:
-    """``--lem-dispatch``, else ``lem_dispatch``, else the campaign's ``dispatch.mode``; local when dispatched."""
+    """``--lem-dispatch`` > the campaign's ``dispatch.mode`` > ``lem_dispatch``; local when dispatched."""
     if config.getoption("lem_dispatched", False):
         return "local"
-    value = setting(config, "lem_dispatch") or dispatch_section(run).mode
-    if value not in MODES:
-        raise pytest.UsageError(f"llenergy: lem_dispatch: expected local, docker or auto, got {value!r}")
-    return value
+    return str(resolve(config, "lem_dispatch", _campaign(run)))
 
 
 def container_strategy(config: pytest.Config, run: LemRun | None) -> str:
-    value = setting(config, "lem_container_strategy") or dispatch_section(run).strategy
-    if value not in STRATEGIES:
-        raise pytest.UsageError(f"llenergy: lem_container_strategy: expected ephemeral or persistent, got {value!r}")
-    return value
+    return str(resolve(config, "lem_container_strategy", _campaign(run)))
 
 
 def keep_containers(config: pytest.Config, run: LemRun | None) -> bool:
-    if config.getoption("lem_keep_containers", False):
-        return True
-    try:
-        if config.getini("lem_keep_containers"):
-            return True
-    except ValueError:
-        pass
-    return bool(dispatch_section(run).keep_containers)
+    return bool(resolve(config, "lem_keep_containers", _campaign(run)))
 
 
 def campaign_path(config: pytest.Config) -> Path | None:
     """The campaign file on the host, resolved as ``create_run`` resolves it."""
-    raw = setting(config, "lem_campaign")
+    raw = resolve(config, "lem_campaign")
     if not raw:
         return None
     path = Path(raw)

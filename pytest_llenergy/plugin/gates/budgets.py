@@ -77,7 +77,7 @@ def cycle_values(run: LemRun, citem: CampaignItem, current: dict[str, Any]) -> d
 def _interval_stats(values: dict[str, list[float]], seed: int) -> dict[str, tuple[float, float | None, int]]:
     from pytest_llenergy.results.stats import bootstrap_ci
 
-    out = {}
+    out: dict[str, tuple[float, float | None, int]] = {}
     for column, series in values.items():
         ci = bootstrap_ci(series, seed=seed, n_resamples=2000)
         out[column] = (ci.mean, ci.ci_low, ci.n)
@@ -94,7 +94,9 @@ def evaluate(item: pytest.Item, figures: dict[str, Any] | None) -> Verdict | Non
     verdict = Verdict()
     final_cycle = citem is None or run is None or citem.cycle == citem.cycles_total
     multi = citem is not None and run is not None and citem.cycles_total > 1
-    stats = _interval_stats(cycle_values(run, citem, figures), run.seed) if multi and final_cycle else None
+    stats = None
+    if multi and final_cycle and run is not None and citem is not None:
+        stats = _interval_stats(cycle_values(run, citem, figures), run.seed)
     for budget in budgets:
         if stats is not None:
             one = check_interval(budget, stats)

@@ -13,33 +13,20 @@ from pydantic import ValidationError
 
 from pytest_llenergy.config.carbon import CarbonConfig
 from pytest_llenergy.config.errors import problems_from_validation
-from pytest_llenergy.plugin.state import get_run
+from pytest_llenergy.plugin.state import run_setting
 from pytest_llenergy.results.carbon import footprint
 
-INI = {"grid_intensity_g_per_kwh": "lem_grid_intensity", "pue": "lem_pue", "price_per_kwh": "lem_price_per_kwh",
-       "currency": "lem_currency"}
+OPTIONS = {"grid_intensity_g_per_kwh": "lem_grid_intensity", "pue": "lem_pue", "price_per_kwh": "lem_price_per_kwh",
+           "currency": "lem_currency"}
 SETTINGS = pytest.StashKey[CarbonConfig]()
 
 
-def pytest_addoption(parser: pytest.Parser) -> None:
-    for name, ini in INI.items():
-        parser.addini(ini, f"Carbon/cost: {CarbonConfig.model_fields[name].description} (campaign carbon.{name} wins)",
-                      default="")
-
-
 def carbon_settings(config: pytest.Config) -> CarbonConfig:
-    """Campaign ``carbon:`` fields where set, else the ini twins, else the defaults (validated once)."""
+    """Each carbon field by the one precedence rule (command line > campaign ``carbon:`` > ini > default)."""
     cached = config.stash.get(SETTINGS, None)
     if cached is not None:
         return cached
-    run = get_run(config)
-    section = run.plan.campaign.carbon if run is not None else CarbonConfig()
-    data: dict[str, Any] = {}
-    for name, ini in INI.items():
-        if name in section.model_fields_set:
-            data[name] = getattr(section, name)
-        elif (value := str(config.getini(ini) or "").strip()):
-            data[name] = value
+    data = {name: run_setting(config, dest) for name, dest in OPTIONS.items()}
     try:
         settings = CarbonConfig.model_validate(data)
     except ValidationError as exc:

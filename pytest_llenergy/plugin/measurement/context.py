@@ -8,8 +8,9 @@ alone writes the cache.
 from __future__ import annotations
 
 import sys
+import warnings
 import weakref
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from time import perf_counter
 from typing import Any
@@ -19,65 +20,57 @@ from pydantic import ValidationError
 
 from pytest_llenergy.config.errors import problems_from_validation
 from pytest_llenergy.config.measurement import MeasurementConfig
-from pytest_llenergy.plugin.options import flag, setting
+from pytest_llenergy.plugin.options import resolve
 from pytest_llenergy.plugin.state import get_run
 from pytest_llenergy.plugin.xdist import is_worker
 
 GPU_KINDS = ("nvml", "replay")
 
 
-def layered(config: pytest.Config, dest: str, section: Any, field_name: str) -> Any:
-    """A setting's value by precedence: command line, then the campaign file (when set there),
-    then the ini file (the user's defaults), then the model's default."""
-    cli = config.getoption(dest, None)
-    if cli not in (None, ""):
-        return cli
-    if section is not None and field_name in section.model_fields_set:
-        return getattr(section, field_name)
-    ini = setting(config, dest)
-    return ini if ini not in (None, "") else None
-
-
 def measurement_settings(config: pytest.Config) -> MeasurementConfig:
-    """The campaign's ``measurement:`` (or defaults), with ``--lem-*`` / ini values layered on."""
+    """The campaign's ``measurement:`` (or defaults), with ``--lem-*`` / ini values resolved over it."""
     run = get_run(config)
-    section = run.plan.campaign.measurement if run is not None else None
-    data = (section or MeasurementConfig()).model_dump()
-    for dest, name in (("lem_energy_source", "energy_source"), ("lem_sample_hz", "sample_hz")):
-        value = layered(config, dest, section, name)
-        if value is not None:
-            data[name] = value
-    if flag(config, "lem_no_baseline"):
-        data["baseline"]["enabled"] = False
+    campaign = run.plan.campaign if run is not None else None
+    data = (campaign.measurement if campaign is not None else MeasurementConfig()).model_dump()
+    data["energy_source"] = resolve(config, "lem_energy_source", campaign)
+    data["sample_hz"] = resolve(config, "lem_sample_hz", campaign)
+    data["baseline"]["enabled"] = not resolve(config, "lem_no_baseline", campaign)
     try:
         return MeasurementConfig.model_validate(data)
     except ValidationError as exc:
         raise pytest.UsageError("llenergy: " + "; ".join(problems_from_validation(exc, ("measurement",)))) from None
 
 
-def cuda_sync_function():
+def cuda_sync_function() -> Callable[[], None] | None:
     """``torch.cuda.synchronize`` when CUDA is initialised in this process, else None."""
     torch = sys.modules.get("torch")
     try:
         if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
             return torch.cuda.synchronize
-    except Exception:
+    except RuntimeError:  # a broken CUDA runtime: windows are then timed without a device sync
         return None
     return None
 
 
-def _prime_gpu() -> None:
-    """A short burst of GPU work so the baseline is measured in the state workloads run in (P0)."""
+def _prime_gpu() -> str | None:
+    """A short burst of GPU work so the baseline is measured in the state workloads run in (P0).
+
+    None when the burst ran, else why not (the baseline may then sit at the deeper idle level).
+    """
     try:
         import torch
-
-        if torch.cuda.is_available():
-            a = torch.ones((1024, 1024), device="cuda")
-            for _ in range(20):
-                a = a @ a * 1e-3
-            torch.cuda.synchronize()
-    except Exception:
-        pass
+    except ImportError:
+        return "no GPU priming burst before the baseline: torch is not installed"
+    if not torch.cuda.is_available():
+        return "no GPU priming burst before the baseline: torch sees no CUDA device"
+    try:
+        a = torch.ones((1024, 1024), device="cuda")
+        for _ in range(20):
+            a = a @ a * 1e-3
+        torch.cuda.synchronize()
+    except RuntimeError as exc:  # CUDA errors (and out-of-memory) are RuntimeErrors
+        return f"GPU priming burst before the baseline failed: {type(exc).__name__}: {exc}"
+    return None
 
 
 @dataclass
@@ -92,6 +85,8 @@ class MeasurementContext:
     baseline_method: str = "none"
     baseline_cache: Any = None
     experiments_done: int = 0
+    primed: bool | None = None  # None: no priming attempted (not NVML); False: see prime_problem
+    prime_problem: str = ""
     pending_cache: dict[str, Any] = field(default_factory=dict)
     #: Idle-power drift (W per device) the next item's windows carry (baseline re-checks).
     drift_w: dict[str, float] | None = None
@@ -150,16 +145,23 @@ class MeasurementContext:
                 self._cache_get, self._cache_set, ttl_s=settings.ttl_s, drift_threshold=settings.drift_threshold,
                 revalidate_every=settings.revalidate_every, revalidate_duration_s=settings.revalidate_duration_s,
                 duration_s=settings.duration_s, hz=settings.sample_hz,
-                prime=_prime_gpu if source.kind == "nvml" else None)
-            refresh = bool(self.config.getoption("lem_baseline_refresh", False))
+                prime=self.prime if source.kind == "nvml" else None)
+            refresh = bool(resolve(self.config, "lem_baseline_refresh"))
             if source.kind == "nvml":
                 # The H200 reports P0 even in deep idle (79 W vs 122 W after any work), so the
                 # P-state cannot tell them apart: always bring the GPU to the state workloads run in.
-                _prime_gpu()
+                self.prime()
             started = perf_counter()
             self.baseline, self.baseline_method = self.baseline_cache.obtain(source, refresh=refresh)
             self.baseline_s += perf_counter() - started
         return self.baseline, self.baseline_method
+
+    def prime(self) -> None:
+        """Run the priming burst; a failure is kept (``primed``, ``prime_problem``) and warned about once."""
+        problem = _prime_gpu()
+        if problem and not self.prime_problem:
+            warnings.warn(f"llenergy: {problem}", RuntimeWarning, stacklevel=2)
+        self.primed, self.prime_problem = problem is None, problem or ""
 
     def next_experiment(self) -> None:
         """Count an experiment and re-validate the baseline when due."""
@@ -175,7 +177,7 @@ class MeasurementContext:
         if self.baseline is None:
             return None
         age = self.baseline_cache.age(self.baseline) if self.baseline_cache is not None else None
-        return self.baseline.to_info(self.baseline_method, age)
+        return self.baseline.to_info(self.baseline_method, age) | {"primed": self.primed}
 
 
 CONTEXT = pytest.StashKey[MeasurementContext]()

@@ -44,12 +44,10 @@ class EnergyFixture:
                                  use_driver_buffer=context.settings.driver_buffer)
         if recorder is not None:
             recorder.baseline = context.baseline_info()
+            if context.prime_problem and context.prime_problem not in recorder.warnings:
+                recorder.warnings.append(context.prime_problem)
         item.stash[WINDOWS] = []
         self.phase_splits: dict[str, Any] = {}
-
-    @property
-    def source_description(self) -> str:
-        return self.context.reason
 
     @contextmanager
     def measure(self, name: str = "window") -> Iterator[Any]:
@@ -164,7 +162,7 @@ class EnergyFixture:
 
 
 @pytest.fixture
-def energy(request: pytest.FixtureRequest) -> EnergyFixture:
+def energy(request: pytest.FixtureRequest) -> Iterator[EnergyFixture]:
     """Measure energy over named windows: ``with energy.measure("name") as w: ...``."""
     context = get_context(request.config)
     recorder = request.node.stash.get(RECORDER, None)

@@ -12,27 +12,18 @@ from typing import Any
 
 import pytest
 
-from pytest_llenergy.config.units import parse_duration
+from pytest_llenergy.config.campaign import GapsConfig
+from pytest_llenergy.energy.sources import SourceError
 from pytest_llenergy.plugin.base import PREVIOUS_ITEM, RECORDER, campaign_item, status_line
-from pytest_llenergy.plugin.measurement.context import get_context, layered
+from pytest_llenergy.plugin.measurement.context import get_context
 from pytest_llenergy.plugin.measurement.recheck import recheck_before
-from pytest_llenergy.plugin.state import get_run
+from pytest_llenergy.plugin.state import get_run, run_setting
 
 
 def gap_setting(config: pytest.Config, kind: str) -> float | str:
     """``kind`` is "experiments" or "cycles": seconds, or "adaptive" (the default)."""
-    run = get_run(config)
-    section = run.plan.campaign.gaps if run is not None else None
-    field_name = f"between_{kind}"
-    value = layered(config, f"lem_gap_{kind}", section, field_name)
-    if value in (None, ""):
-        return "adaptive"
-    if value == "adaptive":
-        return value
-    try:
-        return parse_duration(value)
-    except ValueError as exc:
-        raise pytest.UsageError(f"llenergy: --lem-gap-{kind} / lem_gap_{kind}: {exc}") from None
+    value: float | str = run_setting(config, f"lem_gap_{kind}")
+    return value
 
 
 @pytest.hookimpl(trylast=True)
@@ -64,13 +55,11 @@ def _adaptive(item: pytest.Item, label: str) -> dict[str, Any]:
     from pytest_llenergy.energy import wait_until_settled
 
     run = get_run(item.config)
-    gaps = run.plan.campaign.gaps if run is not None else None
-    max_wait = float(layered(item.config, "lem_gap_max_wait", gaps, "max_wait") or 120.0)
+    gaps = run.plan.campaign.gaps if run is not None else GapsConfig()
     outcome = wait_until_settled(
         source, baseline.power_w, baseline.temperature_c,
-        power_tolerance=gaps.power_tolerance if gaps else 0.05,
-        temp_tolerance_c=gaps.temp_tolerance_c if gaps else 2.0,
-        max_wait_s=max_wait, hz=context.settings.sample_hz,
+        power_tolerance=gaps.power_tolerance, temp_tolerance_c=gaps.temp_tolerance_c,
+        max_wait_s=float(run_setting(item.config, "lem_gap_max_wait")), hz=context.settings.sample_hz,
         on_status=lambda message: status_line(item.config, f"{label}: {message}"),
     )
     info = outcome.to_info("adaptive")
@@ -92,24 +81,28 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     item.config.stash[PREVIOUS_ITEM] = item
     recorder = item.stash.get(RECORDER, None)
     if recorder is not None and gap is not None:
-        recorder.gap = {**gap, **start_state(item.config, gap)}
+        state, problem = start_state(item.config, gap)
+        recorder.gap = {**gap, **state}
+        if problem:
+            recorder.warnings.append(problem)
     recheck_before(item.config, get_context(item.config), citem, run)
 
 
-def start_state(config: pytest.Config, gap: dict[str, Any]) -> dict[str, Any]:
-    """Power and temperature per device as the item starts (what the gap left behind)."""
+def start_state(config: pytest.Config, gap: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """Power and temperature per device as the item starts (what the gap left behind), and why
+    they could not be read ("" when they were)."""
     if gap.get("start_power_w"):
-        return {}
+        return {}, ""
     try:
         source = get_context(config).ensure_source()
         power = source.read_power()
         temps = source.read_aux().get("temperature_c")
-    except Exception:  # a reading is a courtesy here; the window's own edges are what count
-        return {}
+    except SourceError as exc:  # recorded as a warning; the window's own edges are what count
+        return {}, f"power and temperature at the item's start not read: {exc}"
     labels = [d.label for d in source.devices()]
     out: dict[str, Any] = {"start_power_w": {k: float(v) for k, v in zip(labels, power) if v == v}}
     if temps is not None:
         out["start_temperature_c"] = {k: float(v) for k, v in zip(labels, temps) if v == v}
-    return out
+    return out, ""
 
 

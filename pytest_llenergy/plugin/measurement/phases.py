@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from pytest_llenergy.energy.phase_average import averaged_phase
-from pytest_llenergy.energy.phases import WindowPhases, split_window
+from pytest_llenergy.energy.phases import WindowPhases, split_window, window_clock
 from pytest_llenergy.energy.steady_state import steady_state
 from pytest_llenergy.results.requests import write_requests
 
@@ -66,13 +66,14 @@ def serving_stats(result: WindowPhases, timeline: Any, arrivals: Any) -> dict[st
             "steady_state": ss.to_dict() if ss is not None else None}
 
 
-def request_rows(result: WindowPhases, timeline: Any) -> list[dict[str, Any]]:
+def request_rows(result: WindowPhases, window: Any) -> list[dict[str, Any]]:
     """One attribution row per request (window times in seconds)."""
     cols = result.request_energy()
-    h0 = timeline.requests[0].start_s - result.spans[0].start if result.spans else 0.0
+    timeline = window.timeline
+    to_window = window_clock(timeline.clock, window.host_edges, window.result.duration_s)
     rows = []
     for k, (span, req) in enumerate(zip(result.spans, timeline.requests)):
-        arrival = req.arrival_s - h0 if req.arrival_s is not None else None
+        arrival = to_window(req.arrival_s) if req.arrival_s is not None else None
         energy = float(cols["energy_j"][k])
         rows.append({
             "request_id": span.request_id, "method": ATTRIBUTION, "arrival_s": arrival, "start_s": span.start,
@@ -104,7 +105,7 @@ def record(recorder: Any, result: WindowPhases, window: Any, settings: Any) -> N
         run_dir = recorder.run.run_dir
         path = run_dir.path / "requests" / f"{recorder.item.id}.parquet"
         try:
-            write_requests(path, request_rows(result, tl))
+            write_requests(path, request_rows(result, window))
         except (OSError, ImportError) as exc:
             recorder.warnings.append(f"request table not written: {exc}")
         else:

@@ -135,6 +135,8 @@ class ResidentSessions:
         while len(self.resident) >= self.max_resident:
             oldest = next(iter(self.resident))
             evicted.append(self._evict(oldest, f"max_resident {self.max_resident} reached", warnings))
+        if not self.resident:
+            return  # nothing to evict: no estimate needed
         estimate = self._estimate(backend, experiment, key)
         if estimate is None:
             return

@@ -4,8 +4,8 @@ and the result file written for every item that ran, passed or failed."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Generator
+from typing import Any, cast
 
 import pytest
 
@@ -87,9 +87,9 @@ def lem_session(request: pytest.FixtureRequest, lem_experiment: CampaignItem, le
     lem_result.timing["load_s"] += spent
     lem_result.warnings.extend(warnings)
     lem_result.engine.update(getattr(session, "engine_info", {}) or {})
-    try:
-        session.base_dir = lem_result.run.plan.base_dir  # relative prompt files resolve next to the campaign
-    except AttributeError:
+    try:  # relative prompt files resolve next to the campaign (BaseSession and any session that takes it)
+        cast(Any, session).base_dir = lem_result.run.plan.base_dir
+    except AttributeError:  # a third-party session with __slots__ and no base_dir
         pass
     return session
 
@@ -115,7 +115,9 @@ def window_figures(window: dict[str, Any] | None) -> dict[str, Any]:
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> Iterator[None]:
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[Any]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report: pytest.TestReport = yield
     citem = campaign_item(item)
     if citem is not None:
@@ -125,7 +127,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> 
     if recorder is not None and not recorder.extra.get("written") and finished and not report.skipped:
         _finish_campaign_item(item, recorder, report)
     elif recorder is None and report.when == "call" and report.passed:
-        windows = item.stash.get(WINDOWS, [])
+        windows: list[dict[str, Any]] = item.stash.get(WINDOWS, [])
         verdict = gates.evaluate(item, window_figures(windows[0]) if windows else None)
         if verdict is not None and verdict.failed:
             gates.fail_report(report, verdict, gates.gate_kind(item))
@@ -136,7 +138,8 @@ def _finish_campaign_item(item: pytest.Item, recorder: ItemRecorder, report: pyt
     """Build the result, judge its gates (budgets, comparison), write it, tell the controller."""
     from pytest_llenergy.results.frame import result_row
 
-    recorder.windows = list(item.stash.get(WINDOWS, []))
+    windows: list[dict[str, Any]] = item.stash.get(WINDOWS, [])
+    recorder.windows = list(windows)
     measured = report.passed
     result = recorder.build("passed" if measured else "failed", None if measured else _error_text(report))
     workload = result.config.get("workload") or {}

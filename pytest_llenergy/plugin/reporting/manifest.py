@@ -51,8 +51,23 @@ class ManifestPlugin:
             run.run_dir.path / "manifest.json", campaign=run.name, campaign_hash=run.plan.file_hash,
             run_id=run.run_id, seed=run.seed, order=run.order, cycles=run.cycles, planned=planned,
             group_by=group_by_setting(self.config, run), dropped=run.extras.get("dropped_experiments", ()),
+            description=run.plan.campaign.description,
         )
         self.config.stash[MANIFEST] = self.writer
+        self._reconcile_done()
+
+    def _reconcile_done(self) -> None:
+        """Mark passed the items a resumed run found done on disk: a kill -9 can land between
+        writing an item's result file and updating its manifest entry."""
+        run, writer = self.run, self.writer
+        for key in sorted(run.done):
+            entry = writer.manifest.entries.get(key) if writer is not None else None
+            if writer is None or entry is None or entry.status == "passed":
+                continue
+            path = run.run_dir.result_path(entry.experiment_id, entry.cycle)
+            ended = dt.datetime.fromtimestamp(path.stat().st_mtime, dt.timezone.utc).isoformat(timespec="seconds")
+            writer.update(key, status="passed", result_path=str(path.relative_to(run.run_dir.path)),
+                          error=None, ended_at=ended)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         key = report_property(report, LEM_KEY_PROPERTY)

@@ -11,9 +11,10 @@ from typing import Any
 import pytest
 
 from pytest_llenergy.config.campaign import NotificationsConfig
+from pytest_llenergy.plugin.options import resolve
 from pytest_llenergy.plugin.state import get_run
 from pytest_llenergy.plugin.xdist import is_worker
-from pytest_llenergy.results.notify import WebhookSender, check_url, result_payload
+from pytest_llenergy.results.notify import WebhookSender, result_payload
 
 
 class NotifyPlugin:
@@ -54,23 +55,12 @@ class NotifyPlugin:
             terminalreporter.write_line(f"llenergy: {line}", yellow=True)
 
 
-def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("llenergy")
-    group.addoption("--lem-webhook-url", dest="lem_webhook_url", metavar="URL", default=None,
-                    help="POST item failures and the campaign's end to this http(s) URL. Ini: lem_webhook_url.")
-    parser.addini("lem_webhook_url", "Webhook URL for notifications.", default="")
-
-
 def pytest_configure(config: pytest.Config) -> None:
     run = get_run(config)
     settings = run.plan.campaign.notifications if run is not None else NotificationsConfig()
-    url = config.getoption("lem_webhook_url") or settings.webhook_url or config.getini("lem_webhook_url")
+    url = resolve(config, "lem_webhook_url", run.plan.campaign if run is not None else None)
     if not url:
         return
-    try:
-        check_url(url)
-    except ValueError as exc:
-        raise pytest.UsageError(f"llenergy: {exc}") from None
     if "campaign_done" in settings.on and is_worker(config):
         settings = settings.model_copy(update={"on": [e for e in settings.on if e != "campaign_done"]})
     config.pluginmanager.register(NotifyPlugin(config, url, settings), "llenergy-notify")

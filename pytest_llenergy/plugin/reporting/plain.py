@@ -9,7 +9,7 @@ marks them handled; without one (or when the campaign measured nothing) this mod
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from pytest_llenergy.plugin.base import campaign_item
 from pytest_llenergy.plugin.gates.compare import ALPHA, SAVED, storage_root
 from pytest_llenergy.plugin.measurement.recorder import WINDOWS
 from pytest_llenergy.plugin.measurement.threads import thread_lines
+from pytest_llenergy.plugin.options import resolve
 from pytest_llenergy.plugin.state import get_run
 from pytest_llenergy.plugin.xdist import is_worker
 from pytest_llenergy.results.compare import DEFAULT_ALPHA
@@ -75,7 +76,7 @@ class PlainWindows:
         name = save_name(config, "energy")
         saved = config.stash.get(SAVED, None)
         record = None
-        if name or saved is not None or config.getoption("lem_json", None):
+        if name or saved is not None or resolve(config, "lem_json"):
             record = self.record(name or "energy")
         if saved is not None and record is not None:
             from pytest_llenergy.results.compare import (
@@ -84,7 +85,7 @@ class PlainWindows:
                 parse_rules,
             )
 
-            rules = parse_rules(config.getoption("lem_compare_fail") or config.getini("lem_compare_fail")) \
+            rules = parse_rules(resolve(config, "lem_compare_fail")) \
                 or parse_rules(DEFAULT_RULES)
             self.comparisons = compare_records(saved, record, rules, config.stash.get(ALPHA, DEFAULT_ALPHA))
             self.lines += format_comparisons(self.comparisons, saved, record)
@@ -92,7 +93,7 @@ class PlainWindows:
             from pytest_llenergy.results.saved import save_run
 
             self.lines.append(f"saved this run as {save_run(storage_root(config), record)}")
-        json_path = config.getoption("lem_json", None)
+        json_path = resolve(config, "lem_json")
         if json_path and record is not None:
             payload = {"campaign": None, "run_id": record["run_id"], "windows": stats,
                        "comparisons": [c.__dict__ | {"rule": str(c.rule)} for c in self.comparisons],
@@ -128,8 +129,8 @@ PLAIN = pytest.StashKey[PlainWindows]()
 
 def save_name(config: pytest.Config, default: str) -> str | None:
     """``--lem-save NAME``, or ``default`` under ``--lem-autosave`` / ``lem_autosave``, else None."""
-    name = config.getoption("lem_save", None)
-    if not name and (config.getoption("lem_autosave", False) or config.getini("lem_autosave")):
+    name = resolve(config, "lem_save")
+    if not name and resolve(config, "lem_autosave"):
         return default
     return name or None
 
@@ -139,7 +140,9 @@ def plain_windows(config: pytest.Config) -> PlainWindows | None:
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> Iterator[None]:
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[Any]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report: pytest.TestReport = yield
     if report.when == "call" and campaign_item(item) is None:
         windows = item.stash.get(WINDOWS, None)

@@ -17,11 +17,13 @@ from pytest_llenergy.plugin.gates.compare import ALPHA, SAVED, storage_root
 from pytest_llenergy.plugin.measurement.carbon import totals_line
 from pytest_llenergy.plugin.measurement.context import CONTEXT
 from pytest_llenergy.plugin.measurement.runtest import SESSION_CACHE
+from pytest_llenergy.plugin.options import resolve
 from pytest_llenergy.plugin.reporting.plain import plain_windows, save_name
 from pytest_llenergy.plugin.state import LemRun, get_run
 from pytest_llenergy.plugin.xdist import is_worker
 from pytest_llenergy.results.compare import DEFAULT_ALPHA
 from pytest_llenergy.results.export import summary_payload
+from pytest_llenergy.results.schema import ExperimentResult
 from pytest_llenergy.results.store import atomic_write_json
 from pytest_llenergy.results.walltime import WALLTIME_FILE, wall_time_lines
 
@@ -29,10 +31,7 @@ ENVIRONMENT_FILE = "environment.json"
 
 
 def group_by_setting(config: pytest.Config, run: LemRun) -> list[str]:
-    raw = config.getoption("lem_group_by", None) or config.getini("lem_group_by")
-    if raw:
-        return [p.strip() for p in raw.split(",") if p.strip()]
-    return list(run.plan.campaign.group_by)
+    return list(resolve(config, "lem_group_by", run.plan.campaign))
 
 
 MAX_WARNING_LINES = 20
@@ -94,7 +93,7 @@ class ReportingPlugin:
 
         run, config = self.run, self.config
         self.summary = build_outputs(run.run_dir.path, group_by=group_by_setting(config, run), seed=run.seed,
-                                     cycles_configured=run.cycles, plots=not (config.getoption("lem_no_plots", False) or config.getini("lem_no_plots")))
+                                     cycles_configured=run.cycles, plots=not resolve(config, "lem_no_plots"))
         config.hook.pytest_lem_summary(config=config, summary=self.summary)
         self.lines[:0] = format_terminal_table(self.summary, config.get_verbosity(), cycles_configured=run.cycles)
         self.lines += wall_time_lines(self.summary.header.get("wall_time"))
@@ -102,7 +101,7 @@ class ReportingPlugin:
         if carbon:
             self.lines.append(carbon)
         self.lines += warning_lines(run, config.get_verbosity())
-        json_path = config.getoption("lem_json", None)
+        json_path = resolve(config, "lem_json")
         if json_path:
             self._write_json(Path(json_path))
 
@@ -140,7 +139,7 @@ class ReportingPlugin:
 
         record = self._record(name or self.run.name)
         if saved is not None:
-            rules = parse_rules(config.getoption("lem_compare_fail") or config.getini("lem_compare_fail")) or parse_rules(
+            rules = parse_rules(resolve(config, "lem_compare_fail")) or parse_rules(
                 "energy_per_output_token:5% tokens_per_s:-5%")
             self.comparisons = compare_records(saved, record, rules, config.stash.get(ALPHA, DEFAULT_ALPHA))
             self.lines += format_comparisons(self.comparisons, saved, record)
@@ -161,7 +160,7 @@ class ReportingPlugin:
         atomic_write_json(path, payload)
         self.lines.append(f"json report: {path}")
 
-    def _verdicts(self):
+    def _verdicts(self) -> list[tuple[str, ExperimentResult]]:
         return [(r.key, r) for r in self.run.run_dir.results() if r.budget is not None]
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
@@ -173,16 +172,6 @@ class ReportingPlugin:
         for line in self.errors:
             terminalreporter.write_line(f"ERROR: {line}", red=True)
         terminalreporter.write_line(f"results: {self.run.run_dir.path}")
-
-
-def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("llenergy")
-    group.addoption("--lem-group-by", dest="lem_group_by", metavar="PATHS", default=None,
-                    help="Comma-separated config paths grouping experiments for group CIs (overrides the campaign). Ini: lem_group_by.")
-    parser.addini("lem_group_by", "Default --lem-group-by.", default="")
-    group.addoption("--lem-no-plots", dest="lem_no_plots", action="store_true", default=False,
-                    help="Skip the PNG plots (the summary and report are still written). Ini: lem_no_plots.")
-    parser.addini("lem_no_plots", "Skip the PNG plots.", type="bool", default=False)
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Mutation testing (mutmut 3) of the modules whose correctness the numbers rest on, one module at a
+# time, each against the tests that exercise it (a narrow selection: mutation runs are slow).
+#
+#   bash scripts/ci_mutation.sh TARGET...     TARGET: ordering config config-core stats bootstrap measurement (or all)
+#   tox -e mutation -- ordering config
+#
+# Works in a throwaway copy (the tree is never touched), prints killed/total per target and the
+# surviving mutants (`mutmut show NAME` there shows each diff), and exits 1 when a target kills
+# fewer than LEM_MUTATION_MIN (default 85) percent. Not part of .ci/run: minutes per module.
+set -uo pipefail
+cd "$(dirname "$0")/.." || exit 1
+ROOT=$(pwd)
+MIN=${LEM_MUTATION_MIN:-85}
+KEEP=${LEM_MUTATION_DIR:-}
+export HF_HUB_OFFLINE=1
+unset PYTHONPATH  # the mutated copy must be the pytest_llenergy that the tests import
+
+source_of() {
+  case $1 in
+    ordering) echo "pytest_llenergy/plugin/collection/ordering.py" ;;
+    config) echo "pytest_llenergy/config/" ;;
+    config-core) echo "pytest_llenergy/config/units.py,pytest_llenergy/config/budgets.py,pytest_llenergy/config/paths.py,pytest_llenergy/config/ids.py" ;;
+    stats) echo "pytest_llenergy/results/stats.py" ;;
+    bootstrap) echo "pytest_llenergy/results/bootstrap.py" ;;
+    measurement) echo "pytest_llenergy/energy/measurement.py" ;;
+    *) return 1 ;;
+  esac
+}
+tests_of() {  # the fast tests that exercise each target
+  case $1 in
+    ordering) echo "tests/test_ordering.py" ;;
+    config) echo "tests/config tests/backends/test_section.py tests/backends/test_introspection.py" ;;
+    config-core) echo "tests/config" ;;
+    stats) echo "tests/results/test_stats.py tests/results/test_interval.py" ;;
+    bootstrap) echo "tests/results/test_bootstrap.py tests/results/test_stats.py" ;;
+    measurement) echo "tests/energy/test_measurement.py tests/energy/test_meter.py" ;;
+  esac
+}
+
+targets=("$@")
+[ "${#targets[@]}" = 0 ] || [ "${targets[0]}" = all ] && targets=(ordering config stats bootstrap measurement)
+status=0
+for target in "${targets[@]}"; do
+  src=$(source_of "$target") || { echo "ci_mutation: unknown target $target"; exit 2; }
+  selection=""
+  for t in $(tests_of "$target"); do [ -e "$t" ] && selection="$selection $t"; done
+  work=${KEEP:-$(mktemp -d "${TMPDIR:-/tmp}/lem-mutation.XXXXXX")}/$target
+  rm -rf "$work" && mkdir -p "$work"
+  cp -r pytest_llenergy tests pyproject.toml "$work"/
+  {  # list values: one per line
+    echo "[mutmut]"
+    echo "source_paths="; echo "    pytest_llenergy"  # the whole package is copied; only these files mutate
+    echo "only_mutate="; tr ',' '\n' <<<"$src" | sed -e 's/^/    /' -e 's#/$#/*#'
+    printf 'pytest_add_cli_args=\n    -p\n    no:cacheprovider\n    -q\n    -x\n'
+    echo "pytest_add_cli_args_test_selection="; for t in $selection; do echo "    $t"; done
+  } > "$work/setup.cfg"
+  echo "== ci_mutation: $target: mutating $src against$selection"
+  started=$(date +%s)
+  (cd "$work" && mutmut run >run.log 2>&1; mutmut export-cicd-stats >/dev/null 2>&1)
+  stats="$work/mutants/mutmut-cicd-stats.json"
+  if [ ! -f "$stats" ]; then
+    echo "ci_mutation: $target: mutmut did not finish (log: $work/run.log)"; tail -n 20 "$work/run.log"; status=1; continue
+  fi
+  python - "$stats" "$target" "$MIN" "$(( $(date +%s) - started ))" <<'PY' || status=1
+import json, sys
+s = json.load(open(sys.argv[1])); target, minimum, secs = sys.argv[2], float(sys.argv[3]), sys.argv[4]
+judged = s["total"] - s["skipped"]
+score = 100.0 * (s["killed"] + s["timeout"]) / judged if judged else 0.0
+print(f"ci_mutation: {target}: killed {s['killed'] + s['timeout']}/{judged} = {score:.1f} % "
+      f"(survived {s['survived']}, no tests {s['no_tests']}, suspicious {s['suspicious']}) in {secs} s")
+sys.exit(0 if score >= minimum else 1)
+PY
+  (cd "$work" && mutmut results 2>/dev/null | grep -E "survived|no tests" | sed "s/^/ci_mutation: $target: /" | head -50)
+done
+exit "$status"

@@ -1,0 +1,58 @@
+"""The GPU priming burst before an NVML baseline: a failure is recorded, never swallowed."""
+
+from __future__ import annotations
+
+import sys
+import types
+import warnings
+from typing import Any
+
+import pytest
+
+from pytest_llenergy.plugin.measurement import context as ctx
+
+
+def _torch(available: bool, fail: BaseException | None = None) -> types.ModuleType:
+    torch: Any = types.ModuleType("torch")
+
+    def ones(*args: Any, **kwargs: Any) -> Any:
+        if fail is not None:
+            raise fail
+        import numpy as np
+
+        return np.ones((2, 2))
+
+    torch.ones = ones
+    torch.cuda = types.SimpleNamespace(is_available=lambda: available, synchronize=lambda: None)
+    return torch
+
+
+@pytest.mark.parametrize(("torch", "expected"), [
+    (_torch(True), None),
+    (_torch(False), "no GPU priming burst before the baseline: torch sees no CUDA device"),
+    (_torch(True, RuntimeError("CUDA error: out of memory")),
+     "GPU priming burst before the baseline failed: RuntimeError: CUDA error: out of memory"),
+])
+def test_prime_reports_why_it_did_not_run(monkeypatch: pytest.MonkeyPatch, torch: Any, expected: str | None) -> None:
+    monkeypatch.setitem(sys.modules, "torch", torch)
+    assert ctx._prime_gpu() == expected
+
+
+def test_other_errors_are_not_swallowed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "torch", _torch(True, KeyError("a bug")))
+    with pytest.raises(KeyError):
+        ctx._prime_gpu()
+
+
+def test_a_failed_prime_is_flagged_and_warned_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "torch", _torch(True, RuntimeError("CUDA error: launch failure")))
+    context = ctx.MeasurementContext(config=None, settings=None)  # type: ignore[arg-type]
+    with pytest.warns(RuntimeWarning, match="llenergy: GPU priming burst before the baseline failed"):
+        context.prime()
+    assert context.primed is False and "launch failure" in context.prime_problem
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        context.prime()  # the same problem again: no second warning
+    monkeypatch.setitem(sys.modules, "torch", _torch(True))
+    context.prime()
+    assert context.primed is True and context.prime_problem == ""
