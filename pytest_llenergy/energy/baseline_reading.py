@@ -26,9 +26,11 @@ class BaselineReading:
         n = max(self.n_samples, 1)
         return {k: v / n**0.5 for k, v in self.sd_w.items()}
 
-    def to_info(self, method: str, age: float | None) -> dict[str, Any]:
-        """A dict matching ``BaselineInfo`` in results/schema.py."""
+    def to_info(self, method: str, age: float | None, primed: bool | None = None) -> dict[str, Any]:
+        """A dict matching ``BaselineInfo`` in results/schema.py (``primed``: whether the P0 priming
+        burst ran before this baseline; None where no burst applies)."""
         return {
+            "primed": primed,
             "method": method, "power_w": dict(self.power_w), "sd_w": dict(self.sd_w),
             "n_samples": self.n_samples, "duration_s": self.duration_s, "age_s": age,
             "pstate": dict(self.pstate), "temperature_c": dict(self.temperature_c),

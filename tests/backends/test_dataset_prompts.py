@@ -75,3 +75,15 @@ def test_unknown_keys_are_refused():
 
     with pytest.raises(ValidationError):
         WorkloadConfig.model_validate({"prompts": {"dataset": "x", "rows": 3}})
+
+
+def test_hub_names_pass_subset_and_split_to_load_dataset(monkeypatch):
+    calls = []
+
+    def fake_load_dataset(name, subset=None, split=None):
+        calls.append((name, subset, split))
+        return datasets.Dataset.from_dict({"question": ["q1", "q2", "q3"]})
+
+    monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
+    spec = PromptDataset(dataset="openai/gsm8k", subset="main", split="test", field="question", n=2)
+    assert dataset_texts(spec) == ["q1", "q2"] and calls == [("openai/gsm8k", "main", "test")]

@@ -259,6 +259,12 @@ DEDICATED = {
     "workload.prompts.file": "test_transformers_backend.py::test_file_prompts_run",
     "workload.num_prompts": "test_transformers_backend.py::test_synthetic_exact_counts",
     "workload.seed": "test_transformers_backend.py::test_seed_fixes_weights_prompts_and_sampling",
+    # dataset prompts become texts before any engine sees them (then as workload.prompts.file)
+    "workload.prompts.dataset": "test_dataset_prompts.py::test_first_n_rows_of_the_detected_text_column",
+    "workload.prompts.subset": "test_dataset_prompts.py::test_hub_names_pass_subset_and_split_to_load_dataset",
+    "workload.prompts.split": "test_dataset_prompts.py::test_split_of_a_dataset_dict",
+    "workload.prompts.field": "test_dataset_prompts.py::test_missing_column_names_the_columns",
+    "workload.prompts.n": "test_dataset_prompts.py::test_first_n_rows_of_the_detected_text_column",
     # serving workloads run on vLLM only (the config rejects them elsewhere)
     "workload.arrivals.process": "backends_vllm/test_vllm_serving.py::test_poisson_and_trace_arrivals_schedule_requests",
     "workload.arrivals.rate_rps": "backends_vllm/test_vllm_serving.py::test_poisson_and_trace_arrivals_schedule_requests",

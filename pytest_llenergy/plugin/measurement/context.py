@@ -177,7 +177,7 @@ class MeasurementContext:
         if self.baseline is None:
             return None
         age = self.baseline_cache.age(self.baseline) if self.baseline_cache is not None else None
-        return self.baseline.to_info(self.baseline_method, age) | {"primed": self.primed}
+        return self.baseline.to_info(self.baseline_method, age, primed=self.primed)
 
 
 CONTEXT = pytest.StashKey[MeasurementContext]()

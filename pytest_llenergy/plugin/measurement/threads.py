@@ -19,8 +19,11 @@ OURS = "LLENERGY_THREADS"  # marks thread variables this plugin set (inherited b
 
 
 def _workers(config: pytest.Config) -> int:
-    count = os.environ.get("PYTEST_XDIST_WORKER_COUNT")
-    return int(count) if count and count.isdigit() else 1
+    """How many xdist workers share this machine's cores (1 outside xdist), from this process's own
+    ``workerinput`` rather than the environment, which a nested pytest would inherit."""
+    workerinput = getattr(config, "workerinput", None)
+    count = workerinput.get("workercount") if isinstance(workerinput, dict) else None
+    return int(count) if isinstance(count, int) and count > 0 else 1
 
 
 @pytest.hookimpl(tryfirst=True)
