@@ -34,8 +34,8 @@ from pytest_llenergy.results.noise import (
     WARMUP_NEW,
     WARMUP_TODAY,
     Measurement,
-    Workload,
     WarmupPolicy,
+    Workload,
     cycle_values,
     run_cost_s,
 )

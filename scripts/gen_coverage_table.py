@@ -15,7 +15,14 @@ import json
 import numpy as np
 
 from pytest_llenergy.results.bootstrap import METHOD_BCA, bca_mean_intervals
-from pytest_llenergy.results.coverage import METHOD_T, SKEWED, TABLE_CONFIDENCE, TABLE_PATH, T_BELOW, t_bounds
+from pytest_llenergy.results.coverage import (
+    METHOD_T,
+    SKEWED,
+    T_BELOW,
+    TABLE_CONFIDENCE,
+    TABLE_PATH,
+    t_bounds,
+)
 
 MAX_N = 30
 DISTRIBUTIONS = {

@@ -34,7 +34,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 
-from pytest_llenergy.energy import EnergyMeter, ReplaySource, describe, measure_baseline, resolve_source  # noqa: E402
+from pytest_llenergy.energy import (  # noqa: E402
+    EnergyMeter,
+    ReplaySource,
+    describe,
+    measure_baseline,
+    resolve_source,
+)
 
 LENGTHS = {0.5: 16, 1.0: 16, 2.0: 10, 4.0: 6, 10.0: 4}  # window seconds -> windows (~130 s in all)
 

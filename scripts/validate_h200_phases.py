@@ -71,7 +71,6 @@ def reference(meter: Any, session: Any, workload: Any, seconds: float) -> dict[s
 
 
 def split_runs(meter: Any, session: Any, workload: Any, runs: int, lag: float) -> list[Any]:
-    from pytest_llenergy.energy.phases import split_window
 
     out = []
     for i in range(runs):

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
 from campaigns import ENERGY_TEST, results, write_suite
 
 TESTS_DIR = Path(__file__).parent
