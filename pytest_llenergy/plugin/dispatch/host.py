@@ -106,7 +106,7 @@ class DockerDispatch(HostReports):
             try:
                 self.container_campaign = settings.paths.to_container(path) if path else None
             except DispatchError as exc:
-                pre.error = f"campaign file: {exc}"
+                pre.errors.append(f"campaign file: {exc}")
         self.lines += [f"docker: {note}" for note in pre.notes]
         services = sorted({service for _, service, _ in candidates})
         if self.mode == "docker":
