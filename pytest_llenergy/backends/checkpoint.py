@@ -62,7 +62,7 @@ def random_checkpoint(name: str, precision: str, seed: int, root: Path | None = 
 
     Returns the directory and a description for ``engine_info`` (source, key, whether it was reused).
     """
-    from pytest_llenergy.backends.session import jsonable
+    from pytest_llenergy.backends.jsonable import jsonable
 
     config, origin = random_model_config(name)
     key = checkpoint_key(config.to_dict(), precision, seed)

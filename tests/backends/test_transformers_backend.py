@@ -12,6 +12,8 @@ from pytest_llenergy.config.experiment import WorkloadConfig
 
 from .helpers import experiment_at
 
+pytestmark = pytest.mark.requires("torch")  # real torch models: LEM_REQUIRE=torch in CI counts these
+
 
 def run(session, **workload):
     config = session.experiment.workload.model_copy(update=workload) if workload else session.experiment.workload

@@ -49,13 +49,15 @@ def test_package_versions_and_git(tmp_path: Path) -> None:
 
 
 def test_import_pulls_in_nothing_heavy() -> None:
+    """No engine, pandas or pytest behind ``pytest_llenergy.energy``. It may use config/ (DESIGN: energy
+    uses config; the allowed sources, warmup modes and gap defaults are declared there once), and so
+    pydantic, which GPU runs carry as wheels."""
     code = (
         "import sys, pytest_llenergy.energy as e\n"
         "from pytest_llenergy.energy import collect_environment, resolve_source\n"
         "collect_environment(resolve_source('replay')[0])\n"
         "bad = [m for m in sys.modules if m.split('.')[0] in "
-        "('pytest', '_pytest', 'pydantic', 'torch', 'transformers', 'vllm', 'pandas')"
-        " or m.startswith('pytest_llenergy.config')]\n"
+        "('pytest', '_pytest', 'torch', 'transformers', 'vllm', 'pandas')]\n"
         "print(bad)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,

@@ -16,7 +16,7 @@ from typing import Any
 
 from pytest_llenergy.backends.architectures import resolve_architecture
 from pytest_llenergy.backends.errors import BackendError
-from pytest_llenergy.backends.session import jsonable
+from pytest_llenergy.backends.jsonable import jsonable
 
 SPREADING_DEVICE_MAPS = ("auto", "balanced", "balanced_low_0", "sequential")
 #: keywords transformers 5 accepts and then drops without a word: never pass them silently

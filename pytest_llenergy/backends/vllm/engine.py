@@ -10,7 +10,7 @@ from importlib import metadata
 from typing import Any
 
 from pytest_llenergy.backends.errors import BackendError
-from pytest_llenergy.backends.session import jsonable
+from pytest_llenergy.backends.jsonable import jsonable
 
 #: environment variables that change how vLLM runs; recorded in engine_info
 RECORDED_ENV = (
