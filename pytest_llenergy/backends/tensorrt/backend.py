@@ -28,10 +28,10 @@ from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 from pytest_llenergy.backends.base import BackendError, Footprint, GenerationStats, Workload
+from pytest_llenergy.backends.jsonable import jsonable
 from pytest_llenergy.backends.session import (
     BaseSession,
     import_problem,
-    jsonable,
     load_key,
     random_weights,
 )

@@ -80,11 +80,12 @@ class TransformersSession(BaseSession[TransformersConfig]):
         import torch
         import transformers
 
+        from pytest_llenergy.backends.jsonable import jsonable
         from pytest_llenergy.backends.transformers.generate import (
             EngineWarnings,
             experiment_generate_kwargs,
         )
-        from pytest_llenergy.backends.transformers.loading import jsonable, load_model, plan_load
+        from pytest_llenergy.backends.transformers.loading import load_model, plan_load
 
         super().__init__(experiment)
         self.model: Any = None

@@ -24,9 +24,9 @@ from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 from pytest_llenergy.backends.base import BackendError, Footprint, GenerationStats, Workload
+from pytest_llenergy.backends.jsonable import jsonable
 from pytest_llenergy.backends.session import (
     import_problem,
-    jsonable,
     load_key,
     process_peak_rss,
     random_weights,
