@@ -105,7 +105,7 @@ assert result["status"] == "passed", result["error"]
 serving, phases = result["serving"], result["phases"]
 assert serving["requests"] == 12 and serving["ttft_ms"]["p99"] >= serving["ttft_ms"]["p50"] > 0, serving
 ss = serving["steady_state"]
-assert ss["target_batch"] == 4 and ss["duration_s"] > 0 and ss["energy_per_output_token_j"] > 0, ss
+assert 1 <= ss["target_batch"] <= 4 and ss["duration_s"] > 0 and ss["energy_per_output_token_j"] > 0, ss
 requests = load(run, level="request")
 assert len(requests) == 12 and set(requests["method"]) == {"attribution:token_work"}
 closure = requests["energy_j"].sum() / result["energy"]["energy_j"] - 1
