@@ -71,7 +71,7 @@ defaults:
   workload: {{prompts: synthetic, input_tokens: {inp}, output_tokens: {out}, batch_size: {bs}, num_prompts: {prompts}}}
 experiments:
   - {{model: {{name: {a}, weights: random}}}}
-  - {{model: {{name: {b}, weights: random}}}}
+  - {{model: {{name: {b}, weights: random}}, workload: {{num_prompts: {bs}}}}}
 measurement: {{energy_source: {source}}}
 gaps: {{between_experiments: {gap}, between_cycles: {gap}, max_wait: 15s}}
 reuse: {{max_resident: {resident}}}
@@ -181,7 +181,7 @@ def part_resident(args: argparse.Namespace, out: Path) -> dict[str, Any]:
     gpu = not args.cpu
     values = dict(a="llama-3.2-1b" if gpu else "tiny-llama", b="qwen2.5-0.5b" if gpu else "tiny-gpt2",
                   precision="bfloat16" if gpu else "float32", inp=128 if gpu else 16, out=128 if gpu else 8,
-                  bs=32 if gpu else 4, prompts=96 if gpu else 8, cycles=5 if gpu else 2,
+                  bs=32 if gpu else 4, prompts=96 if gpu else 8, cycles=args.cycles or (8 if gpu else 2),
                   source="nvml" if gpu else "estimate", gap="adaptive" if gpu else 0)
     runs = {}
     for resident in (2, 1):
@@ -217,6 +217,10 @@ def part_compile(args: argparse.Namespace, out: Path) -> dict[str, Any]:
                 "static + inductor reduce-overhead": {"cache_implementation": "static", "torch_compile": "reduce-overhead"}}
     if not gpu:
         variants = {k: v for k, v in variants.items() if "cudagraphs" not in k and "inductor" not in k}
+    import torch
+    import transformers
+
+    print(f"torch {torch.__version__}, transformers {transformers.__version__}", flush=True)
     rows, lines, deadline = [], [], time.perf_counter() + args.budget_s
     for bs in ((8, 32) if gpu else (2,)):
         for name, section in variants.items():
@@ -240,7 +244,8 @@ def part_compile(args: argparse.Namespace, out: Path) -> dict[str, Any]:
                 timed = [session.run(workload).duration_s for _ in range(5)]
             except Exception as exc:  # noqa: BLE001 - report and go on to the next variant
                 rows.append({"variant": name, "batch_size": bs, "error": f"{type(exc).__name__}: {exc}"})
-                lines.append(f"bs {bs:>2} {name:34} ERROR {type(exc).__name__}: {str(exc)[:120]}")
+                lines.append(f"bs {bs:>2} {name:34} ERROR {type(exc).__name__}: {str(exc)[:300]}")
+                print(lines[-1], flush=True)
                 continue
             finally:
                 session.close()
@@ -251,6 +256,8 @@ def part_compile(args: argparse.Namespace, out: Path) -> dict[str, Any]:
             rows.append(row)
             lines.append(f"bs {bs:>2} {name:34} first probe {probe_first:6.1f} s, first run {first:6.2f} s, "
                          f"run {mean:6.3f} s (CV {row['cv_pct']:.1f} %), {row['output_tokens_per_s']:8.0f} out tok/s")
+            print(lines[-1], flush=True)
+            (out / "compile.partial.json").write_text(json.dumps(rows, indent=2, default=str))
     return {"rows": rows, "lines": lines}
 
 
@@ -260,6 +267,7 @@ def main() -> int:
     parser.add_argument("--part", choices=("precision", "resident", "compile"), default="precision")
     parser.add_argument("--budget-s", type=float, default=540.0, help="Wall-time limit of the part.")
     parser.add_argument("--cpu", action="store_true", help="A CPU dry run on tiny models.")
+    parser.add_argument("--cycles", type=int, default=None, help="Cycles of each resident campaign (default 8).")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     result = {"precision": part_precision, "resident": part_resident, "compile": part_compile}[args.part](args, args.out)

@@ -31,7 +31,7 @@ class PooledPhase:
     intervals: int = 0
 
 
-def _segments(run: WindowPhases, phase: str) -> list[tuple[float, float]]:
+def phase_segments(run: WindowPhases, phase: str) -> list[tuple[float, float]]:
     start = np.array([s.start for s in run.spans])
     first = np.array([s.first for s in run.spans])
     end = np.array([s.end for s in run.spans])
@@ -59,7 +59,7 @@ def scale_se(runs: Sequence[WindowPhases]) -> float:
     return float(np.std(ratios, ddof=1) / math.sqrt(len(ratios)) / np.mean(ratios))
 
 
-def _samples(run: WindowPhases) -> tuple[np.ndarray, np.ndarray]:
+def run_samples(run: WindowPhases) -> tuple[np.ndarray, np.ndarray]:
     """Real samples (not the interpolated edge points), uncalibrated when the raw series is kept."""
     m = run.model
     p = m.p_raw if m.p_raw is not None else m.p
@@ -71,8 +71,8 @@ def pool(runs: Sequence[WindowPhases], phase: str) -> PooledPhase:
     out = PooledPhase()
     scale = common_scale(runs)
     for run in runs:
-        segs = _segments(run, phase)
-        t, p = _samples(run)
+        segs = phase_segments(run, phase)
+        t, p = run_samples(run)
         p = p * scale
         inside = np.zeros(t.shape, dtype=bool)
         for a, b in segs:
@@ -117,9 +117,9 @@ def aligned_profile(runs: Sequence[WindowPhases], bin_s: float, before_s: float,
     sums = np.zeros(edges.size - 1)
     counts = np.zeros(edges.size - 1)
     for run in runs:
-        t, p = _samples(run)
+        t, p = run_samples(run)
         p = p * common_scale(runs)
-        for a, _ in _segments(run, "prefill"):
+        for a, _ in phase_segments(run, "prefill"):
             tau = t - a
             idx = np.digitize(tau, edges) - 1
             ok = (idx >= 0) & (idx < sums.size)

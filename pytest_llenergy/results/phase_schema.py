@@ -22,7 +22,7 @@ class PhaseEnergy(_Model):
     uncertainty_j: float = Field(description="Standard uncertainty of energy_j (resolution at the boundaries, calibration).")
     adjusted_uncertainty_j: float | None = Field(None, description="Adds the baseline's standard error x duration.")
     intervals: int = Field(description="Separate intervals of this phase (one per static batch, ...).")
-    method: str = Field("direct", description="direct, or phase_resolved:<runs>runs:<samples>samples.")
+    method: str = Field("direct", description="direct; phase_fit:<runs>runs:<samples>samples:window<ms>ms:lag<ms>ms (powers fitted through the sensor window); or phase_resolved:<runs>runs:<samples>samples (pooled samples, where no fit is possible).")
     flags: list[str] = Field(default_factory=list, description="below_resolution: intervals shorter than the sensor resolves.")
     direct_energy_j: float | None = Field(None, description="The direct split of the measured window, kept beside a phase-resolved figure.")
 

@@ -36,10 +36,21 @@ def exact(segs, watts: float) -> float:
     return sum((b - a) * w for a, b, w in segs if w == watts)
 
 
-def window(segs, duration: float, hz: float = 50.0, offset: float = 0.0, baseline: float | None = IDLE_W
-           ) -> tuple[Timeseries, Measurement]:
+def sensed(segs, t: np.ndarray, sensor_s: float, lag_s: float = 0.0) -> np.ndarray:
+    """What a sensor reports at each stamp: the mean power over [t - lag - sensor_s, t - lag]."""
+    if sensor_s <= 0:
+        return power_at(segs, t - lag_s)
+    fine = np.linspace(0.0, 1.0, 401)
+    grid = (t - lag_s)[:, None] - sensor_s * fine[None, :]
+    return power_at(segs, grid.ravel()).reshape(grid.shape).mean(axis=1)
+
+
+def window(segs, duration: float, hz: float = 50.0, offset: float = 0.0, baseline: float | None = IDLE_W,
+           sensor_s: float = 0.0, lag_s: float = 0.0) -> tuple[Timeseries, Measurement]:
+    """A replay window sampled at ``hz`` from ``offset``; each sample averages the last ``sensor_s``
+    of power, ``lag_s`` late (0, 0: point samples)."""
     t = np.arange(offset, duration, 1.0 / hz)
-    p = power_at(segs, t)[:, None]
+    p = sensed(segs, t, sensor_s, lag_s)[:, None]
     series = Timeseries(t, p, ("replay0",), duration, mode="driver", nominal_hz=hz)
     covered = sum(min(b, duration) - a for a, b, _ in segs if a < duration)
     energy = sum((min(b, duration) - a) * w for a, b, w in segs if a < duration) + IDLE_W * (duration - covered)

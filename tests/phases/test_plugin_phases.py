@@ -67,8 +67,15 @@ def test_phases_disabled(pytester):
 def test_repeats_give_phase_resolved_figures(pytester):
     _, result = run_campaign(pytester, with_phases("{repeats: 2}"))
     pre = result.phases["prefill"]
-    assert pre.method.startswith("phase_resolved:3runs") and pre.direct_energy_j is not None
+    assert pre.method.startswith("phase_fit:3runs") and pre.direct_energy_j is not None
     assert result.phase_info.repeats == 2
+
+
+def test_sample_window_fixes_the_sensor_model_of_the_fit(pytester):
+    _, chosen = run_campaign(pytester, with_phases("{repeats: 2}"))
+    _, fixed = run_campaign(pytester, with_phases("{repeats: 2, sample_window_s: 0.05}"))
+    assert "window50ms:lag0ms" in fixed.phases["prefill"].method
+    assert "window50ms" not in chosen.phases["prefill"].method  # null: chosen by residual within 2 periods (40 ms)
 
 
 def test_report_shows_phase_timeline_and_request_histogram(pytester):

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from pytest_llenergy.energy.phase_average import averaged_phase
+from pytest_llenergy.energy.phase_fit import PhaseFit, best_fit, fit, fitted_phase
 from pytest_llenergy.energy.phases import WindowPhases, split_window, window_clock
 from pytest_llenergy.energy.steady_state import steady_state
 from pytest_llenergy.results.requests import write_requests
@@ -127,10 +128,23 @@ def resolve(meter_factory: Callable[[], Any], first: WindowPhases, fn: Callable[
         if run is not None:
             runs.append(run)
         meter.clear()
+    fitted = sensor_fit(runs, settings)
     out = {}
     for name in ("prefill", "decode"):
         direct = first.phases[name]
-        fig = averaged_phase(runs, name, direct.tokens, baseline[0], baseline[1])
+        fig = fitted_phase(runs, name, fitted, direct.tokens, *baseline) if fitted is not None else None
+        if fig is None:
+            fig = averaged_phase(runs, name, direct.tokens, baseline[0], baseline[1])
         if fig is not None:
             out[name] = {**fig.to_dict(), "direct_energy_j": direct.energy_j}
     return out
+
+
+def sensor_fit(runs: list[WindowPhases], settings: Any) -> PhaseFit | None:
+    """Phase powers fitted through the sensor's averaging window (given, or chosen by residual).
+
+    The runs' series are already moved back by ``sample_lag_s``, so the fit's lag is on top of it."""
+    if settings.sample_window_s is not None:
+        return fit(runs, settings.sample_window_s, 0.0)
+    period = runs[0].model.period_s
+    return best_fit(runs, windows=[k * period / 2 for k in range(5)], lags=[k * period / 4 for k in range(5)])
