@@ -32,9 +32,9 @@ tests_of() {  # the fast tests that exercise each target
     ordering) echo "tests/test_ordering.py" ;;
     config) echo "tests/config tests/backends/test_section.py tests/backends/test_introspection.py" ;;
     config-core) echo "tests/config" ;;
-    stats) echo "tests/results/test_stats.py tests/results/test_interval.py" ;;
+    stats) echo "tests/results/test_stats.py tests/results/test_stats_intervals.py tests/results/test_width.py" ;;
     bootstrap) echo "tests/results/test_bootstrap.py tests/results/test_stats.py" ;;
-    measurement) echo "tests/energy/test_measurement.py tests/energy/test_meter.py" ;;
+    measurement) echo "tests/energy/test_measurement.py tests/energy/test_meter.py tests/energy/test_edges.py tests/energy/test_baseline.py" ;;
   esac
 }
 
