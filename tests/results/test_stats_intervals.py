@@ -12,7 +12,6 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 
-from pytest_llenergy.results import stats
 from pytest_llenergy.results.bootstrap import bca_mean_intervals, expanded_alpha
 from pytest_llenergy.results.coverage import coverage, cycles_needed, t_bounds
 from pytest_llenergy.results.stats import bootstrap_ci, summarize
