@@ -2,7 +2,7 @@
 # Install pytest-llenergy (copied to /opt/pytest-llenergy) and the given extra requirements into an
 # engine image, holding the engine's own packages (HOLD="torch vllm ...") at the versions the image
 # already has (a conflict fails the build instead of silently swapping the engine's torch), and the
-# plugin's other dependencies at docker/constraints.txt (so rebuilds do not drift).
+# plugin's other dependencies at pytest_llenergy/docker/constraints.txt (so rebuilds do not drift).
 set -eu
 : "${HOLD:=torch}"
 python3 -m pip list --format=freeze > /tmp/installed.txt

@@ -1,7 +1,7 @@
 # The TensorRT-LLM backend on NVIDIA's TensorRT-LLM release image. Versions and the base image
-# (pin it by digest: scripts/pin_base_images.sh) come from docker/.env through compose.build.yaml's
+# (pin it by digest: scripts/pin_base_images.sh) come from pytest_llenergy/docker/.env through compose.build.yaml's
 # build args; build with
-#   docker compose -f docker/compose.yaml -f docker/compose.build.yaml build tensorrt
+#   docker compose -f pytest_llenergy/docker/compose.yaml -f pytest_llenergy/docker/compose.build.yaml build tensorrt
 # The build context is the repository root (see tensorrt.Dockerfile.dockerignore).
 ARG TENSORRT_LLM_IMAGE
 FROM ${TENSORRT_LLM_IMAGE}
@@ -19,10 +19,10 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     HF_HOME=/cache/huggingface \
     HOME=/cache/home
 
-COPY pyproject.toml README.md docker/constraints.txt /opt/pytest-llenergy/
+COPY pyproject.toml README.md pytest_llenergy/pytest_llenergy/docker/constraints.txt /opt/pytest-llenergy/
 COPY pytest_llenergy /opt/pytest-llenergy/pytest_llenergy
-COPY docker/install-plugin.sh /usr/local/bin/lem-install-plugin
-RUN python3 -c "import importlib.metadata as m, sys; v = m.version('tensorrt_llm'); sys.exit(0 if v.startswith('${TENSORRT_LLM_VERSION}') else 'base image has tensorrt_llm ' + v + ', docker/.env pins ${TENSORRT_LLM_VERSION}')" \
+COPY pytest_llenergy/docker/install-plugin.sh /usr/local/bin/lem-install-plugin
+RUN python3 -c "import importlib.metadata as m, sys; v = m.version('tensorrt_llm'); sys.exit(0 if v.startswith('${TENSORRT_LLM_VERSION}') else 'base image has tensorrt_llm ' + v + ', pytest_llenergy/docker/.env pins ${TENSORRT_LLM_VERSION}')" \
     && HOLD="tensorrt_llm tensorrt torch transformers numpy" lem-install-plugin "nvidia-ml-py==${NVIDIA_ML_PY_VERSION}"
 
 ENTRYPOINT []

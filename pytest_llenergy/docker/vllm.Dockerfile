@@ -1,7 +1,7 @@
 # The vLLM backend on the official vLLM image, which brings its own torch and CUDA. Versions and the base image
-# (pin it by digest: scripts/pin_base_images.sh) come from docker/.env through compose.build.yaml's
+# (pin it by digest: scripts/pin_base_images.sh) come from pytest_llenergy/docker/.env through compose.build.yaml's
 # build args; build with
-#   docker compose -f docker/compose.yaml -f docker/compose.build.yaml build vllm
+#   docker compose -f pytest_llenergy/docker/compose.yaml -f pytest_llenergy/docker/compose.build.yaml build vllm
 # The build context is the repository root (see vllm.Dockerfile.dockerignore).
 ARG VLLM_IMAGE
 FROM ${VLLM_IMAGE}
@@ -21,10 +21,10 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     VLLM_NO_USAGE_STATS=1 \
     DO_NOT_TRACK=1
 
-COPY pyproject.toml README.md docker/constraints.txt /opt/pytest-llenergy/
+COPY pyproject.toml README.md pytest_llenergy/pytest_llenergy/docker/constraints.txt /opt/pytest-llenergy/
 COPY pytest_llenergy /opt/pytest-llenergy/pytest_llenergy
-COPY docker/install-plugin.sh /usr/local/bin/lem-install-plugin
-RUN python3 -c "import vllm, sys; v = vllm.__version__; sys.exit(0 if v.startswith('${VLLM_VERSION}') else 'base image has vllm ' + v + ', docker/.env pins ${VLLM_VERSION}')" \
+COPY pytest_llenergy/docker/install-plugin.sh /usr/local/bin/lem-install-plugin
+RUN python3 -c "import vllm, sys; v = vllm.__version__; sys.exit(0 if v.startswith('${VLLM_VERSION}') else 'base image has vllm ' + v + ', pytest_llenergy/docker/.env pins ${VLLM_VERSION}')" \
     && HOLD="vllm torch transformers xformers triton flashinfer-python numpy" lem-install-plugin "nvidia-ml-py==${NVIDIA_ML_PY_VERSION}"
 
 # The official image starts the OpenAI server; dispatch runs pytest instead.
