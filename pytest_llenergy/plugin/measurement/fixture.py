@@ -7,11 +7,10 @@ to JUnit XML and the xdist controller).
 
 from __future__ import annotations
 
-from time import perf_counter
-
 from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
+from time import perf_counter
 from typing import Any
 
 import pytest
