@@ -164,3 +164,49 @@ def test_grid_path_problems(tmp_path: Path):
         assert line in text
     with pytest.raises(Error, match="defaults.vllm.max_num_seqs"):
         plan_of(tmp_path, "name: g\ndefaults: {model: gpt2, vllm: {max_num_seqs: 0}}\n")
+
+
+def test_the_defaults_backend_is_the_grids_and_the_experiments(tmp_path: Path):
+    plan = plan_of(tmp_path, "name: g\ndefaults: {model: gpt2, backend: vllm, vllm: {max_num_seqs: 3}}\n"
+                             "grid: {backend_overrides: {vllm: {gpu_memory_utilization: [0.5, 0.6]}}}\n")
+    assert [e.config.backend for e in plan.experiments] == ["vllm", "vllm"]
+    assert sorted(e.config.vllm.gpu_memory_utilization for e in plan.experiments) == [0.5, 0.6]
+    assert {e.config.vllm.max_num_seqs for e in plan.experiments} == {3}  # the backend's defaults section kept
+    explicit = plan_of(tmp_path, "name: e\ndefaults: {model: gpt2, backend: vllm, vllm: {max_num_seqs: 3}}\n"
+                                 "experiments: [{precision: float16}]\n")
+    assert explicit.experiments[0].config.vllm.max_num_seqs == 3 and explicit.campaign.name == "e"
+
+
+def test_every_unknown_override_backend_is_reported(tmp_path: Path):
+    with pytest.raises(Error) as info:
+        plan_of(tmp_path, "name: g\ndefaults: {model: gpt2}\ngrid: {backend_overrides: {jax: {x: [1]}, onnx: {y: [2]}}}\n")
+    assert "grid.backend_overrides.jax: unknown backend" in str(info.value)
+    assert "grid.backend_overrides.onnx: unknown backend" in str(info.value)
+
+
+def test_no_model_and_all_dropped_messages(tmp_path: Path):
+    path = write(tmp_path, "name: x\nexperiments: [{precision: float16}]\n")
+    with pytest.raises(Error) as info:
+        load_plan(path)
+    assert str(info.value) == f"{path}: no model: set defaults.model, grid.models or a model per experiment"
+    path = write(tmp_path, "name: g\ndefaults: {model: gpt2}\n"
+                           "grid: {shared: {precision: [float32]}, backends: [transformers, tensorrt], "
+                           "backend_overrides: {transformers: {attn_implementation: [fast]}}}\n")
+    with pytest.raises(Error) as info:
+        load_plan(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: every experiment was dropped: ") and message.count("; ") == 1
+
+
+def test_duplicates_are_counted_each(tmp_path: Path):
+    plan = plan_of(tmp_path, "name: g\ndefaults: {model: gpt2}\n"
+                             "experiments: [{precision: float16}, {precision: float16}, {precision: float16}]\n")
+    assert len(plan.experiments) == 1 and plan.duplicates == 2
+
+
+def test_campaign_budget_rules_keep_tolerance_and_adjusted(tmp_path: Path):
+    plan = plan_of(tmp_path, "name: b\ndefaults: {model: gpt2}\n"
+                             "budgets: [{limits: {energy: 2 kJ}, tolerance: 10%, adjusted: false}]\n")
+    budget = plan.campaign.budgets[0].budget()
+    assert (budget.limits, budget.tolerance, budget.adjusted, budget.source) == ({"energy": 2000.0}, 0.1, False,
+                                                                                 "campaign")
