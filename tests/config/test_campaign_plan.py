@@ -210,3 +210,51 @@ def test_campaign_budget_rules_keep_tolerance_and_adjusted(tmp_path: Path):
     budget = plan.campaign.budgets[0].budget()
     assert (budget.limits, budget.tolerance, budget.adjusted, budget.source) == ({"energy": 2000.0}, 0.1, False,
                                                                                  "campaign")
+
+
+def test_union_members_are_left_out_of_field_paths(tmp_path: Path):
+    path = write(tmp_path, 'name: x\ndefaults: {model: gpt2, workload: {prompts: {dataset: ""}}}\n')
+    with pytest.raises(Error) as info:
+        load_plan(path)
+    assert str(info.value).splitlines()[1:] == [
+        "  defaults.workload.prompts: Input should be 'synthetic' or 'builtin' (got {'dataset': ''})",
+        "  defaults.workload.prompts.file: required field is missing",
+        "  defaults.workload.prompts.dataset: unknown key",
+        "  defaults.workload.prompts.dataset: dataset cannot be empty"]
+
+
+def test_nine_problems_show_eight_and_one_more(tmp_path: Path):
+    with pytest.raises(Error) as info:
+        plan_of(tmp_path, "name: d\ndefaults: {model: gpt2}\nexperiments:\n"
+                + "".join(f"  - {{precision: fp{i}}}\n" for i in range(9)))
+    lines = str(info.value).splitlines()
+    assert all(line.startswith(f"  experiments[{i}].precision: ") for i, line in enumerate(lines[1:9]))
+    assert lines[9] == "  ... and 1 more" and len(lines) == 10
+
+
+def test_a_model_level_reason_has_no_empty_path(tmp_path: Path):
+    plan = plan_of(tmp_path, "name: g\ndefaults: {model: gpt2}\ngrid: {backends: [transformers, tensorrt], "
+                             "shared: {precision: [float32, float16]}}\n")
+    assert plan.dropped == [("backend=tensorrt, model=gpt2, precision=float32",
+                             "TensorRT-LLM does not run float32: use float16 or bfloat16")]
+
+
+def test_file_errors_name_the_file(tmp_path: Path):
+    with pytest.raises(Error) as info:
+        load_campaign(tmp_path)
+    assert str(info.value) == f"{tmp_path}: not a regular file"
+    big = write(tmp_path, b"#".ljust(2_250_001, b"a"))  # 2.250001 MB: rounds up
+    with pytest.raises(Error) as info:
+        load_campaign(big)
+    assert str(info.value) == f"{big}: file is 2.3 MB; campaign files are limited to 2 MB"
+    with pytest.raises(Error) as info:
+        parse_yaml("name: x\ndefaults: {a: 1, a: 2}\n", "s")
+    assert str(info.value) == "s: YAML error at line 2, column 18: duplicate key 'a'"
+
+
+def test_the_node_limit_is_exact():
+    from pytest_llenergy.config.loading import MAX_NODES, _check_size
+
+    _check_size({"a": [0] * (MAX_NODES - 2)}, "s")  # the mapping, the list and its items: MAX_NODES
+    with pytest.raises(Error, match=f"s: more than {MAX_NODES} values once aliases are expanded"):
+        _check_size({"a": [0] * (MAX_NODES - 1)}, "s")
