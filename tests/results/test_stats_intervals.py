@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 
+from pytest_llenergy.results import stats
 from pytest_llenergy.results.bootstrap import bca_mean_intervals, expanded_alpha
 from pytest_llenergy.results.coverage import coverage, cycles_needed, t_bounds
 from pytest_llenergy.results.stats import bootstrap_ci, summarize
@@ -289,3 +290,73 @@ class TestSummarizeTable:
                       seed=1, group_by=["backend"])
         assert s.group_ci("backend=x", "energy_j").warning == (
             "n=2 < 3: interval unreliable (run at least 3 cycles); no experiment has 2 or more cycles: no interval")
+
+
+class TestGroupDetails:
+    def test_the_welch_satterthwaite_tail_of_a_group(self):
+        n = np.array([[12, 2, 1]])
+        sd = np.array([[2.0, 3.0, np.nan]])
+        weight = n / n.sum()
+
+        def by_group(values):
+            return np.bincount(np.zeros(3, dtype=int), weights=np.asarray(values, dtype=float).ravel(), minlength=1)
+
+        var = np.array([weight[0, 0] ** 2 * 4.0 / 12, weight[0, 1] ** 2 * 9.0 / 2])
+        df = var.sum() ** 2 / (var[0] ** 2 / 11 + var[1] ** 2 / 1)
+        ratio = var.sum() / (var[0] * 11 / 12 + var[1] * 1 / 2)
+        got = stats._group_alpha(sd, n, weight, by_group, 0.9, True)
+        assert got[0] == pytest.approx(float(expanded_alpha(0.9, ratio, df)), rel=1e-12)
+        assert list(stats._group_alpha(sd, n, weight, by_group, 0.9, False)) == pytest.approx([0.05])
+
+    def test_two_cycle_strata_are_resampled_and_have_an_sd(self):
+        s = summarize(frame({"a": [1.0, 3.0], "b": [2.0, 6.0]}, backend={"a": "x", "b": "x"}),
+                      metrics=["energy_j"], seed=1, group_by=["backend"])
+        g = s.group_ci("backend=x", "energy_j")
+        assert g.method == "BCa" and g.ci_low < g.mean < g.ci_high and g.sd == pytest.approx(np.std([1, 3, 2, 6], ddof=1))
+        assert s.groups["energy_j_n"].dtype.kind == "i"
+        alone = summarize(frame({"a": [1.0, 3.0]}), metrics=["energy_j"], seed=1, group_by=["backend"])
+        assert alone.group_ci("backend=a", "energy_j").sd == pytest.approx(math.sqrt(2))
+        single = summarize(frame({"a": [5.0]}), metrics=["energy_j"], seed=1, group_by=["backend"])
+        one = single.group_ci("backend=a", "energy_j")
+        assert (one.n, one.mean, one.method) == (1, 5.0, "none") and math.isnan(one.sd)
+
+    def test_a_constant_group_beside_a_varying_one_is_a_point(self):
+        df = frame({"a": [2.0, 2.0, 2.0], "b": [7.0], "c": [1.0, 2.0, 4.0]}, backend={"a": "x", "b": "x", "c": "y"})
+        s = summarize(df, metrics=["energy_j"], seed=1, group_by=["backend"])
+        x, y = s.group_ci("backend=x", "energy_j"), s.group_ci("backend=y", "energy_j")
+        assert (x.method, x.ci_low, x.ci_high) == ("constant", 3.25, 3.25) and y.method == "BCa"
+
+    def test_groups_follow_their_experiments_whatever_the_row_order(self):
+        df = frame({"b": [10.0, 11.0, 13.0], "a": [1.0, 2.0, 4.0]}, backend={"a": "x", "b": "y"})
+        s = summarize(df, metrics=["energy_j"], seed=1, group_by=["backend"])
+        assert s.group_ci("backend=x", "energy_j").mean == pytest.approx(7 / 3)
+        assert s.group_ci("backend=y", "energy_j").mean == pytest.approx(34 / 3)
+
+    def test_a_two_cycle_stratum_counts_in_the_acceleration(self):
+        rng = np.random.default_rng(12)
+        a, b = np.array([0.0, 40.0]), rng.lognormal(1.0, 0.8, 12)  # a's spread dominates the denominator
+        s = summarize(frame({"a": list(a), "b": list(b)}, backend={"a": "x", "b": "x"}), metrics=["energy_j"],
+                      seed=2, n_resamples=20_000, group_by=["backend"], expand=False)
+        g = s.group_ci("backend=x", "energy_j")
+        w = np.array([2, 12]) / 14
+
+        def statistic(x, y, axis=-1):
+            return w[0] * np.mean(x, axis=axis) + w[1] * np.mean(y, axis=axis)
+
+        ref = sps.bootstrap((a, b), statistic, n_resamples=20_000, rng=np.random.default_rng(0),
+                            method="BCa").confidence_interval
+        width = ref.high - ref.low
+        assert abs(g.ci_low - ref.low) < 0.03 * width and abs(g.ci_high - ref.high) < 0.03 * width
+
+
+class TestMoreWarnings:
+    def test_unexpanded_small_samples_keep_their_warning_and_no_coverage(self):
+        ci = bootstrap_ci([1.0, 2.0, 4.0], expand=False, seed=1, n_resamples=300)
+        assert ci.method == "BCa" and ci.warning.startswith("n=3: the observed spread")
+        plain = bootstrap_ci(SKEWED, expand=False, seed=1, n_resamples=300)
+        assert math.isnan(plain.coverage) and math.isnan(plain.coverage_skewed)
+
+    def test_a_point_interval_keeps_the_small_sample_warning(self):
+        s = summarize(frame({"e": [5.0, 5.0]}), metrics=["energy_j"], seed=1)
+        warning = s.ci("e", "energy_j").warning
+        assert warning.startswith("n=2 < 3") and warning.endswith("; all values equal: the interval is a point")
