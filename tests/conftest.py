@@ -17,8 +17,13 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-# pytester's in-process runs drop modules first imported during a run; pandas + pyarrow cannot be
-# imported twice in one process (pyarrow re-registers its extension types), so import them once here.
+# pytester's in-process runs drop every module first imported during a run, so a library the plugin
+# imports lazily would be imported again (and, for a pytest plugin's package, assertion-rewritten
+# again: PYTHONDONTWRITEBYTECODE leaves no cached rewrite) by every run: matplotlib alone costs ~1 s a
+# run. Import them once here so they stay. pandas + pyarrow cannot even be imported twice in one
+# process (pyarrow re-registers its extension types).
+import contextlib  # noqa: E402
+import importlib  # noqa: E402
 import io  # noqa: E402
 
 import numpy.fft  # noqa: E402,F401  (compiled modules load only once per process)
@@ -28,6 +33,11 @@ import scipy.special  # noqa: E402,F401
 import scipy.stats  # noqa: E402,F401
 
 pandas.DataFrame({"x": [1.0]}).to_parquet(io.BytesIO())  # loads the parquet engine and its extension types
+for _name in ("pyarrow.dataset", "pandas.io.formats.csvs", "psutil", "matplotlib.figure",
+              "matplotlib.backends.backend_agg", "unittest.mock", "html.entities", "xml.parsers.expat"):
+    importlib.import_module(_name)
+with contextlib.suppress(ImportError):  # its pytest plugin (when installed) imports it inside each run
+    importlib.import_module("hypothesis")
 
 _IMPORTORSKIP = re.compile(r"could not import '([\w.]+)'")
 
