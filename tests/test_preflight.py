@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 PLUGIN_SESSION_TEST = '''
@@ -21,7 +23,10 @@ def usage_error(result, *lines):
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(list(lines))
     assert "Traceback" not in result.stdout.str() + result.stderr.str()
-    result.assert_outcomes()  # nothing ran
+    if re.search(r"^=+ .* in [\d.]+s", result.stdout.str(), re.M):
+        result.assert_outcomes()  # nothing ran
+    else:
+        assert "::" not in result.stdout.str()  # refused before the session started: no item, no summary
 
 
 def test_unknown_architecture_and_missing_prompt_file_once_each(pytester):
@@ -83,3 +88,50 @@ def test_a_tests_own_session_fixture_is_not_checked(pytester):
 
     write_suite(pytester, "name: own\ndefaults: {model: org/not-cached-model}\nmeasurement: {energy_source: estimate}\n")
     pytester.runpytest("--lem-campaign", "campaign.yaml", "-p", "no:cacheprovider").assert_outcomes(passed=1)
+
+
+class TestUnderXdist:
+    """``-n 2``: the same lines, once, exit 4, before any worker runs an item (workers hand their findings
+    to the controller; the results directory is checked before workers start)."""
+
+    @pytest.mark.slow  # starts two workers (~17 s on a loaded 2-core machine)
+    def test_unknown_model_and_missing_prompt_file_once_each(self, pytester):
+        campaign(pytester, "{model: {name: no-such-arch, weights: random}, workload: {prompts: {file: missing.txt}}}")
+        result = pytester.runpytest("--lem-campaign", "c.yaml", "-p", "no:cacheprovider", "-n", "2")
+        usage_error(result, "ERROR: llenergy: model.name: * 'no-such-arch' is neither (shipped: *) (2 experiments: *)",
+                    "ERROR: llenergy: workload.prompts.file: */missing.txt: prompt file not found (2 experiments: *)")
+        err = result.stderr.str()
+        assert err.count("no-such-arch' is neither") == 1 and err.count("prompt file not found") == 1
+        result.stdout.fnmatch_lines(["2 workers [[]0 items[]]"])  # the workers kept no item
+        assert not list(pytester.path.glob("lem-results/pf/*/results/*"))
+
+    def test_unwritable_results_directory_before_workers_start(self, pytester):
+        campaign(pytester, "{model: {name: tiny-llama, weights: random}}")
+        (pytester.path / "blocker").write_text("a file where a directory must go")
+        result = pytester.runpytest("--lem-campaign", "c.yaml", "--lem-results-dir", "blocker/out", "-p",
+                                    "no:cacheprovider", "-n", "2")
+        usage_error(result, "ERROR: llenergy: results directory (--lem-results-dir / results_dir): */blocker/out/pf "
+                            "is not writable*")
+        assert result.stderr.str().count("is not writable") == 1
+        assert "workers" not in result.stdout.str()  # refused before xdist started any
+
+    def test_bad_option_value_before_workers_start(self, pytester):
+        campaign(pytester, "{model: {name: tiny-llama, weights: random}}")
+        result = pytester.runpytest("--lem-campaign", "c.yaml", "--lem-gap-max-wait", "-5", "-p", "no:cacheprovider",
+                                    "-n", "2")
+        usage_error(result, "*argument --lem-gap-max-wait: a duration cannot be negative (got '-5')")
+        assert "workers" not in result.stdout.str()
+
+    @pytest.mark.slow  # starts two workers
+    def test_unavailable_energy_source_in_plain_tests_once(self, pytester):
+        from pytest_llenergy.energy import resolve_source
+
+        try:
+            resolve_source("nvml")[0].close()
+            pytest.skip("NVML works on this machine: the workers' real pynvml cannot fail")
+        except Exception:
+            pass
+        pytester.makepyfile("def test_a(energy):\n    pass\n\ndef test_b(energy):\n    pass\n")
+        result = pytester.runpytest("--lem-energy-source", "nvml", "-p", "no:cacheprovider", "-n", "2")
+        usage_error(result, "ERROR: llenergy: energy source 'nvml': *")
+        assert result.stderr.str().count("energy source 'nvml'") == 1

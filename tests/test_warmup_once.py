@@ -26,6 +26,9 @@ class Session:
                 f.write(json.dumps([len(workload.batches[0]), workload.output_tokens]) + "\\n")
             jitter = os.path.exists("jitter")
             time.sleep((0.002 if Session.calls % 2 else 0.03) if jitter else 0.005)  # jittery: never settles
+        elif len(workload.batches) == 1:  # the full-length pass that ends a full warmup
+            with open("full.log", "a") as f:
+                f.write(json.dumps([len(workload.batches[0]), workload.output_tokens]) + "\\n")
         n = workload.num_prompts
         return GenerationStats(input_tokens=workload.input_tokens, output_tokens=n * workload.output_tokens,
                                num_prompts=n, duration_s=0.01)
@@ -86,7 +89,10 @@ def test_full_warmup_once_per_shape_then_one_probe(pytester):
     assert [(w["outcome"], w["iterations"]) for w in warmups[2:]] == [("rewarm", 1)] * 4
     assert {tuple(p) for p in probes} == {(2, 4), (4, 4)}  # the real first batch, 4 new tokens
     assert len(probes) == sum(w["iterations"] for w in warmups)
-    assert warmups[0]["probe"] == "first batch (2 x 8 tokens), 4 new tokens"
+    assert warmups[0]["probe"] == ("first batch (2 x 8 tokens), 4 new tokens; "
+                                   "then the first batch once at full length (48 new tokens)")
+    full = [json.loads(line) for line in (pytester.path / "full.log").read_text().splitlines()]
+    assert sorted(full) == [[2, 48], [4, 48]]  # once per shape, after the full warmup only
     assert all(r["timing"]["warmup_s"] == pytest.approx(r["warmup"]["duration_s"]) for r in found)
     assert all(r["timing"]["measured_s"] > 0 for r in found)
     from pytest_llenergy.results import load

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import tempfile
@@ -82,11 +83,37 @@ def backend_checks() -> list[Check]:
     return checks
 
 
+def docker_files_check() -> Check:
+    """The compose files and Dockerfiles shipped in the package, where dispatch finds them."""
+    from pytest_llenergy.dispatch.errors import DispatchError
+    from pytest_llenergy.dispatch.files import docker_dir, missing_files
+
+    try:
+        folder = docker_dir()
+        missing = missing_files(folder)
+    except DispatchError as exc:
+        return Check("docker", "docker files", FAIL, str(exc))
+    if missing:
+        return Check("docker", "docker files", FAIL, f"{folder}: missing {', '.join(missing)} (reinstall pytest-llenergy)")
+    return Check("docker", "docker files", OK, f"{folder} (compose.yaml, compose.build.yaml, .env, Dockerfiles)")
+
+
+def build_hint() -> str:
+    """How to build the images from the shipped files (and where their source must come from)."""
+    from pytest_llenergy.dispatch.files import build_context_problem, docker_dir
+
+    folder = docker_dir()
+    hint = f"docker compose -f {folder / 'compose.yaml'} -f {folder / 'compose.build.yaml'} build"
+    problem = build_context_problem(folder / "compose.build.yaml", os.environ)
+    return hint + (f"; {problem}" if problem else "")
+
+
 def docker_checks() -> list[Check]:
+    files = docker_files_check()
     docker = shutil.which("docker")
     if docker is None:
-        return [Check("docker", "docker", NA, "not found (container dispatch unavailable; items run here)")]
-    checks = [Check("docker", "docker", OK, docker)]
+        return [files, Check("docker", "docker", NA, "not found (container dispatch unavailable; items run here)")]
+    checks = [files, Check("docker", "docker", OK, docker)]
     code, out = _run([docker, "info", "--format", "{{.ServerVersion}}|{{json .Runtimes}}"])
     if code != 0:
         return checks + [Check("docker", "daemon", FAIL, f"not reachable: {out[:200]}")]
@@ -102,8 +129,8 @@ def docker_checks() -> list[Check]:
     code, out = _run([docker, "images", "--format", "{{.Repository}}:{{.Tag}}", "--filter", "reference=llenergy/*"])
     images = [line for line in out.splitlines() if line.strip()] if code == 0 else []
     checks.append(Check("docker", "images", OK if images else WARN,
-                        ", ".join(images) if images else "no llenergy/* image built yet (the first dispatched run "
-                        "builds them: docker compose -f docker/compose.yaml build)"))
+                        ", ".join(images) if images else "no llenergy/* image built yet (dispatch never builds "
+                        f"them): {build_hint()}"))
     return checks
 
 
@@ -156,7 +183,7 @@ def verdict(checks: list[Check]) -> tuple[str, list[str]]:
     if any(c.area == "backend" and c.status == OK for c in checks):
         gpu = by.get(("energy", "nvml"))
         can.append("GPU energy campaigns (NVML)" if gpu and gpu.status == OK else "CPU campaigns (estimated or RAPL energy)")
-    if all(by.get(("docker", n), Check("", "", FAIL, "")).status == OK for n in ("daemon", "compose")):
+    if all(by.get(("docker", n), Check("", "", FAIL, "")).status == OK for n in ("docker files", "daemon", "compose")):
         can.append("container dispatch")
     if by.get(("slurm", "Slurm"), Check("", "", NA, "")).status == OK:
         can.append("Slurm job arrays")

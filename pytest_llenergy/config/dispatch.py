@@ -26,9 +26,10 @@ class DispatchConfig(StrictModel):
     keep_containers: bool = Field(
         False, description="Leave persistent containers running at session end (`--lem-keep-containers`)."
     )
-    compose_file: str = Field(
-        "docker/compose.yaml",
-        description="Compose file, relative to the pytest rootdir; `.env` (PUID/PGID, versions) is generated beside it.",
+    compose_file: str | None = Field(
+        None,
+        description="Compose file of your own, relative to the pytest rootdir (its `.env` and `secrets.env` beside it). "
+        "Default: the one shipped in the package (`lem doctor` prints its folder), with secrets in `.lem/secrets.env`.",
     )
     compose_command: list[str] | None = Field(
         None,
@@ -55,7 +56,7 @@ class DispatchConfig(StrictModel):
         "directory is handed to (or checked against) this user before the first item.",
     )
     env: dict[str, str] = Field(
-        default_factory=dict, description="Extra environment for the containers (no secrets: those go in docker/secrets.env)."
+        default_factory=dict, description="Extra environment for the containers (no secrets: those go in the secrets file, docs/docker.md)."
     )
 
     @field_validator("project_dir", "results_dir")

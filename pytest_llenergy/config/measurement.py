@@ -21,7 +21,7 @@ class BaselineSettings(StrictModel):
     duration_s: float = Field(30.0, ge=0.5, le=3600, description="Length of a full baseline measurement.")
     sample_hz: float = Field(10.0, ge=1, le=100, description="Sampling rate while measuring the baseline.")
     ttl_s: float = Field(3600.0, ge=0, description="How long a cached baseline stays valid (pytest cache).")
-    revalidate_every: int = Field(10, ge=0, description="Re-check the baseline every N experiments (0: never).")
+    revalidate_every: int = Field(5, ge=0, description="Re-check the baseline every N experiments (0: never); a drift above 0.5 % is adopted.")
     revalidate_duration_s: float = Field(5.0, ge=0.5, le=600, description="Length of the short re-check.")
     drift_threshold: float = Field(0.10, gt=0, le=1, description="Relative drift that triggers a full re-measure.")
     recheck_s: float = Field(

@@ -25,10 +25,12 @@ class PhaseSettings(StrictModel):
         description="Seconds each power sample lags the power it reports (half the driver's averaging window); "
                     "samples are moved back by this before phases are integrated.")
     sample_window_s: float | None = Field(
-        None, ge=0.0, le=1.0,
-        description="Phase-resolved averaging: seconds of power each sample averages (0: point samples). "
-                    "Null: chosen per item by the smallest fit residual over 0-2 sample periods (and a lag "
-                    "of 0-1 period beyond `sample_lag_s`).")
+        0.04, ge=0.0, le=1.0,
+        description="Phase-resolved averaging: seconds of power each sample averages, ending at its stamp "
+                    "(0: point samples). 0.04 reproduced a counter-measured prefill within 2.2 % at batch 1, 8 "
+                    "and 32 on an H200 (docs/validation/h200-phases.md); re-calibrate on other GPUs with "
+                    "scripts/validate_h200_phases.py. Null: chosen per item by the smallest fit residual over "
+                    "0-2 sample periods (and a lag of 0-1 period beyond `sample_lag_s`).")
     requests: bool = Field(True, description="Attribute each window's energy to requests and write `requests/<item>.parquet`.")
 
 

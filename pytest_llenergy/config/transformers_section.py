@@ -371,7 +371,15 @@ class TransformersConfig(StrictModel):
             for name in ("length_penalty", "early_stopping"):
                 if getattr(self, name) is not None:
                     notes.append(f"transformers.{name} has no effect with num_beams: 1")
+        if self.torch_compile not in ("off", "default") and self.compile_options()["mode"] is None:
+            notes.append(f"transformers.torch_compile {self.torch_compile!r} is an inductor mode: with backend "
+                         f"{self.torch_compile_backend!r} it is not passed (the backend takes no mode)")
         return notes
+
+    def compile_options(self) -> dict[str, str | None]:
+        """``torch.compile`` backend and mode: the mode only for inductor (other backends reject it)."""
+        backend = self.torch_compile_backend or "inductor"
+        return {"mode": self.torch_compile if backend == "inductor" else None, "backend": backend}
 
     @property
     def draft_sources(self) -> list[str]:

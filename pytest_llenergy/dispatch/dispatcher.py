@@ -35,6 +35,7 @@ from pytest_llenergy.dispatch.docker import (
 )
 from pytest_llenergy.dispatch.envfile import ensure_secrets_file, read_env_file
 from pytest_llenergy.dispatch.errors import DispatchError, describe_exit, explain_output
+from pytest_llenergy.dispatch.files import build_context_problem
 from pytest_llenergy.dispatch.gpus import GpuRoute
 from pytest_llenergy.dispatch.preflight import (
     driver_problem,
@@ -72,6 +73,8 @@ class DispatchSettings:
     cwd: Path | None = None
     run_dir: Path | None = None
     """The run directory the containers write into: made writable for (or checked against) uid:gid."""
+    secrets_path: Path | None = None
+    """The secrets file (HF_TOKEN ...); default: ``secrets.env`` beside the compose file."""
 
     @property
     def env_file(self) -> Path | None:
@@ -81,7 +84,7 @@ class DispatchSettings:
 
     @property
     def secrets_file(self) -> Path:
-        return self.compose_file.parent / "secrets.env"
+        return self.secrets_path if self.secrets_path is not None else self.compose_file.parent / "secrets.env"
 
     @property
     def build_file(self) -> Path | None:
@@ -217,7 +220,7 @@ class ContainerDispatcher:
             result.compose = detect_compose(self.runner, docker=s.docker, configured=s.compose_command, env=env)
             if not s.compose_file.is_file():
                 raise DispatchError(f"compose file {s.compose_file} not found (dispatch.compose_file)")
-            if ensure_secrets_file(s.secrets_file):
+            if ensure_secrets_file(s.secrets_file, own_folder=s.secrets_path is not None):
                 result.notes.append(f"created {display_path(s.secrets_file, s.cwd)} (empty; for HF_TOKEN and other secrets)")
             self.project = ComposeProject(result.compose, s.compose_file, s.project, s.env_file, s.build_file)
             config = self._compose_config(env)
@@ -270,6 +273,11 @@ class ContainerDispatcher:
             else:
                 result.errors.append(f"cannot create volume {name}: {done.last_line()}")
 
+    def _context_note(self) -> str:
+        build_file = self.settings.build_file
+        problem = build_context_problem(build_file, self.environ) if build_file is not None else None
+        return f" ({problem})" if problem else ""
+
     def _check_service(self, service: str, declared: Mapping[str, Any], env: Mapping[str, str],
                        gpu_check: dict[str, Any]) -> ServiceInfo:
         assert self.project is not None
@@ -289,7 +297,7 @@ class ContainerDispatcher:
         if info is None:
             return ServiceInfo(service, image, problem=(
                 f"image {image} for service {service!r} is not on this machine (dispatch never pulls or builds); "
-                "build it with: " + self.project.build_hint([service], self.settings.cwd)))
+                "build it with: " + self.project.build_hint([service], self.settings.cwd) + self._context_note()))
         found = ServiceInfo(service, image, info)
         version = info.plugin_version
         if version and self.settings.plugin_version and version != self.settings.plugin_version:

@@ -14,7 +14,7 @@ _LINE = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*?)\s*$"
 
 SECRETS_TEMPLATE = """\
 # Secrets for the containers, passed to each item's container at run time as `-e NAME` (never on a
-# command line, never baked into an image, never committed: docker/.gitignore lists this file). E.g.:
+# command line, never baked into an image, never committed: a .gitignore beside it lists it). E.g.:
 # HF_TOKEN=hf_...
 """
 
@@ -55,9 +55,13 @@ def _atomic_write(path: Path, text: str, mode: int) -> None:
         raise
 
 
-def ensure_secrets_file(path: Path) -> bool:
-    """Create an empty, commented, owner-only secrets file when there is none (where to put HF_TOKEN)."""
+def ensure_secrets_file(path: Path, own_folder: bool = False) -> bool:
+    """Create an empty, commented, owner-only secrets file when there is none (where to put HF_TOKEN).
+
+    ``own_folder``: the folder is ours alone (``.lem/``): a ``.gitignore`` there keeps all of it out of git."""
     path = Path(path)
+    if own_folder and not (path.parent / ".gitignore").exists():
+        _atomic_write(path.parent / ".gitignore", "# pytest-llenergy's local state (secrets): never committed\n*\n", 0o644)
     if path.exists():
         return False
     _atomic_write(path, SECRETS_TEMPLATE, 0o600)

@@ -145,8 +145,9 @@ def test_torch_compile_with_dynamic_cache_compiles_forward(backend, monkeypatch)
     session = backend.load(
         experiment_at({"transformers.torch_compile": "max-autotune", "transformers.torch_compile_backend": "aot_eager"})
     )
-    assert calls == [{"mode": "max-autotune", "backend": "aot_eager"}]
-    assert session.engine_info["compile_forward"] == {"mode": "max-autotune", "backend": "aot_eager"}
+    assert calls == [{"mode": None, "backend": "aot_eager"}]  # inductor's modes are not passed to other backends
+    assert session.engine_info["compile_forward"] == {"mode": None, "backend": "aot_eager"}
+    assert any("inductor mode" in w for w in session.load_warnings)
     assert "disable_compile" not in session.engine_info["generate_kwargs"]
 
 
@@ -187,7 +188,9 @@ GENERATE_CASES: list[tuple[str, dict[str, Any], bool, dict[str, Any]]] = [
     ("compile-off", {}, True, {"disable_compile": True}),
     ("compile-static", {"transformers.cache_implementation": "static", "transformers.torch_compile": "reduce-overhead",
                         "transformers.torch_compile_backend": "aot_eager"},
-     False, {"compile_config": lambda c: (c.mode, c.backend) == ("reduce-overhead", "aot_eager")}),
+     False, {"compile_config": lambda c: (c.mode, c.backend) == (None, "aot_eager")}),
+    ("compile-static-inductor", {"transformers.cache_implementation": "static", "transformers.torch_compile": "reduce-overhead"},
+     False, {"compile_config": lambda c: (c.mode, c.backend) == ("reduce-overhead", "inductor")}),
     ("assistant", {**ONE, "transformers.assistant_model": "tiny-gpt2", "transformers.assistant_weights": "random",
                    "transformers.num_assistant_tokens": 3, "transformers.num_assistant_tokens_schedule": "heuristic",
                    "transformers.assistant_confidence_threshold": 0.3},

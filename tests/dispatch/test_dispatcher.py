@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+import pytest_llenergy
 from pytest_llenergy.dispatch import (
     Completed,
     ContainerDispatcher,
@@ -129,11 +130,23 @@ class TestPreflight:
         runner = FakeDockerRunner()
         del runner.images["llenergy/vllm:1"]
         (settings.compose_file.parent / "compose.build.yaml").write_text("services: {}\n")
-        pre = ContainerDispatcher(settings, runner, environ={}).preflight(["transformers", "vllm"])
+        source = Path(pytest_llenergy.__file__).parent.parent  # a checkout: what compose.build.yaml builds from
+        pre = ContainerDispatcher(settings, runner, environ={"LEM_BUILD_CONTEXT": str(source)}).preflight(["transformers", "vllm"])
         assert pre.problem("transformers") is None
         assert pre.problem("vllm") == (
             "image llenergy/vllm:1 for service 'vllm' is not on this machine (dispatch never pulls or builds); build "
             "it with: docker compose -f docker/compose.yaml -f docker/compose.build.yaml --env-file docker/.env build vllm")
+
+    def test_image_missing_without_the_plugins_source_says_where_to_get_it(self, settings):
+        """An installed wheel has the compose files but not the source the images install the plugin from."""
+        runner = FakeDockerRunner()
+        del runner.images["llenergy/vllm:1"]
+        (settings.compose_file.parent / "compose.build.yaml").write_text("services: {}\n")
+        pre = ContainerDispatcher(settings, runner, environ={}).preflight(["vllm"])
+        context = settings.compose_file.parent.parent.parent
+        assert pre.problem("vllm").endswith(
+            f"build vllm (the images install pytest-llenergy from its source, and {context} is not one: set "
+            "LEM_BUILD_CONTEXT to a checkout or an unpacked sdist of this version (it needs pyproject.toml))")
 
     def test_v1_build_command(self, settings):
         runner = FakeDockerRunner()

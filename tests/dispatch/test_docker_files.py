@@ -1,4 +1,4 @@
-"""Static checks of docker/: pinned versions agree with pyproject, compose services, Dockerfiles.
+"""Static checks of pytest_llenergy/docker/ (shipped in the wheel): pinned versions agree with pyproject, compose services, Dockerfiles.
 
 The production images need registries this machine cannot reach, so they are validated here
 statically (and by hadolint and ``compose config`` where installed) and built for real elsewhere.
@@ -21,7 +21,7 @@ import pytest_llenergy
 from pytest_llenergy.dispatch.envfile import read_env_file
 
 ROOT = Path(__file__).resolve().parents[2]
-DOCKER = ROOT / "docker"
+DOCKER = ROOT / "pytest_llenergy" / "docker"
 BACKENDS = ("transformers", "vllm", "tensorrt")
 # pyproject extra requirement -> the docker/.env key that pins it in the images
 PINS = {"torch": "TORCH_VERSION", "transformers": "TRANSFORMERS_VERSION", "accelerate": "ACCELERATE_VERSION",
@@ -106,7 +106,10 @@ class TestCompose:
         assert "privileged" not in service and "cap_add" not in service
         assert "env_file" not in service  # secrets go as `-e NAME`; a fresh clone has no secrets.env
         assert service["pull_policy"] == "never" and "build" not in service
-        assert build()["services"][backend]["build"]["dockerfile"] == f"docker/{backend}.Dockerfile"
+        assert build()["services"][backend]["build"] == {
+            **build()["services"][backend]["build"],
+            "context": "${LEM_BUILD_CONTEXT:-../..}",  # the plugin's source: a checkout's root
+            "dockerfile": f"pytest_llenergy/docker/{backend}.Dockerfile"}
         volumes = service["volumes"]
         assert "${LEM_PROJECT_DIR:-..}:/workspace" in volumes
         assert "${LEM_RESULTS_DIR:-../lem-results}:/results" in volumes
@@ -133,9 +136,14 @@ class TestCompose:
             users = re.findall(r"^USER (\S+)$", text, re.M)
             assert users and users[-1].split(":")[0] not in ("0", "root"), f"{backend}.Dockerfile must end as a non-root USER"
             ignore = (DOCKER / f"{backend}.Dockerfile.dockerignore").read_text()
-            for source in ("pyproject.toml", "README.md", "pytest_llenergy/", "docker/install-plugin.sh",
-                           "docker/constraints.txt"):
-                assert f"!{source}" in ignore
+            lines = [line.strip() for line in ignore.splitlines() if line.strip() and not line.startswith("#")]
+            for source in ("pyproject.toml", "README.md", "pytest_llenergy/"):
+                assert f"!{source}" in lines
+            # a secrets.env kept beside a compose file in this folder never reaches an image (excluded after the include)
+            assert lines.index("pytest_llenergy/docker/secrets.env") > lines.index("!pytest_llenergy/")
+            for copied in re.findall(r"^COPY (.+) \S+$", text, re.M):
+                for source in copied.split():
+                    assert source in ("pyproject.toml", "README.md", "pytest_llenergy") or source.startswith("pytest_llenergy/")
 
 
 def _compose_commands() -> list[list[str]]:
@@ -169,7 +177,7 @@ def _compose_params() -> list:
 def test_compose_config_resolves_on_a_fresh_clone(command, tmp_path):
     """``compose config`` (no daemon needed) accepts the committed files as they are (no secrets.env, nothing
     generated) and resolves the images from docker/.env, which compose reads by itself."""
-    work = tmp_path / "docker"
+    work = tmp_path / "pytest_llenergy" / "docker"
     shutil.copytree(DOCKER, work, ignore=shutil.ignore_patterns("secrets.env"))
     run = [*command, "-f", str(work / "compose.yaml"), "-f", str(work / "compose.build.yaml"), "config"]
     proc = subprocess.run(run, capture_output=True, text=True, timeout=120, env=_clean_env(), cwd=tmp_path)
@@ -183,6 +191,7 @@ def test_compose_config_resolves_on_a_fresh_clone(command, tmp_path):
     assert str(resolved["services"]["transformers"]["user"]) == "1000:1000"
     assert resolved["volumes"]["model-cache"]["name"] == "llenergy-model-cache"
     assert "unset" not in proc.stdout
+    assert Path(resolved["services"]["vllm"]["build"]["context"]) == tmp_path  # two folders above: the source's root
 
 
 @pytest.mark.requires("hadolint")

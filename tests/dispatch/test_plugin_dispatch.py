@@ -256,3 +256,32 @@ class TestRouting:
                                      "Docker daemon not reachable*"])
         (entry,) = manifest(pytester)["entries"].values()
         assert entry["status"] == "skipped"
+
+
+class TestShippedComposeFile:
+    def test_default_is_the_packaged_compose_file_and_secrets_stay_in_the_project(self, pytester, fake_docker):
+        """No dispatch.compose_file: the compose file shipped inside the package is used (no clone needed);
+        the secrets file goes to the project's .lem/ (git-ignored), never into the installed package."""
+        import yaml
+
+        from pytest_llenergy.dispatch.files import docker_dir
+
+        shipped = docker_dir()
+        image = yaml.safe_load((shipped / "compose.yaml").read_text())["services"]["transformers"]["image"]
+        fake_docker.set(missing=image)
+        campaign = fake_campaign(pytester.path).replace("  compose_file: compose.yaml\n", "")
+        assert "compose_file:" not in campaign
+        write_fake_project(pytester, campaign)
+        before = sorted(p.name for p in shipped.iterdir())
+        result = pytester.runpytest("--lem-campaign", "campaign.yaml", "-p", "no:cacheprovider")
+        assert result.ret == pytest.ExitCode.USAGE_ERROR
+        result.stderr.fnmatch_lines([
+            f"*for service 'transformers' is not on this machine (dispatch never pulls or builds); build it with: "
+            f"docker compose -f {shipped}/compose.yaml -f {shipped}/compose.build.yaml --env-file {shipped}/.env "
+            "build transformers*"])
+        (config,) = fake_docker.compose_calls("config")
+        assert config[config.index("-f") + 1] == str(shipped / "compose.yaml")
+        secrets = pytester.path / ".lem" / "secrets.env"
+        assert secrets.is_file() and (secrets.stat().st_mode & 0o777) == 0o600
+        assert (pytester.path / ".lem" / ".gitignore").read_text().splitlines()[-1] == "*"
+        assert sorted(p.name for p in shipped.iterdir()) == before  # nothing written into the package

@@ -109,6 +109,21 @@ def test_revalidation_every_n_and_drift(fake_clock) -> None:
     assert BaselineInfo.model_validate(new.to_info(method, 0.0)).drift_pct == new.drift_pct
 
 
+def test_small_drift_is_adopted_from_the_short_reading(fake_clock) -> None:
+    store = Store()
+    kw = dict(revalidate_every=1, revalidate_duration_s=1.0, drift_threshold=0.10, duration_s=3.0,
+              sleep=fake_clock.advance)
+    cache = BaselineCache(store.get_, store.set_, **kw)
+    base, _ = cache.obtain(idle_replay(fake_clock))
+    warm = idle_replay(fake_clock, scale=1.02)  # the GPU warmed up: idle 2 % higher, below the threshold
+    new, method = cache.maybe_revalidate(warm, 1)
+    assert method == "revalidated" and new.drift_pct == pytest.approx(2, abs=0.5)
+    assert new.power_w["replay0"] == pytest.approx(1.02 * base.power_w["replay0"], rel=0.005)
+    assert new.duration_s == pytest.approx(1.0)  # the short reading, not a full re-measure
+    again, method = BaselineCache(store.get_, store.set_, **kw).obtain(warm)
+    assert method == "cached" and again.power_w == pytest.approx(new.power_w)  # stored for later items
+
+
 def test_prime_gets_a_p0_baseline_and_keeps_deep_idle(install_nvml, fake_clock) -> None:
     fake = install_nvml([FakeGpu(0, power=82.0, pstate=8)], clock=fake_clock, samples=False)
 

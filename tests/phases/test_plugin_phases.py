@@ -75,7 +75,9 @@ def test_repeats_give_phase_resolved_figures(pytester):
 
 @pytest.mark.slow
 def test_sample_window_fixes_the_sensor_model_of_the_fit(pytester):
-    _, chosen = run_campaign(pytester, with_phases("{repeats: 2}"))
+    _, default = run_campaign(pytester, with_phases("{repeats: 2}"))
+    assert "window40ms:lag0ms" in default.phases["prefill"].method
+    _, chosen = run_campaign(pytester, with_phases("{repeats: 2, sample_window_s: null}"))
     _, fixed = run_campaign(pytester, with_phases("{repeats: 2, sample_window_s: 0.05}"))
     assert "window50ms:lag0ms" in fixed.phases["prefill"].method
     assert "window50ms" not in chosen.phases["prefill"].method  # null: chosen by residual within 2 periods (40 ms)

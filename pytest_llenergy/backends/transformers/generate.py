@@ -97,7 +97,7 @@ def experiment_generate_kwargs(experiment: Any) -> tuple[dict[str, Any], list[st
     elif section.cache_implementation in ("static", "offloaded_static"):
         from transformers.generation.configuration_utils import CompileConfig
 
-        config = CompileConfig(mode=section.torch_compile, backend=section.torch_compile_backend or "inductor")
+        config = CompileConfig(**section.compile_options())
         config._compile_all_devices = True  # the user asked for compilation: do not skip it on CPU
         kwargs["compile_config"] = config
     for key in (

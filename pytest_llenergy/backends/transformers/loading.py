@@ -173,7 +173,7 @@ def plan_load(experiment: Any) -> LoadPlan:
     kwargs.update(extra)
     compile_forward = None
     if section.torch_compile != "off" and section.cache_implementation not in ("static", "offloaded_static"):
-        compile_forward = {"mode": section.torch_compile, "backend": section.torch_compile_backend or "inductor"}
+        compile_forward = section.compile_options()
     return LoadPlan(
         name=model.name,
         weights=model.weights,

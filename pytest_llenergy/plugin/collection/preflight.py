@@ -5,6 +5,9 @@ random weights; a local directory, or the Hugging Face cache when ``HF_HUB_OFFLI
 for pretrained ones: never a hub lookup), its prompt file, the energy source (for campaign
 items and plain tests using the ``energy`` fixture) and the directories results go to. Every
 problem is one ``llenergy:`` line; together they are a usage error (exit 4, no traceback).
+Under pytest-xdist the controller checks the results directory before any worker starts; each
+worker checks what it collected, keeps no item when something is wrong and hands its lines to
+the controller, which reports them once: no worker measures a campaign known to be bad.
 """
 
 from __future__ import annotations
@@ -163,12 +166,60 @@ def problems_for(config: pytest.Config, items: list[pytest.Item]) -> list[str]:
     return [p for p in problems if p]
 
 
+WORKER_PROBLEMS = "lem_preflight"
+"""``workeroutput`` key: an xdist worker's problems, for the controller to report once."""
+
+
+def _usage_error(problems: list[str]) -> pytest.UsageError:
+    return pytest.UsageError(*[f"llenergy: {p}" for p in problems])
+
+
+def _xdist_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+def _xdist_controller(config: pytest.Config) -> bool:
+    """xdist distributes this run (workers collect and run the items; this process collects nothing)."""
+    return config.pluginmanager.hasplugin("dsession")
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_collection_finish(session: pytest.Session) -> None:
-    """On the controller of a run without xdist (xdist workers collect, and fail per item)."""
+    """Without xdist: here, raising. Not in a dispatched container run (its host checked)."""
     config = session.config
     if is_worker(config):
         return
     problems = problems_for(config, session.items)
     if problems:
-        raise pytest.UsageError(*[f"llenergy: {p}" for p in problems])
+        raise _usage_error(problems)
+
+
+@pytest.hookimpl(tryfirst=True, specname="pytest_collection_finish")
+def pytest_xdist_worker_collection_finish(session: pytest.Session) -> None:
+    """An xdist worker checks what it collected before telling the controller its items: on a problem it
+    keeps none (so nothing runs) and hands the lines to the controller, which reports them once."""
+    config = session.config
+    if not _xdist_worker(config):
+        return
+    problems = problems_for(config, session.items)
+    if problems:
+        config.workeroutput[WORKER_PROBLEMS] = problems  # type: ignore[attr-defined]
+        session.items[:] = []
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """The xdist controller checks the results directory before any worker starts."""
+    config = session.config
+    if _xdist_controller(config) and not is_worker(config) and not config.option.collectonly:
+        problems = output_problems(config, measured=False)
+        if problems:
+            raise _usage_error(problems)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """The controller: a worker found problems (each worker finds the same: the first one's are reported)."""
+    problems = getattr(node, "workeroutput", {}).get(WORKER_PROBLEMS)
+    if problems:
+        raise _usage_error(list(problems))

@@ -25,11 +25,13 @@ from pytest_llenergy.dispatch import (
     forwarded_options,
     route_gpus,
 )
+from pytest_llenergy.dispatch.compose import display_path
 from pytest_llenergy.plugin.base import LEM_KEY_PROPERTY, PREVIOUS_ITEM, campaign_item, status_line
 from pytest_llenergy.plugin.dispatch.reports import HostReports, item_report, read_payload
 from pytest_llenergy.plugin.dispatch.settings import (
     build_settings,
     campaign_path,
+    compose_file,
     container_strategy,
     dispatch_section,
     keep_containers,
@@ -61,9 +63,9 @@ class DockerDispatch(HostReports):
 
     def pytest_report_header(self, config: pytest.Config) -> list[str]:
         strategy = container_strategy(config, self.run)
-        section = dispatch_section(self.run)
         keep = ", kept at session end" if strategy == "persistent" and keep_containers(config, self.run) else ""
-        return [f"llenergy: dispatch {self.mode}, container strategy {strategy}{keep}, compose file {section.compose_file}"]
+        compose = display_path(compose_file(config, dispatch_section(self.run)), Path(config.invocation_params.dir))
+        return [f"llenergy: dispatch {self.mode}, container strategy {strategy}{keep}, compose file {compose}"]
 
     def local_backend(self, backend: str) -> tuple[bool, str]:
         if backend not in self._local:

@@ -10,6 +10,7 @@ import pytest
 
 from pytest_llenergy.config.campaign import CampaignConfig
 from pytest_llenergy.dispatch import DispatchSettings, PathMap, project_name
+from pytest_llenergy.dispatch.files import shipped_compose_file
 from pytest_llenergy.dispatch.preflight import container_user
 from pytest_llenergy.plugin.options import resolve
 from pytest_llenergy.plugin.state import LemRun
@@ -59,16 +60,27 @@ def _worker_id(config: pytest.Config) -> str:
     return str(worker.get("workerid", "")) if isinstance(worker, dict) else ""
 
 
+SECRETS_DIR = ".lem"
+"""In the rootdir: the secrets file when the shipped compose file is used (never inside the package)."""
+
+
+def compose_file(config: pytest.Config, section: Any) -> Path:
+    """``dispatch.compose_file`` (relative to the rootdir), else the compose file shipped in the package."""
+    if not section.compose_file:
+        return shipped_compose_file()
+    path = Path(section.compose_file).expanduser()
+    return path if path.is_absolute() else config.rootpath / path
+
+
 def build_settings(config: pytest.Config, run: LemRun) -> DispatchSettings:
     from pytest_llenergy import __version__
 
     section = dispatch_section(run)
     uid, gid = container_user(section.user, os.getuid(), os.getgid(), os.environ, config.rootpath)
-    compose_file = Path(section.compose_file)
-    if not compose_file.is_absolute():
-        compose_file = config.rootpath / compose_file
+    compose = compose_file(config, section)
     return DispatchSettings(
-        compose_file=compose_file,
+        compose_file=compose,
+        secrets_path=None if section.compose_file else config.rootpath / SECRETS_DIR / "secrets.env",
         project=project_name("lem", run.run_id, _worker_id(config)),
         paths=PathMap(config.rootpath, section.project_dir, run.results_root, section.results_dir),
         strategy=container_strategy(config, run),  # type: ignore[arg-type]

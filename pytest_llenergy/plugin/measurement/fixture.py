@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
+from time import perf_counter
 from typing import Any
 
 import pytest
@@ -125,7 +126,9 @@ class EnergyFixture:
 
         ``energy.warmup(session=lem_session, workload=workload)`` times a cheap probe of the real
         shapes (the first batch, ``probe_tokens`` new tokens) and pays the full warmup once per
-        loaded session and workload shape in this process; later calls re-warm with
+        loaded session and workload shape in this process, ending with the first batch once at full
+        length (so caches and allocator pools reach the measured run's size: without it the first
+        measured window after a load ran ~2x longer on an H200); later calls re-warm with
         ``rewarm_iterations`` probes. ``energy.warmup(fn)`` runs ``fn`` instead (once per ``key``
         when a key is given, else in full every time). Always bounded by ``max_time_s``.
         """
@@ -148,6 +151,11 @@ class EnergyFixture:
         else:
             outcome = run_warmup(fn, s.mode, s.cv_threshold, s.window, s.min_iterations, s.max_iterations,
                                  s.iterations, max_time_s=s.max_time_s)
+            if session is not None and workload is not None and s.mode != "off" and workload.batches:
+                started = perf_counter()
+                session.run(workload.head(1))
+                outcome = replace(outcome, duration_s=outcome.duration_s + perf_counter() - started)
+                probe = f"{probe}; then the first batch once at full length ({workload.output_tokens} new tokens)"
             if key is not None:
                 warmed.add(key)
         outcome = replace(outcome, probe=probe)
