@@ -1,15 +1,10 @@
-"""Suite-wide setup: offline Hugging Face, libraries loaded once, and required components (LEM_REQUIRE).
+"""Suite-wide setup: offline Hugging Face, libraries loaded once, and required components (LEM_REQUIRE,
+in ``require_components.py``: a ``requires("name")`` test that skips fails where CI requires the name)."""
 
-Tests that need a real component outside Python's reach (a Docker daemon, Chromium, vLLM...) carry
-``@pytest.mark.requires("name")`` (or add it from a fixture) and skip with the reason where it is
-missing, so a developer's machine stays green. CI names the components it installed in
-``LEM_REQUIRE=docker,compose,...``: there a skip of such a test is turned into a failure that names
-the component, and a named component that no test of the session used fails the session.
-``pytest.importorskip("X")`` counts as ``requires("X")``.
-"""
-
+import contextlib
+import importlib
+import io
 import os
-import re
 
 import pytest
 
@@ -17,78 +12,36 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-# pytester's in-process runs drop modules first imported during a run; pandas + pyarrow cannot be
-# imported twice in one process (pyarrow re-registers its extension types), so import them once here.
-import io  # noqa: E402
+from require_components import (  # noqa: E402,F401  (the LEM_REQUIRE hooks, a plugin of their own)
+    pytest_configure,
+    pytest_runtest_logreport,
+    pytest_runtest_makereport,
+    pytest_sessionfinish,
+)
 
-import numpy.fft  # noqa: E402,F401  (compiled modules load only once per process)
-import pandas  # noqa: E402
-import pyarrow  # noqa: E402,F401
-import scipy.special  # noqa: E402,F401
-import scipy.stats  # noqa: E402,F401
-
-pandas.DataFrame({"x": [1.0]}).to_parquet(io.BytesIO())  # loads the parquet engine and its extension types
-
-_IMPORTORSKIP = re.compile(r"could not import '([\w.]+)'")
-
-
-def required_components() -> set[str]:
-    """The components named in ``LEM_REQUIRE`` (comma or space separated)."""
-    return {part.strip() for part in re.split(r"[,\s]+", os.environ.get("LEM_REQUIRE", "")) if part.strip()}
+# pytester's in-process runs drop every module first imported during a run, so a library the plugin
+# imports lazily would be imported again (and, for a pytest plugin's package, assertion-rewritten
+# again: PYTHONDONTWRITEBYTECODE leaves no cached rewrite) by every run: matplotlib alone costs ~1 s a
+# run. They are imported once, before the first test (not in an xdist controller, which runs none).
+# pandas + pyarrow cannot even be imported twice in one process (pyarrow re-registers its types).
+_LOADED_ONCE = ("numpy.fft", "pandas", "pyarrow", "pyarrow.dataset", "scipy.special", "scipy.stats",
+                "pandas.io.formats.csvs", "psutil", "matplotlib.figure", "matplotlib.backends.backend_agg",
+                "unittest.mock", "html.entities", "xml.parsers.expat")
 
 
-def item_components(item: pytest.Item, reason: str = "") -> set[str]:
-    """Components ``item`` needs: its ``requires`` markers, plus a module an importorskip missed."""
-    names = {str(name) for mark in item.iter_markers("requires") for name in mark.args}
-    match = _IMPORTORSKIP.search(reason)
-    if match:
-        names.add(match.group(1).split(".")[0])
-    return names
+@pytest.fixture(scope="session", autouse=True)
+def _libraries_loaded_once() -> None:
+    for name in _LOADED_ONCE:
+        importlib.import_module(name)
+    pandas = importlib.import_module("pandas")
+    pandas.DataFrame({"x": [1.0]}).to_parquet(io.BytesIO())  # loads the parquet engine and its extension types
+    with contextlib.suppress(ImportError):  # its pytest plugin (when installed) imports it inside each run
+        importlib.import_module("hypothesis")
 
 
-def _skip_reason(report: pytest.TestReport) -> str:
-    longrepr = report.longrepr
-    return str(longrepr[2]) if isinstance(longrepr, tuple) else str(longrepr)
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "requires(*components): needs real components; LEM_REQUIRE turns their skips into failures")
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
-    report = yield
-    required = required_components()
-    if not required:
-        return report
-    reason = _skip_reason(report) if report.skipped else ""
-    needs = item_components(item, reason) & required
-    if report.skipped and needs and not hasattr(report, "wasxfail"):
-        report.outcome = "failed"
-        report.longrepr = (f"LEM_REQUIRE: required component {', '.join(sorted(needs))} missing: this test "
-                           f"skipped instead of using it.\nSkip reason: {reason}")
-    elif needs and report.when == "call":
-        report.user_properties.append(("lem_used_components", sorted(needs)))  # travels from xdist workers
-    return report
-
-
-def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    for key, value in report.user_properties:
-        if key == "lem_used_components":
-            _used.update(value)
-
-
-_used: set[str] = set()
-
-
-def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    required = required_components()
-    if not required or session.config.option.collectonly or hasattr(session.config, "workerinput"):
-        return
-    unused = sorted(required - _used)
-    if unused and session.testscollected:
-        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
-        if reporter is not None:
-            reporter.write_line(f"LEM_REQUIRE: no test of this session used {', '.join(unused)} "
-                                "(required components must be exercised)", red=True)
-        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+@pytest.fixture(autouse=True)
+def _not_inside_an_xdist_worker(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under ``-n 2`` the runs a test starts (pytester, subprocesses) must not inherit the worker's
+    identity: they behave as at top level, as they do in a serial run."""
+    for name in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
+        monkeypatch.delenv(name, raising=False)

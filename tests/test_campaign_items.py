@@ -44,6 +44,7 @@ class TestGridExpansion:
         result = pytester.runpytest("--lem-campaign", "campaign.yaml", "--collect-only", "-q")
         assert len(collected_ids(result)) == 3
 
+    @pytest.mark.slow
     def test_overrides_do_not_leak_into_other_backends(self, pytester):
         write_suite(pytester, GRID)
         pytester.runpytest("--lem-campaign", "campaign.yaml", "--lem-cycles", "1")

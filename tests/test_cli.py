@@ -36,6 +36,7 @@ def test_json_report_holds_manifest_summary_and_verdicts(pytester, finished_run)
     assert data["summary"] and "verdicts" in data
 
 
+@pytest.mark.slow
 def test_report_rebuilds_outputs_from_stored_results(finished_run, tmp_path, capsys):
     for name in ("summary.json", "summary.csv", "report.html"):
         (finished_run / name).unlink()
@@ -48,6 +49,7 @@ def test_report_rebuilds_outputs_from_stored_results(finished_run, tmp_path, cap
     assert "lem report:" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_compare_two_result_directories_and_a_saved_run(pytester, finished_run, capsys):
     saved = next((pytester.path / ".lem-benchmarks").glob("*/0001_first.json"))
     assert main(["compare", str(saved), str(finished_run), "--fail", "tokens_per_s:-10%"]) == 0
@@ -87,6 +89,7 @@ def test_schedule_dry_run_and_bad_input(capsys):
     assert main(["schedule", "--dry-run"]) == 2
 
 
+@pytest.mark.slow
 def test_doctor_reports_sources_and_backends(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "pytest_llenergy.cli", "doctor"], capture_output=True, text=True,
                           timeout=120, cwd=tmp_path)

@@ -16,6 +16,7 @@ grid: {shared: {workload.batch_size: [1, 2]}}
 
 
 class TestCampaignItems:
+    @pytest.mark.slow
     def test_result_holds_energy_baseline_warmup_and_timeseries(self, pytester):
         write_suite(pytester, CAMPAIGN, test=ENERGY_TEST)
         result = pytester.runpytest("--lem-campaign", "campaign.yaml", "-p", "no:cacheprovider")
@@ -37,6 +38,7 @@ class TestCampaignItems:
         ts = pytester.path / "lem-results" / "energy" / next(iter(p.name for p in (pytester.path / "lem-results" / "energy").iterdir())) / first["timeseries_path"]
         assert ts.exists()
 
+    @pytest.mark.slow
     def test_estimate_source_is_labelled(self, pytester):
         write_suite(pytester, CAMPAIGN.replace("energy_source: replay", "energy_source: estimate"), test=ENERGY_TEST)
         pytester.runpytest("--lem-campaign", "campaign.yaml", "--lem-cycles", "1", "-p", "no:cacheprovider").assert_outcomes(passed=2)
@@ -44,6 +46,7 @@ class TestCampaignItems:
         assert energy["estimated"] is True and energy["source"] == "estimate"
         assert energy["adjusted_energy_j"] is None  # a baseline is never subtracted from CPU energy
 
+    @pytest.mark.slow
     def test_energy_source_option_overrides_campaign(self, pytester):
         write_suite(pytester, CAMPAIGN, test=ENERGY_TEST)
         pytester.runpytest("--lem-campaign", "campaign.yaml", "--lem-cycles", "1", "--lem-energy-source", "estimate",
@@ -60,6 +63,7 @@ class TestCampaignItems:
         pytester.runpytest("--lem-campaign", "campaign.yaml", "--lem-cycles", "1", "--lem-baseline-refresh")
         assert [r["baseline"]["method"] for r in results(pytester, "energy")].count("fresh") == 4
 
+    @pytest.mark.slow
     def test_no_baseline_option(self, pytester):
         write_suite(pytester, CAMPAIGN, test=ENERGY_TEST)
         pytester.runpytest("--lem-campaign", "campaign.yaml", "--lem-cycles", "1", "--lem-no-baseline",

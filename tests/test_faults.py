@@ -60,6 +60,7 @@ def lem_session(lem_experiment):
     assert any("CUDA out of memory" in (e["error"] or "") for e in entries)
 
 
+@pytest.mark.slow
 def test_gpu_lost_mid_window_fails_the_item_and_keeps_partial_samples(pytester):
     write_suite(pytester, CAMPAIGN.replace("energy_source: estimate", "energy_source: nvml, baseline: {enabled: false}"), test='''
 import time

@@ -86,6 +86,7 @@ class TestBudgetMarker:
 
 
 class TestCampaignBudgets:
+    @pytest.mark.slow
     def test_single_cycle_breach_fails_the_selected_items_only(self, pytester):
         constant_trace(pytester.path / "trace.csv")
         write_suite(pytester, campaign(1, """
@@ -99,6 +100,7 @@ budgets:
         failed = [r for r in results(pytester, "gates") if r["budget"] and r["budget"]["failed"]]
         assert len(failed) == 1 and failed[0]["status"] == "passed"  # measured fine, judged over budget
 
+    @pytest.mark.slow
     def test_several_cycles_judge_on_the_ci_at_the_last_cycle(self, pytester):
         constant_trace(pytester.path / "trace.csv")
         write_suite(pytester, campaign(3, """
@@ -111,16 +113,34 @@ budgets:
                                      "  energy per output token * > budget 5 J (*, raw, n=3, CI low * J)"])
 
 
+# For the compare gates: tokens proportional to the time spent, so J/token (replay power x window
+# time / tokens) does not depend on how long a loaded machine stretches the window.
+STEADY_TEST = '''
+import time
+
+
+def test_inference(lem_experiment, lem_session, lem_result, energy):
+    workload = lem_session.prepare(lem_experiment.config.workload)
+    with energy.measure("generate") as window:
+        began = time.perf_counter()
+        time.sleep(0.5)
+        stats = lem_session.run(workload)
+        window.record(input_tokens=stats.input_tokens, output_tokens=round(1000 * (time.perf_counter() - began)))
+    lem_result.record_generation(stats)
+'''
+
+
 class TestCompare:
     def _run(self, pytester, *args):
         return pytester.runpytest("--lem-campaign", "campaign.yaml", "-p", "no:cacheprovider", *args)
 
     def _setup(self, pytester):
         constant_trace(pytester.path / "trace.csv")
-        write_suite(pytester, campaign(5), test=TEST.replace("time.sleep(0.3)", "time.sleep(0.5)"))
+        write_suite(pytester, campaign(5), test=STEADY_TEST)
         self._run(pytester, "--lem-save", "base").assert_outcomes(passed=5)
         assert len(list((pytester.path / ".lem-benchmarks").glob("*/0001_base.json"))) == 1
 
+    @pytest.mark.slow
     def test_ten_percent_more_energy_fails_a_five_percent_gate(self, pytester):
         self._setup(pytester)
         result = self._run(pytester, "--lem-energy-source", "replay:trace.csv?scale=1.1", "--lem-compare", "base",
@@ -129,6 +149,7 @@ class TestCompare:
         result.stdout.fnmatch_lines(["*energy_per_output_token * (+*%, catches +5 %, margin +1.7 %; 95 % CI +*, "
                                      "p = * < 0.01 (one-sided Welch t on log cycle values, 5 vs 5 saved cycles)): REGRESSION*"])
 
+    @pytest.mark.slow
     def test_compare_alpha_is_wired_and_checked(self, pytester):
         self._setup(pytester)
         result = self._run(pytester, "--lem-energy-source", "replay:trace.csv?scale=1.1", "--lem-compare", "base",
@@ -145,6 +166,7 @@ class TestCompare:
             assert result.ret == pytest.ExitCode.USAGE_ERROR
             result.stderr.fnmatch_lines([f"*--lem-compare-alpha: '{bad}' is not a probability between 0 and 0.5*"])
 
+    @pytest.mark.slow
     def test_one_percent_more_energy_passes(self, pytester):
         self._setup(pytester)
         result = self._run(pytester, "--lem-energy-source", "replay:trace.csv?scale=1.01", "--lem-compare", "1",
@@ -152,10 +174,12 @@ class TestCompare:
         result.assert_outcomes(passed=5)
         result.stdout.fnmatch_lines(["compare: *", "*energy_per_output_token *: ok*"])
 
+    @pytest.mark.slow
     def test_unscaled_rerun_passes(self, pytester):
         self._setup(pytester)
         self._run(pytester, "--lem-compare", "--lem-compare-fail", "energy_per_output_token:5% tokens_per_s:-10%").assert_outcomes(passed=5)
 
+    @pytest.mark.slow
     def test_autosave_numbers_runs_per_machine(self, pytester):
         constant_trace(pytester.path / "trace.csv")
         write_suite(pytester, campaign(1), test=TEST)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+import pytest
 from campaigns import ENERGY_TEST, REPLAY_MEASUREMENT, results, write_suite
 
 TESTS_DIR = Path(__file__).parent
@@ -21,6 +22,7 @@ def _run_dir(root: Path) -> Path:
     return next(root.iterdir())
 
 
+@pytest.mark.slow
 def test_results_dir_in_the_campaign(pytester):
     write_suite(pytester, CAMPAIGN + "results_dir: measurements/energy\n", test=ENERGY_TEST)
     pytester.runpytest("--lem-campaign", "campaign.yaml", "--lem-cycles", "1", "-p", "no:cacheprovider").assert_outcomes(passed=4)
@@ -28,6 +30,7 @@ def test_results_dir_in_the_campaign(pytester):
     assert not (pytester.path / "lem-results").exists()
 
 
+@pytest.mark.slow
 def test_sample_rate_reaches_the_sampler(pytester):
     write_suite(pytester, CAMPAIGN, test=ENERGY_TEST)
     pytester.runpytest("--lem-campaign", "campaign.yaml", "--lem-cycles", "1", "--lem-sample-hz", "5",
@@ -43,6 +46,7 @@ def test_sample_rate_reaches_the_sampler(pytester):
     result.stderr.fnmatch_lines(["*--lem-sample-hz: Input should be less than or equal to 100*"])
 
 
+@pytest.mark.slow
 def test_cpu_core_power_reaches_the_estimate_source(pytester):
     write_suite(pytester, CAMPAIGN.replace("energy_source: replay", "energy_source: estimate\n  cpu_core_power_w: 20"), test=ENERGY_TEST)
     result = pytester.runpytest("--lem-campaign", "campaign.yaml", "--lem-cycles", "1", "-p", "no:cacheprovider")
@@ -62,6 +66,7 @@ def test_group_by_option_no_plots_and_storage(pytester, tmp_path):
     assert len(list(store.glob("*/0001_x.json"))) == 1
 
 
+@pytest.mark.slow
 def test_adaptive_gap_is_bounded_by_max_wait(pytester):
     write_suite(pytester, CAMPAIGN.replace("energy_source: replay", "energy_source: nvml")
                 .replace("gaps: {between_experiments: 0, between_cycles: 0}", "gaps: {between_experiments: adaptive, between_cycles: adaptive}"),

@@ -59,6 +59,7 @@ def _suite(pytester, campaign=CAMPAIGN):
 
 
 class TestModelReuse:
+    @pytest.mark.slow
     def test_consecutive_items_sharing_a_model_reuse_it(self, pytester):
         _suite(pytester)
         pytester.runpytest("--lem-campaign", "campaign.yaml", "--lem-order", "grouped").assert_outcomes(passed=4)
@@ -67,12 +68,14 @@ class TestModelReuse:
         loads = [(r["cycle"], r["load"]["cold"]) for r in results(pytester, "orch")]
         assert sorted(loads) == [(1, True), (1, True), (2, False), (2, False)]
 
+    @pytest.mark.slow
     def test_interleaved_order_with_reuse_still_gives_each_item_its_model(self, pytester):
         _suite(pytester, CAMPAIGN + "reuse: {max_resident: 1}\n")  # one resident session: reloads as models alternate
         pytester.runpytest("--lem-campaign", "campaign.yaml", "--lem-order", "interleaved").assert_outcomes(passed=4)
         events = [e for e in (pytester.path / "events.log").read_text().split("\n") if e.startswith("load")]
         assert events == ["load 1", "load 2", "load 1", "load 2"]
 
+    @pytest.mark.slow
     def test_force_cold_start_reloads_for_every_item(self, pytester):
         _suite(pytester, CAMPAIGN + "force_cold_start: true\n")
         pytester.runpytest("--lem-campaign", "campaign.yaml", "--lem-order", "grouped").assert_outcomes(passed=4)
@@ -80,6 +83,7 @@ class TestModelReuse:
         assert events[:4] == ["load 1", "close 1", "load 1", "close 1"]
         assert all(r["load"]["cold"] for r in results(pytester, "orch"))
 
+    @pytest.mark.slow
     def test_force_cold_start_option(self, pytester):
         _suite(pytester)
         pytester.runpytest("--lem-campaign", "campaign.yaml", "--lem-order", "grouped", "--lem-force-cold-start").assert_outcomes(passed=4)
@@ -87,6 +91,7 @@ class TestModelReuse:
 
 
 class TestGaps:
+    @pytest.mark.slow
     def test_fixed_gaps_cycle_gap_replaces_experiment_gap_none_first(self, pytester):
         _suite(pytester, CAMPAIGN.replace("between_experiments: 0, between_cycles: 0", "between_experiments: 0.1s, between_cycles: 0.3s"))
         result = pytester.runpytest("--lem-campaign", "campaign.yaml", "-v")
@@ -98,6 +103,7 @@ class TestGaps:
         assert gaps[(1, 2)]["waited_s"] == pytest.approx(0.1) and gaps[(2, 1)]["waited_s"] == pytest.approx(0.3)
         assert all("cpu" in str(g["start_power_w"]) or g["start_power_w"] for g in gaps.values())  # state at the start
 
+    @pytest.mark.slow
     def test_ini_twin_is_the_default_and_option_overrides(self, pytester):
         _suite(pytester, CAMPAIGN.replace("gaps: {between_experiments: 0, between_cycles: 0}\n", ""))
         pytester.makeini("[pytest]\nlem_gap_experiments = 0.2s\nlem_gap_cycles = 0\n")
@@ -105,6 +111,7 @@ class TestGaps:
         assert {r["gap"]["waited_s"] for r in results(pytester, "orch") if r["gap"]["kind"] == "fixed"} == {0.2}
         pytester.runpytest("--lem-campaign", "campaign.yaml", "--lem-gap-experiments", "0").assert_outcomes(passed=4)
 
+    @pytest.mark.slow
     def test_adaptive_gap_without_a_gpu_waits_nothing_and_says_why(self, pytester):
         _suite(pytester, CAMPAIGN.replace("between_experiments: 0, between_cycles: 0", "between_experiments: adaptive, between_cycles: adaptive"))
         pytester.runpytest("--lem-campaign", "campaign.yaml").assert_outcomes(passed=4)

@@ -77,6 +77,7 @@ def test_json_report_without_a_campaign(plain):
     assert windows["test_plain.py::test_other::load"]["metrics"]["energy_j"]["ci_low"] is None  # n = 1
 
 
+@pytest.mark.slow
 def test_windows_travel_from_xdist_workers(plain):
     pytest.importorskip("xdist")
     result = plain.runpytest(*REPLAY, "-n", "2", "--lem-json", "out.json")

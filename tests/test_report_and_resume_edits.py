@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from test_resume import CAMPAIGN, _run_dirs, _setup
 
 from pytest_llenergy.cli import main
@@ -17,6 +18,7 @@ def _run(pytester, *args):
 
 
 class TestResumeEdits:
+    @pytest.mark.slow
     def test_edit_is_named_and_removed_experiments_leave_the_summary(self, pytester):
         _setup(pytester)
         _run(pytester).assert_outcomes(passed=6)
@@ -33,6 +35,7 @@ class TestResumeEdits:
         assert {i.split("-")[2] for i in ids} == {"bs1", "bs2", "bs4"}
         assert len(list((run_dir / "experiments").glob("*bs3*.json"))) == 2  # results kept on disk
 
+    @pytest.mark.slow
     def test_changed_settings_are_reported_as_changed(self, pytester):
         _setup(pytester)
         _run(pytester).assert_outcomes(passed=6)
@@ -41,6 +44,7 @@ class TestResumeEdits:
         result = _run(pytester, "--lem-resume")
         result.stdout.fnmatch_lines(["lem-resume: campaign edited: changed transformers-gpt2-bs1-* -> transformers-gpt2-bs1-*"])
 
+    @pytest.mark.slow
     def test_collect_only_reset_deletes_nothing(self, pytester):
         _setup(pytester)
         _run(pytester).assert_outcomes(passed=6)
@@ -51,6 +55,7 @@ class TestResumeEdits:
 
 
 class TestReport:
+    @pytest.mark.slow
     def test_report_keeps_seed_and_groups_and_cleans_stale_plots(self, pytester, capsys):
         _setup(pytester)
         (pytester.path / "campaign.yaml").write_text(GROUPED)

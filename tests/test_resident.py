@@ -66,6 +66,7 @@ def test_three_models_interleaved_load_once_with_room_for_three():
     assert cache.counts.loads == 3 and cache.counts.reuses == 6 and cache.counts.evictions == 0
 
 
+@pytest.mark.slow
 def test_max_resident_one_reloads_as_models_alternate():
     backend = FakeBackend({"gpt2": 1, "tiny-llama": 1})
     cache = ResidentSessions(1, ("fraction", 0.8), gpu_of(100), lambda d: None)
@@ -129,6 +130,7 @@ def test_footprint_larger_than_estimated_evicts_after_loading():
     assert "more than estimated" in info["evicted"][0]["reason"]
 
 
+@pytest.mark.slow
 def test_force_cold_start_reloads_every_item():
     backend = FakeBackend({"a": 1})
     cache = ResidentSessions(4, ("fraction", 0.8), gpu_of(100), lambda d: None)
@@ -243,6 +245,7 @@ gaps: {between_experiments: 0, between_cycles: 0}
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("reuse, loads, statuses", [
     ("", ["load 1", "load 2", "load 4"], {1: "loaded", 2: "resident"}),
     ("reuse: {max_resident: 1}\n", ["load 1", "load 2", "load 4"] * 2, {1: "loaded", 2: "reloaded"}),

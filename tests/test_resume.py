@@ -62,6 +62,7 @@ def _run_dirs(pytester):
 
 
 class TestResume:
+    @pytest.mark.slow
     def test_resume_runs_only_unfinished_items_in_the_same_directory(self, pytester):
         _setup(pytester)
         pytester.runpytest("--lem-campaign", "campaign.yaml").assert_outcomes(passed=6)
@@ -84,6 +85,7 @@ class TestResume:
         result.stdout.fnmatch_lines(["*1/6 tests collected (5 deselected)*"])
         assert (pytester.path / "runs.log").read_text().count("\n") == 6
 
+    @pytest.mark.slow
     def test_failed_items_run_again(self, pytester):
         _setup(pytester)
         pytester.makepyfile(test_suite=TEST.replace("lem_result.record", "assert lem_experiment.cycle == 1\n    lem_result.record"))
@@ -91,6 +93,7 @@ class TestResume:
         pytester.makepyfile(test_suite=TEST)
         pytester.runpytest("--lem-campaign", "campaign.yaml", "--lem-resume").assert_outcomes(passed=3, deselected=3)
 
+    @pytest.mark.slow
     def test_changed_experiment_reruns_only_itself(self, pytester):
         _setup(pytester)
         pytester.runpytest("--lem-campaign", "campaign.yaml").assert_outcomes(passed=6)
@@ -98,6 +101,7 @@ class TestResume:
         result = pytester.runpytest("--lem-campaign", "campaign.yaml", "--lem-resume")
         result.assert_outcomes(passed=2, deselected=4)
 
+    @pytest.mark.slow
     def test_reset_says_what_it_forgets(self, pytester):
         _setup(pytester)
         pytester.runpytest("--lem-campaign", "campaign.yaml").assert_outcomes(passed=6)
@@ -107,6 +111,7 @@ class TestResume:
         assert len(_run_dirs(pytester)) == 2
 
 
+@pytest.mark.slow
 def test_resume_marks_items_done_on_disk_as_passed_in_the_manifest(pytester):
     """kill -9 between an item's result file and its manifest update: the resumed run reconciles."""
     _setup(pytester)
@@ -132,6 +137,7 @@ def test_manifest_tracks_every_planned_item(pytester):
     assert all((_run_dirs(pytester)[0] / e["result_path"]).exists() and e["started_at"] and e["ended_at"] for e in passed)
 
 
+@pytest.mark.slow
 def test_ctrl_c_records_interrupted_and_says_how_to_resume(pytester):
     _setup(pytester)
     pytester.makepyfile(test_suite=TEST.replace("lem_result.record", "if lem_experiment.cycle == 2: raise KeyboardInterrupt\n    lem_result.record"))

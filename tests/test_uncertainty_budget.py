@@ -75,6 +75,7 @@ def test_rechecks_bracket_each_item(pytester) -> None:
     assert isinstance(df, pd.DataFrame) and df["uncertain"].dtype == "boolean"
 
 
+@pytest.mark.slow
 def test_recheck_off_leaves_no_drift(pytester) -> None:
     items = run_budget(pytester, ", recheck_s: 0")
     assert all(r["energy"]["uncertainty_parts_j"]["baseline_drift"] == 0.0 for r in items)

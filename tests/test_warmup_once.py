@@ -82,6 +82,7 @@ def run(pytester, extra="", jitter=False, cv=0.9):
     return probes, [r["warmup"] for r in found], found
 
 
+@pytest.mark.slow
 def test_full_warmup_once_per_shape_then_one_probe(pytester):
     probes, warmups, found = run(pytester)
     assert [w["outcome"] for w in warmups[:2]] == ["converged", "converged"]
@@ -101,6 +102,7 @@ def test_full_warmup_once_per_shape_then_one_probe(pytester):
     assert list(frame["warmup_s"]) == pytest.approx([w["duration_s"] for w in warmups])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("extra, check", [
     (", once: false", lambda ws: all(w["outcome"] == "converged" for w in ws)),
     (", rewarm_iterations: 3", lambda ws: [w["iterations"] for w in ws[2:]] == [3] * 4),
@@ -116,6 +118,7 @@ def test_probe_tokens_knob(pytester):
     assert {p[1] for p in probes} == {7}
 
 
+@pytest.mark.slow
 def test_time_budget_bounds_a_warmup_that_never_settles(pytester):
     _, warmups, _ = run(pytester, ", max_iterations: 10000, max_time_s: 0.3", jitter=True, cv=0.01)
     first = warmups[:2]

@@ -24,10 +24,12 @@ PUBLISHED_MILLIONS = {
 }
 
 
+@pytest.mark.slow
 def test_the_promised_architectures_are_shipped():
     assert set(PUBLISHED_MILLIONS) | {"tiny-gpt2", "tiny-llama", "tiny-llama-hd32"} == set(shipped_names())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(PUBLISHED_MILLIONS) + ["tiny-gpt2", "tiny-llama", "tiny-llama-hd32"])
 def test_shipped_config_parses_with_published_size(name):
     import torch

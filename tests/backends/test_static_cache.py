@@ -25,6 +25,7 @@ def _tokens(backend, section):
         session.close()
 
 
+@pytest.mark.slow
 def test_static_cache_matches_dynamic_token_for_token_and_probe_sizes_the_cache(backend):
     dynamic, _, _ = _tokens(backend, {})
     static, cache_len, longest = _tokens(backend, {"transformers.cache_implementation": "static"})

@@ -130,6 +130,7 @@ def test_sorted_batching_runs_longest_first(backend, tmp_path):
     assert ranked.run(prepared).output_tokens == 8
 
 
+@pytest.mark.slow
 def test_streaming_records_ttft_and_itl(backend):
     session = backend.load(experiment_at({"workload": {"streaming": True, "batch_size": 1, "num_prompts": 3,
                                                        "input_tokens": 6, "output_tokens": 5}}))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from pytest_llenergy.backends.vllm import footprint as vllm_footprint_module
 from pytest_llenergy.backends.vllm.backend import VllmBackend
 from pytest_llenergy.plugin.measurement.resident import ResidentSessions
@@ -11,6 +13,7 @@ from .conftest import experiment
 GiB = 2**30
 
 
+@pytest.mark.slow
 def test_loaded_engine_reports_its_reservation_and_two_share_a_gpu_only_when_they_fit(fake_vllm, monkeypatch):
     monkeypatch.setattr(vllm_footprint_module, "gpu_bytes", lambda index=0: 80 * GiB)
     backend = VllmBackend()

@@ -95,6 +95,7 @@ class TestEphemeral:
 
 
 class TestUser:
+    @pytest.mark.slow
     def test_dispatch_user_sets_the_containers_user_and_gets_the_run_directory(self, pytester, fake_docker):
         write_fake_project(pytester, fake_campaign(pytester.path, batch_sizes=(1,), dispatch="user: '4321:4322'"))
         result = pytester.runpytest("--lem-campaign", "campaign.yaml", "-p", "no:cacheprovider")
@@ -115,6 +116,7 @@ class TestUser:
 
 
 class TestFailurePaths:
+    @pytest.mark.slow
     def test_container_exits_before_pytest(self, pytester, fake_docker):
         fake_docker.set(run_exit="125")
         write_fake_project(pytester, fake_campaign(pytester.path, batch_sizes=(1,)))
@@ -189,6 +191,7 @@ class TestPersistent:
                                      "llenergy: docker: brought persistent containers down (transformers)"])
         assert len(results(pytester)) == 2
 
+    @pytest.mark.slow
     def test_keep_containers(self, pytester, fake_docker):
         write_fake_project(pytester, fake_campaign(pytester.path, batch_sizes=(1,)))
         result = pytester.runpytest("--lem-campaign", "campaign.yaml", "--lem-container-strategy=persistent",
@@ -198,6 +201,7 @@ class TestPersistent:
         result.stdout.fnmatch_lines(["llenergy: docker: kept persistent containers (transformers); remove them with: "
                                      "docker compose -f compose.yaml -p lem-* down"])
 
+    @pytest.mark.slow
     def test_up_failure_errors_the_item(self, pytester, fake_docker):
         fake_docker.set(up_fail="1")
         write_fake_project(pytester, fake_campaign(pytester.path, batch_sizes=(1,)))
@@ -232,6 +236,7 @@ class TestRouting:
         assert result.ret == pytest.ExitCode.USAGE_ERROR
         result.stderr.fnmatch_lines(["*ini option lem_dispatch *: Input should be 'local', 'docker' or 'auto' (got 'kubernetes')"])
 
+    @pytest.mark.slow
     def test_auto_runs_importable_backends_here_and_the_rest_in_containers(self, pytester, fake_docker):
         pytest.importorskip("torch")
         write_fake_project(pytester, fake_campaign(pytester.path, mode="auto", backends=("transformers", "vllm"),

@@ -26,6 +26,7 @@ def with_phases(text: str) -> str:
     return CAMPAIGN.replace("  warmup: {mode: off}\n", f"  warmup: {{mode: off}}\n  phases: {text}\n")
 
 
+@pytest.mark.slow
 def test_phases_requests_and_closure(pytester):
     from pytest_llenergy.results import load
 
@@ -64,6 +65,7 @@ def test_phases_disabled(pytester):
     assert result.phases is None
 
 
+@pytest.mark.slow
 def test_repeats_give_phase_resolved_figures(pytester):
     _, result = run_campaign(pytester, with_phases("{repeats: 2}"))
     pre = result.phases["prefill"]
@@ -71,6 +73,7 @@ def test_repeats_give_phase_resolved_figures(pytester):
     assert result.phase_info.repeats == 2
 
 
+@pytest.mark.slow
 def test_sample_window_fixes_the_sensor_model_of_the_fit(pytester):
     _, default = run_campaign(pytester, with_phases("{repeats: 2}"))
     assert "window40ms:lag0ms" in default.phases["prefill"].method
@@ -80,6 +83,7 @@ def test_sample_window_fixes_the_sensor_model_of_the_fit(pytester):
     assert "window50ms" not in chosen.phases["prefill"].method  # null: chosen by residual within 2 periods (40 ms)
 
 
+@pytest.mark.slow
 def test_report_shows_phase_timeline_and_request_histogram(pytester):
     from pytest_llenergy.results import build_outputs
 
@@ -96,6 +100,7 @@ def test_report_shows_phase_timeline_and_request_histogram(pytester):
     assert len(spans["prefill"]) == 2 and len(spans["decode"]) == 2
 
 
+@pytest.mark.slow
 def test_min_samples_and_sample_lag_reach_the_split(pytester):
     _, result = run_campaign(pytester, with_phases("{min_samples: 1000, sample_lag_s: 0.05}"))
     assert "below_resolution" in result.phases["prefill"].flags  # 0.06 s holds far fewer than 1000 samples

@@ -96,6 +96,7 @@ def test_constant_rows_and_tiny_samples():
     assert (got.low[2], got.high[2]) == scipy_bca(x[2], 0)
 
 
+@pytest.mark.slow
 def test_large_samples_use_bounded_slices(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setattr(bootstrap, "_MAX_WEIGHTS", 50_000)  # force slicing for n = 2,000
     x = np.random.default_rng(9).exponential(size=(3, 2000))

@@ -30,6 +30,7 @@ def slack(rate: float) -> float:
     return 3.5 * math.sqrt(rate * (1 - rate) / GATES)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("workload", "measurement", "cycles", "calls"),
                          [(GPU_BOUND, NEW, 25, 2), (HOST_BOUND, TODAY, 5, 2), (HOST_BOUND, NEW, 3, 1)])
 def test_false_alarms_stay_at_alpha_with_no_change_and_at_the_margin(workload, measurement, cycles, calls):

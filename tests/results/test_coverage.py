@@ -33,6 +33,7 @@ def simulated(kind: str, n: int, *, expand: bool = True) -> tuple[float, str]:
     return float(hit.mean()), methods.pop()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("n", [3, 5, 10, 20])
 @pytest.mark.parametrize("kind", ["normal", "skewed"])
 def test_coverage_matches_the_shipped_table(kind: str, n: int):
@@ -45,6 +46,7 @@ def test_coverage_matches_the_shipped_table(kind: str, n: int):
     assert expected >= (0.93 if kind == "normal" else 0.90)
 
 
+@pytest.mark.slow
 def test_the_bootstrap_at_three_cycles_is_about_the_range_and_covers_three_quarters():
     """Why n < 10 gets Student's t: the expanded BCa at n = 3 sits near [min, max] and covers ~75 %."""
     draw, truth = DRAWS["normal"]

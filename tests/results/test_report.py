@@ -32,6 +32,7 @@ def report_run(tmp_path: Path) -> Path:
     return run.path
 
 
+@pytest.mark.slow
 def test_report_is_self_contained_and_escaped(report_run: Path):
     summary = build_outputs(report_run, group_by=["backend"], seed=1, n_resamples=2000)
     html = (report_run / "report.html").read_text()
@@ -61,6 +62,7 @@ def render(chromium: str, page: Path, tmp_path: Path, *args: str) -> subprocess.
         capture_output=True, text=True, timeout=120)
 
 
+@pytest.mark.slow
 def test_report_renders_in_headless_chromium(chromium: str, report_run: Path, tmp_path: Path):
     build_outputs(report_run, seed=1, n_resamples=2000)
     page = report_run / "report.html"

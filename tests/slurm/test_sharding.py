@@ -136,6 +136,7 @@ def test_mixed_hardware_is_flagged(tmp_path: Path) -> None:
     assert message and "H100" in message and "H200" in message and "n3" in message
 
 
+@pytest.mark.slow
 def test_requeued_shard_reruns_only_what_it_has_not_finished(pytester: pytest.Pytester) -> None:
     """A requeued array task on another node has no pytest cache: the files on disk decide."""
     write_suite(pytester, CAMPAIGN.replace("[1, 2, 4, 8, 16, 32]", "[1, 2, 4, 8]"))
