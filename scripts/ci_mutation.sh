@@ -46,7 +46,7 @@ tests_of() {  # the fast tests that exercise each target
 }
 
 targets=("$@")
-[ "${#targets[@]}" = 0 ] || [ "${targets[0]}" = all ] && targets=(ordering config stats bootstrap measurement)
+[ "${#targets[@]}" = 0 ] || [ "${targets[0]}" = all ] && targets=(ordering config-core config-campaign config-experiment config-measurement config-backends stats bootstrap measurement)
 status=0
 for target in "${targets[@]}"; do
   src=$(source_of "$target") || { echo "ci_mutation: unknown target $target"; exit 2; }

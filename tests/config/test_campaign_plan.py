@@ -258,3 +258,45 @@ def test_the_node_limit_is_exact():
     _check_size({"a": [0] * (MAX_NODES - 2)}, "s")  # the mapping, the list and its items: MAX_NODES
     with pytest.raises(Error, match=f"s: more than {MAX_NODES} values once aliases are expanded"):
         _check_size({"a": [0] * (MAX_NODES - 1)}, "s")
+
+
+def test_yaml_messages_are_the_parsers_problem_with_its_place():
+    cases = {"name: x\ndefaults: {model: gpt2\n": "line 3, column 1: expected ',' or '}', but got '<stream end>'",
+             "a: b: c\n": "line 1, column 5: mapping values are not allowed here",
+             "x: !!python/name:os.system {}\n":
+                 "line 1, column 4: could not determine a constructor for the tag 'tag:yaml.org,2002:python/name:os.system'"}
+    for text, message in cases.items():
+        with pytest.raises(Error) as info:
+            parse_yaml(text, "s")
+        assert str(info.value) == f"s: YAML error at {message}"
+    with pytest.raises(Error) as info:
+        parse_yaml("# nothing\n", "s")
+    assert str(info.value) == "s: the file is empty"
+
+
+def test_utf8_error_names_the_file(tmp_path: Path):
+    path = write(tmp_path, b"name: caf\xe9\n")
+    with pytest.raises(Error) as info:
+        load_campaign(path)
+    assert str(info.value) == f"{path}: not UTF-8 text (byte 9: b'\\xe9')"
+
+
+def test_defaults_problems_are_listed_together(tmp_path: Path):
+    with pytest.raises(Error) as info:
+        plan_of(tmp_path, "name: x\ndefaults: {model: gpt2, precision: fp8, vllm: {max_num_seqs: 0}}\n")
+    assert str(info.value).splitlines()[1:] == [
+        "  defaults.precision: Input should be 'float32', 'float16' or 'bfloat16' (got 'fp8')",
+        "  defaults.vllm.max_num_seqs: Input should be greater than or equal to 1"]
+
+
+def test_defaults_alone_keep_their_backends_section(tmp_path: Path):
+    vllm = plan_of(tmp_path, "name: d\ndefaults: {model: gpt2, backend: vllm, vllm: {max_num_seqs: 3}}\n")
+    assert vllm.experiments[0].config.vllm.max_num_seqs == 3
+    plain = plan_of(tmp_path, "name: d\ndefaults: {model: gpt2, transformers: {attn_implementation: eager}}\n")
+    assert plain.experiments[0].config.transformers.attn_implementation == "eager"
+
+
+def test_overrides_for_the_default_backend_need_no_backend_list(tmp_path: Path):
+    plan = plan_of(tmp_path, "name: g\ndefaults: {model: gpt2}\n"
+                             "grid: {backend_overrides: {transformers: {attn_implementation: [eager, sdpa]}}}\n")
+    assert sorted(e.config.transformers.attn_implementation for e in plan.experiments) == ["eager", "sdpa"]
