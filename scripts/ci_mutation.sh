@@ -54,7 +54,7 @@ for target in "${targets[@]}"; do
   for t in $(tests_of "$target"); do [ -e "$t" ] && selection="$selection $t"; done
   work=${KEEP:-$(mktemp -d "${TMPDIR:-/tmp}/lem-mutation.XXXXXX")}/$target
   rm -rf "$work" && mkdir -p "$work"
-  cp -r pytest_llenergy tests pyproject.toml "$work"/
+  cp -r pytest_llenergy tests docs pyproject.toml "$work"/  # docs: the campaign reference is compared in-process
   {  # list values: one per line
     echo "[mutmut]"
     echo "source_paths="; echo "    pytest_llenergy"  # the whole package is copied; only these files mutate
