@@ -7,7 +7,13 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from pytest_llenergy.config.reference import constraints_text, default_text, nested_models, render_reference, type_name
+from pytest_llenergy.config.reference import (
+    constraints_text,
+    default_text,
+    nested_models,
+    render_reference,
+    type_name,
+)
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "campaign-reference.md"
 
