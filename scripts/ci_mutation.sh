@@ -59,6 +59,7 @@ for target in "${targets[@]}"; do
     echo "[mutmut]"
     echo "source_paths="; echo "    pytest_llenergy"  # the whole package is copied; only these files mutate
     echo "only_mutate="; tr ',' '\n' <<<"$src" | sed -e 's/^/    /' -e 's#/$#/*#'
+    printf 'also_copy=\n    docs\n'  # mutmut runs in mutants/: the reference test reads docs/
     printf 'pytest_add_cli_args=\n    -p\n    no:cacheprovider\n    -q\n    -x\n'
     echo "pytest_add_cli_args_test_selection="; for t in $selection; do echo "    $t"; done
   } > "$work/setup.cfg"
