@@ -140,3 +140,46 @@ def test_stratified_group_interval_matches_scipy_multi_sample():
     got = group_intervals(sink, np.array([mean]), np.array([accel]), np.array([1.0]), alpha=np.array([0.025]))
     low, high = ref.confidence_interval
     assert abs(got.low[0] - low) < 0.03 * (high - low) and abs(got.high[0] - high) < 0.03 * (high - low)
+
+
+def test_resample_slices_tile_the_resamples_exactly(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(bootstrap, "_MAX_WEIGHTS", 70)  # n = 10: 7 resamples per slice
+    counts = bootstrap._ResampleCounts(10, 30, np.random.default_rng(0))
+    slices = list(counts)
+    assert [start for start, _ in slices] == [0, 7, 14, 21, 28]
+    assert [c.shape for _, c in slices] == [(10, 7)] * 4 + [(10, 2)]
+    assert all((c.sum(axis=0) == 10).all() for _, c in slices)  # every resample draws n values
+    again = list(counts)
+    assert all((a[1] == b[1]).all() for a, b in zip(slices, again))  # drawn again identically per chunk of rows
+
+
+def test_strata_rotate_each_rows_resamples_and_skip_ungrouped_rows():
+    sink = np.zeros((2, 5))
+    strata = Strata(sink, group=np.array([-1, 0, 1]), weight=np.array([9.0, 0.5, 2.0]), offset=np.array([0, 2, 7]))
+    dist = np.array([[100.0] * 5, [1.0, 2.0, 3.0, 4.0, 5.0], [1.0, 2.0, 3.0, 4.0, 5.0]])
+    strata.add(np.array([0, 1, 2]), dist)
+    np.testing.assert_array_equal(sink[0], 0.5 * np.array([3.0, 4.0, 5.0, 1.0, 2.0]))
+    np.testing.assert_array_equal(sink[1], 2.0 * np.array([3.0, 4.0, 5.0, 1.0, 2.0]))  # offset 7 = 2 (mod 5)
+    strata.add(np.array([1]), dist[1:2])
+    np.testing.assert_array_equal(sink[0], np.array([3.0, 4.0, 5.0, 1.0, 2.0]))  # accumulates
+
+
+def test_a_one_stratum_group_is_that_samples_interval():
+    x = np.random.default_rng(6).lognormal(2.0, 0.5, size=12)
+    sink = np.zeros((1, 10_000))
+    strata = Strata(sink, np.array([0]), np.array([1.0]), np.array([0]))
+    one = bca_mean_intervals(x[None, :], rng=np.random.default_rng(3), strata=strata, expand=False)
+    centred = x - x.mean()
+    got = group_intervals(sink, np.array([x.mean()]), bootstrap._acceleration(centred[None, :]),
+                          np.array([np.abs(centred).max()]), alpha=np.array([0.025]))
+    assert list(got.method) == ["BCa"] and got.method.dtype.kind == "U"
+    assert got.low[0] == pytest.approx(one.low[0], rel=1e-12) and got.high[0] == pytest.approx(one.high[0], rel=1e-12)
+
+
+def test_constant_groups_are_points_beside_resampled_ones():
+    sink = np.vstack([np.zeros(100), np.random.default_rng(1).normal(0, 1, 100)])
+    got = group_intervals(sink, np.array([3.0, 5.0]), np.zeros(2), np.array([0.0, 2.0]), alpha=np.full(2, 0.025))
+    assert list(got.method) == ["constant", "BCa"] and (got.low[0], got.high[0]) == (3.0, 3.0)
+    assert got.low[1] < 5.0 < got.high[1]
+    failed = group_intervals(np.ones((1, 100)), np.array([1.0]), np.zeros(1), np.array([1.0]), alpha=np.full(1, 0.025))
+    assert list(failed.method) == ["percentile"]  # every resample above the statistic: BCa undefined
