@@ -54,12 +54,12 @@ for target in "${targets[@]}"; do
   for t in $(tests_of "$target"); do [ -e "$t" ] && selection="$selection $t"; done
   work=${KEEP:-$(mktemp -d "${TMPDIR:-/tmp}/lem-mutation.XXXXXX")}/$target
   rm -rf "$work" && mkdir -p "$work"
-  cp -r pytest_llenergy tests docs pyproject.toml "$work"/  # docs: the campaign reference is compared in-process
+  cp -r pytest_llenergy tests docs scripts pyproject.toml "$work"/  # docs, scripts: generated-doc checks
   {  # list values: one per line
     echo "[mutmut]"
     echo "source_paths="; echo "    pytest_llenergy"  # the whole package is copied; only these files mutate
     echo "only_mutate="; tr ',' '\n' <<<"$src" | sed -e 's/^/    /' -e 's#/$#/*#'
-    printf 'also_copy=\n    docs\n'  # mutmut runs in mutants/: the reference test reads docs/
+    printf "also_copy=\n    docs\n    scripts\n"  # mutmut runs in mutants/: generated-doc tests read these
     printf 'pytest_add_cli_args=\n    -p\n    no:cacheprovider\n    -q\n    -x\n'
     echo "pytest_add_cli_args_test_selection="; for t in $selection; do echo "    $t"; done
   } > "$work/setup.cfg"
