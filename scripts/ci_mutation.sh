@@ -2,7 +2,8 @@
 # Mutation testing (mutmut 3) of the modules whose correctness the numbers rest on, one module at a
 # time, each against the tests that exercise it (a narrow selection: mutation runs are slow).
 #
-#   bash scripts/ci_mutation.sh TARGET...     TARGET: ordering config config-core stats bootstrap measurement (or all)
+#   bash scripts/ci_mutation.sh TARGET...     TARGET: ordering config stats bootstrap measurement (or all), or a part of
+#   config/: config-core config-campaign config-experiment config-measurement config-backends
 #   tox -e mutation -- ordering config
 #
 # Works in a throwaway copy (the tree is never touched), prints killed/total per target and the
@@ -21,6 +22,10 @@ source_of() {
     ordering) echo "pytest_llenergy/plugin/collection/ordering.py" ;;
     config) echo "pytest_llenergy/config/" ;;
     config-core) echo "pytest_llenergy/config/units.py,pytest_llenergy/config/budgets.py,pytest_llenergy/config/paths.py,pytest_llenergy/config/ids.py" ;;
+    config-campaign) echo "pytest_llenergy/config/campaign.py,pytest_llenergy/config/plan.py,pytest_llenergy/config/loading.py,pytest_llenergy/config/errors.py" ;;
+    config-experiment) echo "pytest_llenergy/config/experiment.py,pytest_llenergy/config/fields.py,pytest_llenergy/config/sections.py,pytest_llenergy/config/registry.py,pytest_llenergy/config/reuse.py,pytest_llenergy/config/files.py" ;;
+    config-measurement) echo "pytest_llenergy/config/measurement.py,pytest_llenergy/config/phases.py,pytest_llenergy/config/timeline.py,pytest_llenergy/config/carbon.py,pytest_llenergy/config/dispatch.py,pytest_llenergy/config/sharding.py,pytest_llenergy/config/reference.py" ;;
+    config-backends) echo "pytest_llenergy/config/transformers_section.py,pytest_llenergy/config/vllm_section.py,pytest_llenergy/config/tensorrt_section.py" ;;
     stats) echo "pytest_llenergy/results/stats.py" ;;
     bootstrap) echo "pytest_llenergy/results/bootstrap.py" ;;
     measurement) echo "pytest_llenergy/energy/measurement.py" ;;
@@ -32,7 +37,9 @@ tests_of() {  # the fast tests that exercise each target
     ordering) echo "tests/test_ordering.py" ;;
     config) echo "tests/config tests/backends/test_section.py tests/backends/test_introspection.py" ;;
     config-core) echo "tests/config" ;;
-    stats) echo "tests/results/test_stats.py tests/results/test_interval.py" ;;
+    config-campaign|config-experiment|config-measurement) echo "tests/config" ;;
+    config-backends) echo "tests/config tests/backends/test_section.py tests/backends/test_introspection.py tests/backends_vllm/test_vllm_parameters.py" ;;
+    stats) echo "tests/results/test_stats.py tests/results/test_stats_intervals.py tests/results/test_width.py" ;;
     bootstrap) echo "tests/results/test_bootstrap.py tests/results/test_stats.py" ;;
     measurement) echo "tests/energy/test_measurement.py tests/energy/test_meter.py" ;;
   esac

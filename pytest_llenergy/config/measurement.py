@@ -81,7 +81,7 @@ class MeasurementConfig(StrictModel):
     @field_validator("energy_source")
     @classmethod
     def _known_source(cls, value: str) -> str:
-        kind = value.split(":", 1)[0]
-        if kind not in ENERGY_SOURCES:
+        kind = value.split("?", 1)[0].split(":", 1)[0]  # replay[:PATH][?scale=...] (energy/sources)
+        if kind not in ENERGY_SOURCES or (kind != "replay" and value != kind):
             raise ValueError(f"unknown energy source {value!r} (auto, nvml, rapl, estimate, replay, replay:PATH)")
         return value
