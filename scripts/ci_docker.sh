@@ -10,8 +10,8 @@
 # (about 15 minutes at worst). On a developer's machine a component that cannot be had makes its
 # tests skip with the reason. Components named in LEM_REQUIRE (CI: docker,compose,docker-compose,
 # hadolint) are required: one that cannot be installed or started fails the script naming it, and
-# tests/conftest.py turns their tests' skips into failures. Test failures, and a run in which no
-# test ran (pytest exit 5), fail it.
+# tests/require_components.py turns their tests' skips into failures. Test failures, and a run in
+# which no test ran (pytest exit 5), fail it.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 

@@ -75,15 +75,18 @@ def test_repeats_give_phase_resolved_figures(pytester):
 
 @pytest.mark.slow
 def test_sample_window_fixes_the_sensor_model_of_the_fit(pytester):
-    _, default = run_campaign(pytester, with_phases("{repeats: 2}"))
-    assert "window40ms:lag0ms" in default.phases["prefill"].method
-    _, chosen = run_campaign(pytester, with_phases("{repeats: 2, sample_window_s: null}"))
-    _, fixed = run_campaign(pytester, with_phases("{repeats: 2, sample_window_s: 0.05}"))
-    assert "window50ms:lag0ms" in fixed.phases["prefill"].method
-    assert "window50ms" not in chosen.phases["prefill"].method  # null: chosen by residual within 2 periods (40 ms)
+    import shutil
+
+    def fitted_method(phases: str) -> str:
+        shutil.rmtree(pytester.path / "lem-results", ignore_errors=True)  # one run dir per campaign run
+        return run_campaign(pytester, with_phases(phases))[1].phases["prefill"].method
+
+    assert "window40ms:lag0ms" in fitted_method("{repeats: 2}")
+    assert "window50ms:lag0ms" in fitted_method("{repeats: 2, sample_window_s: 0.05}")
+    # null: chosen by residual within 2 sample periods (40 ms), never the 50 ms given above
+    assert "window50ms" not in fitted_method("{repeats: 2, sample_window_s: null}")
 
 
-@pytest.mark.slow
 def test_report_shows_phase_timeline_and_request_histogram(pytester):
     from pytest_llenergy.results import build_outputs
 
