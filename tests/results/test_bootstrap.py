@@ -183,3 +183,38 @@ def test_constant_groups_are_points_beside_resampled_ones():
     assert got.low[1] < 5.0 < got.high[1]
     failed = group_intervals(np.ones((1, 100)), np.array([1.0]), np.zeros(1), np.array([1.0]), alpha=np.full(1, 0.025))
     assert list(failed.method) == ["percentile"]  # every resample above the statistic: BCa undefined
+
+
+def test_input_checks_and_their_bounds():
+    rng = np.random.default_rng(0)
+    x = np.array([[1.0, 2.0, 4.0]])
+    for bad, message in (({"confidence": 0.0}, "confidence must be in (0, 1), got 0.0"),
+                         ({"confidence": 1.0}, "confidence must be in (0, 1), got 1.0"),
+                         ({"n_resamples": 1}, "n_resamples must be at least 2, got 1")):
+        with pytest.raises(ValueError) as info:
+            bca_mean_intervals(x, rng=rng, **bad)
+        assert str(info.value) == message
+    assert bca_mean_intervals(x, rng=rng, n_resamples=2).low.shape == (1,)
+    with pytest.raises(ValueError) as info:
+        bca_mean_intervals(np.ones(3), rng=rng)
+    assert str(info.value) == "samples must be a 2-D array with at least 2 values per row"
+    with pytest.raises(ValueError) as info:
+        bca_mean_intervals(np.array([[1.0, np.inf]]), rng=rng)
+    assert str(info.value) == "samples must be finite (drop NaN before calling)"
+
+
+def test_more_than_65535_resamples_count_without_overflow():
+    x = np.random.default_rng(2).normal(10, 1, size=10)
+    got = bca_mean_intervals(x[None, :], n_resamples=70_000, rng=np.random.default_rng(5), expand=False)
+    low, high = scipy_bca(x, 5, n_resamples=70_000)
+    assert got.low[0] == pytest.approx(low, abs=1e-3 * (high - low))
+    assert got.high[0] == pytest.approx(high, abs=1e-3 * (high - low))
+
+
+def test_rows_where_bca_fails_get_the_percentile_interval():
+    x = np.array([[0.0] * 10 + [1.0], [1.0, 2.0, 4.0, 3.0, 5.0, 2.0, 6.0, 1.0, 2.5, 3.5, 4.5]])
+    seed = next(s for s in range(500)
+                if bca_mean_intervals(x, n_resamples=2, rng=np.random.default_rng(s)).method[0] == "percentile")
+    got = bca_mean_intervals(x, n_resamples=2, rng=np.random.default_rng(seed))
+    assert got.method[0] == "percentile" and np.isfinite([got.low[0], got.high[0]]).all()
+    assert got.low[0] <= got.high[0]
