@@ -141,7 +141,8 @@ def analyse(campaign_file: Path, run_dir: Path, seed: int = 0) -> tuple[str, lis
     df = load(run_dir)
     df = df[df["status"] == "passed"] if "status" in df else df
     metric = ENERGY if ENERGY in df and df[ENERGY].notna().any() else RAW_ENERGY
-    df = df.assign(_value=[_value_of(row, key) for _, row in df.iterrows()])
+    df = df.copy()  # load()'s frame is built column by column: de-fragment before adding one
+    df["_value"] = [_value_of(row, key) for _, row in df.iterrows()]
     rng = np.random.default_rng(seed)
     groups = {v: g for v, g in df.groupby("_value")}
     ref = groups.get(order[0])
@@ -156,7 +157,7 @@ def analyse(campaign_file: Path, run_dir: Path, seed: int = 0) -> tuple[str, lis
             effect = _ratio_ci(e, ref[metric].to_numpy(float), rng)
             speed_effect = _ratio_ci(s, ref[SPEED].to_numpy(float), rng)
         rows.append(Row(value, len(g), _ci(e, rng), _ci(s, rng), effect, speed_effect))
-    return key, rows, metric, conditions(df)
+    return key, rows, metric, f"{run_setup(run_dir, df)} {conditions(df)}".strip()
 
 
 def _fmt(x: float, digits: int = 4) -> str:
@@ -179,6 +180,24 @@ def base_setup() -> str:
             f"{w['output_tokens']} output tokens, batch {w['batch_size']}, {c['cycles']} {c.get('order', 'interleaved')} cycles")
 
 
+def run_setup(run_dir: Path, df: pd.DataFrame) -> str:
+    """What the run itself fixed (prompts per window, cycles configured): results may predate a campaign edit."""
+    import json
+
+    manifest = json.loads((run_dir / "manifest.json").read_text()) if (run_dir / "manifest.json").is_file() else {}
+    col = "config.workload.num_prompts"
+    prompts = sorted({int(v) for v in df[col].dropna()}) if col in df else []
+    parts = [f"{'/'.join(map(str, prompts))} prompts per window"] if prompts else []
+    if manifest.get("cycles"):
+        parts.append(f"{manifest['cycles']} cycles configured")
+    return f"Run setup: {', '.join(parts)}." if parts else ""
+
+
+def _half_width(t: tuple[float, float, float]) -> str:
+    mean, lo, hi = t
+    return f"±{100 * (hi - lo) / 2 / mean:.1f} %" if all(map(math.isfinite, t)) and mean else "-"
+
+
 def _shown(root: Path) -> str:
     try:
         return str(root.resolve().relative_to(REPO))
@@ -187,7 +206,7 @@ def _shown(root: Path) -> str:
 
 
 def render(root: Path, explanations: dict[str, str]) -> str:
-    sections, ranking = [], []
+    sections, ranking, widths = [], [], []
     for campaign_file in sorted(CAMPAIGNS.glob("*.yaml")):
         name = yaml.safe_load(campaign_file.read_text())["name"]
         run = newest_run(root, name)
@@ -202,11 +221,12 @@ def render(root: Path, explanations: dict[str, str]) -> str:
         label = "adjusted" if metric == ENERGY else "raw (no baseline on this source)"
         lines = [f"### `{campaign_file.stem}`: {key}", "", explanations.get(campaign_file.stem, ""), "",
                  f"Run `{run.relative_to(root)}`; J per output token {label}. {cond}", "",
-                 "| value | n | J/out-token (95 % CI) | effect on J/token | out tok/s | effect on tok/s |",
-                 "|---|---|---|---|---|---|"]
+                 "| value | n | J/out-token (95 % CI) | CI | effect on J/token | out tok/s | effect on tok/s |",
+                 "|---|---|---|---|---|---|---|"]
         for r in rows:
+            widths.append(_half_width(r.energy))
             lines.append(f"| {r.value} | {r.n} | {_fmt(r.energy[0])} [{_fmt(r.energy[1])}, {_fmt(r.energy[2])}] | "
-                         f"{_pct(r.effect)} | {_fmt(r.speed[0])} | {_pct(r.speed_effect)} |")
+                         f"{_half_width(r.energy)} | {_pct(r.effect)} | {_fmt(r.speed[0])} | {_pct(r.speed_effect)} |")
         if not measurable and effects:
             lines += ["", "No measurable effect: every CI of the effect includes 0."]
         sections.append("\n".join(lines) + "\n")
@@ -225,7 +245,13 @@ def render(root: Path, explanations: dict[str, str]) -> str:
         "the campaigns on your GPU (`pytest energy_suites/ --lem-campaign energy_suites/campaigns/impact/X.yaml`)",
         "and this script to get your hardware's page.",
         "",
+        f"Per-value 95 % CIs of J per output token within ±3 %: {_within(widths, 3.0)} of {len(widths)}.",
+        "",
         "## Ranking", "", *rank_lines, "", "## Per parameter", "", *sections])
+
+
+def _within(widths: list[str], limit: float) -> int:
+    return sum(1 for w in widths if w != "-" and float(w.strip("±% ")) <= limit)
 
 
 EXPLANATIONS = {

@@ -49,12 +49,15 @@ def test_page_ranks_parameters_and_says_which_have_no_effect(gen, tmp_path: Path
     assert ranking.index("`precision`") < ranking.index("`batch_size`") < ranking.index("`attention`")  # 80 > 65 > ?
     precision = page.split("### `precision`")[1].split("###")[0]
     fp32 = next(line for line in precision.splitlines() if line.startswith("| float32 | 5 |"))
-    effect = float(fp32.split("|")[4].split("%")[0])
+    effect = float(fp32.split("|")[5].split("%")[0])
     assert 75 < effect < 85  # +80 % with 1 % noise
+    half_width = float(fp32.split("|")[4].strip(" ±%"))
+    assert 0 < half_width < 3  # 1 % noise over 5 cycles
+    assert "within ±3 %: 7 of 7" in page  # attention's two values are one unknown group
     assert "| bfloat16 | 5 |" in precision and "reference" in precision
     batch = page.split("### `batch_size`")[1].split("###")[0]
     b64 = next(line for line in batch.splitlines() if line.startswith("| 64 | 5 |"))
-    assert -68 < float(b64.split("|")[4].split("%")[0]) < -62  # 70 vs 200
+    assert -68 < float(b64.split("|")[5].split("%")[0]) < -62  # 70 vs 200
     assert "No measurable effect" not in batch
     assert "Not measured" in page.split("### `kv_cache`")[1].split("###")[0]
 
