@@ -51,6 +51,8 @@ def test_page_ranks_parameters_and_says_which_have_no_effect(gen, tmp_path: Path
     fp32 = next(line for line in precision.splitlines() if line.startswith("| float32 | 5 |"))
     effect = float(fp32.split("|")[5].split("%")[0])
     assert 75 < effect < 85  # +80 % with 1 % noise
+    raw_effect = float(fp32.split("|")[6].split("%")[0])
+    assert 75 < raw_effect < 85  # raw energy is 1.5 x adjusted in these results: the same ratio
     half_width = float(fp32.split("|")[4].strip(" ±%"))
     assert 0 < half_width < 3  # 1 % noise over 5 cycles
     assert "within ±3 %: 7 of 7" in page  # attention's two values are one unknown group

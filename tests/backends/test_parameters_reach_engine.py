@@ -151,14 +151,26 @@ def test_torch_compile_with_dynamic_cache_compiles_forward(backend, monkeypatch)
     assert "disable_compile" not in session.engine_info["generate_kwargs"]
 
 
-def test_float32_matmul_precision_is_set_and_restored(backend):
+def test_float32_matmul_precision_is_set_and_restored(backend, monkeypatch):
+    """Each resident session generates under its own setting; the process's is left as it was
+    (set at load, the last-loaded session's setting leaked into every other one)."""
     import torch
 
     before = torch.get_float32_matmul_precision()
-    target = "medium" if before != "medium" else "high"
-    session = backend.load(experiment_at({"transformers.float32_matmul_precision": target}))
-    assert torch.get_float32_matmul_precision() == target
-    session.close()
+    first, second = ("medium", "high") if before == "highest" else ("highest", "medium")
+    sessions = [backend.load(experiment_at({**ONE, "transformers.float32_matmul_precision": p})) for p in (first, second)]
+    assert torch.get_float32_matmul_precision() == before  # loading alone changes nothing
+    seen: list[str] = []
+    for session in sessions:
+        real = session.model.generate
+        monkeypatch.setattr(session.model, "generate",
+                            lambda real=real, **kw: seen.append(torch.get_float32_matmul_precision()) or real(**kw))
+    for session in (*sessions, sessions[0]):
+        session.run(session.prepare(session.experiment.workload))
+        assert torch.get_float32_matmul_precision() == before
+    assert seen == [first, second, first]
+    for session in sessions:
+        session.close()
     assert torch.get_float32_matmul_precision() == before
 
 
