@@ -214,7 +214,9 @@ def render(root: Path, explanations: dict[str, str]) -> str:
         name = yaml.safe_load(campaign_file.read_text())["name"]
         run = newest_run(root, name)
         if run is None:
-            sections.append(f"### `{campaign_file.stem}`\n\nNot measured (no results under `{root / name}`).\n")
+            description = yaml.safe_load(campaign_file.read_text()).get("description", "")
+            sections.append(f"### `{campaign_file.stem}`\n\n{description} {explanations.get(campaign_file.stem, '')}\n\n"
+                            f"Not measured (no results under `{_shown(root / name)}`).\n")
             continue
         key, rows, metric, cond = analyse(campaign_file, run)
         effects = [r.effect for r in rows if r.effect is not None and math.isfinite(r.effect[0])]
@@ -251,9 +253,10 @@ def render(root: Path, explanations: dict[str, str]) -> str:
         "the campaigns on your GPU (`pytest energy_suites/ --lem-campaign energy_suites/campaigns/impact/X.yaml`)",
         "and this script to get your hardware's page.",
         "",
+        f"Campaigns measured: {len(ranking)} of {len(sections)}. "
         f"Per-value 95 % CIs of J per output token within ±3 %: {_within(widths, 3.0)} of {len(widths)}.",
         "",
-        "## Ranking", "", *rank_lines, "", "## Per parameter", "", *sections])
+        "## Ranking", "", *rank_lines, "", "## Per parameter", "", *sections, *not_campaigned()])
 
 
 def _within(widths: list[str], limit: float) -> int:
@@ -271,8 +274,41 @@ EXPLANATIONS = {
     "beams": "Beam width multiplies sequences, KV cache and compute per output token.",
     "sampling": "Sampling adds softmax, top-p sorting and a random draw per step.",
     "quantization": "Quantised weights cut memory and weight traffic, but bitsandbytes dequantises in every matmul: at small models and batches that work can outweigh the traffic saved.",
+    "streaming": "A streamer runs a host callback and synchronises the GPU after every step: the GPU waits on the host.",
+    "repetition_penalty": "Gathers and rescales the logits of every generated token each step.",
+    "no_repeat_ngram": "Bans repeated n-grams by scanning each sequence on the host every step.",
+    "top_k": "Selects the k most likely tokens over the vocabulary each step before sampling.",
+    "num_return_sequences": "Several samples per prompt decode like a larger batch sharing one prompt.",
+    "guidance": "Classifier-free guidance runs a second, unconditional forward each step.",
+    "use_cache": "Without a KV cache every step recomputes attention over the whole prefix.",
+    "prefill_chunk": "Chunked prefill lowers peak memory at the cost of more, smaller kernel launches.",
+    "output_scores": "Keeping scores copies a vocabulary-sized tensor per step and holds it to the end.",
+    "compile_backend": "inductor fuses kernels and captures CUDA graphs; the cudagraphs backend only captures graphs.",
+    "batching": "Sorting prompts by length puts similar lengths together: less padding computed and discarded.",
     "tf32": "TF32 (`high`) lets float32 matmuls use tensor cores instead of IEEE float32 (`highest`) CUDA cores.",
 }
+
+
+NOT_CAMPAIGNED = {
+    "speculative decoding (assistant_model, prompt_lookup_num_tokens, assistant_early_exit, use_mtp and their settings)":
+        "its saving is the draft acceptance rate, which depends on real weights and real text; random weights "
+        "and synthetic prompts would measure only the drafting overhead. Compare on your model with a campaign of your own.",
+    "quantized KV cache (transformers.quantized_cache)": "needs optimum-quanto or HQQ, which are not installed on the GPU image used here.",
+    "offloaded KV caches, device_map / max_memory / offload_folder": "placement: offloading makes a run bound by host "
+        "transfers, a different regime from the GPU-resident setup every other campaign holds fixed.",
+    "use_kernels, experts_implementation": "need kernels from the Hub (no network on the GPU machine) or a mixture-of-experts model.",
+    "length_penalty, early_stopping": "with output lengths held exact (min = max new tokens) they cannot change the work done.",
+    "temperature, min_p": "covered by `sampling` and `top_k`: same-length sampling with a different filter.",
+    "low_cpu_mem_usage": "acts on loading only, outside the measured window.",
+    "revision, gguf_file, trust_remote_code": "change which model runs, not how it runs.",
+    "tp_plan, continuous batching": "not typed settings (see docs/parameters.md).",
+}
+
+
+def not_campaigned() -> list[str]:
+    """The section listing energy-relevant parameters without a campaign, and why."""
+    return ["## Parameters without a campaign", "",
+            *(f"- **{name}**: {why}" for name, why in NOT_CAMPAIGNED.items()), ""]
 
 
 def main(argv: list[str] | None = None) -> int:
