@@ -196,9 +196,14 @@ def run_setup(run_dir: Path, df: pd.DataFrame) -> str:
     return f"Run setup: {', '.join(parts)}." if parts else ""
 
 
-def _half_width(t: tuple[float, float, float]) -> str:
+def _half_width(t: tuple[float, float, float]) -> float:
+    """Half the CI's width in % of the mean (nan when undefined)."""
     mean, lo, hi = t
-    return f"±{100 * (hi - lo) / 2 / mean:.1f} %" if all(map(math.isfinite, t)) and mean else "-"
+    return 100 * (hi - lo) / 2 / mean if all(map(math.isfinite, t)) and mean else math.nan
+
+
+def _fmt_width(width: float) -> str:
+    return f"±{width:.1f} %" if math.isfinite(width) else "-"
 
 
 def _shown(root: Path) -> str:
@@ -211,12 +216,12 @@ def _shown(root: Path) -> str:
 def render(root: Path, explanations: dict[str, str]) -> str:
     sections, ranking, widths = [], [], []
     for campaign_file in sorted(CAMPAIGNS.glob("*.yaml")):
-        name = yaml.safe_load(campaign_file.read_text())["name"]
-        run = newest_run(root, name)
+        spec = yaml.safe_load(campaign_file.read_text())
+        run = newest_run(root, spec["name"])
         if run is None:
-            description = yaml.safe_load(campaign_file.read_text()).get("description", "")
-            sections.append(f"### `{campaign_file.stem}`\n\n{description} {explanations.get(campaign_file.stem, '')}\n\n"
-                            f"Not measured (no results under `{_shown(root / name)}`).\n")
+            sections.append(f"### `{campaign_file.stem}`\n\n{spec.get('description', '')} "
+                            f"{explanations.get(campaign_file.stem, '')}\n\n"
+                            f"Not measured (no results under `{_shown(root / spec['name'])}`).\n")
             continue
         key, rows, metric, cond = analyse(campaign_file, run)
         effects = [r.effect for r in rows if r.effect is not None and math.isfinite(r.effect[0])]
@@ -231,7 +236,7 @@ def render(root: Path, explanations: dict[str, str]) -> str:
         for r in rows:
             widths.append(_half_width(r.energy))
             lines.append(f"| {r.value} | {r.n} | {_fmt(r.energy[0])} [{_fmt(r.energy[1])}, {_fmt(r.energy[2])}] | "
-                         f"{_half_width(r.energy)} | {_pct(r.effect)} | {_pct(r.raw_effect) if r.effect else 'reference'} | "
+                         f"{_fmt_width(_half_width(r.energy))} | {_pct(r.effect)} | {_pct(r.raw_effect) if r.effect else 'reference'} | "
                          f"{_fmt(r.speed[0])} | {_pct(r.speed_effect)} |")
         if not measurable and effects:
             lines += ["", "No measurable effect: every CI of the effect includes 0."]
@@ -259,8 +264,8 @@ def render(root: Path, explanations: dict[str, str]) -> str:
         "## Ranking", "", *rank_lines, "", "## Per parameter", "", *sections, *not_campaigned()])
 
 
-def _within(widths: list[str], limit: float) -> int:
-    return sum(1 for w in widths if w != "-" and float(w.strip("±% ")) <= limit)
+def _within(widths: list[float], limit: float) -> int:
+    return sum(1 for w in widths if w <= limit)  # nan compares False
 
 
 EXPLANATIONS = {
