@@ -256,7 +256,8 @@ def render(root: Path, explanations: dict[str, str]) -> str:
         "the GPU's idle power over the window, so it favours slow, host-bound settings; the raw column keeps it",
         "(what the GPU drew, idle included). Re-run",
         "the campaigns on your GPU (`pytest energy_suites/ --lem-campaign energy_suites/campaigns/impact/X.yaml`)",
-        "and this script to get your hardware's page.",
+        "and this script to get your hardware's page; `bash scripts/run_impact.sh RESULTS_ROOT BUDGET_S` runs every",
+        "campaign within a wall-time budget and then this script (all 22 at 8 cycles: about an hour on one H200).",
         "",
         f"Campaigns measured: {len(ranking)} of {len(sections)}. "
         f"Per-value 95 % CIs of J per output token within ±3 %: {_within(widths, 3.0)} of {len(widths)}.",

@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # Run impact campaigns one after another within a wall-time budget (GPU machine), then generate
 # docs/parameter-impact.md from their results:
-#   scripts/run_impact.sh ROOT BUDGET_S NAME [NAME ...]     (NAME: a file stem in energy_suites/campaigns/impact/)
+#   scripts/run_impact.sh ROOT BUDGET_S [NAME ...]     (NAME: a file stem in energy_suites/campaigns/impact/;
+#                                                     none: every campaign there, in name order)
 # A campaign is started only while at least 60 s of the budget are left; each runs under `timeout`
 # with what is left, so the script ends within the budget; finished items are kept either way.
 set -uo pipefail
 root=${1:?results root}; budget=${2:?budget seconds}; shift 2
 start=$(date +%s)
+if [ "$#" -eq 0 ]; then
+  set -- $(for f in energy_suites/campaigns/impact/*.yaml; do basename "$f" .yaml; done)
+fi
 for name in "$@"; do
   left=$(( budget - ($(date +%s) - start) ))
   if [ "$left" -lt 60 ]; then echo "run_impact: budget spent; not started: $name"; continue; fi

@@ -71,3 +71,35 @@ def test_every_experiment_runs_on_a_tiny_model(path: Path) -> None:
             session.close()
         per_prompt = (config.transformers.num_return_sequences if config.transformers else 1)
         assert stats.output_tokens == 2 * per_prompt * 3, f"{experiment.id}: {stats.output_tokens} tokens"
+
+
+def _fake_python(tmp_path: Path) -> dict[str, str]:
+    """A PATH whose python3 only records its arguments (one line per call)."""
+    import os
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "python3"
+    fake.write_text(f'#!/bin/sh\necho "$*" >> {tmp_path / "calls.log"}\n')
+    fake.chmod(0o755)
+    return {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "IMPACT_DOC": str(tmp_path / "page.md")}
+
+
+def test_run_impact_runs_every_campaign_when_none_is_named(tmp_path: Path) -> None:
+    import subprocess
+
+    done = subprocess.run(["bash", "scripts/run_impact.sh", str(tmp_path / "out"), "3600"], cwd=REPO,
+                          env=_fake_python(tmp_path), capture_output=True, text=True, check=True)
+    calls = (tmp_path / "calls.log").read_text().splitlines()
+    started = [c.split("--lem-campaign ")[1].split()[0] for c in calls if "-m pytest" in c]
+    assert started == [str(p.relative_to(REPO)) for p in CAMPAIGNS], done.stdout
+    assert calls[-1].startswith("scripts/gen_parameter_impact.py") and "--out" in calls[-1]
+
+
+def test_run_impact_starts_nothing_without_a_minute_of_budget(tmp_path: Path) -> None:
+    import subprocess
+
+    done = subprocess.run(["bash", "scripts/run_impact.sh", str(tmp_path / "out"), "30", "precision", "beams"],
+                          cwd=REPO, env=_fake_python(tmp_path), capture_output=True, text=True, check=True)
+    assert "not started: precision" in done.stdout and "not started: beams" in done.stdout
+    assert not any("-m pytest" in c for c in (tmp_path / "calls.log").read_text().splitlines())
