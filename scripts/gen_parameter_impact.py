@@ -308,6 +308,10 @@ NOT_CAMPAIGNED = {
     "low_cpu_mem_usage": "acts on loading only, outside the measured window.",
     "revision, gguf_file, trust_remote_code": "change which model runs, not how it runs.",
     "tp_plan, continuous batching": "not typed settings (see docs/parameters.md).",
+    "max_cache_len": "sizes a static cache; `kv_cache` and `compile` use the default (prompt + output length).",
+    "output_logits": "the same cost as `output_scores` (campaigned): a vocabulary-sized tensor kept per step.",
+    "bitsandbytes sub-settings (bnb_4bit_compute_dtype, bnb_4bit_quant_type, bnb_4bit_use_double_quant, llm_int8_threshold)":
+        "variations of `quantization`'s 8-bit and nf4 points; add values to quantization.yaml to measure them.",
 }
 
 
