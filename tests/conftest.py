@@ -12,12 +12,18 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+from crash_reruns import rerun_crashed_tests_once  # noqa: E402
+from require_components import pytest_configure as _require_components_configure  # noqa: E402
 from require_components import (  # noqa: E402,F401  (the LEM_REQUIRE hooks, a plugin of their own)
-    pytest_configure,
     pytest_runtest_logreport,
     pytest_runtest_makereport,
     pytest_sessionfinish,
 )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    _require_components_configure(config)
+    rerun_crashed_tests_once(config)
 
 # pytester's in-process runs drop every module first imported during a run, so a library the plugin
 # imports lazily would be imported again (and, for a pytest plugin's package, assertion-rewritten
