@@ -1,4 +1,5 @@
-"""A crashed xdist worker's test is rerun once (crash_reruns.py); a failing test is not rerun."""
+"""A crashed xdist worker's test is rerun once (crash_reruns.py); a failing test is not rerun,
+and a test that crashes every time fails."""
 
 from __future__ import annotations
 
@@ -46,18 +47,23 @@ def test_a_crash_is_rerun_once_and_a_failure_is_not(pytester: pytest.Pytester, m
     result.stdout.fnmatch_lines(["*node down*"])  # the crash is reported, then the test reruns and passes
 
 
-def test_command_line_reruns_are_left_alone(pytester: pytest.Pytester, monkeypatch) -> None:
+
+CRASHES_ALWAYS = """
+import os, signal
+
+def test_crashes_always():
+    os.kill(os.getpid(), signal.SIGSEGV)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.requires("xdist")
+def test_a_test_that_crashes_twice_fails(pytester: pytest.Pytester, monkeypatch) -> None:
     monkeypatch.setenv("PYTHONPATH", str(TESTS))
     pytester.makeconftest(CONFTEST)
-    pytester.makepyfile(test_flaky="""
-from pathlib import Path
-def test_fails_once(tmp_path_factory):
-    mark = tmp_path_factory.getbasetemp() / "failed-once"  # one per run
-    if not mark.exists():
-        mark.write_text("x")
-        assert False
-""")
-    # the suite's setting would not rerun this failure; --reruns 2 on the command line does
-    pytester.runpytest_subprocess("-p", "no:randomly").assert_outcomes(failed=1)
-    outcomes = pytester.runpytest_subprocess("-p", "no:randomly", "--reruns", "2").parseoutcomes()
-    assert (outcomes.get("passed"), outcomes.get("failed"), outcomes.get("rerun")) == (1, None, 1), outcomes
+    pytester.makepyfile(test_always=CRASHES_ALWAYS)
+    result = pytester.runpytest_subprocess("-n", "2", "-p", "no:randomly", "-p", "no:cacheprovider")
+    outcomes = result.parseoutcomes()
+    assert (outcomes.get("failed"), outcomes.get("rerun")) == (1, 1), outcomes
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(["*crashed while running*test_crashes_always*"])
