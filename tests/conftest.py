@@ -1,5 +1,7 @@
-"""Suite-wide setup: offline Hugging Face, libraries loaded once, and required components (LEM_REQUIRE,
-in ``require_components.py``: a ``requires("name")`` test that skips fails where CI requires the name)."""
+"""Suite-wide setup: offline Hugging Face, libraries loaded once and kept across pytester runs
+(``kept_modules.py``), crashed workers' tests rerun once (``crash_reruns.py``), and required
+components (LEM_REQUIRE, in ``require_components.py``: a ``requires("name")`` test that skips fails
+where CI requires the name)."""
 
 import contextlib
 import importlib
@@ -13,6 +15,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from crash_reruns import rerun_crashed_tests_once  # noqa: E402
+from kept_modules import keep_installed_libraries  # noqa: E402
 from require_components import pytest_configure as _require_components_configure  # noqa: E402
 from require_components import (  # noqa: E402,F401  (the LEM_REQUIRE hooks, a plugin of their own)
     pytest_runtest_logreport,
@@ -24,12 +27,12 @@ from require_components import (  # noqa: E402,F401  (the LEM_REQUIRE hooks, a p
 def pytest_configure(config: pytest.Config) -> None:
     _require_components_configure(config)
     rerun_crashed_tests_once(config)
+    keep_installed_libraries(config)
 
-# pytester's in-process runs drop every module first imported during a run, so a library the plugin
-# imports lazily would be imported again (and, for a pytest plugin's package, assertion-rewritten
-# again: PYTHONDONTWRITEBYTECODE leaves no cached rewrite) by every run: matplotlib alone costs ~1 s a
-# run. They are imported once, before the first test (not in an xdist controller, which runs none).
-# pandas + pyarrow cannot even be imported twice in one process (pyarrow re-registers its types).
+# pytester's in-process runs drop every module first imported during a run; kept_modules.py keeps
+# installed libraries (torch, pyarrow, ... cannot be imported twice in one process). These are also
+# loaded before the first test (not in an xdist controller, which runs none), so that no test's
+# timing or output depends on being the first to import them (matplotlib alone costs ~1 s).
 _LOADED_ONCE = ("numpy.fft", "pandas", "pyarrow", "pyarrow.dataset", "scipy.special", "scipy.stats",
                 "pandas.io.formats.csvs", "psutil", "matplotlib.figure", "matplotlib.backends.backend_agg",
                 "unittest.mock", "html.entities", "xml.parsers.expat")

@@ -1,12 +1,12 @@
 """Reruns, once, a test whose xdist worker crashed; never a test that failed.
 
-The suite runs under ``-n 2``. Rarely (three times in seven hours of suite and mutation runs here) a
-worker dies of a general protection fault inside libpython's garbage collector, in whichever test
-it is running then, with no Python frame of ours involved. xdist then reports that test as failed.
-Here the controller puts it back in the queue the first time (its report becomes a ``rerun``,
-counted in the summary) and lets a second crash of the same test fail. Done with xdist's own
-``pytest_handlecrashitem`` hook: pytest-rerunfailures does the same but costs ~15 % of the suite's
-time, talking to the controller for every test.
+A safety net. The crashes seen (general protection faults in libpython's garbage collector, in
+whichever test ran next) came from torch imported twice in one worker after pytester dropped it;
+``kept_modules.py`` removed that cause. Should a worker crash again, xdist reports its test as failed.
+Here the controller puts it back in the queue the first time (its report becomes a ``rerun``, counted
+in the summary, so a new cause is seen) and lets a second crash of the same test fail. Done with
+xdist's own ``pytest_handlecrashitem`` hook: pytest-rerunfailures does the same but costs ~15 % of
+the suite's time, talking to the controller for every test.
 """
 
 from __future__ import annotations
