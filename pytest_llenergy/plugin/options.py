@@ -261,7 +261,7 @@ def ini_value(config: pytest.Config, opt: Option) -> Any:
     where = f"ini option {opt.dest}" + (f" ({config.inipath.name})" if config.inipath else "")
     try:
         raw = config.getini(opt.dest)
-    except ValueError as exc:
+    except (ValueError, pytest.UsageError) as exc:  # pytest >= 9.2 raises UsageError for a bad bool
         raise pytest.UsageError(f"llenergy: {where}: {exc}") from None
     if opt.is_flag:
         return True if raw else UNSET
