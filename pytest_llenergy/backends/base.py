@@ -41,6 +41,8 @@ class Workload:
     seed: int | None = None
     #: a backend's prepared inputs for these batches (e.g. padded tensors), built outside the measured window
     engine_inputs: Any = field(default=None, repr=False, compare=False)
+    #: the workload's own ``arrivals`` (serving): a resident session serves experiments that differ in it
+    arrivals: Any = field(default=None, repr=False, compare=False)
 
     @property
     def num_prompts(self) -> int:

@@ -92,3 +92,30 @@ def test_arrivals_are_rejected_off_vllm():
         ExperimentConfig.model_validate({"model": "gpt2", "workload": {"arrivals": {"process": "poisson", "rate_rps": 1}}})
     with pytest.raises(ValidationError, match="poisson needs rate_rps"):
         ExperimentConfig.model_validate({"backend": "vllm", "model": "gpt2", "workload": {"arrivals": {"process": "poisson"}}})
+
+
+def test_a_resident_engine_serves_the_workload_it_is_given(fake_vllm):
+    """One engine is shared by experiments that differ only in the workload (load_key): a serving
+    workload prepared on a session loaded for an offline experiment still arrives over time (on the
+    H200 the shared engine ran a Poisson workload as one offline batch: achieved 6,016 req/s for 64)."""
+    from vllm.engine_core import ADDED
+
+    from pytest_llenergy.backends.vllm.backend import VllmBackend
+
+    offline = experiment(workload__num_prompts=6)
+    serving = experiment(workload__num_prompts=6, workload__arrivals={"process": "poisson", "rate_rps": 200.0})
+    backend = VllmBackend()
+    assert backend.load_key(offline) == backend.load_key(serving)
+    session = backend.load(offline)
+    try:
+        ADDED.clear()
+        stats = session.run(session.prepare(serving.workload))
+        added = [t for _, t in ADDED]
+        assert len(added) == 6
+        assert all(a - added[0] >= o - 1e-6 for a, o in zip(added, poisson_offsets(6, 200.0, 0)))
+        assert stats.timeline is not None and stats.timeline.requests[-1].arrival_s > stats.timeline.requests[0].arrival_s
+        ADDED.clear()
+        session.run(session.prepare(offline.workload))
+        assert not ADDED  # the offline workload goes through generate(), not add_request
+    finally:
+        session.close()

@@ -168,6 +168,7 @@ class VllmSession(VllmPrompts):
         prepared = self.build_prompts(workload, base_dir)
         mode, note = self._prompt_mode(prepared)
         prepared.engine_inputs = self._engine_inputs(prepared, mode)
+        prepared.arrivals = workload.arrivals  # this workload's, not the loading experiment's: engines are shared
         self._sampling_params(workload.output_tokens, workload.seed)
         self.engine_info["prompt_input"] = mode
         if note:
@@ -205,7 +206,7 @@ class VllmSession(VllmPrompts):
         extra = {"lora_request": self._lora_request} if self._lora_request is not None else {}
         latencies: list[float] = []
         outputs: list[Any] = []
-        arrivals = self.experiment.workload.arrivals
+        arrivals = workload.arrivals
         stamps: list[float] | None = None
         if arrivals is not None:
             prompts = [p for batch in inputs for p in batch]
