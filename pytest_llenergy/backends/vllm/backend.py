@@ -49,6 +49,7 @@ from pytest_llenergy.backends.vllm.metrics import (
 from pytest_llenergy.backends.vllm.phases import max_num_seqs, timeline
 from pytest_llenergy.backends.vllm.prompts import VllmPrompts
 from pytest_llenergy.backends.vllm.serving import arrival_offsets, serve
+from pytest_llenergy.backends.vllm.shutdown import shutdown_engine
 
 if TYPE_CHECKING:
     from pytest_llenergy.config.experiment import ExperimentConfig, WorkloadConfig
@@ -96,6 +97,7 @@ class VllmSession(VllmPrompts):
     def __init__(self, experiment: ExperimentConfig) -> None:
         super().__init__(experiment)
         self.llm: Any = None
+        self.shutdown_outcome: str | None = None
         self._sampling_cache: dict[tuple[int, int | None], Any] = {}
         self._sampling_records: dict[tuple[int, int | None], dict[str, Any]] = {}
         started = perf_counter()
@@ -323,11 +325,7 @@ class VllmSession(VllmPrompts):
         self._sampling_cache.clear()
         core = getattr(getattr(llm, "llm_engine", None), "engine_core", None)
         shutdown = getattr(core, "shutdown", None)
-        if callable(shutdown):
-            try:
-                shutdown()
-            except Exception:  # noqa: BLE001 - closing must not raise
-                pass
+        self.shutdown_outcome = shutdown_engine(shutdown if callable(shutdown) else None)
         del llm, core, shutdown
         gc.collect()
         try:

@@ -1,0 +1,81 @@
+"""Closing a vLLM engine within seconds, whatever its engine core does.
+
+vLLM runs its engine core in a child process (``VLLM::EngineCore``). Its own ``shutdown()`` normally
+returns in ~3 s on the H200 (docs/validation/h200-vllm.md), but a bare ``LLM`` left to the
+interpreter's exit was seen to hang until SIGTERM. Closing must never hang a session: the
+shutdown runs under a deadline, and engine-core children still alive after it are terminated,
+then killed.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+
+#: seconds the engine's own shutdown may take before its processes are terminated
+SHUTDOWN_TIMEOUT_S = float(os.environ.get("LEM_VLLM_SHUTDOWN_TIMEOUT_S", "15"))
+#: process names / command lines that mark vLLM's engine processes
+ENGINE_MARKERS = ("EngineCore", "VLLM::", "vllm.v1.engine")
+
+
+def call_with_deadline(call: Callable[[], object], timeout_s: float) -> bool:
+    """Run ``call`` in a daemon thread; True when it returned (or raised) within ``timeout_s``."""
+    done = threading.Event()
+
+    def target() -> None:
+        try:
+            call()
+        except Exception:  # noqa: BLE001 - closing must not raise
+            pass
+        finally:
+            done.set()
+
+    threading.Thread(target=target, name="lem-vllm-shutdown", daemon=True).start()
+    return done.wait(timeout_s)
+
+
+def engine_children() -> list[object]:
+    """This process's live children that are vLLM engine processes (psutil.Process objects)."""
+    import psutil
+
+    found = []
+    for child in psutil.Process().children(recursive=True):
+        try:
+            text = " ".join([child.name(), *child.cmdline()])
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+        if any(marker in text for marker in ENGINE_MARKERS):
+            found.append(child)
+    return found
+
+
+def stop_engine_processes(grace_s: float = 3.0) -> int:
+    """Terminate, then kill, leftover engine processes; how many there were."""
+    import psutil
+
+    children = engine_children()
+    for child in children:
+        try:
+            child.terminate()  # type: ignore[attr-defined]
+        except psutil.NoSuchProcess:
+            pass
+    _, alive = psutil.wait_procs(children, timeout=grace_s)
+    for child in alive:
+        try:
+            child.kill()
+        except psutil.NoSuchProcess:
+            pass
+    return len(children)
+
+
+def shutdown_engine(shutdown: Callable[[], object] | None, timeout_s: float | None = None) -> str:
+    """Shut the engine core down within ``timeout_s`` (default SHUTDOWN_TIMEOUT_S); what happened, in a few words."""
+    if timeout_s is None:
+        timeout_s = SHUTDOWN_TIMEOUT_S
+    if shutdown is not None and call_with_deadline(shutdown, timeout_s):
+        return "shutdown"
+    stopped = stop_engine_processes()
+    if shutdown is None:
+        return f"no shutdown(); stopped {stopped} engine process(es)"
+    return f"shutdown() took over {timeout_s:g} s; stopped {stopped} engine process(es)"

@@ -1,0 +1,73 @@
+"""Closing a vLLM engine never hangs: the shutdown runs under a deadline, leftover engine processes die."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from pytest_llenergy.backends.vllm import shutdown as vshutdown
+
+from .conftest import experiment
+
+STUBBORN = ("import signal, sys, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+            "print('ready', flush=True); time.sleep(600)")
+
+
+@pytest.fixture
+def engine_process():
+    """A child that looks like vLLM's engine core (its command line says so) and ignores SIGTERM."""
+    proc = subprocess.Popen([sys.executable, "-c", STUBBORN, "VLLM::EngineCore"], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+    yield proc
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait()
+
+
+def test_a_hanging_shutdown_is_cut_and_the_engine_process_killed(engine_process):
+    release = threading.Event()
+    outcome = vshutdown.shutdown_engine(lambda: release.wait(), timeout_s=0.2)
+    try:
+        assert "took over 0.2 s" in outcome and "stopped 1 engine process" in outcome
+        assert engine_process.wait(timeout=30) != 0  # killed (SIGTERM was ignored)
+    finally:
+        release.set()
+
+
+def test_a_prompt_shutdown_leaves_other_children_alone(engine_process):
+    calls = []
+    assert vshutdown.shutdown_engine(lambda: calls.append(1), timeout_s=5) == "shutdown"
+    assert calls == [1] and engine_process.poll() is None
+
+
+def test_only_engine_processes_are_stopped():
+    other = subprocess.Popen([sys.executable, "-c", "import time; print('ready', flush=True); time.sleep(600)"],
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        assert other.stdout is not None and other.stdout.readline().strip() == "ready"
+        assert vshutdown.stop_engine_processes(grace_s=0.5) == 0
+        assert other.poll() is None
+    finally:
+        other.kill()
+        other.wait()
+
+
+def test_session_close_returns_although_the_engine_hangs(fake_vllm, monkeypatch):
+    from pytest_llenergy.backends.vllm.backend import VllmBackend
+
+    monkeypatch.setattr(vshutdown, "SHUTDOWN_TIMEOUT_S", 0.2)
+    session = VllmBackend().load(experiment())
+    release = threading.Event()
+    session.llm.llm_engine.engine_core.shutdown = lambda: release.wait()
+    started = time.monotonic()
+    try:
+        session.close()
+        assert time.monotonic() - started < 30
+        assert session.shutdown_outcome is not None and "took over 0.2 s" in session.shutdown_outcome
+        assert session.llm is None
+    finally:
+        release.set()
