@@ -4,6 +4,11 @@ Steady state runs from when the engine first holds its full batch (``target`` ru
 the engine's batch capacity, or the most it ever held when it never filled) to when the batch
 last drops below that, i.e. when draining starts. Joules inside it, over the tokens generated
 inside it, give the steady-state J per output token.
+
+An open-loop serving run below the engine's capacity never fills the batch (on the H200, 64 req/s
+held ~90 of vLLM's 1,024 slots): the moment it holds its most requests is a spike of a few ms, not a
+state. There the steady state runs from the first completion (the ramp-up is over: requests now
+leave as others arrive) to the last admission (draining starts), flagged ``open_loop``.
 """
 
 from __future__ import annotations
@@ -57,12 +62,17 @@ def steady_state(split: WindowPhases, capacity: int | None) -> SteadyState | Non
     peak = int(running.max())
     flags = []
     target = min(capacity, len(spans)) if capacity else peak
+    start = end = math.nan
     if peak < target:
         flags.append(f"batch_never_full:{peak}<{target}")
         target = peak
-    at_target = np.flatnonzero(running >= target)
-    start = float(times[at_target[0]])
-    end = float(times[at_target[-1] + 1]) if at_target[-1] + 1 < times.size else float(times[-1])
+        start, end = float(ends.min()), float(starts.max())
+        if end > start:
+            flags.append("open_loop")
+    if not end > start:
+        at_target = np.flatnonzero(running >= target)
+        start = float(times[at_target[0]])
+        end = float(times[at_target[-1] + 1]) if at_target[-1] + 1 < times.size else float(times[-1])
     if end <= start:
         flags.append("empty")
     model = split.model

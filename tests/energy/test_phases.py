@@ -108,3 +108,21 @@ def test_sample_lag_moves_energy_back_across_boundaries():
     truth = exact(segs, PREFILL_W)
     assert abs(fixed.phases["prefill"].energy_j - truth) < abs(naive.phases["prefill"].energy_j - truth)
     assert abs(fixed.phases["prefill"].energy_j - truth) <= 2 * fixed.phases["prefill"].uncertainty_j
+
+
+def test_open_loop_steady_state_runs_from_first_completion_to_last_admission():
+    """Below capacity the batch never fills: the steady state is not the few-ms peak of concurrency
+    (on the H200: 0.005 s of a 13 s serving window) but first completion -> last admission."""
+    reqs = [RequestTiming(f"r{i}", 500.0 + 0.1 * i, 500.02 + 0.1 * i, 500.35 + 0.1 * i, 10, 11) for i in range(15)]
+    series, m = window([(0.0, 2.0, 300.0)], 2.0)
+    res = split_window(series, m, PhaseTimeline("perf_counter", "t", reqs, max_batch=64),
+                       {"perf_counter": (500.0, 502.0)}, baseline_w=IDLE_W)
+    ss = steady_state(res, 64)
+    assert ss.start_s == pytest.approx(0.35) and ss.end_s == pytest.approx(1.4)
+    assert "open_loop" in ss.flags and ss.flags[0] == "batch_never_full:4<15"
+    assert ss.energy_j == pytest.approx(300.0 * 1.05, rel=0.02)
+    burst = [RequestTiming(f"b{i}", 500.0, 500.02, 500.5 + 0.1 * i, 10, 11) for i in range(3)]
+    res = split_window(series, m, PhaseTimeline("perf_counter", "t", burst, max_batch=64),
+                       {"perf_counter": (500.0, 502.0)}, baseline_w=IDLE_W)
+    closed = steady_state(res, 64)  # all admitted before any finishes: the peak rule still applies
+    assert "open_loop" not in closed.flags and closed.start_s == pytest.approx(0.0) and closed.end_s == pytest.approx(0.5)
