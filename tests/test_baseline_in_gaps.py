@@ -1,0 +1,81 @@
+"""Adaptive baseline and re-checks inside the thermal gaps, end to end (fake NVML)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from campaigns import ENERGY_TEST, results, write_suite
+
+TESTS_DIR = Path(__file__).parent
+
+CAMPAIGN = """
+name: gaps
+cycles: 1
+defaults: {model: gpt2, workload: {num_prompts: 2, input_tokens: 4, output_tokens: 5}}
+grid: {shared: {workload.batch_size: [1, 2, 4]}}
+gaps: {between_experiments: GAP, between_cycles: GAP, max_wait: 5s}
+measurement:
+  energy_source: nvml
+  sample_hz: 20
+  baseline: BASELINE
+  warmup: {mode: fixed, iterations: 1}
+"""
+
+CONFTEST = '''
+import sys, pytest
+sys.path.insert(0, TESTS_DIR)
+from energy.fake_pynvml import FakeGpu, FakeNvml
+from campaigns import FAKE_SESSION_CONFTEST
+exec(FAKE_SESSION_CONFTEST)
+
+FAKE = FakeNvml([FakeGpu(0, power=120.0)])
+sys.modules["pynvml"] = FAKE.module
+sys.modules["torch"] = None  # no GPU priming: re-importing torch in one process can crash it
+
+@pytest.fixture(autouse=True)
+def idle_creeps_up(request):
+    yield
+    FAKE.gpus[0].power += CREEP  # idle power drifts CREEP W per item
+'''
+
+
+def run(pytester, gap: str, baseline: str, creep: float = 3.0) -> tuple[list[dict], dict]:
+    campaign = CAMPAIGN.replace("GAP", gap).replace("BASELINE", baseline)
+    write_suite(pytester, campaign, test=ENERGY_TEST)
+    pytester.makeconftest(CONFTEST.replace("TESTS_DIR", repr(str(TESTS_DIR))).replace("CREEP", str(creep)))
+    pytester.runpytest("--lem-campaign", "campaign.yaml", "-p", "no:cacheprovider").assert_outcomes(passed=3)
+    items = sorted(results(pytester, "gaps"), key=lambda r: r["started_at"])
+    walltime = next((pytester.path / "lem-results" / "gaps").glob("*/walltime.json"))
+    return items, json.loads(walltime.read_text())
+
+
+def test_rechecks_and_revalidation_cost_no_idle_time_beyond_the_gaps(pytester) -> None:
+    items, wall = run(pytester, "1.2s", "{min_duration_s: 2, revalidate_every: 2, recheck_s: 0.5}")
+    first = items[0]["baseline"]
+    assert first["method"] == "fresh" and first["duration_s"] == pytest.approx(2.0, abs=0.1)  # the floor: idle is steady
+    assert first["se_w"]["gpu0"] == pytest.approx(0.0, abs=0.05)
+    for r in items[1:]:
+        assert r["gap"]["kind"] == "fixed" and r["gap"]["waited_s"] == pytest.approx(1.2, abs=0.15)
+        assert "the last 0.5 s an idle re-check" in r["gap"]["reason"]
+        assert r["timing"]["baseline_s"] == 0.0
+    # outside items: the first baseline (2 s) and the first item's re-check (no gap before it); the
+    # re-checks sit in the gaps and the revalidation after item 2 pooled them (no 5 s reading)
+    assert 2.4 <= wall["baseline_outside_items_s"] < 3.5
+    assert items[2]["baseline"]["method"] == "revalidated"  # idle rose 3 W per item: adopted from the re-checks
+    assert items[2]["baseline"]["power_w"]["gpu0"] == pytest.approx(121.5, abs=1.0)
+    # the re-check in item 2's gap (123 W) settles item 1's drift: max(123 - 120, mean - 120) = 3 W
+    e = items[0]["energy"]
+    assert e["uncertainty_parts_j"]["baseline_drift"] == pytest.approx(3.0 * e["duration_s"], rel=0.1)
+
+
+def test_the_settled_tail_of_an_adaptive_gap_is_the_recheck(pytester) -> None:
+    items, wall = run(pytester, "adaptive", "{min_duration_s: 3, revalidate_every: 0, recheck_s: 0.5}", creep=1.5)
+    assert items[0]["baseline"]["duration_s"] == pytest.approx(3.0, abs=0.1)  # a non-default floor
+    for r in items[1:]:
+        assert r["gap"]["kind"] == "adaptive" and r["gap"]["reason"].startswith("experiment gap: settled after")
+    assert all(r["timing"]["baseline_s"] == 0.0 for r in items)
+    assert wall["baseline_outside_items_s"] < 4.5  # 3 s baseline + the first item's 0.5 s re-check
+    e = items[0]["energy"]  # the gap tail before item 2 (121.5 W) bracketed item 1
+    assert e["uncertainty_parts_j"]["baseline_drift"] == pytest.approx(1.5 * e["duration_s"], rel=0.1)
