@@ -36,11 +36,6 @@ class GapOutcome:
     reason: str
     last_power_w: dict[str, float | None] = field(default_factory=dict)
     last_temp_c: dict[str, float | None] = field(default_factory=dict)
-    #: settled gaps: the readings of the settled tail (seconds, mean and sd per device): an idle re-check for free
-    idle_s: float = 0.0
-    idle_w: dict[str, float] = field(default_factory=dict)
-    idle_sd_w: dict[str, float] = field(default_factory=dict)
-    idle_n: int = 0
 
     def to_info(self, kind: str) -> dict[str, Any]:
         """A dict matching ``GapInfo`` in results/schema.py."""
@@ -81,15 +76,10 @@ def wait_until_settled(
     on_status: Callable[[str], None] | None = None,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
-    hold_s: float = 1.0,
 ) -> GapOutcome:
-    """Wait (bounded) until power and temperature are back near the baseline.
-
-    Settled means the mean of the last ``hold_s`` (at least 1 s) of readings is within the
-    tolerances; those readings are returned (``idle_*``) as the gap's idle re-check.
-    """
+    """Wait (bounded) until power and temperature are back near the baseline."""
     labels = [d.label for d in source.devices()]
-    window = max(1, round(hz * max(1.0, hold_s)))  # the settled tail's readings
+    window = max(1, round(hz))  # one second of readings
     recent: deque[np.ndarray] = deque(maxlen=window)
     t0 = clock()
     next_status = t0
@@ -107,11 +97,8 @@ def wait_until_settled(
         pending = _check(labels, power, temp, baseline_power_w, baseline_temp_c,
                          power_tolerance, temp_tolerance_c)
         if len(recent) == window and not pending:
-            tail = np.asarray(recent)
-            sd = tail.std(axis=0, ddof=1) if window > 1 else np.zeros(len(labels))
             return GapOutcome(waited, True, f"settled after {waited:.1f} s",
-                              _as_dict(labels, power), _as_dict(labels, temp), idle_s=window / hz,
-                              idle_w=_finite(labels, power), idle_sd_w=_finite(labels, sd), idle_n=window)
+                              _as_dict(labels, power), _as_dict(labels, temp))
         if waited >= max_wait_s:
             return GapOutcome(waited, False, f"not settled after {max_wait_s:g} s: "
                               + "; ".join(pending or ["too few readings"]),
@@ -120,10 +107,6 @@ def wait_until_settled(
             on_status(f"cooling down {waited:.0f}/{max_wait_s:g} s: " + "; ".join(pending or ["settling"]))
             next_status += STATUS_EVERY_S
         sleep(1.0 / hz)
-
-
-def _finite(labels: list[str], values: np.ndarray) -> dict[str, float]:
-    return {label: float(v) for label, v in zip(labels, values) if np.isfinite(v)}
 
 
 def _as_dict(labels: list[str], values: np.ndarray | None) -> dict[str, Any]:

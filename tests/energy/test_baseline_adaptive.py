@@ -11,7 +11,12 @@ import pytest
 from pytest_llenergy.config.measurement import BaselineSettings
 from pytest_llenergy.energy import BaselineCache, BaselineReading, ReplaySource
 from pytest_llenergy.energy.baseline import measure_adaptive
-from pytest_llenergy.energy.baseline_precision import BaselinePrecision, block_means, halfwidth_w, standard_error
+from pytest_llenergy.energy.baseline_precision import (
+    BaselinePrecision,
+    block_means,
+    halfwidth_w,
+    standard_error,
+)
 
 from .conftest import window
 

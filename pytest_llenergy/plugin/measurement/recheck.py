@@ -1,9 +1,11 @@
 """Baseline re-checks between campaign items, and the baseline-drift part of each item's uncertainty.
 
 Before every campaign item idle power is re-measured briefly (``measurement.baseline.recheck_s``,
-NVML only) inside the thermal gap the campaign waits anyway: the settled tail of an adaptive gap,
-the last ``recheck_s`` of a fixed one. Only where the gap gives none (the first item, a gap shorter
-than ``recheck_s`` or one that did not settle) is it taken after the gap, as extra baseline time.
+NVML only) as part of the thermal gap: the last ``recheck_s`` of a fixed gap, or the end of an
+adaptive one once it settled (the settle window's readings are still in the post-window transient).
+Only where the gap gives none (a gap shorter than ``recheck_s`` or one that did not settle) is it
+taken after the gap, as baseline time; before the first item a baseline measured just now is the
+reading.
 Every re-check also feeds the next revalidation (``BaselineCache.note_idle``). The next item's
 windows carry a provisional drift (the reading before it vs the subtracted baseline); once the
 reading after the item exists (before the next item) the item's stored result is updated with the
@@ -13,20 +15,21 @@ drift between the two readings that bracket it (``energy.baseline.bracket_drift_
 from __future__ import annotations
 
 from dataclasses import dataclass
-from time import perf_counter, time
+from time import perf_counter
 from typing import Any
 
 import pytest
 
 from pytest_llenergy.energy.baseline import bracket_drift_w
 from pytest_llenergy.energy.baseline_reading import BaselineReading
-from pytest_llenergy.energy.thermal import GapOutcome
 from pytest_llenergy.energy.uncertainty import adjusted_total, is_uncertain, quadrature
 from pytest_llenergy.plugin.base import status_line
 from pytest_llenergy.plugin.measurement.context import MeasurementContext
 from pytest_llenergy.plugin.state import CampaignItem, LemRun
 from pytest_llenergy.results.schema import ExperimentResult, WindowEnergy
 
+#: a baseline at most this old (seconds) is the reading before the first item (no separate re-check)
+JUST_MEASURED_S = 60.0
 #: key of the gap info under which a gap hands its idle re-check (a ``BaselineReading``) to the item
 IDLE_READING = "idle_reading"
 
@@ -52,10 +55,16 @@ def recheck_before(config: pytest.Config, context: MeasurementContext, citem: Ca
     baseline, _ = context.ensure_baseline()
     if baseline is None or context.baseline_cache is None:
         return
-    reading = idle if idle is not None else _extra_recheck(config, context, seconds)
-    if reading is None:
-        return
-    context.baseline_cache.note_idle(reading)
+    fresh = context.recheck_pending is None and context.baseline_method == "fresh" \
+        and context.baseline_cache.age(baseline) <= JUST_MEASURED_S
+    if idle is None and fresh:  # the first item right after a fresh baseline: that is the reading before it
+        idle = baseline
+    else:
+        idle = idle if idle is not None else _extra_recheck(config, context, seconds)
+        if idle is None:
+            return
+        context.baseline_cache.note_idle(idle)
+    reading = idle
     pending = context.recheck_pending
     if pending is not None:
         drift = bracket_drift_w(pending.before_w, reading.power_w, baseline.power_w)
@@ -74,15 +83,6 @@ def recheck_in_gap(context: MeasurementContext, seconds: float) -> BaselineReadi
         return context.baseline_cache.recheck(context.ensure_source(), seconds)
     except Exception:  # noqa: BLE001 - a failed re-check costs the drift evidence, never the item
         return None
-
-
-def settled_tail(context: MeasurementContext, outcome: GapOutcome) -> BaselineReading | None:
-    """A settled adaptive gap's tail as an idle re-check (None when it did not settle or re-checks are off)."""
-    if not context.settings.baseline.recheck_s or not outcome.settled or not outcome.idle_w:
-        return None
-    temps = {k: v for k, v in outcome.last_temp_c.items() if k in outcome.idle_w}
-    return BaselineReading(dict(outcome.idle_w), dict(outcome.idle_sd_w), outcome.idle_n, temperature_c=temps,
-                           timestamp=time(), duration_s=outcome.idle_s)
 
 
 def _extra_recheck(config: pytest.Config, context: MeasurementContext, seconds: float) -> BaselineReading | None:

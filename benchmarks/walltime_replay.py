@@ -1,0 +1,154 @@
+"""Replay a recorded H200 campaign under the baseline policy of before (issue 28) and of now.
+
+Inputs: a run directory recorded on the H200 (``docs/validation/data/...``: each item's result with
+its ``timing``, ``gap`` and ``baseline``, and ``walltime.json``) and the recorded H200 power trace's
+P0 idle samples (``pytest_llenergy/energy/traces/h200_trace.csv``).
+
+- before: the recorded run (a 30 s first baseline, a 0.5 s re-check after every gap, a 5 s
+  revalidation reading every 5 experiments), figures as recorded;
+- now: the first baseline measured by ``measure_adaptive`` with the shipped settings on a replay of
+  the recorded idle samples (its length and 95 % half-width), re-checks from the settled tail of each
+  adaptive gap (the recorded ``gap.start_power_w`` *is* that tail's mean) and, only where a gap did
+  not settle (or before the first item), a 0.5 s extra reading; every revalidation pools the tails
+  since the last one (adopting a drift above 0.5 %), so each item's adjusted energy is recomputed
+  with the baseline that policy subtracts. Other pieces (measured, warmup, gaps, loads) as recorded.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from pytest_llenergy.config.measurement import BaselineSettings
+from pytest_llenergy.energy import ReplaySource
+from pytest_llenergy.energy.baseline import ADOPT_DRIFT, measure_adaptive, measure_baseline
+from pytest_llenergy.energy.baseline_precision import BaselinePrecision, t_quantile
+from pytest_llenergy.energy.sources.replay import DEFAULT_TRACE
+
+IDLE_END_S = 6.0  # the trace's first P0 idle stretch (h200_trace_meta.json: idle_start .. generate_start)
+
+
+class Clock:
+    """A hand-advanced clock: the replayed baseline runs instantly and deterministically."""
+
+    def __init__(self) -> None:
+        self.t, self._lock = 1000.0, threading.Lock()
+
+    def __call__(self) -> float:
+        with self._lock:
+            return self.t
+
+    def advance(self, dt: float) -> None:
+        with self._lock:
+            self.t += dt
+
+
+@dataclass
+class IdleReplay:
+    """The first baseline on the recorded idle: length and 95 % half-width, fixed 30 s vs adaptive."""
+
+    before_s: float
+    before_hw_w: float
+    now_s: float
+    now_hw_w: float
+    idle_w: float
+
+
+def replay_first_baseline(tmp: Path) -> IdleReplay:
+    d = pd.read_csv(DEFAULT_TRACE)
+    idle = d.power_w[(d.t_s >= 0) & (d.t_s < IDLE_END_S)].to_numpy()
+    t = np.arange(0, 120, 0.02)
+    path = tmp / "h200_idle.csv"
+    path.write_text("t_s,power_w\n" + "\n".join(f"{a:.3f},{b:.4f}" for a, b in zip(t, np.resize(idle, t.size))))
+    settings = BaselineSettings()
+    clock = Clock()
+
+    def source() -> ReplaySource:
+        return ReplaySource(path, clock=clock, start_s=0.0, history_s=60)
+
+    fixed = measure_baseline(source(), settings.duration_s, settings.sample_hz, sleep=clock.advance)
+    now = measure_adaptive(source(), BaselinePrecision.from_settings(settings), settings.sample_hz, sleep=clock.advance)
+    label = next(iter(now.power_w))
+
+    def hw(reading: Any) -> float:
+        return t_quantile(max(int(reading.duration_s) - 1, 1)) * reading.sd_of_mean_w()[label]
+
+    return IdleReplay(fixed.duration_s, hw(fixed), now.duration_s, hw(now), now.power_w[label])
+
+
+@dataclass
+class Replayed:
+    """One campaign, before and now: wall-time pieces and per-experiment CIs."""
+
+    name: str
+    items: int
+    wall: dict[str, float]
+    pieces: dict[str, dict[str, float]] = field(default_factory=dict)
+    ci: dict[str, dict[str, float]] = field(default_factory=dict)
+
+
+def _items(run_dir: Path) -> list[dict[str, Any]]:
+    rows = [json.loads(p.read_text()) for p in sorted((run_dir / "experiments").glob("*.json"))]
+    return sorted((r for r in rows if r.get("status") == "passed"), key=lambda r: r["started_at"])
+
+
+def _settled(item: dict[str, Any]) -> bool:
+    gap = item.get("gap") or {}
+    return gap.get("kind") == "adaptive" and "settled after" in (gap.get("reason") or "")
+
+
+def _baselines_now(items: list[dict[str, Any]], every: int) -> list[float]:
+    """The idle power (W) each item's windows subtract under the gap-tail policy (single GPU runs)."""
+    current = next(iter(items[0]["baseline"]["power_w"].values()))
+    tails: list[float] = []
+    out = []
+    for k, item in enumerate(items, start=1):
+        if _settled(item):
+            tails.append(next(iter(item["gap"]["start_power_w"].values())))
+        out.append(current)
+        if every and k % every == 0 and tails:
+            pooled = statistics.fmean(tails)
+            if abs(pooled - current) / current > ADOPT_DRIFT:
+                current = pooled
+            tails = []
+    return out
+
+
+def _halfwidth(values: list[float]) -> float:
+    n = len(values)
+    return t_quantile(n - 1) * statistics.stdev(values) / math.sqrt(n) / abs(statistics.fmean(values))
+
+
+def replay_campaign(name: str, run_dir: Path, idle: IdleReplay) -> Replayed:
+    items = _items(run_dir)
+    settings = BaselineSettings()
+    record = json.loads((run_dir / "walltime.json").read_text())
+    sums = {k: sum(i["timing"][k] for i in items) for k in ("measured_s", "warmup_s", "gap_s", "load_s", "baseline_s")}
+    base_before = sums["baseline_s"] + record["baseline_outside_items_s"]
+    extra = sum(settings.recheck_s for i in items if not _settled(i))  # the first item and unsettled gaps
+    base_now = idle.now_s + extra
+    wall_before = record["session_wall_s"]
+    wall_now = wall_before - base_before + base_now
+    out = Replayed(name, len(items), {"before": wall_before, "now": wall_now})
+    for label, wall, base in (("before", wall_before, base_before), ("now", wall_now, base_now)):
+        known = {"measured": sums["measured_s"], "warmup": sums["warmup_s"], "baseline": base,
+                 "gaps": sums["gap_s"], "model load": sums["load_s"]}
+        known["other"] = wall - sum(known.values())
+        out.pieces[label] = {k: 100 * v / wall for k, v in known.items()}
+    subtract_now = _baselines_now(items, settings.revalidate_every)
+    for exp in sorted({i["experiment_id"] for i in items}):
+        rows = [(i, w) for i, w in zip(items, subtract_now) if i["experiment_id"] == exp]
+        before = [i["energy"]["adjusted_energy_per_output_token_j"] for i, _ in rows]
+        now = [(i["energy"]["energy_j"] - w * i["energy"]["duration_s"]) / i["energy"]["output_tokens"] for i, w in rows]
+        adjusted_w = statistics.fmean(i["energy"]["adjusted_energy_j"] / i["energy"]["duration_s"] for i, _ in rows)
+        out.ci[exp] = {"n": len(rows), "before": 100 * _halfwidth(before), "now": 100 * _halfwidth(now),
+                       "base_before": 100 * idle.before_hw_w / adjusted_w, "base_now": 100 * idle.now_hw_w / adjusted_w}
+    return out
