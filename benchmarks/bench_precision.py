@@ -109,12 +109,13 @@ def walltime() -> None:
 
 def ci_table(r: Replayed) -> None:
     print(f"{r.name}: 95 % CI half-width of adjusted J/output token (Student t over cycles) before | now; the first "
-          "baseline's 95 % half-width / the windows' adjusted power (a shift common to all cycles) before | now")
+          "baseline's 95 % half-width / the windows' adjusted power (a shift common to all cycles) before | now; "
+          "both in quadrature")
     for exp, c in r.ci.items():
         total_b = (c["before"] ** 2 + c["base_before"] ** 2) ** 0.5
         total_n = (c["now"] ** 2 + c["base_now"] ** 2) ** 0.5
-        print(f"  {exp:<46} n {c['n']}  CI ±{c['before']:.2f} | ±{c['now']:.2f} %  baseline ±{c['base_before']:.3f} | "
-              f"±{c['base_now']:.3f} %  combined ±{total_b:.2f} | ±{total_n:.2f} %")
+        print(f"  {exp:<46} n {c['n']} adj {c['adjusted_w']:5.1f} W  CI ±{c['before']:.2f} | ±{c['now']:.2f} %  "
+              f"baseline ±{c['base_before']:.3f} | ±{c['base_now']:.3f} %  combined ±{total_b:.2f} | ±{total_n:.2f} %")
 
 
 def main() -> None:

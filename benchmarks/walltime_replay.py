@@ -7,11 +7,13 @@ P0 idle samples (``pytest_llenergy/energy/traces/h200_trace.csv``).
 - before: the recorded run (a 30 s first baseline, a 0.5 s re-check after every gap, a 5 s
   revalidation reading every 5 experiments), figures as recorded;
 - now: the first baseline measured by ``measure_adaptive`` with the shipped settings on a replay of
-  the recorded idle samples (its length and 95 % half-width), re-checks from the settled tail of each
-  adaptive gap (the recorded ``gap.start_power_w`` *is* that tail's mean) and, only where a gap did
-  not settle (or before the first item), a 0.5 s extra reading; every revalidation pools the tails
-  since the last one (adopting a drift above 0.5 %), so each item's adjusted energy is recomputed
-  with the baseline that policy subtracts. Other pieces (measured, warmup, gaps, loads) as recorded.
+  the recorded idle samples (its length and 95 % half-width); the fresh baseline is the reading
+  before the first item; each settled adaptive gap ends with the 0.5 s re-check (gap time now, the
+  same seconds as before), a gap that did not settle is followed by one (baseline time, as before);
+  revalidations pool the re-checks, so their 5 s readings are gone. Measured, warmup, loads and the
+  windows' figures as recorded; so is the baseline each window subtracted (the re-checks' own values
+  were not recorded, so which revalidations would adopt a drift cannot be replayed: the H200 check,
+  scripts/validate_h200_precision.py --part walltime, measures it).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import pandas as pd
 
 from pytest_llenergy.config.measurement import BaselineSettings
 from pytest_llenergy.energy import ReplaySource
-from pytest_llenergy.energy.baseline import ADOPT_DRIFT, measure_adaptive, measure_baseline
+from pytest_llenergy.energy.baseline import measure_adaptive, measure_baseline
 from pytest_llenergy.energy.baseline_precision import BaselinePrecision, t_quantile
 from pytest_llenergy.energy.sources.replay import DEFAULT_TRACE
 
@@ -105,23 +107,6 @@ def _settled(item: dict[str, Any]) -> bool:
     return gap.get("kind") == "adaptive" and "settled after" in (gap.get("reason") or "")
 
 
-def _baselines_now(items: list[dict[str, Any]], every: int) -> list[float]:
-    """The idle power (W) each item's windows subtract under the gap-tail policy (single GPU runs)."""
-    current = next(iter(items[0]["baseline"]["power_w"].values()))
-    tails: list[float] = []
-    out = []
-    for k, item in enumerate(items, start=1):
-        if _settled(item):
-            tails.append(next(iter(item["gap"]["start_power_w"].values())))
-        out.append(current)
-        if every and k % every == 0 and tails:
-            pooled = statistics.fmean(tails)
-            if abs(pooled - current) / current > ADOPT_DRIFT:
-                current = pooled
-            tails = []
-    return out
-
-
 def _halfwidth(values: list[float]) -> float:
     n = len(values)
     return t_quantile(n - 1) * statistics.stdev(values) / math.sqrt(n) / abs(statistics.fmean(values))
@@ -133,22 +118,23 @@ def replay_campaign(name: str, run_dir: Path, idle: IdleReplay) -> Replayed:
     record = json.loads((run_dir / "walltime.json").read_text())
     sums = {k: sum(i["timing"][k] for i in items) for k in ("measured_s", "warmup_s", "gap_s", "load_s", "baseline_s")}
     base_before = sums["baseline_s"] + record["baseline_outside_items_s"]
-    extra = sum(settings.recheck_s for i in items if not _settled(i))  # the first item and unsettled gaps
-    base_now = idle.now_s + extra
+    unsettled = sum(1 for i in items[1:] if not _settled(i))
+    base_now = idle.now_s + settings.recheck_s * unsettled
+    gaps_now = sums["gap_s"] + settings.recheck_s * (len(items) - 1 - unsettled)
     wall_before = record["session_wall_s"]
-    wall_now = wall_before - base_before + base_now
+    wall_now = wall_before - base_before + base_now + gaps_now - sums["gap_s"]
     out = Replayed(name, len(items), {"before": wall_before, "now": wall_now})
-    for label, wall, base in (("before", wall_before, base_before), ("now", wall_now, base_now)):
+    for label, wall, base, gaps in (("before", wall_before, base_before, sums["gap_s"]),
+                                    ("now", wall_now, base_now, gaps_now)):
         known = {"measured": sums["measured_s"], "warmup": sums["warmup_s"], "baseline": base,
-                 "gaps": sums["gap_s"], "model load": sums["load_s"]}
+                 "gaps": gaps, "model load": sums["load_s"]}
         known["other"] = wall - sum(known.values())
         out.pieces[label] = {k: 100 * v / wall for k, v in known.items()}
-    subtract_now = _baselines_now(items, settings.revalidate_every)
     for exp in sorted({i["experiment_id"] for i in items}):
-        rows = [(i, w) for i, w in zip(items, subtract_now) if i["experiment_id"] == exp]
-        before = [i["energy"]["adjusted_energy_per_output_token_j"] for i, _ in rows]
-        now = [(i["energy"]["energy_j"] - w * i["energy"]["duration_s"]) / i["energy"]["output_tokens"] for i, w in rows]
-        adjusted_w = statistics.fmean(i["energy"]["adjusted_energy_j"] / i["energy"]["duration_s"] for i, _ in rows)
-        out.ci[exp] = {"n": len(rows), "before": 100 * _halfwidth(before), "now": 100 * _halfwidth(now),
+        rows = [i for i in items if i["experiment_id"] == exp]
+        values = [i["energy"]["adjusted_energy_per_output_token_j"] for i in rows]
+        adjusted_w = statistics.fmean(i["energy"]["adjusted_energy_j"] / i["energy"]["duration_s"] for i in rows)
+        half = 100 * _halfwidth(values)  # the same windows: the cycle-to-cycle CI is the recorded one
+        out.ci[exp] = {"n": len(rows), "before": half, "now": half, "adjusted_w": adjusted_w,
                        "base_before": 100 * idle.before_hw_w / adjusted_w, "base_now": 100 * idle.now_hw_w / adjusted_w}
     return out

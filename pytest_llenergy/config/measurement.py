@@ -42,8 +42,9 @@ class BaselineSettings(StrictModel):
     ci_share: float = Field(
         0.25, gt=0, le=1, description="Largest share of that half-width the baseline's own 95 % uncertainty may take.")
     adjusted_fraction: float = Field(
-        0.2, gt=0, le=10,
-        description="Smallest expected adjusted power of a window, as a fraction of idle power (H200 host-bound generate: 0.2-0.4).")
+        0.1, gt=0, le=10,
+        description="Smallest expected adjusted power of a window, as a fraction of idle power (H200: host-bound generate "
+                    "0.06-0.4, GPU-bound 0.4-1.5).")
     sample_hz: float = Field(10.0, ge=1, le=100, description="Sampling rate while measuring the baseline.")
     ttl_s: float = Field(3600.0, ge=0, description="How long a cached baseline stays valid (pytest cache).")
     revalidate_every: int = Field(

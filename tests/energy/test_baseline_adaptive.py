@@ -45,7 +45,7 @@ def test_block_means_give_the_standard_error_of_autocorrelated_samples() -> None
 def test_the_rule_scales_with_target_share_and_idle_power() -> None:
     rule = BaselinePrecision.from_settings(BaselineSettings())
     assert (rule.floor_s, rule.cap_s, rule.ci_target) == (5.0, 30.0, 0.03)
-    assert rule.allowed_w(120.0) == pytest.approx(0.25 * 0.03 * 0.2 * 120.0)  # 0.18 W on an H200
+    assert rule.allowed_w(120.0) == pytest.approx(0.25 * 0.03 * 0.1 * 120.0)  # 0.09 W on an H200
     assert BaselinePrecision.from_settings(BaselineSettings(), campaign_ci_target=0.01).ci_target == 0.01
     assert BaselinePrecision.from_settings(BaselineSettings(ci_target=0.05), 0.01).ci_target == 0.05
     assert BaselinePrecision.from_settings(BaselineSettings(duration_s=2.0)).floor_s == 2.0  # cap below the floor
@@ -75,19 +75,25 @@ def h200_idle(tmp_path) -> str:
     return trace(tmp_path, lambda t: np.resize(idle, t.size))
 
 
-def test_quiet_h200_idle_stops_at_the_floor(tmp_path, fake_clock) -> None:
-    src = ReplaySource(h200_idle(tmp_path), clock=fake_clock, start_s=0.0, history_s=60)
-    rule = BaselinePrecision.from_settings(BaselineSettings())
-    r = measure_adaptive(src, rule, 10.0, sleep=fake_clock.advance)
-    assert r.duration_s == pytest.approx(5.0, abs=0.05)
+def test_recorded_h200_idle_stops_once_precise(tmp_path, fake_clock) -> None:
+    def measure(**settings: float) -> BaselineReading:
+        src = ReplaySource(h200_idle(tmp_path), clock=fake_clock, start_s=0.0, history_s=60)
+        rule = BaselinePrecision.from_settings(BaselineSettings(**settings))
+        return measure_adaptive(src, rule, 10.0, sleep=fake_clock.advance)
+
+    r = measure()
+    assert 6.0 <= r.duration_s <= 20.0  # shipped defaults: ~12 s instead of 30
     se = r.se_w["replay0"]
     assert 0 < se < 0.1 and r.sd_of_mean_w()["replay0"] == se
+    rule = BaselinePrecision.from_settings(BaselineSettings())
+    assert 2.0 * se <= rule.allowed_w(r.power_w["replay0"])  # the t half-width the rule compares
     assert se > r.sd_w["replay0"] / math.sqrt(r.n_samples)  # not n of 50 Hz samples
+    assert measure(adjusted_fraction=0.3).duration_s == pytest.approx(5.0, abs=0.05)  # larger windows: the floor
 
 
 def test_noisy_idle_is_measured_longer_and_a_tighter_target_longer_still(tmp_path, fake_clock) -> None:
     rng = np.random.default_rng(5)
-    wander = 120 + np.repeat(rng.normal(0, 0.25, 120), 50)  # idle wandering 0.25 W second to second
+    wander = 120 + np.repeat(rng.normal(0, 0.12, 120), 50)  # idle wandering 0.12 W second to second
     path = trace(tmp_path, lambda t: wander[: t.size])
 
     def duration(**settings: float) -> float:
@@ -99,7 +105,7 @@ def test_noisy_idle_is_measured_longer_and_a_tighter_target_longer_still(tmp_pat
     assert 5.5 < default < 30.0
     assert duration(ci_target=0.01) == pytest.approx(30.0, abs=0.05)  # precision not reached: the cap
     assert duration(min_duration_s=12.0) >= 12.0
-    assert duration(ci_share=1.0) < default
+    assert duration(ci_share=1.0) < default and duration(adjusted_fraction=0.3) < default
 
 
 class Store(dict):
@@ -116,7 +122,7 @@ def test_revalidation_pools_the_rechecks_instead_of_measuring(tmp_path, fake_clo
     store = Store()
     cache = BaselineCache(store.get_, store.set_, BaselineSettings(revalidate_every=2), sleep=fake_clock.advance)
     base, method = cache.obtain(src)
-    assert method == "fresh" and base.duration_s == pytest.approx(5.0, abs=0.05)
+    assert method == "fresh" and 5.0 <= base.duration_s < 30.0
     idle = base.power_w["replay0"]
     for w in (1.02 * idle, 1.03 * idle):  # two gap tails, the GPU warmed up by 2-3 %
         cache.note_idle(BaselineReading({"replay0": w}, {"replay0": 0.4}, 10, duration_s=1.0))
