@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 
+from pytest_llenergy.config.measurement import BaselineSettings
 from pytest_llenergy.energy import (
     BaselineCache,
     BaselineReading,
@@ -14,7 +15,6 @@ from pytest_llenergy.energy import (
     ReplaySource,
     measure_baseline,
 )
-from pytest_llenergy.config.measurement import BaselineSettings
 from pytest_llenergy.energy.sources import SourceError
 from pytest_llenergy.results.schema import BaselineInfo
 
