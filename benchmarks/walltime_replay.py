@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import math
 import statistics
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,21 +35,6 @@ from pytest_llenergy.energy.baseline_precision import BaselinePrecision, t_quant
 from pytest_llenergy.energy.sources.replay import DEFAULT_TRACE
 
 IDLE_END_S = 6.0  # the trace's first P0 idle stretch (h200_trace_meta.json: idle_start .. generate_start)
-
-
-class Clock:
-    """A hand-advanced clock: the replayed baseline runs instantly and deterministically."""
-
-    def __init__(self) -> None:
-        self.t, self._lock = 1000.0, threading.Lock()
-
-    def __call__(self) -> float:
-        with self._lock:
-            return self.t
-
-    def advance(self, dt: float) -> None:
-        with self._lock:
-            self.t += dt
 
 
 @dataclass
@@ -71,13 +55,16 @@ def replay_first_baseline(tmp: Path) -> IdleReplay:
     path = tmp / "h200_idle.csv"
     path.write_text("t_s,power_w\n" + "\n".join(f"{a:.3f},{b:.4f}" for a, b in zip(t, np.resize(idle, t.size))))
     settings = BaselineSettings()
-    clock = Clock()
+    t = [1000.0]  # a hand-advanced clock: the replayed baseline runs instantly and deterministically
+
+    def advance(dt: float) -> None:
+        t[0] += dt
 
     def source() -> ReplaySource:
-        return ReplaySource(path, clock=clock, start_s=0.0, history_s=60)
+        return ReplaySource(path, clock=lambda: t[0], start_s=0.0, history_s=60)
 
-    fixed = measure_baseline(source(), settings.duration_s, settings.sample_hz, sleep=clock.advance)
-    now = measure_adaptive(source(), BaselinePrecision.from_settings(settings), settings.sample_hz, sleep=clock.advance)
+    fixed = measure_baseline(source(), settings.duration_s, settings.sample_hz, sleep=advance)
+    now = measure_adaptive(source(), BaselinePrecision.from_settings(settings), settings.sample_hz, sleep=advance)
     label = next(iter(now.power_w))
 
     def hw(reading: Any) -> float:

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from campaigns import ENERGY_TEST, results, write_suite
+from campaigns import ENERGY_TEST, fake_nvml_conftest, results, write_suite
 
 TESTS_DIR = Path(__file__).parent
 
@@ -23,28 +23,10 @@ measurement:
   warmup: {mode: fixed, iterations: 1}
 """
 
-CONFTEST = '''
-import sys, pytest
-sys.path.insert(0, TESTS_DIR)
-from energy.fake_pynvml import FakeGpu, FakeNvml
-from campaigns import FAKE_SESSION_CONFTEST
-exec(FAKE_SESSION_CONFTEST)
-
-FAKE = FakeNvml([FakeGpu(0, power=120.0)])
-sys.modules["pynvml"] = FAKE.module
-sys.modules["torch"] = None  # no GPU priming: re-importing torch in one process can crash it
-
-@pytest.fixture(autouse=True)
-def idle_creeps_up(request):
-    yield
-    FAKE.gpus[0].power += CREEP  # idle power drifts CREEP W per item
-'''
-
-
 def run(pytester, gap: str, baseline: str, creep: float = 3.0) -> tuple[list[dict], dict]:
     campaign = CAMPAIGN.replace("GAP", gap).replace("BASELINE", baseline)
     write_suite(pytester, campaign, test=ENERGY_TEST)
-    pytester.makeconftest(CONFTEST.replace("TESTS_DIR", repr(str(TESTS_DIR))).replace("CREEP", str(creep)))
+    pytester.makeconftest(fake_nvml_conftest(str(TESTS_DIR), creep))
     pytester.runpytest("--lem-campaign", "campaign.yaml", "-p", "no:cacheprovider").assert_outcomes(passed=3)
     items = sorted(results(pytester, "gaps"), key=lambda r: r["started_at"])
     walltime = next((pytester.path / "lem-results" / "gaps").glob("*/walltime.json"))

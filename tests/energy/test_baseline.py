@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 
@@ -18,19 +16,8 @@ from pytest_llenergy.energy import (
 from pytest_llenergy.energy.sources import SourceError
 from pytest_llenergy.results.schema import BaselineInfo
 
-from .conftest import ScriptedSource, exact_integral, window
+from .conftest import ScriptedSource, Store, exact_integral, window
 from .fake_pynvml import FakeGpu
-
-
-class Store(dict):
-    """A dict-backed stand-in for pytest's cache (JSON round trip, like the real one)."""
-
-    def get_(self, key: str) -> dict | None:
-        raw = self.get(key)
-        return None if raw is None else json.loads(raw)
-
-    def set_(self, key: str, value: dict) -> None:
-        self[key] = json.dumps(value)
 
 
 def idle_replay(fake_clock, scale: float = 1.0) -> ReplaySource:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 
 import numpy as np
@@ -18,7 +17,7 @@ from pytest_llenergy.energy.baseline_precision import (
     standard_error,
 )
 
-from .conftest import window
+from .conftest import Store, window
 
 
 def ar1(rng: np.random.Generator, n: int, phi: float, sd: float) -> np.ndarray:
@@ -106,15 +105,6 @@ def test_noisy_idle_is_measured_longer_and_a_tighter_target_longer_still(tmp_pat
     assert duration(ci_target=0.01) == pytest.approx(30.0, abs=0.05)  # precision not reached: the cap
     assert duration(min_duration_s=12.0) >= 12.0
     assert duration(ci_share=1.0) < default and duration(adjusted_fraction=0.3) < default
-
-
-class Store(dict):
-    def get_(self, key: str) -> dict | None:
-        raw = self.get(key)
-        return None if raw is None else json.loads(raw)
-
-    def set_(self, key: str, value: dict) -> None:
-        self[key] = json.dumps(value)
 
 
 def test_revalidation_pools_the_rechecks_instead_of_measuring(tmp_path, fake_clock) -> None:
