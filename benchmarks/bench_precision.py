@@ -26,7 +26,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from walltime_replay import Replayed, replay_campaign, replay_first_baseline
+from walltime_replay import Replayed, cycles_for, replay_campaign, replay_first_baseline
 
 from pytest_llenergy.results.bootstrap import bca_mean_intervals
 from pytest_llenergy.results.coverage import cycles_needed, t_bounds, use_t
@@ -103,6 +103,11 @@ def walltime() -> None:
     for r in runs:
         cells = " ".join(f"{r.pieces['before'][n]:>6.1f} | {r.pieces['now'][n]:<6.1f}" for n in names)
         print(f"{r.name:<20} {r.items:>5} {r.wall['before']:>8.1f} | {r.wall['now']:<8.1f} {cells}")
+    for r in runs:
+        steady = 100 * r.measured_s / (r.wall["now"] - r.once_warmup_s)
+        need = cycles_for(r, 0.70)
+        print(f"{r.name}: now {100 * r.measured_s / r.wall['now']:.1f} % measured; {steady:.1f} % without the warmups "
+              f"paid once per model and shape ({r.once_warmup_s:.0f} s); 70 % at {need} cycles (this run: {r.cycles})")
     for r in runs:
         ci_table(r)
 

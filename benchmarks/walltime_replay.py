@@ -82,6 +82,12 @@ class Replayed:
     wall: dict[str, float]
     pieces: dict[str, dict[str, float]] = field(default_factory=dict)
     ci: dict[str, dict[str, float]] = field(default_factory=dict)
+    #: warmups paid once (the first item of each experiment: the compile on the GPU-bound path)
+    once_warmup_s: float = 0.0
+    #: everything paid once, now: those warmups, model loads, the first baseline
+    once_s: float = 0.0
+    measured_s: float = 0.0
+    cycles: int = 0
 
 
 def _items(run_dir: Path) -> list[dict[str, Any]]:
@@ -92,6 +98,16 @@ def _items(run_dir: Path) -> list[dict[str, Any]]:
 def _settled(item: dict[str, Any]) -> bool:
     gap = item.get("gap") or {}
     return gap.get("kind") == "adaptive" and "settled after" in (gap.get("reason") or "")
+
+
+def cycles_for(r: Replayed, share: float) -> int | None:
+    """Cycles at which the measured share of the wall reaches ``share`` (per-cycle cost and once-only
+    costs as in this run, now); None when more cycles never get there."""
+    per_cycle_wall = (r.wall["now"] - r.once_s) / r.cycles
+    per_cycle_measured = r.measured_s / r.cycles
+    if per_cycle_measured <= share * per_cycle_wall:
+        return None
+    return max(1, math.ceil(share * r.once_s / (per_cycle_measured - share * per_cycle_wall)))
 
 
 def _halfwidth(values: list[float]) -> float:
@@ -110,7 +126,13 @@ def replay_campaign(name: str, run_dir: Path, idle: IdleReplay) -> Replayed:
     gaps_now = sums["gap_s"] + settings.recheck_s * (len(items) - 1 - unsettled)
     wall_before = record["session_wall_s"]
     wall_now = wall_before - base_before + base_now + gaps_now - sums["gap_s"]
-    out = Replayed(name, len(items), {"before": wall_before, "now": wall_now})
+    first = {}
+    for i in items:
+        first.setdefault(i["experiment_id"], i["timing"]["warmup_s"])
+    once_warmup = sum(first.values())
+    out = Replayed(name, len(items), {"before": wall_before, "now": wall_now}, once_warmup_s=once_warmup,
+                   once_s=once_warmup + sums["load_s"] + idle.now_s, measured_s=sums["measured_s"],
+                   cycles=max(i["cycle"] for i in items))
     for label, wall, base, gaps in (("before", wall_before, base_before, sums["gap_s"]),
                                     ("now", wall_now, base_now, gaps_now)):
         known = {"measured": sums["measured_s"], "warmup": sums["warmup_s"], "baseline": base,
