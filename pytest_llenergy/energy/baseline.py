@@ -207,14 +207,13 @@ class BaselineCache:
 
     def recheck(self, source: EnergySource, duration_s: float) -> BaselineReading:
         """A short idle reading between items (not stored, no priming): the baseline-drift evidence."""
-        reading = measure_baseline(source, duration_s, self.settings.sample_hz, sleep=self._sleep, now=self._now,
-                                   series_if_uncorrected=True)
-        self.note_idle(reading)
-        return reading
+        return measure_baseline(source, duration_s, self.settings.sample_hz, sleep=self._sleep, now=self._now,
+                                series_if_uncorrected=True)
 
     def note_idle(self, reading: BaselineReading) -> None:
-        """Keep an idle reading taken elsewhere (a thermal gap's settled tail) for the next revalidation."""
-        self.idle_readings.append(reading)
+        """Keep an idle re-check (taken in a thermal gap) for the next revalidation (none: not kept)."""
+        if self.settings.revalidate_every:
+            self.idle_readings.append(reading)
 
     def _pooled_idle(self) -> BaselineReading | None:
         """The re-checks since the last revalidation as one reading (None when there were none)."""
