@@ -23,11 +23,13 @@ measurement:
   warmup: {mode: fixed, iterations: 1}
 """
 
-def run(pytester, gap: str, baseline: str, creep: float = 3.0) -> tuple[list[dict], dict]:
-    campaign = CAMPAIGN.replace("GAP", gap).replace("BASELINE", baseline)
+def run(pytester, gap: str, baseline: str, creep: float = 3.0, power: str = "120.0",
+        sizes: str = "[1, 2, 4]") -> tuple[list[dict], dict]:
+    campaign = CAMPAIGN.replace("GAP", gap).replace("BASELINE", baseline).replace("[1, 2, 4]", sizes)
     write_suite(pytester, campaign, test=ENERGY_TEST)
-    pytester.makeconftest(fake_nvml_conftest(str(TESTS_DIR), creep))
-    pytester.runpytest("--lem-campaign", "campaign.yaml", "-p", "no:cacheprovider").assert_outcomes(passed=3)
+    pytester.makeconftest(fake_nvml_conftest(str(TESTS_DIR), creep, power))
+    pytester.runpytest("--lem-campaign", "campaign.yaml", "-p", "no:cacheprovider").assert_outcomes(
+        passed=len(sizes.split(",")))
     items = sorted(results(pytester, "gaps"), key=lambda r: r["started_at"])
     walltime = next((pytester.path / "lem-results" / "gaps").glob("*/walltime.json"))
     return items, json.loads(walltime.read_text())
@@ -64,3 +66,16 @@ def test_an_adaptive_gap_ends_with_the_recheck(pytester) -> None:
     assert wall["baseline_outside_items_s"] < 3.8  # the 3 s baseline only
     e = items[0]["energy"]  # the re-check before item 2 (121.5 W) bracketed item 1
     assert e["uncertainty_parts_j"]["baseline_drift"] == pytest.approx(1.5 * e["duration_s"], rel=0.1)
+
+
+WANDER = "lambda t: 120.0 + 0.1 * ((int(t) * 7919) % 5 - 2)"  # idle wandering +-0.2 W from second to second
+
+
+@pytest.mark.parametrize(("settings", "seconds"), [
+    ("{min_duration_s: 2, duration_s: 6}", 6.0),  # the rule's 0.09 W is out of reach: the cap
+    ("{min_duration_s: 2, duration_s: 6, ci_share: 1, adjusted_fraction: 1}", 2.0),  # 3.6 W: the floor
+    ("{min_duration_s: 2, duration_s: 6, ci_target: 0.9, ci_share: 0.5}", 2.0),
+])
+def test_the_campaigns_precision_settings_set_the_baselines_length(pytester, settings: str, seconds: float) -> None:
+    items, _ = run(pytester, "0", settings, creep=0.0, power=WANDER, sizes="[1]")
+    assert items[0]["baseline"]["duration_s"] == pytest.approx(seconds, abs=0.15)

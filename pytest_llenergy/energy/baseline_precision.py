@@ -31,7 +31,7 @@ def block_means(t_s: np.ndarray, power_w: np.ndarray, duration_s: float, block_s
     """Means of ``power_w`` over the whole blocks of ``block_s`` in [0, ``duration_s``] (``t_s`` from the
     window's start; a partial last block is dropped, so are blocks without samples)."""
     ok = np.isfinite(power_w) & (t_s >= 0)
-    whole = int(np.floor(duration_s / block_s + 1e-9))
+    whole = int(np.floor(duration_s / block_s + 0.02))  # a window a few ms short of whole blocks keeps its last
     index = np.floor(t_s[ok] / block_s).astype(np.int64)
     keep = index < whole
     if whole < 1 or not keep.any():
