@@ -55,9 +55,10 @@ class BaselineSettings(StrictModel):
     drift_threshold: float = Field(0.10, gt=0, le=1, description="Relative drift that triggers a full re-measure.")
     recheck_s: float = Field(
         0.5, ge=0, le=60,
-        description="Before each campaign item re-measure idle power for this long (NVML only), inside its thermal gap: the "
-                    "settled tail of an adaptive gap, the end of a fixed one (extra time only when the gap is shorter); "
-                    "the re-checks that bracket an item give its baseline-drift uncertainty (0: off).")
+        description="Before each campaign item re-measure idle power for this long (NVML only), as part of its thermal gap: "
+                    "the last seconds of a fixed gap, the end of an adaptive one once settled (after the gap only when it "
+                    "is shorter or did not settle); the re-checks that bracket an item give its baseline-drift "
+                    "uncertainty and feed the revalidations (0: off).")
 
     @property
     def floor_s(self) -> float:
