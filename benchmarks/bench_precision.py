@@ -11,14 +11,22 @@ interval actually holds the true mean.
 - new: warmup once per model and shape + one re-warm call per cycle, edge-corrected energy,
   Student's t below 10 cycles and BCa from 10 (results/coverage.py).
 
-CPU only. Usage: python benchmarks/bench_precision.py [--runs 2000] [--seed 1]
+Part ``walltime`` (issue 28): the share of a campaign's wall time that is measured, before and now,
+replayed from runs recorded on the H200 (``walltime_replay.py``): gpu_precision.yaml and the
+host-bound campaign (host_bound.yaml), with each experiment's 95 % CI half-width and the first
+baseline's own 95 % half-width relative to the windows' adjusted power.
+
+CPU only. Usage: python benchmarks/bench_precision.py [--part ci|walltime|all] [--runs 2000] [--seed 1]
 """
 
 from __future__ import annotations
 
 import argparse
+import tempfile
+from pathlib import Path
 
 import numpy as np
+from walltime_replay import Replayed, cycles_for, replay_campaign, replay_first_baseline
 
 from pytest_llenergy.results.bootstrap import bca_mean_intervals
 from pytest_llenergy.results.coverage import cycles_needed, t_bounds, use_t
@@ -77,11 +85,54 @@ def minutes_for(target: float, cv: float, workload: Workload, warmup: WarmupPoli
     return float("nan") if n is None else run_cost_s(workload, warmup, CALLS, n) / 60
 
 
+DATA = Path(__file__).resolve().parent.parent / "docs" / "validation" / "data"
+RECORDED = {  # campaign file -> its run recorded on the H200 (docs/validation/h200-precision.md)
+    "gpu_precision.yaml": DATA / "precision-h200-gpubound/precision/results/gpu-precision/2026-11-30T18-47-25-191a",
+    "host_bound.yaml": DATA / "precision-h200/run",
+}
+
+
+def walltime() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        idle = replay_first_baseline(Path(tmp))
+    print(f"first baseline on the recorded H200 idle ({idle.idle_w:.1f} W): before {idle.before_s:.0f} s, "
+          f"95 % half-width {idle.before_hw_w:.3f} W | now (adaptive) {idle.now_s:.0f} s, {idle.now_hw_w:.3f} W")
+    names = ("measured", "warmup", "baseline", "gaps", "model load", "other")
+    print(f"{'campaign':<20} {'items':>5} {'wall s before | now':>19} " + " ".join(f"{n + ' %':>15}" for n in names))
+    runs = [replay_campaign(name, path, idle) for name, path in RECORDED.items()]
+    for r in runs:
+        cells = " ".join(f"{r.pieces['before'][n]:>6.1f} | {r.pieces['now'][n]:<6.1f}" for n in names)
+        print(f"{r.name:<20} {r.items:>5} {r.wall['before']:>8.1f} | {r.wall['now']:<8.1f} {cells}")
+    for r in runs:
+        steady = 100 * r.measured_s / (r.wall["now"] - r.once_warmup_s)
+        need = cycles_for(r, 0.70)
+        print(f"{r.name}: now {100 * r.measured_s / r.wall['now']:.1f} % measured; {steady:.1f} % without the warmups "
+              f"paid once per model and shape ({r.once_warmup_s:.0f} s); 70 % at {need} cycles (this run: {r.cycles})")
+    for r in runs:
+        ci_table(r)
+
+
+def ci_table(r: Replayed) -> None:
+    print(f"{r.name}: 95 % CI half-width of adjusted J/output token (Student t over cycles) before | now; the first "
+          "baseline's 95 % half-width / the windows' adjusted power (a shift common to all cycles) before | now; "
+          "both in quadrature")
+    for exp, c in r.ci.items():
+        total_b = (c["before"] ** 2 + c["base_before"] ** 2) ** 0.5
+        total_n = (c["now"] ** 2 + c["base_now"] ** 2) ** 0.5
+        print(f"  {exp:<46} n {c['n']} adj {c['adjusted_w']:5.1f} W  CI ±{c['before']:.2f} | ±{c['now']:.2f} %  "
+              f"baseline ±{c['base_before']:.3f} | ±{c['base_now']:.3f} %  combined ±{total_b:.2f} | ±{total_n:.2f} %")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--part", choices=("ci", "walltime", "all"), default="all")
     parser.add_argument("--runs", type=int, default=2000, help="simulated campaigns per cell")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
+    if args.part in ("walltime", "all"):
+        walltime()
+    if args.part == "walltime":
+        return
     rng = np.random.default_rng(args.seed)
     print("95 % CI half-width of adjusted J/output token per experiment, by GPU-minutes spent on it "
           f"({args.runs} simulated campaigns per cell; cov = how often the interval holds the true mean)")

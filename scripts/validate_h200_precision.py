@@ -11,6 +11,10 @@ Parts (``--part``, each one command well under 10 minutes):
   interleave it with qwen2.5-0.5b: ``reuse.max_resident 2`` (qwen stays resident while llama is
   measured) and ``1`` (qwen is evicted before llama loads). Prints both means with CIs, their
   difference and its uncertainty (Welch), and how the model was loaded in each.
+- ``walltime`` (issue 28): ``host_bound.yaml`` and/or ``gpu_precision.yaml`` (``--campaign``) at
+  shipped defaults, with a fresh (adaptive) baseline: the share of wall time measured and its
+  pieces, per experiment n, mean and 95 % CI half-width, the first baseline's length and standard
+  error, how many gaps ended with the idle re-check and what the revalidations did.
 - ``compile``: llama-3.2-1b at batch 8 and 32, 128/128 tokens, through the backend directly:
   dynamic cache eager, static cache eager, static + torch.compile (cudagraphs backend), static +
   torch.compile reduce-overhead (inductor): first-call seconds (compile), then tokens/s and the
@@ -20,6 +24,8 @@ Usage (repository root, on the GPU machine):
     python3 scripts/validate_h200_precision.py --part precision --out $OUT
     python3 scripts/validate_h200_precision.py --part resident --out $OUT
     python3 scripts/validate_h200_precision.py --part compile --out $OUT
+    python3 scripts/validate_h200_precision.py --part walltime --campaign host_bound --budget-s 420 --out $OUT
+    python3 scripts/validate_h200_precision.py --part walltime --campaign gpu_precision --budget-s 540 --out $OUT
     python3 scripts/validate_h200_precision.py --part precision --cpu --out /tmp/dry  # CPU dry run
 """
 
@@ -180,6 +186,38 @@ def part_precision(args: argparse.Namespace, out: Path) -> dict[str, Any]:
     return result
 
 
+def baseline_lines(run_dir: Path) -> list[str]:
+    """The first baseline, the re-checks taken in gaps, and what the revalidations adopted."""
+    items = sorted((json.loads(p.read_text()) for p in (run_dir / "experiments").glob("*.json")),
+                   key=lambda r: r.get("started_at") or "")
+    if not items or not items[0].get("baseline"):
+        return ["no baseline recorded"]
+    first = items[0]["baseline"]
+    powers = [round(next(iter(r["baseline"]["power_w"].values())), 2) for r in items if r.get("baseline")]
+    in_gap = sum("idle re-check" in ((r.get("gap") or {}).get("reason") or "") for r in items)
+    return [f"first baseline: {first['method']}, {first.get('duration_s') or 0:.1f} s, "
+            f"{next(iter(first['power_w'].values())):.2f} W, se {first.get('se_w')} W",
+            f"gaps that ended with the idle re-check: {in_gap} of {len(items) - 1}; "
+            f"baseline subtracted per item (W): {powers}"]
+
+
+def part_walltime(args: argparse.Namespace, out: Path) -> dict[str, Any]:
+    names = ("host_bound", "gpu_precision") if args.campaign == "both" else (args.campaign,)
+    runs, lines = {}, []
+    for name in names:
+        campaign = ROOT / "energy_suites" / "campaigns" / f"{name}.yaml"
+        if args.cpu:
+            campaign = out / f"cpu_{name}.yaml"
+            out.mkdir(parents=True, exist_ok=True)
+            campaign.write_text(CPU_CAMPAIGN.replace("energy_source: estimate", "energy_source: replay"))
+        result = run_campaign(campaign, out / name, args.budget_s / len(names))
+        runs[name] = result
+        lines += [f"== {name}.yaml", *table(result)]
+        if result.get("run_dir"):
+            lines += baseline_lines(Path(result["run_dir"]))
+    return {"runs": runs, "lines": lines}
+
+
 def part_resident(args: argparse.Namespace, out: Path) -> dict[str, Any]:
     gpu = not args.cpu
     values = dict(a="llama-3.2-1b" if gpu else "tiny-llama", b="qwen2.5-0.5b" if gpu else "tiny-gpt2",
@@ -273,14 +311,17 @@ def part_compile(args: argparse.Namespace, out: Path) -> dict[str, Any]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True, type=Path)
-    parser.add_argument("--part", choices=("precision", "resident", "compile"), default="precision")
+    parser.add_argument("--part", choices=("precision", "resident", "compile", "walltime"), default="precision")
+    parser.add_argument("--campaign", choices=("host_bound", "gpu_precision", "both"), default="both",
+                        help="walltime: which campaign(s); the budget is split between them.")
     parser.add_argument("--budget-s", type=float, default=540.0, help="Wall-time limit of the part.")
     parser.add_argument("--cpu", action="store_true", help="A CPU dry run on tiny models.")
     parser.add_argument("--cycles", type=int, default=None, help="Cycles of each resident campaign (default 8).")
     parser.add_argument("--repeats", type=int, default=1, help="Resident: run the two campaigns A B A B ... this many times.")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    result = {"precision": part_precision, "resident": part_resident, "compile": part_compile}[args.part](args, args.out)
+    parts = {"precision": part_precision, "resident": part_resident, "compile": part_compile, "walltime": part_walltime}
+    result = parts[args.part](args, args.out)
     (args.out / f"{args.part}.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
     text = "\n".join(result["lines"])
     (args.out / f"{args.part}.txt").write_text(text + "\n")

@@ -79,3 +79,25 @@ def results(pytester, campaign: str) -> list[dict]:
     import json
 
     return [json.loads(p.read_text()) for p in sorted((pytester.path / "lem-results" / campaign).glob("*/experiments/*.json"))]
+
+
+def fake_nvml_conftest(tests_dir: str, creep_w: float, power: str = "120.0") -> str:
+    """A conftest with one fake NVML GPU idling at ``power`` (W: a number, or a function of seconds as
+    Python source) whose idle power rises ``creep_w`` after every test (a number only)."""
+    return f'''
+import sys, pytest
+sys.path.insert(0, {tests_dir!r})
+from energy.fake_pynvml import FakeGpu, FakeNvml
+from campaigns import FAKE_SESSION_CONFTEST
+exec(FAKE_SESSION_CONFTEST)
+
+FAKE = FakeNvml([FakeGpu(0, power={power})])
+sys.modules["pynvml"] = FAKE.module
+sys.modules["torch"] = None  # no GPU priming: re-importing torch in one process can crash it
+
+@pytest.fixture(autouse=True)
+def idle_creeps_up(request):
+    yield
+    if {creep_w!r}:
+        FAKE.gpus[0].power += {creep_w!r}  # idle power drifts per item
+'''

@@ -5,7 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from pytest_llenergy.config.campaign import MAX_CYCLES, GapsConfig
-from pytest_llenergy.config.measurement import BaselineSettings, MeasurementConfig, WarmupSettings
+from pytest_llenergy.config.measurement import (
+    BASELINE_CI_TARGET,
+    BaselineSettings,
+    MeasurementConfig,
+    WarmupSettings,
+)
 from pytest_llenergy.energy.baseline import ADOPT_DRIFT
 
 ROOT = Path(__file__).parents[1]
@@ -33,7 +38,12 @@ def test_methodology_states_the_codes_defaults():
         f"`temp_tolerance_c` ({number(gaps['temp_tolerance_c'].default)} C)",
         f"(defaults {number(warm['cv_threshold'].default * 100)} %, window {warm['window'].default}, "
         f"min {warm['min_iterations'].default}, max {warm['max_iterations'].default})",
-        f"(default {number(base['duration_s'].default)} s at {number(base['sample_hz'].default)} Hz",
+        f"(adaptive, below, sampled at {number(base['sample_hz'].default)} Hz",
+        f"**Floor** `min_duration_s` ({number(base['min_duration_s'].default)} s;",
+        f"**cap** `duration_s` ({number(base['duration_s'].default)} s)",
+        f"else {number(BASELINE_CI_TARGET * 100)} %); `ci_share` ({number(base['ci_share'].default)})",
+        f"`adjusted_fraction` ({number(base['adjusted_fraction'].default)})",
+        f"a `revalidate_duration_s` ({number(base['revalidate_duration_s'].default)} s) reading",
         f"TTL (default {number(base['ttl_s'].default / 3600)} h)",
         f"every N experiments (default {base['revalidate_every'].default})",
         f"a drift above {number(ADOPT_DRIFT * 100)} %",

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from campaigns import ENERGY_TEST, results, write_suite
+from campaigns import ENERGY_TEST, fake_nvml_conftest, results, write_suite
 
 TESTS_DIR = Path(__file__).parent
 
@@ -23,27 +23,10 @@ measurement:
   warmup: {mode: fixed, iterations: 1}
 """
 
-CONFTEST = f'''
-import sys, pytest
-sys.path.insert(0, {str(TESTS_DIR)!r})
-from energy.fake_pynvml import FakeGpu, FakeNvml
-from campaigns import FAKE_SESSION_CONFTEST
-exec(FAKE_SESSION_CONFTEST)
-
-FAKE = FakeNvml([FakeGpu(0, power=120.0)])
-sys.modules["pynvml"] = FAKE.module
-sys.modules["torch"] = None  # no GPU priming: re-importing torch in one process can crash it
-
-@pytest.fixture(autouse=True)
-def idle_creeps_up(request):
-    yield
-    FAKE.gpus[0].power += 3.0  # idle power drifts 3 W per item
-'''
-
 
 def run_budget(pytester, recheck: str) -> list[dict]:
     write_suite(pytester, CAMPAIGN.replace("RECHECK", recheck), test=ENERGY_TEST)
-    pytester.makeconftest(CONFTEST)
+    pytester.makeconftest(fake_nvml_conftest(str(TESTS_DIR), 3.0))
     pytester.runpytest("--lem-campaign", "campaign.yaml", "-p", "no:cacheprovider").assert_outcomes(passed=4)
     return sorted(results(pytester, "budget"), key=lambda r: r["started_at"])  # run order
 

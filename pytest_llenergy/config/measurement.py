@@ -14,20 +14,56 @@ WarmupMode = Literal["convergence", "fixed", "off"]
 WARMUP_MODES: tuple[str, ...] = get_args(WarmupMode)
 
 
+#: The relative 95 % CI half-width an adaptive baseline is sized for when the campaign sets none
+#: (adaptive cycles set their own ``target_ci_halfwidth``).
+BASELINE_CI_TARGET = 0.03
+
+
 class BaselineSettings(StrictModel):
-    """Idle power per device, measured with nothing running and subtracted over each window."""
+    """Idle power per device, measured with nothing running and subtracted over each window.
+
+    Adaptive: the first reading lasts ``min_duration_s``; it goes on (at most ``duration_s`` in
+    all) until the 95 % half-width of its mean (from 1 s block means, so autocorrelated samples
+    are not counted as independent) is at most ``ci_share`` x ``ci_target`` x
+    ``adjusted_fraction`` x the idle power: the baseline's own error then takes at most
+    ``ci_share`` of the CI half-width of any window whose adjusted power is at least
+    ``adjusted_fraction`` of idle (docs/methodology.md, "Adaptive baseline").
+    """
 
     enabled: bool = Field(True, description="Measure and subtract the idle baseline (GPU energy only).")
-    duration_s: float = Field(30.0, ge=0.5, le=3600, description="Length of a full baseline measurement.")
+    min_duration_s: float = Field(
+        5.0, ge=0.5, le=3600,
+        description="Shortest baseline measurement (the adaptive rule's floor; its error needs two 1 s blocks, so at least 2 s "
+                    "are measured unless `duration_s` is shorter; a `duration_s` at or below the floor: that fixed length).")
+    duration_s: float = Field(30.0, ge=0.5, le=3600, description="Longest baseline measurement (the adaptive rule's cap).")
+    ci_target: float | None = Field(
+        None, gt=0, lt=1,
+        description="Relative 95 % CI half-width the campaign aims for; unset: adaptive cycles' `target_ci_halfwidth`, else 0.03.")
+    ci_share: float = Field(
+        0.25, gt=0, le=1, description="Largest share of that half-width the baseline's own 95 % uncertainty may take.")
+    adjusted_fraction: float = Field(
+        0.1, gt=0, le=10,
+        description="Smallest expected adjusted power of a window, as a fraction of idle power (H200: host-bound generate "
+                    "0.06-0.4, GPU-bound 0.4-1.5).")
     sample_hz: float = Field(10.0, ge=1, le=100, description="Sampling rate while measuring the baseline.")
     ttl_s: float = Field(3600.0, ge=0, description="How long a cached baseline stays valid (pytest cache).")
-    revalidate_every: int = Field(5, ge=0, description="Re-check the baseline every N experiments (0: never); a drift above 0.5 % is adopted.")
-    revalidate_duration_s: float = Field(5.0, ge=0.5, le=600, description="Length of the short re-check.")
+    revalidate_every: int = Field(
+        5, ge=0,
+        description="Re-check the baseline every N experiments (0: never) from the re-checks taken in the gaps since the last "
+                    "(else a `revalidate_duration_s` reading); a drift above 0.5 % is adopted.")
+    revalidate_duration_s: float = Field(5.0, ge=0.5, le=600, description="Length of a revalidation reading when no re-checks were taken.")
     drift_threshold: float = Field(0.10, gt=0, le=1, description="Relative drift that triggers a full re-measure.")
     recheck_s: float = Field(
         0.5, ge=0, le=60,
-        description="Before each campaign item (after its gap) re-measure idle power for this long (NVML only); "
-                    "the re-checks that bracket an item give its baseline-drift uncertainty (0: off).")
+        description="Before each campaign item re-measure idle power for this long (NVML only), as part of its thermal gap: "
+                    "the last seconds of a fixed gap, the end of an adaptive one once settled (after the gap only when it "
+                    "is shorter or did not settle); the re-checks that bracket an item give its baseline-drift "
+                    "uncertainty and feed the revalidations (0: off).")
+
+    @property
+    def floor_s(self) -> float:
+        """The adaptive rule's floor: ``min_duration_s``, or ``duration_s`` when the cap is below it."""
+        return min(self.min_duration_s, self.duration_s)
 
 
 class WarmupSettings(StrictModel):

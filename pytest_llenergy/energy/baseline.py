@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from pytest_llenergy.config.measurement import BaselineSettings
+from pytest_llenergy.energy.baseline_precision import BaselinePrecision, block_means, standard_error
 from pytest_llenergy.energy.baseline_reading import BaselineReading
 from pytest_llenergy.energy.meter import EnergyMeter
 from pytest_llenergy.energy.sources.base import EnergySource, SourceError
@@ -33,8 +35,8 @@ def _last(series: Any, name: str, j: int) -> float | None:
 
 def measure_baseline(
     source: EnergySource,
-    duration_s: float = 30.0,
-    hz: float = 10.0,
+    duration_s: float,
+    hz: float = BaselineSettings.model_fields["sample_hz"].default,
     *,
     sleep: Callable[[float], None] = time.sleep,
     now: Callable[[], float] = time.time,
@@ -44,8 +46,38 @@ def measure_baseline(
 
     Mean power is the (edge-corrected) energy / duration; with ``series_if_uncorrected`` a window
     whose counter could not be edge-corrected uses the mean of the power series instead (a raw
-    counter over a short re-check is off by up to one ~100 ms step).
+    counter over a short re-check is off by up to one ~100 ms step). ``se_w``: the standard error
+    of the mean from 1 s block means (``baseline_precision``).
     """
+    return _measure_once(source, duration_s, hz, sleep, now, series_if_uncorrected)[0]
+
+
+def measure_adaptive(
+    source: EnergySource,
+    precision: BaselinePrecision,
+    hz: float,
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+    now: Callable[[], float] = time.time,
+) -> BaselineReading:
+    """Idle power measured for ``precision.floor_s``, then on (up to ``precision.cap_s`` in all)
+    until every device's mean is known to the precision the campaign's windows need."""
+    reading, blocks = _measure_once(source, precision.floor_s, hz, sleep, now, False)
+    while True:
+        more = max((precision.seconds_more(blocks.get(k, np.empty(0)), w, reading.duration_s)
+                    for k, w in reading.power_w.items()), default=0.0)
+        if more <= 0:
+            return reading
+        extra, extra_blocks = _measure_once(source, more, hz, sleep, now, False)
+        reading, blocks = _pooled(reading, extra), {k: np.concatenate([v, extra_blocks.get(k, np.empty(0))])
+                                                    for k, v in blocks.items()}
+        reading = replace(reading, se_w={k: se for k, v in blocks.items() if (se := standard_error(v)) is not None})
+
+
+def _measure_once(source: EnergySource, duration_s: float, hz: float, sleep: Callable[[float], None],
+                  now: Callable[[], float], series_if_uncorrected: bool,
+                  ) -> tuple[BaselineReading, dict[str, np.ndarray]]:
+    """One idle reading and its 1 s block means per device."""
     meter = EnergyMeter(source, sample_hz=hz)
     with meter.measure("baseline"):
         sleep(duration_s)
@@ -53,22 +85,41 @@ def measure_baseline(
     errors = [f for f in m.flags if f.startswith("source_error:")]
     if errors:
         raise SourceError(f"baseline measurement failed: {errors[0][len('source_error:'):]}")
-    power, sd, pstate, temp, deep = {}, {}, {}, {}, {}
+    power, sd, se, pstate, temp, deep, blocks = {}, {}, {}, {}, {}, {}, {}
+    inside = (series.t_s >= 0) & (series.t_s <= series.duration_s)
     for j, dev in enumerate(m.devices):
         if dev.mean_power_w is None:
             raise SourceError(f"baseline measurement got no data for {dev.device}")
-        col = series.power_w[(series.t_s >= 0) & (series.t_s <= series.duration_s), j]
+        col = series.power_w[inside, j]
         power[dev.device] = dev.mean_power_w
         stepped = bool(getattr(source, "counter_period_s", None))
         if series_if_uncorrected and stepped and dev.edge_method == "counter" and col.size:
             power[dev.device] = float(np.mean(col))
         sd[dev.device] = float(np.std(col, ddof=1)) if col.size > 1 else 0.0
+        blocks[dev.device] = block_means(series.t_s[inside], col, series.duration_s)
+        if (error := standard_error(blocks[dev.device])) is not None:
+            se[dev.device] = error
         ps = _last(series, "pstate", j)
         pstate[dev.device] = int(ps) if ps is not None else None
         temp[dev.device] = _last(series, "temperature_c", j)
         if pstate[dev.device]:
             deep[dev.device] = dev.mean_power_w
-    return BaselineReading(power, sd, m.n_samples, pstate, temp, now(), m.duration_s, deep or None)
+    reading = BaselineReading(power, sd, m.n_samples, pstate, temp, now(), m.duration_s, deep or None, se_w=se)
+    return reading, blocks
+
+
+def _pooled(a: BaselineReading, b: BaselineReading) -> BaselineReading:
+    """Two consecutive readings as one: duration-weighted means, pooled sd, the later state."""
+    ta, tb = a.duration_s, b.duration_s
+    total = (ta + tb) or 1.0
+
+    def mean(x: dict[str, float], y: dict[str, float]) -> dict[str, float]:
+        return {k: (x[k] * ta + y[k] * tb) / total for k in x if k in y}
+
+    sd = {k: float(np.sqrt((a.sd_w[k] ** 2 * ta + b.sd_w[k] ** 2 * tb) / total)) for k in a.sd_w if k in b.sd_w}
+    deep = {**(a.deep_idle_w or {}), **(b.deep_idle_w or {})}
+    return replace(b, power_w=mean(a.power_w, b.power_w), sd_w=sd, n_samples=a.n_samples + b.n_samples,
+                   duration_s=ta + tb, deep_idle_w=deep or None, se_w={})
 
 
 #: relative idle-power drift above which a revalidation's short reading replaces the baseline
@@ -78,36 +129,37 @@ ADOPT_DRIFT = 0.005
 class BaselineCache:
     """Baselines persisted through ``get``/``set`` callables (e.g. pytest's ``config.cache``).
 
-    One entry per device under ``llenergy/baseline/<uuid or label>``. ``obtain`` returns a
-    cached reading younger than ``ttl_s``, else measures (method ``fresh``). ``maybe_revalidate``
-    re-measures briefly every ``revalidate_every`` experiments: when the idle power moved by more
-    than ``ADOPT_DRIFT`` the short reading replaces the baseline from then on (a GPU warming up over
-    a campaign raised its idle power by 2 W = 1.9 % on an H200, 4 % of a host-bound window's
-    adjusted energy), and by more than ``drift_threshold`` it re-measures in full (both method
-    ``revalidated``).
+    One entry per device under ``llenergy/baseline/<uuid or label>``; every length and threshold
+    comes from the campaign's ``measurement.baseline`` settings (``settings``). ``obtain`` returns
+    a cached reading younger than ``ttl_s``, else measures adaptively (method ``fresh``;
+    ``measure_adaptive``). ``maybe_revalidate`` checks for drift every ``revalidate_every``
+    experiments, from the re-checks taken in the gaps since the last check (``recheck`` and
+    ``note_idle`` keep them) or, when there were none, a ``revalidate_duration_s`` reading: when
+    the idle power moved by more than ``ADOPT_DRIFT`` that reading replaces the baseline from then
+    on (a GPU warming up over a campaign raised its idle power by 2 W = 1.9 % on an H200, 4 % of a
+    host-bound window's adjusted energy), and by more than ``drift_threshold`` it re-measures in
+    full (both method ``revalidated``).
     """
 
     def __init__(
         self,
         get: Callable[[str], dict | None],
         set: Callable[[str, dict], None],  # noqa: A002 - the pytest cache's own name
-        ttl_s: float = 3600.0,
-        drift_threshold: float = 0.10,
-        revalidate_every: int = 5,
-        revalidate_duration_s: float = 5.0,
+        settings: BaselineSettings,
         *,
-        duration_s: float = 30.0,
-        hz: float = 10.0,
+        campaign_ci_target: float | None = None,
         prime: Callable[[], None] | None = None,
         sleep: Callable[[float], None] = time.sleep,
         now: Callable[[], float] = time.time,
     ) -> None:
         self._get, self._set = get, set
-        self.ttl_s, self.drift_threshold = ttl_s, drift_threshold
-        self.revalidate_every, self.revalidate_duration_s = revalidate_every, revalidate_duration_s
-        self.duration_s, self.hz, self.prime = duration_s, hz, prime
+        self.settings = settings
+        self.precision = BaselinePrecision.from_settings(settings, campaign_ci_target)
+        self.prime = prime
         self._sleep, self._now = sleep, now
         self.current: BaselineReading | None = None
+        #: idle readings taken since the last revalidation (re-checks), pooled by the next one
+        self.idle_readings: list[BaselineReading] = []
 
     @staticmethod
     def key(device_key: str) -> str:
@@ -121,54 +173,79 @@ class BaselineCache:
         """The baseline to subtract and how it was obtained (``fresh`` or ``cached``)."""
         if not refresh:
             cached = self._load(source)
-            if cached is not None and self.age(cached) <= self.ttl_s:
+            if cached is not None and self.age(cached) <= self.settings.ttl_s:
                 self.current = cached
                 return cached, "cached"
-        return self._measure_and_store(source, self.duration_s), "fresh"
+        return self._measure_and_store(source), "fresh"
 
     def maybe_revalidate(
         self, source: EnergySource, experiments_done: int
     ) -> tuple[BaselineReading, str] | None:
         """Check for drift every ``revalidate_every`` experiments; None when no check was due.
 
-        Returns ``(reading, "cached")`` when the check found no drift beyond the threshold
+        Returns ``(reading, "cached")`` when the check found no drift beyond ``ADOPT_DRIFT``
         (``drift_pct`` recorded), else ``(new reading, "revalidated")``.
         """
-        every = self.revalidate_every
+        every = self.settings.revalidate_every
         if not every or experiments_done <= 0 or experiments_done % every:
             return None
         old = self.current or self._load(source)
         if old is None:
             return self.obtain(source)
-        quick = self._measure(source, self.revalidate_duration_s)
+        quick = self._pooled_idle() or self._measure(source, self.settings.revalidate_duration_s)
         drift = _drift(old, quick)
         if drift is None or drift <= ADOPT_DRIFT:
             self.current = replace(old, drift_pct=None if drift is None else drift * 100.0)
             return self.current, "cached"
-        if drift <= self.drift_threshold:
+        if drift <= self.settings.drift_threshold:
             self._store(source, quick)
             self.current = replace(quick, drift_pct=drift * 100.0)
             return self.current, "revalidated"
-        fresh = self._measure_and_store(source, self.duration_s)
+        fresh = self._measure_and_store(source)
         self.current = replace(fresh, drift_pct=drift * 100.0)
         return self.current, "revalidated"
 
     def recheck(self, source: EnergySource, duration_s: float) -> BaselineReading:
         """A short idle reading between items (not stored, no priming): the baseline-drift evidence."""
-        return measure_baseline(source, duration_s, self.hz, sleep=self._sleep, now=self._now,
+        return measure_baseline(source, duration_s, self.settings.sample_hz, sleep=self._sleep, now=self._now,
                                 series_if_uncorrected=True)
 
+    def note_idle(self, reading: BaselineReading) -> None:
+        """Keep an idle re-check (taken in a thermal gap) for the next revalidation (none: not kept)."""
+        if self.settings.revalidate_every:
+            self.idle_readings.append(reading)
+
+    def _pooled_idle(self) -> BaselineReading | None:
+        """The re-checks since the last revalidation as one reading (None when there were none)."""
+        readings, self.idle_readings = self.idle_readings, []
+        if not readings:
+            return None
+        pooled = readings[0]
+        for reading in readings[1:]:
+            pooled = _pooled(pooled, reading)
+        if len(readings) < 2:
+            return pooled
+        means = {k: np.array([r.power_w[k] for r in readings if k in r.power_w]) for k in pooled.power_w}
+        return replace(pooled, se_w={k: float(np.std(v, ddof=1) / np.sqrt(v.size)) for k, v in means.items() if v.size > 1})
+
     # -- internals ----------------------------------------------------------------------------
-    def _measure(self, source: EnergySource, duration: float) -> BaselineReading:
-        reading = measure_baseline(source, duration, self.hz, sleep=self._sleep, now=self._now)
+    def _measure(self, source: EnergySource, duration: float | None = None) -> BaselineReading:
+        """A reading of ``duration`` seconds, or adaptive (None); re-measured in P0 after priming."""
+        def once() -> BaselineReading:
+            hz = self.settings.sample_hz
+            if duration is None:
+                return measure_adaptive(source, self.precision, hz, sleep=self._sleep, now=self._now)
+            return measure_baseline(source, duration, hz, sleep=self._sleep, now=self._now)
+
+        reading = once()
         if reading.deep_idle_w and self.prime is not None:
             self.prime()  # bring the device to the state the workload runs in, then re-measure
-            p0 = measure_baseline(source, duration, self.hz, sleep=self._sleep, now=self._now)
+            p0 = once()
             reading = replace(p0, deep_idle_w=p0.deep_idle_w or reading.deep_idle_w)
         return reading
 
-    def _measure_and_store(self, source: EnergySource, duration: float) -> BaselineReading:
-        reading = self._measure(source, duration)
+    def _measure_and_store(self, source: EnergySource) -> BaselineReading:
+        reading = self._measure(source)
         previous = self._load(source)
         if previous is not None and previous.deep_idle_w:
             merged = {**previous.deep_idle_w, **(reading.deep_idle_w or {})}

@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from pytest_llenergy.energy.baseline_precision import BLOCK_S
+
 
 @dataclass(frozen=True)
 class BaselineReading:
@@ -20,18 +22,21 @@ class BaselineReading:
     duration_s: float = 0.0
     deep_idle_w: dict[str, float] | None = None
     drift_pct: float | None = None
+    #: standard error of each device's mean, from block means (samples are autocorrelated)
+    se_w: dict[str, float] = field(default_factory=dict)
 
     def sd_of_mean_w(self) -> dict[str, float]:
-        """The standard deviation of each device's mean idle power (sd / sqrt(n))."""
-        n = max(self.n_samples, 1)
-        return {k: v / n**0.5 for k, v in self.sd_w.items()}
+        """The standard error of each device's mean idle power: ``se_w`` where measured, else (a
+        reading cached before block means were kept) sd / sqrt(seconds / block length)."""
+        blocks = max(self.duration_s / BLOCK_S, 1.0)
+        return {k: self.se_w.get(k, v / blocks**0.5) for k, v in self.sd_w.items()}
 
     def to_info(self, method: str, age: float | None, primed: bool | None = None) -> dict[str, Any]:
         """A dict matching ``BaselineInfo`` in results/schema.py (``primed``: whether the P0 priming
         burst ran before this baseline; None where no burst applies)."""
         return {
             "primed": primed,
-            "method": method, "power_w": dict(self.power_w), "sd_w": dict(self.sd_w),
+            "method": method, "power_w": dict(self.power_w), "sd_w": dict(self.sd_w), "se_w": dict(self.se_w),
             "n_samples": self.n_samples, "duration_s": self.duration_s, "age_s": age,
             "pstate": dict(self.pstate), "temperature_c": dict(self.temperature_c),
             "deep_idle_w": dict(self.deep_idle_w) if self.deep_idle_w else None,
@@ -41,7 +46,7 @@ class BaselineReading:
     def device_entry(self, label: str) -> dict[str, Any]:
         """The JSON-serialisable cache entry of one device."""
         deep = (self.deep_idle_w or {}).get(label)
-        return {"power_w": self.power_w[label], "sd_w": self.sd_w.get(label),
+        return {"power_w": self.power_w[label], "sd_w": self.sd_w.get(label), "se_w": self.se_w.get(label),
                 "n_samples": self.n_samples, "pstate": self.pstate.get(label),
                 "temperature_c": self.temperature_c.get(label), "timestamp": self.timestamp,
                 "duration_s": self.duration_s, "deep_idle_w": deep}
@@ -59,4 +64,5 @@ class BaselineReading:
             timestamp=min(float(e["timestamp"]) for e in entries.values()),
             duration_s=min(float(e.get("duration_s", 0.0)) for e in entries.values()),
             deep_idle_w=deep or None,
+            se_w={k: float(e["se_w"]) for k, e in entries.items() if isinstance(e.get("se_w"), (int, float))},
         )

@@ -94,7 +94,9 @@ def pytest_lem_thermal_gap(item: pytest.Item, previous: pytest.Item | None) -> d
     Called in ``pytest_runtest_setup`` for campaign items, before the item's fixtures. The
     default waits for the campaign's ``gaps`` setting (fixed seconds or adaptive) and returns a
     ``GapInfo``-shaped dict (``kind``, ``waited_s``, ``reason``, ``start_power_w``,
-    ``start_temperature_c``). Stops at the first non-None result.
+    ``start_temperature_c``); on NVML it may add ``idle_reading``, the idle re-check the gap took
+    (a ``BaselineReading``; without one the item takes its own after the gap). Stops at the first
+    non-None result.
 
     :param item: The campaign item about to run.
     :param previous: The campaign item that ran before it in this process, or None.

@@ -87,6 +87,8 @@ class BaselineInfo(ResultModel):
     method: Literal["fresh", "cached", "revalidated", "none"]
     power_w: dict[str, float] = Field(default_factory=dict, description="Idle watts per device.")
     sd_w: dict[str, float] = Field(default_factory=dict)
+    se_w: dict[str, float] = Field(
+        default_factory=dict, description="Standard error of each device's mean idle power (from 1 s block means).")
     n_samples: int = 0
     duration_s: float | None = None
     age_s: float | None = None

@@ -84,6 +84,17 @@ class ScriptedSource(BaseSource):
         return {"temperature_c": np.asarray(self._temp(self._t()), dtype=float)}
 
 
+class Store(dict):
+    """A dict-backed stand-in for pytest's cache (JSON round trip, like the real one)."""
+
+    def get_(self, key: str) -> dict | None:
+        raw = self.get(key)
+        return None if raw is None else json.loads(raw)
+
+    def set_(self, key: str, value: dict) -> None:
+        self[key] = json.dumps(value)
+
+
 def wait_for(event: Callable[[], bool], what: str, timeout_s: float = 60.0) -> None:
     """Poll until ``event()`` holds (tests wait for events, never for a fixed time)."""
     import time

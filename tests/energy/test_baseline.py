@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 
+from pytest_llenergy.config.measurement import BaselineSettings
 from pytest_llenergy.energy import (
     BaselineCache,
     BaselineReading,
@@ -17,19 +16,8 @@ from pytest_llenergy.energy import (
 from pytest_llenergy.energy.sources import SourceError
 from pytest_llenergy.results.schema import BaselineInfo
 
-from .conftest import ScriptedSource, exact_integral, window
+from .conftest import ScriptedSource, Store, exact_integral, window
 from .fake_pynvml import FakeGpu
-
-
-class Store(dict):
-    """A dict-backed stand-in for pytest's cache (JSON round trip, like the real one)."""
-
-    def get_(self, key: str) -> dict | None:
-        raw = self.get(key)
-        return None if raw is None else json.loads(raw)
-
-    def set_(self, key: str, value: dict) -> None:
-        self[key] = json.dumps(value)
 
 
 def idle_replay(fake_clock, scale: float = 1.0) -> ReplaySource:
@@ -63,7 +51,7 @@ def test_measure_baseline_raises_on_source_error() -> None:
 
 def test_cache_fresh_then_cached_then_expired(fake_clock) -> None:
     store, now = Store(), [1000.0]
-    cache = BaselineCache(store.get_, store.set_, ttl_s=600, duration_s=3.0,
+    cache = BaselineCache(store.get_, store.set_, BaselineSettings(ttl_s=600, duration_s=3.0),
                           sleep=fake_clock.advance, now=lambda: now[0])
     src = idle_replay(fake_clock)
     r1, method = cache.obtain(src)
@@ -85,14 +73,14 @@ def test_cache_fresh_then_cached_then_expired(fake_clock) -> None:
 def test_cache_ignores_malformed_entries(fake_clock) -> None:
     src = idle_replay(fake_clock)
     store = {BaselineCache.key(src.devices()[0].uuid): {"power_w": "oops"}}
-    cache = BaselineCache(store.get, store.__setitem__, duration_s=1.0, sleep=fake_clock.advance)
+    cache = BaselineCache(store.get, store.__setitem__, BaselineSettings(duration_s=1.0), sleep=fake_clock.advance)
     assert cache.obtain(src)[1] == "fresh"
 
 
 def test_revalidation_every_n_and_drift(fake_clock) -> None:
     store = Store()
-    kw = dict(revalidate_every=3, revalidate_duration_s=1.0, drift_threshold=0.10,
-              duration_s=3.0, sleep=fake_clock.advance)
+    settings = BaselineSettings(revalidate_every=3, revalidate_duration_s=1.0, drift_threshold=0.10, duration_s=3.0)
+    kw = dict(settings=settings, sleep=fake_clock.advance)
     cache = BaselineCache(store.get_, store.set_, **kw)
     src = idle_replay(fake_clock)
     base, _ = cache.obtain(src)
@@ -111,8 +99,8 @@ def test_revalidation_every_n_and_drift(fake_clock) -> None:
 
 def test_small_drift_is_adopted_from_the_short_reading(fake_clock) -> None:
     store = Store()
-    kw = dict(revalidate_every=1, revalidate_duration_s=1.0, drift_threshold=0.10, duration_s=3.0,
-              sleep=fake_clock.advance)
+    settings = BaselineSettings(revalidate_every=1, revalidate_duration_s=1.0, drift_threshold=0.10, duration_s=3.0)
+    kw = dict(settings=settings, sleep=fake_clock.advance)
     cache = BaselineCache(store.get_, store.set_, **kw)
     base, _ = cache.obtain(idle_replay(fake_clock))
     warm = idle_replay(fake_clock, scale=1.02)  # the GPU warmed up: idle 2 % higher, below the threshold
@@ -131,7 +119,7 @@ def test_prime_gets_a_p0_baseline_and_keeps_deep_idle(install_nvml, fake_clock) 
         fake.gpus[0].pstate, fake.gpus[0].power = 0, 120.0
 
     store = Store()
-    cache = BaselineCache(store.get_, store.set_, duration_s=2.0, prime=prime, sleep=fake_clock.advance)
+    cache = BaselineCache(store.get_, store.set_, BaselineSettings(duration_s=2.0), prime=prime, sleep=fake_clock.advance)
     r, method = cache.obtain(NvmlSource(clock=fake_clock))
     assert method == "fresh" and r.pstate == {"gpu0": 0}
     assert r.power_w["gpu0"] == pytest.approx(120.0, rel=0.06)  # first 100 ms still at 82 W
@@ -146,7 +134,7 @@ def test_prime_gets_a_p0_baseline_and_keeps_deep_idle(install_nvml, fake_clock) 
 def test_deep_idle_drift_is_not_counted(install_nvml, fake_clock) -> None:
     fake = install_nvml([FakeGpu(0, power=120.0, pstate=0)], clock=fake_clock, samples=False)
     store = Store()
-    cache = BaselineCache(store.get_, store.set_, duration_s=2.0, revalidate_every=1,
+    cache = BaselineCache(store.get_, store.set_, BaselineSettings(duration_s=2.0, revalidate_every=1),
                           sleep=fake_clock.advance)
     src = NvmlSource(clock=fake_clock)
     cache.obtain(src)

@@ -142,9 +142,7 @@ class MeasurementContext:
             from pytest_llenergy.energy import BaselineCache
 
             self.baseline_cache = BaselineCache(
-                self._cache_get, self._cache_set, ttl_s=settings.ttl_s, drift_threshold=settings.drift_threshold,
-                revalidate_every=settings.revalidate_every, revalidate_duration_s=settings.revalidate_duration_s,
-                duration_s=settings.duration_s, hz=settings.sample_hz,
+                self._cache_get, self._cache_set, settings, campaign_ci_target=self._campaign_ci_target(),
                 prime=self.prime if source.kind == "nvml" else None)
             refresh = bool(resolve(self.config, "lem_baseline_refresh"))
             if source.kind == "nvml":
@@ -155,6 +153,12 @@ class MeasurementContext:
             self.baseline, self.baseline_method = self.baseline_cache.obtain(source, refresh=refresh)
             self.baseline_s += perf_counter() - started
         return self.baseline, self.baseline_method
+
+    def _campaign_ci_target(self) -> float | None:
+        """The campaign's adaptive-cycles CI target (what an adaptive baseline is sized for), if any."""
+        run = get_run(self.config)
+        cycles = run.plan.campaign.cycles if run is not None else None
+        return getattr(cycles, "target_ci_halfwidth", None)
 
     def prime(self) -> None:
         """Run the priming burst; a failure is kept (``primed``, ``prime_problem``) and warned about once."""

@@ -4,10 +4,15 @@ No gap before the first item of a process; a cycle gap replaces (does not add to
 experiment gap. ``adaptive`` waits until every measured GPU's power and temperature are back near
 its baseline, bounded by ``max_wait``; sources without GPU power (estimate, rapl, replay) have
 nothing to cool, so adaptive waits nothing there and says so.
+
+On NVML the gap also takes the item's idle re-check (``recheck.py``): the last ``recheck_s`` of a
+fixed gap (no extra time), or ``recheck_s`` more once an adaptive gap has settled (the settle
+window's own readings are still 1-5 W above idle on an H200: the transient after a window).
 """
 
 from __future__ import annotations
 
+from time import monotonic
 from typing import Any
 
 import pytest
@@ -16,7 +21,11 @@ from pytest_llenergy.config.campaign import GapsConfig
 from pytest_llenergy.energy.sources import SourceError
 from pytest_llenergy.plugin.base import PREVIOUS_ITEM, RECORDER, campaign_item, status_line
 from pytest_llenergy.plugin.measurement.context import get_context
-from pytest_llenergy.plugin.measurement.recheck import recheck_before
+from pytest_llenergy.plugin.measurement.recheck import (
+    IDLE_READING,
+    recheck_before,
+    recheck_in_gap,
+)
 from pytest_llenergy.plugin.state import get_run, run_setting
 
 
@@ -38,10 +47,27 @@ def pytest_lem_thermal_gap(item: pytest.Item, previous: pytest.Item | None) -> d
         return _adaptive(item, label)
     if not value:
         return {"kind": "none", "waited_s": 0.0, "reason": f"{label} 0 s"}
+    status_line(item.config, f"{label}: waiting {value:g} s")
+    return _fixed(item, float(value), label)
+
+
+def _fixed(item: pytest.Item, seconds: float, label: str) -> dict[str, Any]:
+    """Sleep ``seconds``; on NVML the last ``recheck_s`` of them is the idle re-check (``IDLE_READING``)."""
     from pytest_llenergy.energy import fixed_gap
 
-    status_line(item.config, f"{label}: waiting {value:g} s")
-    return fixed_gap(float(value)).to_info("fixed") | {"reason": f"{label}: fixed {value:g} s"}
+    context = get_context(item.config)
+    idle_s = context.settings.baseline.recheck_s
+    reason = f"{label}: fixed {seconds:g} s"
+    if not (idle_s and seconds >= idle_s and context.ensure_source().kind == "nvml"):
+        return fixed_gap(seconds).to_info("fixed") | {"reason": reason}
+    started = monotonic()
+    fixed_gap(seconds - idle_s)
+    reading = recheck_in_gap(context, idle_s)
+    fixed_gap(max(0.0, seconds - (monotonic() - started)))  # a failed re-check still waits the whole gap
+    info: dict[str, Any] = {"kind": "fixed", "waited_s": monotonic() - started, "reason": reason}
+    if reading is not None:
+        info |= {"reason": f"{reason}, the last {idle_s:g} s an idle re-check", IDLE_READING: reading}
+    return info
 
 
 def _adaptive(item: pytest.Item, label: str) -> dict[str, Any]:
@@ -64,6 +90,13 @@ def _adaptive(item: pytest.Item, label: str) -> dict[str, Any]:
     )
     info = outcome.to_info("adaptive")
     info["reason"] = f"{label}: {outcome.reason}"
+    idle_s = context.settings.baseline.recheck_s
+    if outcome.settled and idle_s:  # the gap ends with the re-check: idle by now, past the post-window transient
+        started = monotonic()
+        reading = recheck_in_gap(context, idle_s)
+        info["waited_s"] += monotonic() - started
+        if reading is not None:
+            info |= {"reason": f"{info['reason']}, then a {idle_s:g} s idle re-check", IDLE_READING: reading}
     return info
 
 
@@ -79,13 +112,14 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     previous = item.config.stash.get(PREVIOUS_ITEM, None)
     gap = item.ihook.pytest_lem_thermal_gap(item=item, previous=previous)
     item.config.stash[PREVIOUS_ITEM] = item
+    idle = gap.pop(IDLE_READING, None) if gap is not None else None
     recorder = item.stash.get(RECORDER, None)
     if recorder is not None and gap is not None:
         state, problem = start_state(item.config, gap)
         recorder.gap = {**gap, **state}
         if problem:
             recorder.warnings.append(problem)
-    recheck_before(item.config, get_context(item.config), citem, run)
+    recheck_before(item.config, get_context(item.config), citem, run, idle)
 
 
 def start_state(config: pytest.Config, gap: dict[str, Any]) -> tuple[dict[str, Any], str]:

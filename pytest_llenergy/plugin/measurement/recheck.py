@@ -1,10 +1,15 @@
 """Baseline re-checks between campaign items, and the baseline-drift part of each item's uncertainty.
 
-Before every campaign item (after its thermal gap) idle power is re-measured briefly
-(``measurement.baseline.recheck_s``, NVML only). The next item's windows carry a provisional drift
-(the reading before it vs the subtracted baseline); once the reading after the item exists (before
-the next item) the item's stored result is updated with the drift between the two readings that
-bracket it (``energy.baseline.bracket_drift_w``).
+Before every campaign item idle power is re-measured briefly (``measurement.baseline.recheck_s``,
+NVML only) as part of the thermal gap: the last ``recheck_s`` of a fixed gap, or the end of an
+adaptive one once it settled (the settle window's readings are still in the post-window transient).
+Only where the gap gives none (a gap shorter than ``recheck_s`` or one that did not settle) is it
+taken after the gap, as baseline time; before the first item a baseline measured just now is the
+reading.
+Every re-check also feeds the next revalidation (``BaselineCache.note_idle``). The next item's
+windows carry a provisional drift (the reading before it vs the subtracted baseline); once the
+reading after the item exists (before the next item) the item's stored result is updated with the
+drift between the two readings that bracket it (``energy.baseline.bracket_drift_w``).
 """
 
 from __future__ import annotations
@@ -16,11 +21,17 @@ from typing import Any
 import pytest
 
 from pytest_llenergy.energy.baseline import bracket_drift_w
+from pytest_llenergy.energy.baseline_reading import BaselineReading
 from pytest_llenergy.energy.uncertainty import adjusted_total, is_uncertain, quadrature
 from pytest_llenergy.plugin.base import status_line
 from pytest_llenergy.plugin.measurement.context import MeasurementContext
 from pytest_llenergy.plugin.state import CampaignItem, LemRun
 from pytest_llenergy.results.schema import ExperimentResult, WindowEnergy
+
+#: a baseline at most this old (seconds) is the reading before the first item (no separate re-check)
+JUST_MEASURED_S = 60.0
+#: key of the gap info under which a gap hands its idle re-check (a ``BaselineReading``) to the item
+IDLE_READING = "idle_reading"
 
 
 @dataclass
@@ -33,8 +44,10 @@ class Pending:
     before_w: dict[str, float]
 
 
-def recheck_before(config: pytest.Config, context: MeasurementContext, citem: CampaignItem, run: LemRun) -> None:
-    """Re-measure idle power, settle the previous item's drift, and set the provisional drift for ``citem``."""
+def recheck_before(config: pytest.Config, context: MeasurementContext, citem: CampaignItem, run: LemRun,
+                   idle: BaselineReading | None = None) -> None:
+    """Settle the previous item's drift and set the provisional drift for ``citem`` from ``idle``
+    (the re-check its gap took), or from a re-check taken now when the gap gave none."""
     seconds = context.settings.baseline.recheck_s
     source = context.ensure_source()
     if not seconds or source.kind != "nvml":
@@ -42,21 +55,48 @@ def recheck_before(config: pytest.Config, context: MeasurementContext, citem: Ca
     baseline, _ = context.ensure_baseline()
     if baseline is None or context.baseline_cache is None:
         return
-    status_line(config, f"baseline re-check: {seconds:g} s")
-    started = perf_counter()
-    try:
-        reading = context.baseline_cache.recheck(source, seconds)
-    except Exception as exc:  # a failed re-check costs the drift evidence, never the item
-        status_line(config, f"baseline re-check failed: {exc}")
-        return
-    finally:
-        context.baseline_s += perf_counter() - started
+    fresh = context.recheck_pending is None and context.baseline_method == "fresh" \
+        and context.baseline_cache.age(baseline) <= JUST_MEASURED_S
+    if idle is None and fresh:  # the first item right after a fresh baseline: that is the reading before it
+        idle = baseline
+    else:
+        idle = idle if idle is not None else _extra_recheck(config, context, seconds)
+        if idle is None:
+            return
+        context.baseline_cache.note_idle(idle)
+    reading = idle
     pending = context.recheck_pending
     if pending is not None:
         drift = bracket_drift_w(pending.before_w, reading.power_w, baseline.power_w)
         settle_drift(pending, drift)
     context.drift_w = bracket_drift_w(reading.power_w, None, baseline.power_w)
     context.recheck_pending = Pending(run, citem.experiment.id, citem.cycle, dict(reading.power_w))
+
+
+def recheck_in_gap(context: MeasurementContext, seconds: float) -> BaselineReading | None:
+    """An idle re-check of ``seconds`` taken as part of a gap (gap time, not baseline time); None when
+    there is no baseline to check or the reading failed (the item then takes its own)."""
+    baseline, _ = context.ensure_baseline()
+    if baseline is None or context.baseline_cache is None:
+        return None
+    try:
+        return context.baseline_cache.recheck(context.ensure_source(), seconds)
+    except Exception:  # noqa: BLE001 - a failed re-check costs the drift evidence, never the item
+        return None
+
+
+def _extra_recheck(config: pytest.Config, context: MeasurementContext, seconds: float) -> BaselineReading | None:
+    """A re-check the gap did not give (first item, a short or unsettled gap): extra baseline time."""
+    assert context.baseline_cache is not None
+    status_line(config, f"baseline re-check: {seconds:g} s")
+    started = perf_counter()
+    try:
+        return context.baseline_cache.recheck(context.ensure_source(), seconds)
+    except Exception as exc:  # a failed re-check costs the drift evidence, never the item
+        status_line(config, f"baseline re-check failed: {exc}")
+        return None
+    finally:
+        context.baseline_s += perf_counter() - started
 
 
 def settle_drift(pending: Pending, drift_w: dict[str, float]) -> bool:
