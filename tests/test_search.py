@@ -6,7 +6,6 @@ import json
 import textwrap
 
 import pytest
-
 from campaigns import results, write_suite
 
 SLEEPY_SESSION = '''
