@@ -74,8 +74,9 @@ class SearchStop(StrictModel):
                                       "the pick's CI half-width (relative) is at most it; the lone survivor also runs "
                                       "until its half-width meets it.")
     gpu_budget_s: float | None = Field(
-        None, gt=0, description="GPU-seconds (item wall time x GPUs): stop before a round that would exceed it "
-                                "('8min', 480); unset: no budget.")
+        None, gt=0, description="GPU-seconds (item wall time x GPUs): after min_rounds, stop before a round that "
+                                "would exceed it (predicted from each survivor's last item without load and warmup); "
+                                "'8min', 480; unset: no budget.")
 
     @field_validator("gpu_budget_s", mode="before")
     @classmethod
@@ -92,7 +93,7 @@ class SearchConfig(StrictModel):
     stop: SearchStop = Field(default_factory=SearchStop, description="Stop rule.")
     min_rounds: int = Field(2, ge=2, le=1000, description="Rounds every configuration runs before any is dropped.")
     confidence: float = Field(
-        0.95, ge=0.5, lt=1, description="1 - the family-wise error of each round's drops (Holm over the round's tests).")
+        0.95, ge=0.5, lt=1, description="1 - the chance that a round drops the best configuration (Bonferroni over each configuration's tests).")
     reference: str | dict[str, Any] | None = Field(
         None, description="What the saving is stated against: unset = the campaign's defaults; an experiment id or name; "
                           "or dotted overrides of the defaults ({workload.batch_size: 8}). Added when not in the grid.")
@@ -219,7 +220,7 @@ def describe_search(campaign: CampaignConfig, experiments: Sequence[_Named]) -> 
     return [
         f"search: minimise {search.objective}; constraints: {'; '.join(map(str, search.constraints)) or 'none'}",
         f"search: {len(experiments)} configurations, {search.min_rounds} to {campaign.max_cycles} rounds "
-        f"(at most {len(experiments) * campaign.max_cycles} items); drops at {search.confidence:.0%} confidence, Holm per round",
+        f"(at most {len(experiments) * campaign.max_cycles} items); drops at {search.confidence:.0%} confidence per round",
         f"search: stop at {stop.max_survivors} survivor(s) or survivors within ±{stop.precision:.1%}, pick's CI "
         f"±{stop.precision:.1%}{budget}",
         f"search: reference {reference[0] if reference else '?'}"

@@ -10,14 +10,17 @@ latency are ratio-scale figures):
   constraint with confidence (the incumbent test is at level alpha, unadjusted: it only picks the
   comparator);
 - a survivor is *worse with confidence* when a one-sided Welch t test rejects "its mean is at most
-  the incumbent's"; its p-value is multiplied by the number of other candidates, because the
-  incumbent was chosen as the lowest of them (Bonferroni over that choice: without it, a race of 20
-  equal configurations dropped one wrongly in ~8 % of rounds at alpha 5 %, tests/results/test_search_race.py).
+  the incumbent's", each configuration's variance moderated towards the race's common spread
+  (empirical Bayes, ``search_variance.py``), which gives round-2 tests their power.
 
-All the round's drop tests (constraints broken, worse than the incumbent) form one family, and Holm's
-step-down procedure at alpha = 1 - confidence holds the chance of any wrong drop in that round at
-alpha. A configuration whose item failed, or that does not report the objective or a constrained
-figure, leaves at once (its reason says which). Undecided configurations stay.
+Error control: a configuration is dropped when the smallest p-value of its own tests this round,
+times the number of tests that could drop it (one comparison per other survivor, since the incumbent
+is chosen from them, plus one per constraint), is at most alpha = 1 - confidence (Bonferroni). So in
+every round the best configuration that meets the limits is dropped with probability at most alpha,
+whichever it is. (Holm over all of a round's drops, the stricter "no wrong drop at all", cost
+0.43 of the fixed exhaustive grid's GPU time on 24 configurations, this rule 0.31: ``benchmarks/bench_search.py``.) A configuration
+whose item failed, or that does not report the objective or a constrained figure, leaves at once (its
+reason says which). Undecided configurations stay.
 
 The race stops (and later rounds are skipped) when at most ``max_survivors`` are left, or every
 survivor is within ``precision`` of the incumbent with confidence (one-sided Welch bound), and in both
@@ -35,6 +38,7 @@ import numpy as np
 
 from pytest_llenergy.config.search import SearchConfig, SearchConstraint
 from pytest_llenergy.results.compare import welch_p
+from pytest_llenergy.results.search_variance import fit_prior, moderated_welch
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,11 @@ class Observation:
     constraints: dict[str, float | None] = field(default_factory=dict)
     gpu_s: float = 0.0
     error: str | None = None
+    steady_gpu_s: float | None = None  # gpu_s without one-off costs (load, warmup): what the next round costs
+
+    @property
+    def round_cost(self) -> float:
+        return self.gpu_s if self.steady_gpu_s is None else self.steady_gpu_s
 
 
 @dataclass(frozen=True)
@@ -158,7 +167,7 @@ class _History:
         self.costs: dict[str, list[float]] = {}
 
     def add(self, o: Observation) -> None:
-        self.costs.setdefault(o.config, []).append(o.gpu_s)
+        self.costs.setdefault(o.config, []).append(o.round_cost)
         if not o.passed:
             return
         if o.objective is not None and o.objective > 0:
@@ -172,8 +181,9 @@ class _History:
         return np.asarray(self.objective.get(config, ()), dtype=float)
 
     def cost(self, config: str) -> float:
+        """The next round's cost of ``config``: its latest item without one-off costs."""
         costs = self.costs.get(config) or [0.0]
-        return float(np.mean(costs))
+        return float(costs[-1])
 
 
 def _gate_round(state: RaceState, observed: dict[str, Observation], rules: RaceRules, r: int) -> None:
@@ -195,43 +205,42 @@ def _gate_round(state: RaceState, observed: dict[str, Observation], rules: RaceR
             state.alive.remove(c)
 
 
-def _feasible(history: _History, rules: RaceRules, c: str, tests: list[tuple[str, str, float, str]]) -> bool:
-    """Add c's constraint-violation tests to ``tests``; True when every constraint is met with confidence."""
-    ok = True
+def _constraint_tests(history: _History, rules: RaceRules, c: str) -> tuple[list[tuple[str, float, str]], bool]:
+    """c's constraint tests (kind, p of "within the limit", text), and whether every limit is met with confidence."""
+    tests, ok = [], True
     for k in rules.constraints:
         logs = np.asarray(history.limits.get((c, k.metric), ()), dtype=float)
         if logs.size < 2:
             ok = False
             continue
         bound = math.log(k.limit)
-        p_broken = one_sided_p(logs, bound, above=k.upper)
         mean = math.exp(float(logs.mean()))
-        tests.append((c, "constraint", p_broken, f"breaks {k}: geometric mean {mean:.4g} over {logs.size} rounds"))
+        tests.append(("constraint", one_sided_p(logs, bound, above=k.upper),
+                      f"breaks {k}: geometric mean {mean:.4g} over {logs.size} rounds"))
         ok = ok and one_sided_p(logs, bound, above=not k.upper) < rules.alpha
-    return ok
+    return tests, ok
 
 
 def _decide(state: RaceState, history: _History, rules: RaceRules, r: int) -> None:
-    """One round's tests, Holm over them, and the drops they allow."""
-    tests: list[tuple[str, str, float, str]] = []
-    feasible = {c: _feasible(history, rules, c, tests) for c in state.alive}
-    candidates = [c for c in state.alive if feasible[c] and history.logs(c).size >= 2]
+    """One round's tests, Bonferroni over each configuration's own tests, and the drops they allow."""
+    constraint_tests = {c: _constraint_tests(history, rules, c) for c in state.alive}
+    candidates = [c for c in state.alive if constraint_tests[c][1] and history.logs(c).size >= 2]
     incumbent = min(candidates, key=lambda c: (float(history.logs(c).mean()), c)) if candidates else None
-    if incumbent is not None:
-        best = history.logs(incumbent)
-        others = max(1, len(candidates) - 1)  # the incumbent is the lowest of these: Bonferroni over that choice
-        for c in state.alive:
-            logs = history.logs(c)
-            if c == incumbent or logs.size < 2:
-                continue
-            diff, _, _, p = (float(v) for v in welch_p(best, logs, 0.0, True))
-            tests.append((c, "worse", min(1.0, p * others), f"worse than {incumbent} by {math.expm1(diff):+.1%}"))
-    state.tests += len(tests)
-    rejected = holm([t[2] for t in tests], rules.alpha)
-    for (c, kind, p, text), drop in sorted(zip(tests, rejected), key=lambda x: x[0][2]):
-        if drop and c in state.alive:
+    prior = fit_prior([history.logs(c) for c in state.alive])
+    family = len(state.alive) - 1 + len(rules.constraints)  # comparisons with every other survivor + limits
+    for c in list(state.alive):
+        tests = list(constraint_tests[c][0])
+        logs = history.logs(c)
+        if incumbent is not None and c != incumbent and logs.size >= 2:
+            p, diff = moderated_welch(history.logs(incumbent), logs, prior)
+            tests.append(("worse", p, f"worse than {incumbent} by {math.expm1(diff):+.1%}"))
+        state.tests += len(tests)
+        if not tests:
+            continue
+        kind, p, text = min(tests, key=lambda t: t[1])
+        if p * family <= rules.alpha:
             state.alive.remove(c)
-            state.dropped[c] = Drop(c, r, kind, f"{text} (p = {p:.2g}, Holm over {len(tests)} tests)", p)
+            state.dropped[c] = Drop(c, r, kind, f"{text} (p = {p:.2g}, x {family} tests <= {rules.alpha:g})", p)
     state.incumbent = incumbent if incumbent in state.alive else None
 
 
@@ -254,7 +263,7 @@ def _stop_reason(state: RaceState, history: _History, rules: RaceRules, r: int) 
             return f"the {len(state.alive)} survivors are within {rules.precision:.1%} of the pick with confidence; {hw}"
     if r >= rules.max_rounds:
         return f"the most rounds ({rules.max_rounds}, the campaign's cycles) are done"
-    if rules.gpu_budget_s is not None:
+    if rules.gpu_budget_s is not None and r >= rules.min_rounds:  # the minimum rounds always run
         nxt = sum(history.cost(c) for c in state.alive)
         if state.spent_s + nxt > rules.gpu_budget_s:
             return (f"GPU budget: {state.spent_s:.0f} s spent + {nxt:.0f} s for the next round > "

@@ -118,6 +118,14 @@ def gpu_seconds(result: ExperimentResult) -> float:
     return float(wall) * max(1, gpus)
 
 
+def steady_gpu_seconds(result: ExperimentResult) -> float:
+    """gpu_seconds without the item's model load and warmup (paid once per model and shape)."""
+    timing, total = result.timing, gpu_seconds(result)
+    if timing is None or timing.wall_s is None or not timing.wall_s:
+        return total
+    return total * max(0.0, timing.wall_s - timing.load_s - timing.warmup_s) / timing.wall_s
+
+
 def observation(result: ExperimentResult, search: SearchConfig) -> Observation:
     row = result_row(result)
     passed = result.status == "passed"
@@ -125,7 +133,7 @@ def observation(result: ExperimentResult, search: SearchConfig) -> Observation:
         result.experiment_id, result.cycle, passed,
         objective_value(result, search.objective, row) if passed else None,
         {k.metric: constraint_value(result, k.metric, row) for k in search.constraints} if passed else {},
-        gpu_seconds(result), result.error)
+        gpu_seconds(result), result.error, steady_gpu_seconds(result))
 
 
 class ObservationCache:

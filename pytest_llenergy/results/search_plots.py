@@ -21,6 +21,11 @@ def _panel(ax: Any, answer: dict[str, Any], key: str, front: list[str], label: s
         style = {"pick": ("#c0392b", "*", 12), "survivor": ("#1f6fb2", "o", 6)}.get(status, ("#9aa3b2", "o", 5))
         ax.errorbar(x["mean"], e["mean"], yerr=yerr, xerr=xerr, fmt=style[1], color=style[0], ms=style[2],
                     mfc=style[0] if status != "dropped" else "none", elinewidth=0.8, capsize=2)
+    for c in dict.fromkeys([*front, answer["pick"]]):
+        v = answer["configs"].get(c)
+        if v is not None and v["objective"]["mean"] is not None and v[key]["mean"] is not None:
+            ax.annotate(c.rsplit("-", 1)[0], (v[key]["mean"], v["objective"]["mean"]), fontsize=7,
+                        xytext=(4, 4), textcoords="offset points", color="#333")
     pts = sorted((answer["configs"][c][key]["mean"], answer["configs"][c]["objective"]["mean"]) for c in front)
     if len(pts) > 1:
         ax.plot([p[0] for p in pts], [p[1] for p in pts], "-", color="#c0392b", lw=1, alpha=0.6)

@@ -211,6 +211,6 @@ def search_html(answer: dict[str, Any], images: Sequence[str]) -> list[str]:
             "<ul>" + "".join(f"<li>{escape(line.removeprefix('search: '))}</li>" for line in search_lines(answer, 1)
                              if "dropped" not in line[:16]) + "</ul>",
             '<p class="sub">Geometric means with Student-t intervals on the logs at the search\'s confidence; '
-            "drops: Welch t (worse than the incumbent) and one-sample t (constraints) on logs, Holm over each round's tests.</p>",
+            "drops: moderated Welch t (worse than the incumbent) and one-sample t (constraints) on logs, Bonferroni over each configuration's tests in a round.</p>",
             '<div class="scroll"><table><thead><tr>' + "".join(f"<th>{escape(h)}</th>" for h in head)
             + "</tr></thead><tbody>" + "".join(rows) + "</tbody></table></div>", *images]

@@ -48,18 +48,22 @@ def test_clearly_worse_leaves_after_min_rounds_never_before():
     assert set(state.dropped) == {"b"} and state.dropped["b"].round == 3 and state.dropped["b"].kind == "worse"
     assert "c" in state.alive  # 0.5 % apart on 1 % noise: undecided, stays
     assert state.skip_reason("b").startswith("search: dropped after round 3: worse than ")
-    assert "Holm over" in state.skip_reason("b") and state.skip_reason("a") is None
+    assert "tests <= 0.05)" in state.skip_reason("b") and state.skip_reason("a") is None
 
 
-def test_holm_holds_the_family_wise_error_when_all_are_equal():
-    """20 equal configurations, 200 races of 4 rounds: wrong drops in at most ~alpha of the rounds' families."""
+def test_a_best_configuration_is_dropped_in_at_most_alpha_of_rounds():
+    """20 equal configurations (every one is a best), 200 races of rounds 2-4: each configuration leaves in
+    at most ~alpha of the rounds, although the incumbent is chosen by the data (without the x tests
+    factor: ~8 % per round with plain Holm over the incumbent comparisons, before this rule)."""
     rules = RaceRules(max_rounds=4, min_rounds=2, alpha=0.05, precision=1e-9, max_survivors=1)
-    wrong = 0
+    drops = decisions = 0
     for seed in range(200):
         rng = random.Random(seed)
         values = {f"c{i}": [1.0 * (1 + 0.02 * rng.gauss(0, 1)) for _ in range(4)] for i in range(20)}
-        wrong += bool(race(rules, list(values), _obs(values)).dropped)
-    assert wrong / 200 <= 0.08  # 3 families per race at alpha 0.05 each (0.235 before the Bonferroni factor)
+        state = race(rules, list(values), _obs(values))
+        drops += len(state.dropped)
+        decisions += sum(min(d.round, 4) - 1 for d in state.dropped.values()) + 3 * len(state.alive)
+    assert drops / decisions <= 0.05
 
 
 def test_a_constraint_broken_with_confidence_drops_even_the_lowest_energy():
@@ -91,11 +95,20 @@ def test_failed_and_unmeasured_configurations_leave_at_once_with_the_reason():
     assert state.dropped["c"].kind == "unmeasured" and state.alive == ["a"]
 
 
-def test_budget_stops_before_a_round_that_would_exceed_it():
-    values = {"a": [1.0, 1.02], "b": [1.01, 0.99]}
-    state = race(RaceRules(max_rounds=10, gpu_budget_s=5.0), list(values), _obs(values, gpu_s=1.0))
-    assert state.stopped is not None and "GPU budget: 4 s spent + 2 s" in state.stopped and state.stop_round == 2
-    assert state.skip_reason("a").startswith("search: race stopped after round 2: GPU budget")
+def test_budget_stops_before_a_round_that_would_exceed_it_after_the_minimum_rounds():
+    values = {"a": [1.0, 1.02, 1.0], "b": [1.01, 0.99, 1.0]}
+    state = race(RaceRules(max_rounds=10, min_rounds=3, gpu_budget_s=5.0), list(values), _obs(values, gpu_s=1.0))
+    assert state.stopped is not None and "GPU budget: 6 s spent + 2 s" in state.stopped and state.stop_round == 3
+    assert state.skip_reason("a").startswith("search: race stopped after round 3: GPU budget")
+
+
+def test_the_next_round_is_priced_without_load_and_warmup():
+    """Round 1 paid a 100 s compile per configuration; the budget must not count it again for round 2."""
+    obs = [Observation(c, 1, True, v, gpu_s=101.0, steady_gpu_s=1.0) for c, v in (("a", 1.0), ("b", 1.01))]
+    obs += [Observation(c, 2, True, v, gpu_s=1.0, steady_gpu_s=1.0) for c, v in (("a", 1.02), ("b", 0.99))]
+    state = race(RaceRules(max_rounds=10, min_rounds=2, gpu_budget_s=210.0), ["a", "b"], obs)
+    assert state.stopped is None and state.spent_s == 204.0  # 204 spent + 2 for round 3 <= 210
+    assert race(RaceRules(max_rounds=10, min_rounds=2, gpu_budget_s=205.0), ["a", "b"], obs).stopped is not None
 
 
 def test_precision_stop_when_survivors_are_equivalent_and_lone_survivor_runs_to_precision():

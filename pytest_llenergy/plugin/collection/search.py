@@ -142,7 +142,7 @@ class SearchPlugin:
             stop.append(f"GPU budget {s.stop.gpu_budget_s:.0f} s")
         return [f"llenergy: search: racing {len(spec.configs)} configurations for at most {spec.max_rounds} rounds "
                 f"(min {s.min_rounds}); minimise {s.objective}; constraints: {limits}",
-                f"llenergy: search: drops with {s.confidence:.0%} confidence (Welch / one-sample t on logs, Holm per round); "
+                f"llenergy: search: drops with {s.confidence:.0%} confidence (moderated Welch / one-sample t on logs, Bonferroni over each configuration's tests per round); "
                 f"stop: {', '.join(stop)}; reference {spec.reference}"]
 
 
