@@ -105,9 +105,10 @@ def test_resume_continues_mid_race_from_the_files(pytester):
     second.stdout.fnmatch_lines(["*lem-resume: 8 of 24 items done*",
                                  "SKIPPED * search: dropped after round 2: breaks batch_latency_p95_s*"])
     outcomes = second.parseoutcomes()
-    assert outcomes.get("deselected") == 8 and outcomes.get("passed") == 4  # rounds 3-6 of the survivor only
-    search = _rounds_consistent_with_the_race(pytester)
-    assert search["rounds"] == 6 and len(search["survivors"]) == 1
+    assert outcomes.get("deselected") == 8 and outcomes.get("passed", 0) >= 4  # rounds 3-6 of the survivors
+    search = _rounds_consistent_with_the_race(pytester)  # nothing dropped in run 1 ran again in run 2
+    assert search["rounds"] == 6 and search["survivors"] == [search["pick"]]
+    assert outcomes["passed"] + outcomes.get("skipped", 0) == 16
 
 
 def test_xdist_workers_share_one_race(pytester):
