@@ -74,6 +74,16 @@ def test_inference(lem_experiment, lem_session, lem_result, energy):
 '''
 
 
+MEASURED_TEST = '''
+def test_inference(lem_experiment, lem_session, lem_result, energy):
+    workload = lem_session.prepare(lem_experiment.config.workload)
+    with energy.measure("generate") as window:
+        stats = lem_session.run(workload)
+        window.record(input_tokens=stats.input_tokens, output_tokens=stats.output_tokens)
+    lem_result.record_generation(stats)
+'''
+
+
 def results(pytester, campaign: str) -> list[dict]:
     """Every result JSON of ``campaign`` under pytester's lem-results, as dicts."""
     import json

@@ -51,6 +51,10 @@ def _config_show(args: argparse.Namespace) -> int:
         print(line)
     if plan.duplicates:
         print(f"{plan.duplicates} duplicate grid points merged")
+    if plan.campaign.search is not None:
+        from pytest_llenergy.config.search import describe_search
+
+        print("\n".join(describe_search(plan.campaign, plan.experiments)))
     return 0
 
 
@@ -80,6 +84,10 @@ def _report(args: argparse.Namespace) -> int:
         print(f"lem report: {exc}", file=sys.stderr)
         return 2
     print(f"wrote summary and report for {summary.n_experiments} experiments to {out or dirs[0]}")
+    if summary.search is not None:
+        from pytest_llenergy.results.search_report import search_lines
+
+        print("\n".join(search_lines(summary.search)))
     return 0
 
 

@@ -16,6 +16,7 @@ from pytest_llenergy.config.experiment import NAME_PATTERN, ExperimentConfig
 from pytest_llenergy.config.measurement import MeasurementConfig
 from pytest_llenergy.config.paths import check_path
 from pytest_llenergy.config.reuse import ReuseConfig
+from pytest_llenergy.config.search import SearchConfig
 from pytest_llenergy.config.sections import BACKEND_SECTIONS
 from pytest_llenergy.config.units import parse_duration
 
@@ -168,6 +169,8 @@ class CampaignConfig(StrictModel):
     results_dir: str = Field("lem-results", description="Where run directories go, relative to the pytest rootdir.")
     dispatch: DispatchConfig = Field(default_factory=DispatchConfig, description="Where items run: here or in backend containers.")
     carbon: CarbonConfig = Field(default_factory=CarbonConfig, description="Optional emissions and cost from grid intensity, PUE and price.")
+    search: SearchConfig | None = Field(
+        None, description="Race the experiments for the lowest energy under limits (docs/search.md); cycles = the most rounds.")
 
     @field_validator("cycles")
     @classmethod

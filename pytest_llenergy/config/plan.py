@@ -14,6 +14,7 @@ from pytest_llenergy.config.errors import CampaignError, problems_from_validatio
 from pytest_llenergy.config.experiment import ExperimentConfig
 from pytest_llenergy.config.ids import experiment_id
 from pytest_llenergy.config.paths import check_path, deep_merge, set_path
+from pytest_llenergy.config.search import reference_to_add
 from pytest_llenergy.config.sections import BACKEND_SECTIONS
 
 
@@ -192,4 +193,9 @@ def _finish(campaign: CampaignConfig, source: str, file_hash: str, configs: list
     if not experiments:
         reasons = "; ".join(f"{r}" for r in {r for _, r in dropped}) or "nothing to run"
         raise CampaignError(source, [f"every experiment was dropped: {reasons}"])
+    reference, problems = reference_to_add(campaign, experiments)  # a search's reference joins the race
+    if problems:
+        raise CampaignError(source, problems)
+    if reference is not None:
+        experiments = sorted([*experiments, Experiment(experiment_id(reference), reference)], key=lambda e: e.id)
     return CampaignPlan(campaign, source, file_hash, experiments, dropped, duplicates)

@@ -24,6 +24,7 @@ pytest_plugins = [
     "pytest_llenergy.plugin.measurement.fixture",
     "pytest_llenergy.plugin.measurement.gaps",
     "pytest_llenergy.plugin.collection.adaptive",
+    "pytest_llenergy.plugin.collection.search",
     "pytest_llenergy.plugin.reporting.session",
     "pytest_llenergy.plugin.reporting.plain",
     "pytest_llenergy.plugin.reporting.notify",

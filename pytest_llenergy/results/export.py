@@ -107,7 +107,7 @@ def summary_payload(summary: Summary, *, run_dirs: list[Path] | None = None) -> 
             "environment": environment_reference(list(run_dirs or [])), "skipped_files": summary.skipped,
             "experiments": _experiment_entries(summary), "groups": _group_entries(summary),
             "placements": placements(list(run_dirs or [])), "hardware_warning": mixed_hardware(list(run_dirs or [])),
-            "wall_time": wall_time}
+            "wall_time": wall_time, **({"search": summary.search} if summary.search is not None else {})}
 
 
 def write_summary_json(path: Path, summary: Summary, *, run_dirs: list[Path] | None = None) -> Path:

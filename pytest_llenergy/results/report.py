@@ -112,6 +112,9 @@ def build_outputs(run_dir: Path | Sequence[Path], *, out_dir: Path | None = None
     if cycles_configured is not None:
         summary.header["cycles_configured"] = cycles_configured
     summary.header["wall_time"] = wall_time_breakdown(run_dirs)
+    from pytest_llenergy.results.search_report import search_answer
+
+    summary.search = search_answer(run_dirs)
     outputs = {"summary.json": write_summary_json(out_dir / SUMMARY_JSON, summary, run_dirs=run_dirs),
                "summary.csv": write_summary_csv(out_dir / SUMMARY_CSV, summary)}
     charts: dict[str, Path] = {}
@@ -125,6 +128,10 @@ def build_outputs(run_dir: Path | Sequence[Path], *, out_dir: Path | None = None
         from pytest_llenergy.results.phase_plots import request_histograms
 
         charts.update(request_histograms(df, out_dir / PLOTS_DIR))
+        if summary.search is not None:
+            from pytest_llenergy.results.search_plots import search_charts
+
+            charts.update(search_charts(summary.search, out_dir / PLOTS_DIR))
         outputs.update({f"plot: {name}": path for name, path in {**charts, **timelines}.items()})
     remove_stale_plots(out_dir / PLOTS_DIR, {Path(p).resolve() for p in {**charts, **timelines}.values()})
     outputs[REPORT_FILE] = build_report(run_dirs, summary, charts=charts, timelines=timelines, problems=problems,

@@ -202,6 +202,12 @@ def build_report(run_dir: Path | list[Path], summary: Summary, *, charts: dict[s
              "<h2>Flags</h2>", _kv(summary.flag_counts().items()), "<h2>Experiments</h2>",
              _stats_table(summary.experiments, "experiment_id", metrics, ["backend", "model", "precision", "batch_size"],
                           summary.confidence), LEGEND]
+    if summary.search is not None:  # the search's answer, with its own plot
+        from pytest_llenergy.results.search_report import search_html
+
+        searched = {t: p for t, p in (charts or {}).items() if t.startswith("search:")}
+        charts = {t: p for t, p in (charts or {}).items() if t not in searched}
+        parts += search_html(summary.search, [_image(t, p) for t, p in searched.items()])
     wide = summary.experiments[summary.experiments["ci_wide"].fillna(False).astype(bool)] \
         if "ci_wide" in summary.experiments else summary.experiments.iloc[:0]
     if len(wide):

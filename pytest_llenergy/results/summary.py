@@ -113,6 +113,7 @@ class Summary:
     header: dict[str, Any] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
     outputs: dict[str, str] = field(default_factory=dict)
+    search: dict[str, Any] | None = None  # a search's answer (results.search_report.search_answer)
 
     @property
     def main_metric(self) -> str | None:
