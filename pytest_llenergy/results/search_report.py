@@ -164,6 +164,20 @@ def _ci(block: dict[str, Any]) -> str:
     return f"{block['mean']:.4g}{ci} (n={block['n']})"
 
 
+def _undecided_lines(answer: dict[str, Any]) -> list[str]:
+    """Survivors other than the pick: the race ended before it could tell them from the pick
+    (on the H200 a budget stop left one with a lower mean but an undecided latency limit)."""
+    pick = answer["pick"]
+    open_ = [c for c in answer.get("survivors", []) if c != pick]
+    if not open_:
+        return []
+    out = [f"search: still undecided when the race stopped ({len(open_)}): more rounds would settle them"]
+    for config in open_:
+        v = answer["configs"][config]
+        out.append(f"search:   {config}: {answer['objective']} {_ci(v['objective'])}, latency {_ci(v['latency'])}")
+    return out
+
+
 def search_lines(answer: dict[str, Any], verbosity: int = 0) -> list[str]:
     """Terminal lines: the pick, the saving, why the race stopped, GPU time, drops and fronts."""
     pick, conf = answer["pick"], f"{answer['confidence']:.0%}"
@@ -179,6 +193,7 @@ def search_lines(answer: dict[str, Any], verbosity: int = 0) -> list[str]:
         lines.append(f"search: saving vs reference {answer['reference']}: {saving['saving']:+.1%} "
                      f"[{saving['ci_low']:+.1%}, {saving['ci_high']:+.1%}] ({conf} CI)")
     lines.append(f"search: {answer['rounds']} round(s); stopped: {answer['stopped'] or 'not yet (more cycles would continue)'}")
+    lines += _undecided_lines(answer)
     gpu = answer["gpu_s"]
     share = f" ({gpu['share']:.2f}x)" if gpu["share"] else ""
     lines.append(f"search: GPU time {gpu['spent']:.0f} s; the exhaustive grid at the same precision ~{gpu['exhaustive_same_precision']:.0f} s"

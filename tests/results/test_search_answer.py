@@ -74,3 +74,19 @@ def test_no_spec_no_answer_and_lem_report_rebuilds_it(tmp_path):
     data = json.loads((run.path / "summary.json").read_text())
     assert data["search"]["reference"] == "b" and (run.path / "plots" / "search_pareto.png").is_file()
     assert "Search: the energy-optimal configuration" in (run.path / "report.html").read_text()
+
+
+def test_survivors_left_open_by_a_stop_are_named_with_their_figures():
+    """A budget stop can leave a survivor whose mean is lower than the pick's (H200 search: 0.0198 vs
+    0.0253 J/token, its latency limit undecided): the terminal says so instead of implying the pick won."""
+    block = {"n": 2, "mean": 0.02, "ci_low": 0.014, "ci_high": 0.027}
+    answer = {"pick": "a", "confidence": 0.95, "pick_confirmed": True, "objective": "adjusted_energy_per_output_token",
+              "saving_vs_reference": None, "rounds": 2, "stopped": "GPU budget", "survivors": ["b", "a"],
+              "configs": {"a": {"objective": block, "latency": block}, "b": {"objective": block, "latency": block}},
+              "gpu_s": {"spent": 10.0, "exhaustive_same_precision": 20.0, "share": 0.5, "exhaustive_at_pick_rounds": 10.0},
+              "dropped": [], "front_latency": [], "front_throughput": [], "latency_metric": "l", "throughput_metric": "t"}
+    lines = search_lines(answer)
+    assert "search: still undecided when the race stopped (1): more rounds would settle them" in lines
+    assert any(line.startswith("search:   b: adjusted_energy_per_output_token 0.02 [0.014, 0.027] (n=2)") for line in lines)
+    answer["survivors"] = ["a"]
+    assert not any("undecided" in line for line in search_lines(answer))
