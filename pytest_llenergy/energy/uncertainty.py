@@ -9,7 +9,9 @@ Parts (one standard deviation each, devices combined in quadrature):
   the counter (measured over the whole periods of this window, else 0.5 %) x those joules;
 - ``short_window``: the series' own resolution at the instants where it is cut (window edges and
   the counter updates next to them): a quarter of the power change across the enclosing sample
-  interval x that interval. It dominates only short windows with sharp edges;
+  interval x that interval; and, for a window with fewer than two samples inside (shorter than
+  the sampling interval), the range of the nearest samples x duration / sqrt(12). It dominates
+  only short windows;
 - ``baseline_sd``: the sd of the subtracted idle power's mean (sd / sqrt(n)) x the window duration;
 - ``baseline_drift``: how far idle power moved between the re-checks that bracket the item (W) x
   the window duration.
@@ -72,6 +74,18 @@ def series_resolution_j(t: np.ndarray, p: np.ndarray, instants: Iterable[float])
         if t[i] <= x <= t[i + 1]:
             out.append(abs(float(p[i + 1] - p[i])) * float(t[i + 1] - t[i]) / 4.0)
     return quadrature(out)
+
+
+def series_gap_j(t: np.ndarray, p: np.ndarray, t0: float, t1: float) -> float:
+    """What a window with fewer than two samples inside cannot know: the power between the samples
+    that bracket it may sit anywhere in the range of the nearest samples (two either side), so the
+    energy is uncertain by that range x duration / sqrt(12) (0 when two or more samples fall inside)."""
+    if t.size == 0 or t1 <= t0 or np.count_nonzero((t > t0) & (t < t1)) >= 2:
+        return 0.0
+    lo = max(int(np.searchsorted(t, t0, side="right")) - 2, 0)
+    hi = min(int(np.searchsorted(t, t1, side="left")) + 2, t.size)
+    near = p[lo:hi]
+    return float(np.ptp(near)) * (t1 - t0) / math.sqrt(12.0) if near.size else 0.0
 
 
 def baseline_parts(duration_s: float, sd_of_mean_w: Mapping[str, float], drift_w: Mapping[str, float]) -> dict[str, float]:

@@ -166,10 +166,12 @@ def test_a_window_without_samples_keeps_its_counter_energy():
     assert m.devices[0].peak_power_w is None and m.devices[0].integral_energy_j is None
 
 
-def test_an_estimate_has_no_uncertainty_budget():
+def test_an_estimate_has_an_uncertainty_budget_and_no_adjusted_figure():
     m = build_measurement(inputs(kind="estimate", estimated=True, simulated=True))
-    assert m.estimated and m.simulated and m.uncertainty_j is None and m.uncertainty_parts_j == {}
-    assert m.devices[0].uncertainty_j is None and not m.uncertain
+    assert m.estimated and m.simulated and m.uncertainty_j is not None and m.uncertainty_j > 0
+    assert m.adjusted_energy_j is None and m.adjusted_uncertainty_j is None
+    assert set(m.uncertainty_parts_j) == {"counter_quantisation", "series_counter", "short_window"}
+    assert m.devices[0].uncertainty_j is not None
 
 
 def test_counter_reads_between_the_edges_are_used():

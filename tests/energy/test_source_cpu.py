@@ -87,7 +87,8 @@ def test_estimate_model_cpu_seconds_times_watts(fake_clock) -> None:
     cpu[0] += 3.0  # 1.5 busy cores + ...
     cpu[1] += 1.0  # ... 0.5 => 2 cores x 12 W
     assert src.read_power()[0] == pytest.approx(24.0)
-    assert (src.kind, src.estimated, src.has_counter, src.read_counters()) == ("estimate", True, False, None)
+    assert (src.kind, src.estimated, src.has_counter) == ("estimate", True, True)
+    assert src.read_counters() == pytest.approx([16 * 12.0])  # CPU seconds x W: the estimate's counter
     assert src.devices()[0].label == "cpu-estimate"
 
 

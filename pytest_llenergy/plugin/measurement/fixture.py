@@ -23,7 +23,7 @@ from pytest_llenergy.plugin.measurement.context import (
     cuda_sync_function,
     get_context,
 )
-from pytest_llenergy.plugin.measurement.recorder import WINDOWS, ItemRecorder
+from pytest_llenergy.plugin.measurement.recorder import HANDLES, WINDOWS, ItemRecorder
 
 SUMMARY_KEYS = ("energy_j", "adjusted_energy_j", "duration_s", "mean_power_w", "energy_per_output_token_j",
                 "adjusted_energy_per_output_token_j", "source", "estimated", "simulated", "flags")
@@ -48,6 +48,7 @@ class EnergyFixture:
             if context.prime_problem and context.prime_problem not in recorder.warnings:
                 recorder.warnings.append(context.prime_problem)
         item.stash[WINDOWS] = []
+        item.stash[HANDLES] = []
         self.phase_splits: dict[str, Any] = {}
 
     @contextmanager
@@ -63,22 +64,26 @@ class EnergyFixture:
         finally:
             result = getattr(window, "result", None)
             if result is not None:
-                self._keep(result.to_dict())
+                self._keep(window, result.to_dict())
                 self._phases(window)
         errors = [f for f in (result.flags if result is not None else ()) if f.startswith("source_error")]
         if errors:
             pytest.fail(f"energy source failed during window {name!r}: {'; '.join(errors)} "
                         "(partial samples kept and flagged in the result)", pytrace=False)
 
-    def _keep(self, figures: dict[str, Any]) -> None:
+    def _keep(self, window: Any, figures: dict[str, Any]) -> None:
         self.item.stash[WINDOWS].append(figures)
+        self.item.stash.setdefault(HANDLES, []).append(window)
         if self.recorder is not None:
             self.recorder.timing["measured_s"] += float(figures.get("duration_s") or 0.0)
-        for key in SUMMARY_KEYS:
-            value = figures.get(key)
-            if value is not None and value != []:
-                value = ",".join(value) if isinstance(value, list) else value
-                self.item.user_properties.append((f"energy.{figures['name']}.{key}", value))
+        positions: dict[str, int] = {}
+        self._properties(figures, positions)
+
+        def update(result: Any) -> None:  # tokens recorded after the block
+            figures.update({k: v for k, v in result.to_dict().items() if k not in ("flags", "devices")})
+            self._properties(figures, positions)
+
+        window.listeners.append(update)
         if self.recorder is not None:
             run_dir = self.recorder.run.run_dir
             try:
@@ -88,6 +93,20 @@ class EnergyFixture:
                 self.recorder.warnings.append(f"time series not written: {exc}")
             else:
                 self.recorder.timeseries_path = str(path.relative_to(run_dir.path))
+
+    def _properties(self, figures: dict[str, Any], positions: dict[str, int]) -> None:
+        """The window's summary in ``user_properties`` (JUnit XML), overwriting earlier entries."""
+        props = self.item.user_properties
+        for key in SUMMARY_KEYS:
+            value = figures.get(key)
+            if value is None or value == []:
+                continue
+            entry = (f"energy.{figures['name']}.{key}", ",".join(value) if isinstance(value, list) else value)
+            if key in positions:
+                props[positions[key]] = entry
+            else:
+                positions[key] = len(props)
+                props.append(entry)
 
     def _phases(self, window: Any) -> None:
         settings = self.context.settings.phases

@@ -20,7 +20,7 @@ from pytest_llenergy.plugin.base import (
 )
 from pytest_llenergy.plugin.gates import verdicts as gates
 from pytest_llenergy.plugin.measurement.carbon import item_footprint
-from pytest_llenergy.plugin.measurement.recorder import WINDOWS, ItemRecorder
+from pytest_llenergy.plugin.measurement.recorder import WINDOWS, ItemRecorder, seal_windows
 from pytest_llenergy.plugin.measurement.resident import ResidentSessions
 from pytest_llenergy.plugin.state import CampaignItem, get_run
 from pytest_llenergy.results.schema import LoadInfo, result_key
@@ -119,6 +119,8 @@ def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[Any]
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report: pytest.TestReport = yield
+    if report.when == "call" or (report.when == "setup" and not report.passed):
+        seal_windows(item)
     citem = campaign_item(item)
     if citem is not None:
         report.user_properties.append((LEM_KEY_PROPERTY, result_key(citem.experiment.id, citem.cycle)))
