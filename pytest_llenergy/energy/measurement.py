@@ -14,9 +14,13 @@ Definitions (the same as ``results/schema.py``'s ``WindowEnergy`` / ``DeviceEner
 - adjusted energy: energy - baseline W x duration, for GPU (nvml) and replay devices only;
 - uncertainty: the budget of ``energy/uncertainty.py`` (raw and adjusted, with its parts); the
   flag ``uncertain`` marks an adjusted uncertainty above 5 % of the adjusted energy;
-- host_bound: mean GPU utilisation below 70 % (None when the source gives no utilisation).
+- host_bound: the window did device work (mean GPU utilisation >= 5 %) and the GPU was busy less
+  than 70 % of it (None when the source gives no utilisation; False for an idle window);
 - throttle seconds: differenced cumulative violation counters, per cause, the worst device;
-  ``throttled`` when any of power, thermal, board limit, reliability or sync boost is > 0.
+  ``throttled`` (and a flag ``throttled:<cause>``) when thermal, board-limit or reliability
+  throttling is > 0: the causes that threaten comparability. Running at the power limit is normal
+  operation on a busy GPU: it is the share ``power_capped_share`` (power-capped seconds /
+  duration), never a flag.
 """
 
 from __future__ import annotations
@@ -35,8 +39,9 @@ from pytest_llenergy.energy.sources.base import DeviceInfo
 
 #: Source kinds whose energy has a baseline subtracted (GPUs and traces of GPUs).
 BASELINE_KINDS = frozenset({"nvml", "replay"})
-#: Causes that count as throttling (low utilisation and clock totals are reported, not flagged).
-THROTTLE_CAUSES = ("power", "thermal", "board_limit", "reliability", "sync_boost")
+#: Causes that count as throttling (power capping, sync boost, low utilisation and clock totals are
+#: reported, not flagged).
+THROTTLE_CAUSES = ("thermal", "board_limit", "reliability")
 SHORT_WINDOW_UPDATES = 10
 
 
@@ -138,6 +143,7 @@ class Measurement:
     sample_hz: float | None = None
     throttled: bool = False
     throttle_s: dict[str, float] = field(default_factory=dict)
+    power_capped_share: float | None = None
     flags: tuple[str, ...] = ()
     devices: tuple[DeviceMeasurement, ...] = ()
 
@@ -334,7 +340,8 @@ def build_measurement(w: WindowInputs) -> Measurement:
     uncertain = budget is not None and budget.uncertain(energy, adjusted)
     util = _window_util(devs)
     host_bound = unc.host_bound(util)
-    flags += ["uncertain"] * uncertain + ["host_bound"] * bool(host_bound)
+    throttled = [c for c in THROTTLE_CAUSES if throttle.get(c, 0.0) > 0.0]
+    flags += ["uncertain"] * uncertain + ["host_bound"] * bool(host_bound) + [f"throttled:{c}" for c in throttled]
     corrected = [e.corrected for e in edges if e is not None]
     models = [e.model for e in edges if e is not None and e.model is not None]
     return Measurement(
@@ -355,6 +362,7 @@ def build_measurement(w: WindowInputs) -> Measurement:
         uncertainty_parts_j=dict(budget.parts) if budget is not None else {},
         uncertain=uncertain, mean_utilization_pct=util, host_bound=host_bound,
         n_samples=n, sample_hz=hz,
-        throttled=any(throttle.get(c, 0.0) > 0.0 for c in THROTTLE_CAUSES),
-        throttle_s=throttle, flags=tuple(flags), devices=tuple(devs),
+        throttled=bool(throttled), throttle_s=throttle,
+        power_capped_share=_ratio(throttle["power"], w.duration_s) if "power" in throttle else None,
+        flags=tuple(flags), devices=tuple(devs),
     )

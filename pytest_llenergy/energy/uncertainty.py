@@ -34,8 +34,10 @@ BASELINE_PARTS = ("baseline_sd", "baseline_drift")
 PARTS = RAW_PARTS + BASELINE_PARTS
 #: A result is ``uncertain`` when its (adjusted) uncertainty exceeds this fraction of its (adjusted) energy.
 UNCERTAIN_FRACTION = 0.05
-#: A window is ``host_bound`` when the mean GPU utilisation over it is below this (percent).
+#: A window is ``host_bound`` when the mean GPU utilisation over it is below this (percent)...
 HOST_BOUND_UTIL_PCT = 70.0
+#: ...and at least this (a window below it did no device work: idle, or a ``time.sleep``).
+DEVICE_WORK_UTIL_PCT = 5.0
 
 
 @dataclass(frozen=True)
@@ -110,7 +112,8 @@ def adjusted_total(uncertainty_j: float, parts: Mapping[str, float]) -> float:
 
 
 def host_bound(mean_util_pct: float | None) -> bool | None:
-    """True when the GPU was busy less than ``HOST_BOUND_UTIL_PCT`` of the window; None when unknown."""
+    """True when the window did device work but kept the GPU busy less than ``HOST_BOUND_UTIL_PCT``
+    of it; False for busy and for idle windows; None when utilisation is unknown."""
     if mean_util_pct is None or not math.isfinite(mean_util_pct):
         return None
-    return mean_util_pct < HOST_BOUND_UTIL_PCT
+    return DEVICE_WORK_UTIL_PCT <= mean_util_pct < HOST_BOUND_UTIL_PCT
