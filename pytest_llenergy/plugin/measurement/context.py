@@ -20,11 +20,15 @@ from pydantic import ValidationError
 
 from pytest_llenergy.config.errors import problems_from_validation
 from pytest_llenergy.config.measurement import MeasurementConfig
+from pytest_llenergy.plugin.base import status_line
 from pytest_llenergy.plugin.options import resolve
 from pytest_llenergy.plugin.state import get_run
 from pytest_llenergy.plugin.xdist import is_worker
 
 GPU_KINDS = ("nvml", "replay")
+#: A replayed trace needs no 30 s idle baseline: its first two seconds (the shipped H200 trace starts
+#: with 6 s of idle) is as good, and the trace's later phases must not be averaged into it.
+REPLAY_BASELINE_S = 2.0
 
 
 def measurement_settings(config: pytest.Config) -> MeasurementConfig:
@@ -141,12 +145,17 @@ class MeasurementContext:
         if self.baseline_cache is None:
             from pytest_llenergy.energy import BaselineCache
 
+            duration = settings.duration_s if source.kind == "nvml" else min(settings.duration_s, REPLAY_BASELINE_S)
             self.baseline_cache = BaselineCache(
                 self._cache_get, self._cache_set, ttl_s=settings.ttl_s, drift_threshold=settings.drift_threshold,
                 revalidate_every=settings.revalidate_every, revalidate_duration_s=settings.revalidate_duration_s,
-                duration_s=settings.duration_s, hz=settings.sample_hz,
+                duration_s=duration, hz=settings.sample_hz,
                 prime=self.prime if source.kind == "nvml" else None)
             refresh = bool(resolve(self.config, "lem_baseline_refresh"))
+            if refresh or self.baseline_cache.cached(source) is None:
+                status_line(self.config, f"measuring the idle baseline ({source.kind}, {duration:g} s) before the first "
+                            f"energy window; kept {settings.ttl_s:g} s in the pytest cache "
+                            "(--lem-no-baseline: raw energy only)", min_verbosity=-1)
             if source.kind == "nvml":
                 # The H200 reports P0 even in deep idle (79 W vs 122 W after any work), so the
                 # P-state cannot tell them apart: always bring the GPU to the state workloads run in.
@@ -155,6 +164,15 @@ class MeasurementContext:
             self.baseline, self.baseline_method = self.baseline_cache.obtain(source, refresh=refresh)
             self.baseline_s += perf_counter() - started
         return self.baseline, self.baseline_method
+
+    def no_baseline_reason(self) -> str | None:
+        """Why windows here have no baseline-adjusted figure (None when they have one)."""
+        source = self.ensure_source()
+        if source.kind not in GPU_KINDS:
+            return f"the {source.kind} source has no idle baseline"
+        if not self.settings.baseline.enabled:
+            return "baseline off (--lem-no-baseline)"
+        return None
 
     def prime(self) -> None:
         """Run the priming burst; a failure is kept (``primed``, ``prime_problem``) and warned about once."""

@@ -37,13 +37,11 @@ class EnergyFixture:
 
         self.item, self.context, self.recorder = item, context, recorder
         source = context.ensure_source()
-        spent = context.baseline_s
-        baseline, _ = context.ensure_baseline()
-        if recorder is not None:
-            recorder.timing["baseline_s"] += context.baseline_s - spent
-        self.meter = EnergyMeter(source, context.settings.sample_hz, baseline, cuda_sync_function(),
+        self.meter = EnergyMeter(source, context.settings.sample_hz, None, cuda_sync_function(),
                                  use_driver_buffer=context.settings.driver_buffer)
-        if recorder is not None:
+        self._baselined = False
+        if recorder is not None:  # a campaign item: its baseline before its warmup and windows
+            self._ensure_baseline()
             recorder.baseline = context.baseline_info()
             if context.prime_problem and context.prime_problem not in recorder.warnings:
                 recorder.warnings.append(context.prime_problem)
@@ -51,9 +49,21 @@ class EnergyFixture:
         item.stash[HANDLES] = []
         self.phase_splits: dict[str, Any] = {}
 
+    def _ensure_baseline(self) -> None:
+        """The process's one idle baseline (measured, or from the pytest cache, the first time any test
+        needs it; plain tests ask before their first window, so a test that measures nothing waits for none)."""
+        if self._baselined:
+            return
+        spent = self.context.baseline_s
+        self.meter.baseline, _ = self.context.ensure_baseline()
+        self._baselined = True
+        if self.recorder is not None:
+            self.recorder.timing["baseline_s"] += self.context.baseline_s - spent
+
     @contextmanager
     def measure(self, name: str = "window") -> Iterator[Any]:
         """Measure the body as one named window (several windows per test are fine)."""
+        self._ensure_baseline()
         self.meter.cuda_sync = cuda_sync_function()
         if self.recorder is not None:  # campaign items: the drift the latest baseline re-check found
             self.meter.baseline_drift_w = self.context.drift_w
@@ -72,6 +82,11 @@ class EnergyFixture:
                         "(partial samples kept and flagged in the result)", pytrace=False)
 
     def _keep(self, window: Any, figures: dict[str, Any]) -> None:
+        if self.recorder is None:  # plain tests: the baseline behind the adjusted figures, or why there is none
+            info = self.context.baseline_info()
+            figures["baseline_method"] = info["method"] if info else None
+            figures["baseline_age_s"] = info["age_s"] if info else None
+            figures["baseline_absent"] = self.context.no_baseline_reason()
         self.item.stash[WINDOWS].append(figures)
         self.item.stash.setdefault(HANDLES, []).append(window)
         if self.recorder is not None:

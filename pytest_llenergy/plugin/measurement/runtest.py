@@ -15,6 +15,7 @@ from pytest_llenergy.plugin.base import (
     LEM_KEY_PROPERTY,
     LEM_RESULT_PROPERTY,
     RECORDER,
+    VERDICT_ATTR,
     campaign_item,
     force_cold_start,
 )
@@ -131,8 +132,11 @@ def pytest_runtest_makereport(
     elif recorder is None and report.when == "call" and report.passed:
         windows: list[dict[str, Any]] = item.stash.get(WINDOWS, [])
         verdict = gates.evaluate(item, window_figures(windows[0]) if windows else None)
-        if verdict is not None and verdict.failed:
-            gates.fail_report(report, verdict, gates.gate_kind(item))
+        if verdict is not None:
+            setattr(report, VERDICT_ATTR, {"failed": verdict.failed, "breaches": verdict.breaches,
+                                           "checks": verdict.checks})
+            if verdict.failed:
+                gates.fail_report(report, verdict, gates.gate_kind(item))
     return report
 
 
