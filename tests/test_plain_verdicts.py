@@ -91,7 +91,7 @@ def test_right_verdicts_in_any_order_alone_and_together(pytester: pytest.Pyteste
         assert alone == {name: "passed" if name in PASS else "failed"}, (name, alone)
     text = "\n".join(result.outlines)
     basis = "adjusted" if source.startswith("replay") else "raw: no baseline-adjusted figure (the estimate source"
-    assert f"energy per output token: not measured (no output tokens recorded: call w.record(output_tokens=n)" in text
+    assert "energy per output token: not measured (no output tokens recorded: call w.record(output_tokens=n)" in text
     assert "> budget 0.001 mJ (" in text and "raw, n=1" in text  # adjusted=False: the raw figure, named
     payload = json.loads((pytester.path / "out.json").read_text())
     checks = {v["key"].split("::")[-1]: v["budget"] for v in payload["verdicts"]}
@@ -218,3 +218,15 @@ def test_no_window(energy):
     assert {w["baseline"]["method"] for w in windows} == {"fresh"}
     ages = sorted(w["baseline"]["age_s"] for w in windows)
     assert 0 <= ages[0] <= ages[1] and all(w["metrics"]["energy_adjusted_j"] for w in windows)
+
+
+@pytest.mark.parametrize("source", SOURCES)
+def test_the_shipped_budget_example_passes(pytester: pytest.Pytester, source: str) -> None:
+    from pathlib import Path
+
+    example = Path(__file__).resolve().parents[1] / "energy_suites" / "test_budgets.py"
+    pytester.makepyfile(test_budgets=example.read_text())
+    result = pytester.runpytest("-p", "no:cacheprovider", *SOURCES[source])
+    result.assert_outcomes(passed=2)
+    row = next(line for line in result.outlines if line.startswith("test_budgets.py::test_tokens_counted_after"))
+    assert row.split()[5] != "-"  # J/out-token: the tokens recorded after the block

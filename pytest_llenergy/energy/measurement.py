@@ -287,7 +287,7 @@ def _flags(w: WindowInputs, devs: list[DeviceMeasurement], edges: list[EdgeResul
         flags.append("short_window")
     if any(d.counter_energy_j is None for d in devs):
         flags.append("counter_unavailable")
-    elif w.counter_period_s and any(e is not None and not e.corrected for e in edges) and n:
+    elif w.counter_period_s and any(e is not None and e.method == "counter" for e in edges) and n:
         flags.append("edge_phase_unknown")
     if w.series.gaps:
         flags.append("sampler_gaps")

@@ -18,7 +18,12 @@ import numpy as np
 
 from pytest_llenergy.config.files import write_atomically
 from pytest_llenergy.energy.edges import CounterReads
-from pytest_llenergy.energy.measurement import Measurement, WindowInputs, build_measurement, with_tokens
+from pytest_llenergy.energy.measurement import (
+    Measurement,
+    WindowInputs,
+    build_measurement,
+    with_tokens,
+)
 from pytest_llenergy.energy.sampler import MAX_HZ, MIN_HZ, Sampler, Timeseries
 from pytest_llenergy.energy.sources.base import EnergySource, SourceError
 

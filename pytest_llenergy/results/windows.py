@@ -98,6 +98,7 @@ def window_statistics(windows: dict[str, list[dict[str, Any]]], seed: int = 0) -
             "uncertainty_j": [w.get("uncertainty_j") for w in found],
             "adjusted_uncertainty_j": [w.get("adjusted_uncertainty_j") for w in found],
             "power_capped_share": [w.get("power_capped_share") for w in found],
+            "window_flags": [list(w.get("flags") or []) for w in found],
             "baseline": {"power_w": last.get("baseline_power_w"), "method": last.get("baseline_method"),
                          "age_s": last.get("baseline_age_s"), "absent": last.get("baseline_absent")}}
         for column, values in metric_values(found).items():
