@@ -147,7 +147,7 @@ def window_rows(payload: dict[str, Any]) -> list[dict[str, Any]]:
     for entry in payload.get("windows") or []:
         m = entry["metrics"]
         for i in range(entry["n"]):
-            def value(col: str, i: int = i) -> float | None:
+            def value(col: str, i: int = i, m: dict[str, Any] = m) -> float | None:
                 values = (m.get(col) or {}).get("values") or []
                 return values[i] if i < len(values) else None
             rows.append({"window": entry["key"].split("::", 1)[1], "i": i, "duration_s": value("duration_s"),

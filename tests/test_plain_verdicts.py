@@ -218,6 +218,9 @@ def test_no_window(energy):
     assert {w["baseline"]["method"] for w in windows} == {"fresh"}
     ages = sorted(w["baseline"]["age_s"] for w in windows)
     assert 0 <= ages[0] <= ages[1] and all(w["metrics"]["energy_adjusted_j"] for w in windows)
+    lazy = pytester.runpytest("-p", "no:cacheprovider", "--lem-energy-source", "replay", "test_r.py::test_no_window")
+    lazy.assert_outcomes(passed=1)  # a test that measures nothing waits for no baseline
+    lazy.stdout.no_fnmatch_line("*measuring the idle baseline*")
 
 
 @pytest.mark.parametrize("source", SOURCES)
