@@ -233,3 +233,25 @@ def test_the_shipped_budget_example_passes(pytester: pytest.Pytester, source: st
     result.assert_outcomes(passed=2)
     row = next(line for line in result.outlines if line.startswith("test_budgets.py::test_tokens_counted_after"))
     assert row.split()[5] != "-"  # J/out-token: the tokens recorded after the block
+
+
+def test_a_budget_judges_every_window_of_a_loop_not_the_first(pytester: pytest.Pytester) -> None:
+    """Five warm 5 ms windows after a 0.5 s cold one: their mean (<= 0.88 J) is within 1.2 J, the first alone
+    (>= 1.2 J at a quarter of a core) would not be; the verdict names n = 6."""
+    pytester.makepyfile(test_loop='''
+import time, pytest
+
+
+@pytest.mark.energy_budget(energy="1.2 J")
+def test_generate(energy):
+    for seconds in (0.5, 0.005, 0.005, 0.005, 0.005, 0.005):
+        with energy.measure("generate") as w:
+            end = time.perf_counter() + seconds
+            while time.perf_counter() < end:
+                pass
+        w.record(output_tokens=10)
+''')
+    result = pytester.runpytest("-p", "no:cacheprovider", "--lem-energy-source", "estimate", "--lem-json", "out.json")
+    result.assert_outcomes(passed=1)
+    check = json.loads((pytester.path / "out.json").read_text())["verdicts"][0]["budget"]["checks"][0]
+    assert check["n"] == 6 and check["value"] <= 1.2
