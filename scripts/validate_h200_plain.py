@@ -9,8 +9,8 @@ Parts (an error is recorded in plain_summary.json and the next part still runs):
             once 0 J raw / -2.6 J adjusted on the H200): verdicts, the window table, --lem-json
   plain     a generated file of plain tests, idle (time.sleep) and busy (bf16 torch matmul on the GPU)
             windows of 5, 20, 50, 100 ms (x5 each) and 1, 2, 3 s, tokens recorded inside and after the
-            block, budgets that must pass and must fail; one idle baseline for the session (30 s, the
-            pytest cache then reuses it); per window: raw J, adjusted J, uncertainty, power-capped share, flags
+            block, budgets that must pass and must fail; one idle baseline for the session (up to 30 s,
+            taken by the budgets part; the pytest cache then reuses it); per window: raw J, adjusted J, uncertainty, power-capped share, flags
   tiling    back-to-back short windows (20 and 50 ms) inside one long window, idle and busy, through the
             EnergyMeter: the short windows' mean power against the long window's edge-corrected
             power (the counter's), and how many short windows read 0 J (must be none)
