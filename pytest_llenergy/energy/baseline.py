@@ -171,12 +171,16 @@ class BaselineCache:
 
     def obtain(self, source: EnergySource, refresh: bool = False) -> tuple[BaselineReading, str]:
         """The baseline to subtract and how it was obtained (``fresh`` or ``cached``)."""
-        if not refresh:
-            cached = self._load(source)
-            if cached is not None and self.age(cached) <= self.settings.ttl_s:
-                self.current = cached
-                return cached, "cached"
+        cached = None if refresh else self.cached(source)
+        if cached is not None:
+            self.current = cached
+            return cached, "cached"
         return self._measure_and_store(source), "fresh"
+
+    def cached(self, source: EnergySource) -> BaselineReading | None:
+        """The stored reading :meth:`obtain` would reuse (younger than ``ttl_s``), else None."""
+        reading = self._load(source)
+        return reading if reading is not None and self.age(reading) <= self.settings.ttl_s else None
 
     def maybe_revalidate(
         self, source: EnergySource, experiments_done: int

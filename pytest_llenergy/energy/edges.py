@@ -231,13 +231,15 @@ def corrected_energy(t: np.ndarray, p: np.ndarray, reads: CounterReads, t0: floa
     if a is None or b is None:
         if series is None:
             raise ValueError("neither counter reads nor a power series cover the interval")
-        return EdgeResult(series, None, series, "series", 0.0, abs(series) * DEFAULT_SERIES_REL_ERROR,
-                          cuts=(t0, t1))
+        return _series_result(series, None, t0, t1)
     raw = float(reads.values[b, j] - reads.values[a, j])
     mean_p = raw / (t1 - t0) if t1 > t0 else 0.0
-    if not period or period < 0.01:  # exact (replay) or fine-grained (RAPL) counter: nothing to correct
+    if not period or period < 0.01:  # exact (replay) or fine-grained (RAPL, CPU time) counter: nothing to correct
         q = abs(mean_p) * (period or 0.0) / math.sqrt(6.0)
         return EdgeResult(raw, raw, series, "counter", q, 0.0)
+    if series is not None and (t1 - t0 < period or (raw == 0.0 and series > 0.0)):
+        # under one update period the counter says (next to) nothing: 0 or one whole step
+        return _series_result(series, raw, t0, t1)
     found = brackets(reads, j, period)
     model = fit_updates(found, period)
     if model is None or series is None:
@@ -256,6 +258,11 @@ def corrected_energy(t: np.ndarray, p: np.ndarray, reads: CounterReads, t0: floa
     rel = abs(ratio - 1.0) if ratio is not None else DEFAULT_SERIES_REL_ERROR
     return EdgeResult(energy, raw, series, "counter+series", quant, rel * (abs(head) + abs(tail)), model, ratio,
                       (t0, ua, ub, t1))
+
+
+def _series_result(series: float, raw: float | None, t0: float, t1: float) -> EdgeResult:
+    """The series alone over [t0, t1] (no counter reads, or an interval under one update period)."""
+    return EdgeResult(series, raw, series, "series", 0.0, abs(series) * DEFAULT_SERIES_REL_ERROR, cuts=(t0, t1))
 
 
 def _edge_reads(reads: CounterReads, t0: float, t1: float) -> tuple[int | None, int | None]:

@@ -7,21 +7,27 @@ Definitions (the same as ``results/schema.py``'s ``WindowEnergy`` / ``DeviceEner
   is linearly interpolated at the edges, held constant beyond the first/last sample);
 - energy: the edge-corrected counter (``energy/edges.py``: the counter over the whole update
   periods inside the window, the series over the partial ones) when the counter's update instants
-  were found, else the raw counter (flag ``edge_phase_unknown``), else the integral;
-  mean power = energy / duration;
+  were found, else the raw counter (flag ``edge_phase_unknown``), else the integral; a window
+  shorter than one update period uses the series (interpolated between the samples that bracket
+  it), never a counter that did not move; the estimate's CPU-time counter less the sampler
+  thread's own CPU time; mean power = energy / duration;
 - adjusted energy: energy - baseline W x duration, for GPU (nvml) and replay devices only;
 - uncertainty: the budget of ``energy/uncertainty.py`` (raw and adjusted, with its parts); the
   flag ``uncertain`` marks an adjusted uncertainty above 5 % of the adjusted energy;
-- host_bound: mean GPU utilisation below 70 % (None when the source gives no utilisation).
+- host_bound: the window did device work (mean GPU utilisation >= 5 %) and the GPU was busy less
+  than 70 % of it (None when the source gives no utilisation; False for an idle window);
 - throttle seconds: differenced cumulative violation counters, per cause, the worst device;
-  ``throttled`` when any of power, thermal, board limit, reliability or sync boost is > 0.
+  ``throttled`` (and a flag ``throttled:<cause>``) when thermal, board-limit or reliability
+  throttling is > 0: the causes that threaten comparability. Running at the power limit is normal
+  operation on a busy GPU: it is the share ``power_capped_share`` (power-capped seconds /
+  duration), never a flag.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 import numpy as np
@@ -33,8 +39,9 @@ from pytest_llenergy.energy.sources.base import DeviceInfo
 
 #: Source kinds whose energy has a baseline subtracted (GPUs and traces of GPUs).
 BASELINE_KINDS = frozenset({"nvml", "replay"})
-#: Causes that count as throttling (low utilisation and clock totals are reported, not flagged).
-THROTTLE_CAUSES = ("power", "thermal", "board_limit", "reliability", "sync_boost")
+#: Causes that count as throttling (power capping, sync boost, low utilisation and clock totals are
+#: reported, not flagged).
+THROTTLE_CAUSES = ("thermal", "board_limit", "reliability")
 SHORT_WINDOW_UPDATES = 10
 
 
@@ -136,6 +143,7 @@ class Measurement:
     sample_hz: float | None = None
     throttled: bool = False
     throttle_s: dict[str, float] = field(default_factory=dict)
+    power_capped_share: float | None = None
     flags: tuple[str, ...] = ()
     devices: tuple[DeviceMeasurement, ...] = ()
 
@@ -176,6 +184,8 @@ class WindowInputs:
     output_tokens: int | None = None
     errors: Sequence[str] = ()
     aborted: bool = False
+    #: joules per device the counter charged for the sampler's own work (the estimate's CPU time)
+    overhead_j: Sequence[float] | None = None
 
 
 def _aux_stat(series: Timeseries, name: str, j: int, fn: Any) -> float | None:
@@ -218,8 +228,11 @@ def _raw_parts(w: WindowInputs, edge: EdgeResult | None, j: int) -> dict[str, fl
     if edge is None:
         return {}
     p = w.series.power_w[:, j] if w.series.power_w.size else w.series.power_w
+    short = unc.series_resolution_j(w.series.t_s, p, edge.cuts)
+    if edge.method == "series":
+        short = math.hypot(short, unc.series_gap_j(w.series.t_s, p, 0.0, w.duration_s))
     return {"counter_quantisation": edge.quantisation_j, "series_counter": edge.series_counter_j,
-            "short_window": unc.series_resolution_j(w.series.t_s, p, edge.cuts)}
+            "short_window": short}
 
 
 def _devices(w: WindowInputs, tt: np.ndarray, pp: np.ndarray) -> tuple[list[DeviceMeasurement], list[EdgeResult | None]]:
@@ -234,10 +247,12 @@ def _devices(w: WindowInputs, tt: np.ndarray, pp: np.ndarray) -> tuple[list[Devi
         counter = _num(edge.raw_counter_j) if edge is not None else None
         integ = _num(integral[j]) if integral is not None else None
         energy = _num(edge.energy_j) if edge is not None else integ
+        if energy is not None and w.overhead_j is not None:  # the sampler's own CPU (the estimate)
+            energy = max(energy - float(w.overhead_j[j]), 0.0)
         base = _num(w.baseline_w.get(dev.label)) if subtract else None  # type: ignore[union-attr]
         adjusted = energy - base * dur if energy is not None and base is not None else None
         util = _aux_stat(w.series, "gpu_util_pct", j, np.mean)
-        raw_u = unc.quadrature(_raw_parts(w, edge, j).values()) if edge is not None and not w.estimated else None
+        raw_u = unc.quadrature(_raw_parts(w, edge, j).values()) if edge is not None else None
         out.append(DeviceMeasurement(
             device=dev.label, name=dev.name, uuid=dev.uuid,
             counter_energy_j=counter, integral_energy_j=integ, energy_j=energy,
@@ -253,7 +268,7 @@ def _devices(w: WindowInputs, tt: np.ndarray, pp: np.ndarray) -> tuple[list[Devi
 
 
 def _budget(w: WindowInputs, devs: list[DeviceMeasurement], edges: list[EdgeResult | None]) -> unc.Budget | None:
-    if w.estimated or not edges or any(e is None for e in edges):
+    if not edges or any(e is None for e in edges):
         return None
     raw = [_raw_parts(w, e, j) for j, e in enumerate(edges)]
     base = None
@@ -272,7 +287,7 @@ def _flags(w: WindowInputs, devs: list[DeviceMeasurement], edges: list[EdgeResul
         flags.append("short_window")
     if any(d.counter_energy_j is None for d in devs):
         flags.append("counter_unavailable")
-    elif w.counter_period_s and any(e is not None and not e.corrected for e in edges) and n:
+    elif w.counter_period_s and any(e is not None and e.method == "counter" for e in edges) and n:
         flags.append("edge_phase_unknown")
     if w.series.gaps:
         flags.append("sampler_gaps")
@@ -290,6 +305,21 @@ def _window_util(devs: list[DeviceMeasurement]) -> float | None:
     return float(np.mean(utils)) if utils else None
 
 
+def token_figures(energy: float | None, adjusted: float | None, input_tokens: int | None,
+                  output_tokens: int | None) -> dict[str, Any]:
+    """Token counts and the per-token figures they give (None without output tokens)."""
+    tokens = (input_tokens or 0) + (output_tokens or 0) if output_tokens is not None else None
+    return {"input_tokens": input_tokens, "output_tokens": output_tokens,
+            "energy_per_output_token_j": _ratio(energy, output_tokens), "energy_per_token_j": _ratio(energy, tokens),
+            "adjusted_energy_per_output_token_j": _ratio(adjusted, output_tokens),
+            "adjusted_energy_per_token_j": _ratio(adjusted, tokens)}
+
+
+def with_tokens(m: Measurement, input_tokens: int | None, output_tokens: int | None) -> Measurement:
+    """``m`` with new token counts and per-token figures (tokens recorded after the window closed)."""
+    return replace(m, **token_figures(m.energy_j, m.adjusted_energy_j, input_tokens, output_tokens))
+
+
 def build_measurement(w: WindowInputs) -> Measurement:
     """Compute every figure of one window."""
     tt, pp = clip_series(w.series.t_s, w.series.power_w, w.duration_s)
@@ -304,14 +334,14 @@ def build_measurement(w: WindowInputs) -> Measurement:
     integral = _sum([d.integral_energy_j for d in devs])
     adjusted = _sum([d.adjusted_energy_j for d in devs])
     mean_power = _ratio(energy, w.duration_s)
-    tokens = (w.input_tokens or 0) + (w.output_tokens or 0) if w.output_tokens is not None else None
     causes = sorted({c for d in devs for c in d.throttle_s})
     throttle = {c: max(d.throttle_s.get(c, 0.0) for d in devs) for c in causes}
     budget = _budget(w, devs, edges)
     uncertain = budget is not None and budget.uncertain(energy, adjusted)
     util = _window_util(devs)
     host_bound = unc.host_bound(util)
-    flags += ["uncertain"] * uncertain + ["host_bound"] * bool(host_bound)
+    throttled = [c for c in THROTTLE_CAUSES if throttle.get(c, 0.0) > 0.0]
+    flags += ["uncertain"] * uncertain + ["host_bound"] * bool(host_bound) + [f"throttled:{c}" for c in throttled]
     corrected = [e.corrected for e in edges if e is not None]
     models = [e.model for e in edges if e is not None and e.model is not None]
     return Measurement(
@@ -323,11 +353,7 @@ def build_measurement(w: WindowInputs) -> Measurement:
         baseline_power_w=_sum([d.baseline_power_w for d in devs]),
         mean_power_w=mean_power,
         peak_power_w=_num(pp.sum(axis=1).max()) if tt.size else None,
-        input_tokens=w.input_tokens, output_tokens=w.output_tokens,
-        energy_per_output_token_j=_ratio(energy, w.output_tokens),
-        energy_per_token_j=_ratio(energy, tokens),
-        adjusted_energy_per_output_token_j=_ratio(adjusted, w.output_tokens),
-        adjusted_energy_per_token_j=_ratio(adjusted, tokens),
+        **token_figures(energy, adjusted, w.input_tokens, w.output_tokens),
         edge_corrected=all(corrected) if corrected else None,
         edge_method="+".join(sorted({e.method for e in edges if e is not None})) or None,
         counter_period_s=float(np.mean([m.period for m in models])) if models else (w.counter_period_s if counter_ok else None),
@@ -336,6 +362,7 @@ def build_measurement(w: WindowInputs) -> Measurement:
         uncertainty_parts_j=dict(budget.parts) if budget is not None else {},
         uncertain=uncertain, mean_utilization_pct=util, host_bound=host_bound,
         n_samples=n, sample_hz=hz,
-        throttled=any(throttle.get(c, 0.0) > 0.0 for c in THROTTLE_CAUSES),
-        throttle_s=throttle, flags=tuple(flags), devices=tuple(devs),
+        throttled=bool(throttled), throttle_s=throttle,
+        power_capped_share=_ratio(throttle["power"], w.duration_s) if "power" in throttle else None,
+        flags=tuple(flags), devices=tuple(devs),
     )

@@ -18,7 +18,12 @@ import numpy as np
 
 from pytest_llenergy.config.files import write_atomically
 from pytest_llenergy.energy.edges import CounterReads
-from pytest_llenergy.energy.measurement import Measurement, WindowInputs, build_measurement
+from pytest_llenergy.energy.measurement import (
+    Measurement,
+    WindowInputs,
+    build_measurement,
+    with_tokens,
+)
 from pytest_llenergy.energy.sampler import MAX_HZ, MIN_HZ, Sampler, Timeseries
 from pytest_llenergy.energy.sources.base import EnergySource, SourceError
 
@@ -30,7 +35,11 @@ if TYPE_CHECKING:
 
 
 class Window:
-    """The handle yielded by :meth:`EnergyMeter.measure`; ``result`` is set on exit."""
+    """The handle yielded by :meth:`EnergyMeter.measure`; ``result`` is set on exit.
+
+    ``record()`` counts inside the block and after it: tokens recorded once the window has closed
+    update ``result`` (and whoever listens, e.g. the ``energy`` fixture), until :meth:`seal`.
+    """
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -41,16 +50,31 @@ class Window:
         self.timeline: PhaseTimeline | None = None
         #: the window's edges on each host clock (perf_counter, monotonic, time), set on exit
         self.host_edges: dict[str, tuple[float, float]] = {}
+        #: called with the new result when tokens are recorded after the window closed
+        self.listeners: list[Callable[[Measurement], None]] = []
+        self.sealed: str | None = None
 
     def record(self, input_tokens: int | None = None, output_tokens: int | None = None,
                timeline: PhaseTimeline | None = None) -> None:
         """Add token counts processed inside the window (calls accumulate), and the phase timeline."""
+        if self.sealed is not None:
+            raise RuntimeError(f"window {self.name!r}: record() came too late ({self.sealed}); call "
+                               "w.record(...) inside the test, in the `with energy.measure(...) as w:` "
+                               "block or after it")
         if timeline is not None:
             self.timeline = timeline
         if input_tokens is not None:
             self.input_tokens = (self.input_tokens or 0) + int(input_tokens)
         if output_tokens is not None:
             self.output_tokens = (self.output_tokens or 0) + int(output_tokens)
+        if self.result is not None and (input_tokens is not None or output_tokens is not None):
+            self.result = with_tokens(self.result, self.input_tokens, self.output_tokens)
+            for listener in self.listeners:
+                listener(self.result)
+
+    def seal(self, why: str) -> None:
+        """Refuse later ``record()`` calls, saying ``why`` (the figures were reported)."""
+        self.sealed = why
 
 
 HOST_CLOCKS = (("perf_counter", time.perf_counter), ("monotonic", time.monotonic), ("time", time.time))
@@ -82,6 +106,12 @@ class _Edge:
             self.throttle = source.read_throttle()
         except SourceError as exc:
             self.errors.append(str(exc))
+
+
+def _overhead(source: EnergySource, series: Timeseries) -> list[float] | None:
+    get = getattr(source, "overhead_j", None)
+    values = get(series.thread_cpu_s) if get is not None else None
+    return None if values is None else [float(v) for v in values]
 
 
 class EnergyMeter:
@@ -129,7 +159,7 @@ class EnergyMeter:
                 except Exception as exc:  # re-raised below once the window is closed
                     sync_error, aborted = exc, True
             end = _Edge(self.source, throttle_first=False)
-            series = sampler.stop(end.t)
+            series = sampler.stop(end.t, bracket=end.t - start.t < (self.source.counter_period_s or 0.0))
             window.host_edges = {k: (start.host[k], end.host[k]) for k in start.host}
             window.result = self._finish(window, start, end, series, aborted)
         if sync_error is not None:
@@ -152,11 +182,17 @@ class EnergyMeter:
             baseline_sd_w=base.sd_of_mean_w() if base is not None else None,
             baseline_drift_w=self.baseline_drift_w, reads=reads,
             input_tokens=window.input_tokens, output_tokens=window.output_tokens,
-            errors=errors, aborted=aborted,
+            errors=errors, aborted=aborted, overhead_j=_overhead(src, series),
         )
         result = build_measurement(inputs)
+        index = len(self._records)
         self._records.append((result, series))
+        window.listeners.append(lambda updated: self._update(index, series, updated))
         return result
+
+    def _update(self, index: int, series: Timeseries, updated: Measurement) -> None:
+        if index < len(self._records) and self._records[index][1] is series:  # not cleared since
+            self._records[index] = (updated, series)
 
     # -- results ------------------------------------------------------------------------------
     @property

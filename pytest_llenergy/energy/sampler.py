@@ -37,6 +37,8 @@ DEDUP_S = 0.002
 PROBE_SPACING_S = 0.001
 PROBE_EVERY_S = 1.0
 PROBE_MAX_PERIODS = 1.5
+#: How long a short window's end waits for the driver's next sample (three ~20 ms intervals).
+BRACKET_WAIT_S = 0.06
 #: Counters updating faster than this (RAPL: ~1 ms) need no edge correction, hence no probes.
 MIN_PROBE_PERIOD_S = 0.01
 
@@ -174,8 +176,12 @@ class Sampler:
         self._thread = threading.Thread(target=self._run, name="llenergy-sampler", daemon=True)
         self._thread.start()
 
-    def stop(self, t1: float | None = None) -> Timeseries:
-        """Stop the thread, take a last edge sample, and return the window's samples."""
+    def stop(self, t1: float | None = None, *, bracket: bool = False) -> Timeseries:
+        """Stop the thread, take a last edge sample, and return the window's samples.
+
+        ``bracket``: in driver mode, wait (up to ``BRACKET_WAIT_S`` source seconds) for the driver's
+        first sample at or after ``t1``, so a short window lies between two samples.
+        """
         if self._thread is None:
             raise RuntimeError("sampler not running")
         self._stop.set()
@@ -184,10 +190,22 @@ class Sampler:
         t1 = self.source.clock() if t1 is None else float(t1)
         if self._error is None:
             try:
-                self._drain_once() if self.mode == "driver" else self._poll(with_aux=False)
+                if self.mode == "driver":
+                    self._drain_once()
+                    if bracket:
+                        self._await_sample_after(t1 - self._t0)
+                else:
+                    self._poll(with_aux=False)
             except Exception as exc:
                 self._error = _describe(exc)
         return self._timeseries(t1 - self._t0)
+
+    def _await_sample_after(self, t: float) -> None:
+        speed = getattr(self.source, "speed", 1.0) or 1.0
+        deadline = time.monotonic() + BRACKET_WAIT_S / speed
+        while (self._power.n == 0 or self._power.t[self._power.n - 1] < t) and time.monotonic() < deadline:
+            time.sleep(PROBE_SPACING_S * 2)
+            self._drain_once()
 
     # -- thread -------------------------------------------------------------------------------
     def _run(self) -> None:

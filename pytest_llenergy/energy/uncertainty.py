@@ -9,7 +9,9 @@ Parts (one standard deviation each, devices combined in quadrature):
   the counter (measured over the whole periods of this window, else 0.5 %) x those joules;
 - ``short_window``: the series' own resolution at the instants where it is cut (window edges and
   the counter updates next to them): a quarter of the power change across the enclosing sample
-  interval x that interval. It dominates only short windows with sharp edges;
+  interval x that interval; and, for a window with fewer than two samples inside (shorter than
+  the sampling interval), the range of the nearest samples x duration / sqrt(12). It dominates
+  only short windows;
 - ``baseline_sd``: the sd of the subtracted idle power's mean (sd / sqrt(n)) x the window duration;
 - ``baseline_drift``: how far idle power moved between the re-checks that bracket the item (W) x
   the window duration.
@@ -32,8 +34,10 @@ BASELINE_PARTS = ("baseline_sd", "baseline_drift")
 PARTS = RAW_PARTS + BASELINE_PARTS
 #: A result is ``uncertain`` when its (adjusted) uncertainty exceeds this fraction of its (adjusted) energy.
 UNCERTAIN_FRACTION = 0.05
-#: A window is ``host_bound`` when the mean GPU utilisation over it is below this (percent).
+#: A window is ``host_bound`` when the mean GPU utilisation over it is below this (percent)...
 HOST_BOUND_UTIL_PCT = 70.0
+#: ...and at least this (a window below it did no device work: idle, or a ``time.sleep``).
+DEVICE_WORK_UTIL_PCT = 5.0
 
 
 @dataclass(frozen=True)
@@ -74,6 +78,18 @@ def series_resolution_j(t: np.ndarray, p: np.ndarray, instants: Iterable[float])
     return quadrature(out)
 
 
+def series_gap_j(t: np.ndarray, p: np.ndarray, t0: float, t1: float) -> float:
+    """What a window with fewer than two samples inside cannot know: the power between the samples
+    that bracket it may sit anywhere in the range of the nearest samples (two either side), so the
+    energy is uncertain by that range x duration / sqrt(12) (0 when two or more samples fall inside)."""
+    if t.size == 0 or t1 <= t0 or np.count_nonzero((t > t0) & (t < t1)) >= 2:
+        return 0.0
+    lo = max(int(np.searchsorted(t, t0, side="right")) - 2, 0)
+    hi = min(int(np.searchsorted(t, t1, side="left")) + 2, t.size)
+    near = p[lo:hi]
+    return float(np.ptp(near)) * (t1 - t0) / math.sqrt(12.0) if near.size else 0.0
+
+
 def baseline_parts(duration_s: float, sd_of_mean_w: Mapping[str, float], drift_w: Mapping[str, float]) -> dict[str, float]:
     """Baseline sd and drift (W per device) as joules over a window of ``duration_s``."""
     return {"baseline_sd": quadrature(sd_of_mean_w.values()) * duration_s,
@@ -96,7 +112,8 @@ def adjusted_total(uncertainty_j: float, parts: Mapping[str, float]) -> float:
 
 
 def host_bound(mean_util_pct: float | None) -> bool | None:
-    """True when the GPU was busy less than ``HOST_BOUND_UTIL_PCT`` of the window; None when unknown."""
+    """True when the window did device work but kept the GPU busy less than ``HOST_BOUND_UTIL_PCT``
+    of it; False for busy and for idle windows; None when utilisation is unknown."""
     if mean_util_pct is None or not math.isfinite(mean_util_pct):
         return None
-    return mean_util_pct < HOST_BOUND_UTIL_PCT
+    return DEVICE_WORK_UTIL_PCT <= mean_util_pct < HOST_BOUND_UTIL_PCT

@@ -15,6 +15,8 @@ RECORDER = pytest.StashKey[ItemRecorder]()
 LEM_KEY_PROPERTY = "lem_key"
 LEM_RESULT_PROPERTY = "lem_result"
 LEM_CONTAINER_PROPERTY = "lem_container"
+#: A plain test's gate verdict on its call report (travels from xdist workers like ``lem_windows``).
+VERDICT_ATTR = "lem_verdict"
 PREVIOUS_ITEM = pytest.StashKey[pytest.Item]()  # the item the last thermal gap followed
 
 
@@ -32,10 +34,11 @@ def force_cold_start(config: pytest.Config) -> bool:
     return bool(run_setting(config, "lem_force_cold_start"))
 
 
-def status_line(config: pytest.Config, message: str) -> None:
-    """Write ``llenergy: message`` on its own line, unless ``-q`` quietened the run."""
+def status_line(config: pytest.Config, message: str, *, min_verbosity: int = 0) -> None:
+    """Write ``llenergy: message`` on its own line, unless the run is quieter than ``min_verbosity``
+    (0: ``-q`` quietens it; -1: only ``-qq`` does)."""
     reporter = config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is None or config.get_verbosity() < 0:
+    if reporter is None or config.get_verbosity() < min_verbosity:
         return
     capture = config.pluginmanager.get_plugin("capturemanager")
     if capture is not None:

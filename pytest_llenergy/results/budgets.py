@@ -23,14 +23,26 @@ class Verdict:
         return bool(self.breaches)
 
 
-def check_point(budget: Budget, figures: dict[str, float | None], n: int = 1) -> Verdict:
-    """Check single measured figures (one cycle) against the budget."""
+def check_point(budget: Budget, figures: dict[str, Any], n: int = 1) -> Verdict:
+    """Check single measured figures (one cycle) against the budget.
+
+    ``figures["baseline_absent"]`` (optional) says why no baseline-adjusted figure exists here; a
+    raw figure judged in its place is labelled with it.
+    """
     verdict = Verdict()
     for metric, limit in budget.limits.items():
         column, adjusted = _available(budget, metric, lambda c: figures.get(c) is not None)
         value = figures.get(column)
-        _judge(verdict, budget, metric, limit, value, value, adjusted, n)
+        _judge(verdict, budget, metric, limit, value, value, adjusted, n, why_raw=figures.get("baseline_absent"),
+               hint=_hint(metric, figures))
     return verdict
+
+
+def _hint(metric: str, figures: dict[str, Any]) -> str | None:
+    """What to do when a per-token figure is missing because no tokens were recorded."""
+    if "token" in metric and figures.get("energy_j") is not None and not figures.get("output_tokens"):
+        return "no output tokens recorded: call w.record(output_tokens=n) in or after the `with energy.measure(...) as w:` block"
+    return None
 
 
 def _available(budget: Budget, metric: str, has: Any) -> tuple[str, bool]:
@@ -51,7 +63,8 @@ def check_interval(budget: Budget, stats: dict[str, tuple[float, float | None, i
 
 
 def _judge(verdict: Verdict, budget: Budget, metric: str, limit: float, value: float | None,
-           decisive: float | None, adjusted: bool, n: int, ci_low: float | None = None) -> None:
+           decisive: float | None, adjusted: bool, n: int, ci_low: float | None = None,
+           why_raw: str | None = None, hint: str | None = None) -> None:
     kind, words = BUDGET_METRICS[metric][2], BUDGET_METRICS[metric][3]
     allowed = limit * (1 + budget.tolerance)
     entry = {"metric": metric, "limit": limit, "allowed": allowed, "value": value, "ci_low": ci_low,
@@ -59,10 +72,11 @@ def _judge(verdict: Verdict, budget: Budget, metric: str, limit: float, value: f
     verdict.checks.append(entry)
     label = "adjusted" if adjusted else "raw"
     if budget.adjusted and not adjusted and BUDGET_METRICS[metric][1] is not None and value is not None:
-        label = "raw: no baseline-adjusted figure from this source"
+        label = f"raw: no baseline-adjusted figure ({why_raw or 'no idle baseline from this source'})"
     entry["basis"] = label
     if value is None:
-        verdict.breaches.append(f"{words}: not measured ({label}), cannot check budget {format_quantity(limit, kind)}")
+        verdict.breaches.append(f"{words}: not measured ({hint or label}), cannot check budget "
+                                f"{format_quantity(limit, kind)}")
         return
     if decisive is not None and decisive > allowed:
         excess = (value / limit - 1) * 100

@@ -31,7 +31,7 @@ CORE_COLUMNS: tuple[str, ...] = (
     "energy_per_token_j", "adjusted_energy_per_output_token_j", "adjusted_energy_per_token_j",
     "mean_power_w", "peak_power_w", "n_samples", "sample_hz", "n_devices", "mean_utilization_pct",
     "max_temperature_c", "peak_memory_mb", "estimated", "simulated", "throttled", "short_window",
-    "throttle_s", "flags", "latency_mode", "batch_latency_s_mean", "ttft_ms_mean", "ttft_ms_p95",
+    "throttle_s", "power_capped_share", "flags", "latency_mode", "batch_latency_s_mean", "ttft_ms_mean", "ttft_ms_p95",
     "itl_ms_mean", "itl_ms_p95", "warmup_converged", "warmup_iterations", "warmup_final_cv", "warmup_outcome", "warmup_s",
     "baseline_power_w", "baseline_method", "baseline_deep_idle_w", "gap_kind", "gap_waited_s",
     "load_cold", "load_time_s", "load_status", "n_windows", "warnings", "timeseries_path", "run_dir", "source_file",
@@ -120,6 +120,7 @@ def _energy_columns(window: WindowEnergy | None, result: ExperimentResult) -> di
         "max_temperature_c": _max(d.max_temperature_c for d in w.devices),
         "estimated": w.estimated, "simulated": w.simulated, "throttled": w.throttled,
         "short_window": "short_window" in w.flags, "throttle_s": _sum(throttle.values()),
+        "power_capped_share": w.power_capped_share,
         "flags": ",".join(w.flags), "baseline_power_w": w.baseline_power_w,
     }
     row.update({f"throttle_{cause}_s": seconds for cause, seconds in sorted(throttle.items())})

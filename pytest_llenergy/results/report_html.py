@@ -25,7 +25,7 @@ from pytest_llenergy.results.terminal import flag_words, method_text
 
 REPORT_FILE = "report.html"
 ENVIRONMENT_FILE = "environment.json"
-LEGEND = ('<p class="sub">flags: est = estimated, sim = simulated, thr = cycles throttled, '
+LEGEND = ('<p class="sub">flags: est = estimated, sim = simulated, thr = cycles throttled (thermal, board limit or reliability), '
           "short = cycles with a short measurement window. CI (method coverage): t = Student's t (below 10 cycles), "
           "BCa = bootstrap; coverage = how often such an interval holds the true mean at this n, simulated for "
           "skewed (lognormal) to normal cycle values (docs/statistics.md).</p>")

@@ -38,7 +38,7 @@ class DeviceEnergy(ResultModel):
     throttle_s: dict[str, float] = Field(default_factory=dict, description="Seconds throttled per cause (violation counters).")
     edge_method: str | None = Field(None, description="counter+series (edge-corrected), counter (raw delta) or series.")
     uncertainty_j: float | None = Field(None, description="This device's raw-energy uncertainty (1 sd).")
-    host_bound: bool | None = Field(None, description="Mean GPU utilisation below 70 % (null: unknown).")
+    host_bound: bool | None = Field(None, description="Mean GPU utilisation 5-70 %: device work, host-bound (null: unknown).")
 
 
 class WindowEnergy(ResultModel):
@@ -72,12 +72,14 @@ class WindowEnergy(ResultModel):
         default_factory=dict, description="counter_quantisation, series_counter, short_window, baseline_sd, baseline_drift (J).")
     uncertain: bool = Field(False, description="adjusted_uncertainty_j > 5 % of adjusted_energy_j (raw figures when not adjusted).")
     mean_utilization_pct: float | None = Field(None, description="Mean GPU utilisation over the window, devices averaged.")
-    host_bound: bool | None = Field(None, description="mean_utilization_pct < 70 (null: the source gives no utilisation).")
+    host_bound: bool | None = Field(None, description="5 <= mean_utilization_pct < 70: device work, host-bound (null: the source gives no utilisation).")
     n_samples: int = 0
     sample_hz: float | None = None
-    throttled: bool = False
+    throttled: bool = Field(False, description="Thermal, board-limit or reliability throttling in the window (flags throttled:<cause>).")
     throttle_s: dict[str, float] = Field(default_factory=dict)
-    flags: list[str] = Field(default_factory=list, description="short_window, edge_phase_unknown, uncertain, host_bound, counter_unavailable, sampler_gaps, ...")
+    power_capped_share: float | None = Field(
+        None, description="Share of the window the power limit capped clocks (normal on a busy GPU; not a flag).")
+    flags: list[str] = Field(default_factory=list, description="short_window, edge_phase_unknown, uncertain, host_bound, throttled:<cause>, counter_unavailable, sampler_gaps, no_samples, ...")
     devices: list[DeviceEnergy] = Field(default_factory=list)
 
 

@@ -19,7 +19,7 @@ STAT_KEYS: tuple[str, ...] = ("n", "mean", "sd", "ci_low", "ci_high", "method", 
 IDENTITY_COLUMNS: tuple[str, ...] = ("campaign", "backend", "model", "precision", "batch_size")
 FLAG_NAMES: tuple[str, ...] = ("estimated", "simulated", "throttled", "short_window")
 _MEAN_COLUMNS = ("duration_s", "output_tokens", "mean_utilization_pct", "batch_latency_s_mean", "ttft_ms_p95",
-                 "itl_ms_p95", "disagreement_pct", "throttle_s", "baseline_power_w", "gap_waited_s", "load_time_s")
+                 "itl_ms_p95", "disagreement_pct", "throttle_s", "power_capped_share", "baseline_power_w", "gap_waited_s", "load_time_s")
 _MAX_COLUMNS = ("peak_memory_mb", "max_temperature_c")
 
 

@@ -138,5 +138,5 @@ def format_terminal_table(summary: Summary, verbosity: int = 0, *, cycles_config
                  "interval holds the true mean at this n, simulated for skewed (lognormal) to normal cycle values "
                  "(docs/statistics.md)")
     if any(flag_words(r) for _, r in ordered.head(limit).iterrows()):
-        lines.append("flags: est = estimated, sim = simulated, thr = throttled cycles, short = short window cycles")
+        lines.append("flags: est = estimated, sim = simulated, thr = throttled cycles (thermal, board limit or reliability; power capping is not a flag), short = short window cycles")
     return lines + _wide_lines(ordered, main, limit) + _few_cycles_warning(table, main, cycles_configured)

@@ -70,11 +70,16 @@ def test_every_figure_of_a_two_device_window():
     assert m.adjusted_uncertainty_j == pytest.approx(math.sqrt(raw**2 + 1.0**2 + 2.4**2))
     assert m.uncertain is False
     assert (m.mean_utilization_pct, m.host_bound) == (65.0, True)  # mean of 80 % and 50 %: below 70 %
+    idle = {**AUX, "gpu_util_pct": np.zeros_like(AUX["gpu_util_pct"])}
+    slept = build_measurement(inputs(series=dataclasses.replace(inputs().series, aux=idle)))
+    assert slept.host_bound is False and "host_bound" not in slept.flags  # no device work: not host-bound
     assert (m.n_samples, m.sample_hz) == (5, 10.0)
     assert m.throttle_s == {"low_util": 3.0, "power": 0.5, "thermal": 0.2} and m.throttled
-    assert m.flags == ("edge_phase_unknown", "host_bound")  # a periodic counter whose update instants are unknown
+    assert m.power_capped_share == 0.5 / 2.0
+    # a periodic counter whose update instants are unknown; thermal throttling
+    assert m.flags == ("edge_phase_unknown", "host_bound", "throttled:thermal")
     exact = build_measurement(inputs(counter_period_s=None))  # an exact counter: nothing to correct
-    assert exact.flags == ("host_bound",) and exact.uncertainty_j == 0.0 and exact.counter_period_s is None
+    assert exact.flags == ("host_bound", "throttled:thermal") and exact.uncertainty_j == 0.0 and exact.counter_period_s is None
 
 
 def test_each_devices_figures():
@@ -95,19 +100,24 @@ def test_each_devices_figures():
                                                                      pytest.approx(q(50.0)))
 
 
-def test_only_non_throttle_causes_do_not_throttle():
+def test_only_causes_that_threaten_comparability_throttle():
     m = build_measurement(inputs(throttle=({"low_util": np.array([0, 0])}, {"low_util": np.array([10**9, 0])})))
-    assert m.throttle_s == {"low_util": 1.0} and not m.throttled
-    for cause in ("power", "thermal", "board_limit", "reliability", "sync_boost"):
+    assert m.throttle_s == {"low_util": 1.0} and not m.throttled and m.power_capped_share is None
+    for cause in ("thermal", "board_limit", "reliability"):
         one = build_measurement(inputs(throttle=({cause: np.array([0, 0])}, {cause: np.array([0, 1])})))
-        assert one.throttled and one.throttle_s == {cause: 1e-9}
+        assert one.throttled and one.throttle_s == {cause: 1e-9} and f"throttled:{cause}" in one.flags
+    for cause in ("power", "sync_boost"):  # a busy GPU at its power limit is normal operation
+        one = build_measurement(inputs(throttle=({cause: np.array([0, 0])}, {cause: np.array([0, 10**9])})))
+        assert not one.throttled and not any(f.startswith("throttled") for f in one.flags)
+    capped = build_measurement(inputs(throttle=({"power": np.array([0, 0])}, {"power": np.array([5 * 10**8, 10**9])})))
+    assert capped.power_capped_share == pytest.approx(1.0 / 2.0)  # the worst device, as a share of the window
     missing = build_measurement(inputs(throttle=(None, {"power": np.array([1, 1])})))
     assert missing.throttle_s == {} and not missing.throttled and missing.devices[0].throttle_s == {}
 
 
 def test_a_large_baseline_drift_marks_the_window_uncertain():
     m = build_measurement(inputs(baseline_drift_w={"gpu0": 10.0}))
-    assert m.adjusted_uncertainty_j > 0.05 * 170.0 and m.uncertain and m.flags[1:] == ("uncertain", "host_bound")
+    assert m.adjusted_uncertainty_j > 0.05 * 170.0 and m.uncertain and m.flags[1:] == ("uncertain", "host_bound", "throttled:thermal")
 
 
 def test_raw_uncertainty_decides_without_a_baseline():
@@ -144,7 +154,8 @@ def test_without_counters_energy_is_the_integral():
 def test_flags_for_errors_gaps_aborts_and_short_windows():
     series = dataclasses.replace(inputs().series, gaps=2)
     m = build_measurement(inputs(series=series, errors=("lost", "lost", "nvml"), aborted=True))
-    assert m.flags == ("edge_phase_unknown", "sampler_gaps", "source_error:lost", "source_error:nvml", "aborted", "host_bound")
+    assert m.flags == ("edge_phase_unknown", "sampler_gaps", "source_error:lost", "source_error:nvml", "aborted", "host_bound",
+                       "throttled:thermal")
     short = build_measurement(inputs(duration_s=0.049, series=dataclasses.replace(series, duration_s=0.049, gaps=0)))
     assert "short_window" in short.flags  # under 10 counter updates
     assert "short_window" not in build_measurement(inputs(duration_s=0.051)).flags
@@ -166,10 +177,12 @@ def test_a_window_without_samples_keeps_its_counter_energy():
     assert m.devices[0].peak_power_w is None and m.devices[0].integral_energy_j is None
 
 
-def test_an_estimate_has_no_uncertainty_budget():
+def test_an_estimate_has_an_uncertainty_budget_and_no_adjusted_figure():
     m = build_measurement(inputs(kind="estimate", estimated=True, simulated=True))
-    assert m.estimated and m.simulated and m.uncertainty_j is None and m.uncertainty_parts_j == {}
-    assert m.devices[0].uncertainty_j is None and not m.uncertain
+    assert m.estimated and m.simulated and m.uncertainty_j is not None and m.uncertainty_j > 0
+    assert m.adjusted_energy_j is None and m.adjusted_uncertainty_j is None
+    assert set(m.uncertainty_parts_j) == {"counter_quantisation", "series_counter", "short_window"}
+    assert m.devices[0].uncertainty_j is not None
 
 
 def test_counter_reads_between_the_edges_are_used():
@@ -198,7 +211,7 @@ def test_to_dict_copies_every_field():
     m = build_measurement(inputs())
     d = m.to_dict()
     assert set(d) == {f.name for f in dataclasses.fields(Measurement)}
-    assert d["flags"] == ["edge_phase_unknown", "host_bound"] and isinstance(d["devices"], list) and d["devices"][0]["device"] == "gpu0"
+    assert d["flags"] == ["edge_phase_unknown", "host_bound", "throttled:thermal"] and isinstance(d["devices"], list) and d["devices"][0]["device"] == "gpu0"
     assert d["devices"][0]["throttle_s"] == {"power": 0.5, "thermal": 0.2, "low_util": 3.0}
     d["throttle_s"]["power"] = 99.0
     d["devices"][0]["throttle_s"]["power"] = 99.0

@@ -87,7 +87,8 @@ def test_estimate_model_cpu_seconds_times_watts(fake_clock) -> None:
     cpu[0] += 3.0  # 1.5 busy cores + ...
     cpu[1] += 1.0  # ... 0.5 => 2 cores x 12 W
     assert src.read_power()[0] == pytest.approx(24.0)
-    assert (src.kind, src.estimated, src.has_counter, src.read_counters()) == ("estimate", True, False, None)
+    assert (src.kind, src.estimated, src.has_counter) == ("estimate", True, True)
+    assert src.read_counters() == pytest.approx([16 * 12.0])  # CPU seconds x W: the estimate's counter
     assert src.devices()[0].label == "cpu-estimate"
 
 
@@ -150,3 +151,25 @@ def test_sampler_restarts_counter_rates_at_window_start(fake_clock) -> None:
     fake_clock.advance(1.0)
     ts = sampler.stop()
     assert np.allclose(ts.power_w, 0.0)
+
+
+def test_a_restarted_rate_never_borrows_the_previous_interval(fake_clock) -> None:
+    cpu = [0.0, 0.0]
+    src = EstimateSource(10.0, clock=fake_clock, process=fake_process(cpu))
+    fake_clock.advance(1.0)
+    cpu[0] += 1.0
+    assert src.read_power()[0] == pytest.approx(10.0)  # a busy second
+    src.restart_rate()  # a new window
+    fake_clock.advance(0.005)  # 5 ms idle: under the 20 ms minimum interval of a running rate
+    assert src.read_power()[0] == pytest.approx(0.0)
+
+
+def test_the_cpu_time_counter_resolves_a_few_ms() -> None:
+    import time
+
+    src = EstimateSource(10.0)
+    before = src.read_counters()[0]
+    end = time.process_time() + 0.003
+    while time.process_time() < end:
+        pass
+    assert 0.03 <= src.read_counters()[0] - before < 0.5  # >= 3 ms of CPU x 10 W, on a ns clock

@@ -2,7 +2,8 @@
 
 Specs: ``auto`` (NVML, else RAPL, else estimate), ``nvml``, ``rapl``, ``estimate``, ``replay``
 (the shipped H200 trace), ``replay:PATH``; a replay spec may end in ``?scale=1.1`` (also
-``speed=`` and ``loop=0``), e.g. ``replay?scale=1.1`` or ``replay:trace.csv?scale=0.9``.
+``speed=``, ``loop=0``, ``start=`` (trace seconds) and ``counter_period=0.1``: a counter that moves
+in 100 ms steps as NVML's does), e.g. ``replay?scale=1.1`` or ``replay:trace.csv?scale=0.9``.
 """
 
 from __future__ import annotations
@@ -41,10 +42,12 @@ def parse_replay_spec(spec: str) -> dict:
         try:
             if key in ("scale", "speed"):
                 kwargs[key] = float(value)
+            elif key in ("start", "counter_period"):
+                kwargs[f"{key}_s"] = float(value)
             elif key == "loop":
                 kwargs[key] = value.lower() not in ("0", "false", "no")
             else:
-                raise ValueError(f"unknown option {key!r} (scale, speed, loop)")
+                raise ValueError(f"unknown option {key!r} (scale, speed, loop, start, counter_period)")
         except ValueError as exc:
             raise ValueError(f"energy source {spec!r}: {exc}") from exc
     return kwargs

@@ -125,6 +125,10 @@ class BaseSource:
         """Start the next counter-derived power interval now (no-op for other sources)."""
         return None
 
+    def overhead_j(self, sampler_cpu_s: float) -> np.ndarray | None:
+        """Joules per device the counter charged for the sampler's own work (None: none, a GPU's)."""
+        return None
+
     def close(self) -> None:
         return None
 
@@ -151,18 +155,20 @@ class RateFromCounter:
         self._last_e = read()
         self._last_t = clock()
         self._last_p = np.zeros_like(self._last_e, dtype=float)
+        self._fresh = False
 
     def __call__(self) -> np.ndarray:
         with self._lock:
             t = self._clock()
             dt = t - self._last_t
-            if dt >= self._min_dt:
+            if dt >= self._min_dt or (self._fresh and dt > 0):
                 e = self._read()
                 self._last_p = (e - self._last_e) / dt
-                self._last_e, self._last_t = e, t
+                self._last_e, self._last_t, self._fresh = e, t, False
             return self._last_p.copy()
 
     def restart(self) -> None:
-        """Begin a new interval now; the next rate covers only the time from here."""
+        """Begin a new interval now; the next rate covers only the time from here (however short:
+        a window never borrows the rate of the interval before it)."""
         with self._lock:
-            self._last_e, self._last_t = self._read(), self._clock()
+            self._last_e, self._last_t, self._fresh = self._read(), self._clock(), True

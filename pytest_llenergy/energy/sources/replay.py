@@ -110,7 +110,11 @@ class ReplaySource(BaseSource):
     # -- time ---------------------------------------------------------------------------------
     def clock(self) -> float:
         """Trace seconds now (unrolled: keeps growing across loops)."""
-        return self._start_v + (self._clock() - self._c0) * self.speed
+        return self.trace_time(self._clock())
+
+    def trace_time(self, reading: float) -> float:
+        """Trace seconds at ``reading`` of the underlying clock (e.g. a window's monotonic host edge)."""
+        return self._start_v + (reading - self._c0) * self.speed
 
     def _position(self, v: float) -> tuple[int, float]:
         """(completed loops, position inside the trace) for unrolled trace time ``v``."""

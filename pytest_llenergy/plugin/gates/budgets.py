@@ -101,7 +101,7 @@ def evaluate(item: pytest.Item, figures: dict[str, Any] | None) -> Verdict | Non
         if stats is not None:
             one = check_interval(budget, stats)
         else:
-            one = check_point(budget, figures)
+            one = check_point(budget, figures, int(figures.get("n_windows") or 1))
             if multi:
                 one.checks = [dict(c, provisional=True) for c in one.checks]
                 one.breaches = []

@@ -20,11 +20,15 @@ from pydantic import ValidationError
 
 from pytest_llenergy.config.errors import problems_from_validation
 from pytest_llenergy.config.measurement import MeasurementConfig
+from pytest_llenergy.plugin.base import status_line
 from pytest_llenergy.plugin.options import resolve
 from pytest_llenergy.plugin.state import get_run
 from pytest_llenergy.plugin.xdist import is_worker
 
 GPU_KINDS = ("nvml", "replay")
+#: A replayed trace needs no 30 s idle baseline: its first two seconds (the shipped H200 trace starts
+#: with 6 s of idle) is as good, and the trace's later phases must not be averaged into it.
+REPLAY_BASELINE_S = 2.0
 
 
 def measurement_settings(config: pytest.Config) -> MeasurementConfig:
@@ -141,10 +145,19 @@ class MeasurementContext:
         if self.baseline_cache is None:
             from pytest_llenergy.energy import BaselineCache
 
+            if source.kind != "nvml":  # a replayed trace: a short fixed baseline
+                short = min(settings.duration_s, REPLAY_BASELINE_S)
+                settings = settings.model_copy(update={"duration_s": short, "min_duration_s": min(settings.min_duration_s, short)})
+            duration = (f"{settings.duration_s:g} s" if settings.duration_s <= settings.min_duration_s
+                        else f"{settings.min_duration_s:g}-{settings.duration_s:g} s")
             self.baseline_cache = BaselineCache(
                 self._cache_get, self._cache_set, settings, campaign_ci_target=self._campaign_ci_target(),
                 prime=self.prime if source.kind == "nvml" else None)
             refresh = bool(resolve(self.config, "lem_baseline_refresh"))
+            if refresh or self.baseline_cache.cached(source) is None:
+                status_line(self.config, f"measuring the idle baseline ({source.kind}, {duration}) before the first "
+                            f"energy window; kept {settings.ttl_s:g} s in the pytest cache "
+                            "(--lem-no-baseline: raw energy only)", min_verbosity=-1)
             if source.kind == "nvml":
                 # The H200 reports P0 even in deep idle (79 W vs 122 W after any work), so the
                 # P-state cannot tell them apart: always bring the GPU to the state workloads run in.
@@ -153,6 +166,15 @@ class MeasurementContext:
             self.baseline, self.baseline_method = self.baseline_cache.obtain(source, refresh=refresh)
             self.baseline_s += perf_counter() - started
         return self.baseline, self.baseline_method
+
+    def no_baseline_reason(self) -> str | None:
+        """Why windows here have no baseline-adjusted figure (None when they have one)."""
+        source = self.ensure_source()
+        if source.kind not in GPU_KINDS:
+            return f"the {source.kind} source has no idle baseline"
+        if not self.settings.baseline.enabled:
+            return "baseline off (--lem-no-baseline)"
+        return None
 
     def _campaign_ci_target(self) -> float | None:
         """The campaign's adaptive-cycles CI target (what an adaptive baseline is sized for), if any."""

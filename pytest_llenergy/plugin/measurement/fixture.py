@@ -23,7 +23,7 @@ from pytest_llenergy.plugin.measurement.context import (
     cuda_sync_function,
     get_context,
 )
-from pytest_llenergy.plugin.measurement.recorder import WINDOWS, ItemRecorder
+from pytest_llenergy.plugin.measurement.recorder import HANDLES, WINDOWS, ItemRecorder
 
 SUMMARY_KEYS = ("energy_j", "adjusted_energy_j", "duration_s", "mean_power_w", "energy_per_output_token_j",
                 "adjusted_energy_per_output_token_j", "source", "estimated", "simulated", "flags")
@@ -37,22 +37,33 @@ class EnergyFixture:
 
         self.item, self.context, self.recorder = item, context, recorder
         source = context.ensure_source()
-        spent = context.baseline_s
-        baseline, _ = context.ensure_baseline()
-        if recorder is not None:
-            recorder.timing["baseline_s"] += context.baseline_s - spent
-        self.meter = EnergyMeter(source, context.settings.sample_hz, baseline, cuda_sync_function(),
+        self.meter = EnergyMeter(source, context.settings.sample_hz, None, cuda_sync_function(),
                                  use_driver_buffer=context.settings.driver_buffer)
-        if recorder is not None:
+        self._baselined = False
+        if recorder is not None:  # a campaign item: its baseline before its warmup and windows
+            self._ensure_baseline()
             recorder.baseline = context.baseline_info()
             if context.prime_problem and context.prime_problem not in recorder.warnings:
                 recorder.warnings.append(context.prime_problem)
         item.stash[WINDOWS] = []
+        item.stash[HANDLES] = []
         self.phase_splits: dict[str, Any] = {}
+
+    def _ensure_baseline(self) -> None:
+        """The process's one idle baseline (measured, or from the pytest cache, the first time any test
+        needs it; plain tests ask before their first window, so a test that measures nothing waits for none)."""
+        if self._baselined:
+            return
+        spent = self.context.baseline_s
+        self.meter.baseline, _ = self.context.ensure_baseline()
+        self._baselined = True
+        if self.recorder is not None:
+            self.recorder.timing["baseline_s"] += self.context.baseline_s - spent
 
     @contextmanager
     def measure(self, name: str = "window") -> Iterator[Any]:
         """Measure the body as one named window (several windows per test are fine)."""
+        self._ensure_baseline()
         self.meter.cuda_sync = cuda_sync_function()
         if self.recorder is not None:  # campaign items: the drift the latest baseline re-check found
             self.meter.baseline_drift_w = self.context.drift_w
@@ -63,22 +74,31 @@ class EnergyFixture:
         finally:
             result = getattr(window, "result", None)
             if result is not None:
-                self._keep(result.to_dict())
+                self._keep(window, result.to_dict())
                 self._phases(window)
         errors = [f for f in (result.flags if result is not None else ()) if f.startswith("source_error")]
         if errors:
             pytest.fail(f"energy source failed during window {name!r}: {'; '.join(errors)} "
                         "(partial samples kept and flagged in the result)", pytrace=False)
 
-    def _keep(self, figures: dict[str, Any]) -> None:
+    def _keep(self, window: Any, figures: dict[str, Any]) -> None:
+        if self.recorder is None:  # plain tests: the baseline behind the adjusted figures, or why there is none
+            info = self.context.baseline_info()
+            figures["baseline_method"] = info["method"] if info else None
+            figures["baseline_age_s"] = info["age_s"] if info else None
+            figures["baseline_absent"] = self.context.no_baseline_reason()
         self.item.stash[WINDOWS].append(figures)
+        self.item.stash.setdefault(HANDLES, []).append(window)
         if self.recorder is not None:
             self.recorder.timing["measured_s"] += float(figures.get("duration_s") or 0.0)
-        for key in SUMMARY_KEYS:
-            value = figures.get(key)
-            if value is not None and value != []:
-                value = ",".join(value) if isinstance(value, list) else value
-                self.item.user_properties.append((f"energy.{figures['name']}.{key}", value))
+        positions: dict[str, int] = {}
+        self._properties(figures, positions)
+
+        def update(result: Any) -> None:  # tokens recorded after the block
+            figures.update({k: v for k, v in result.to_dict().items() if k not in ("flags", "devices")})
+            self._properties(figures, positions)
+
+        window.listeners.append(update)
         if self.recorder is not None:
             run_dir = self.recorder.run.run_dir
             try:
@@ -88,6 +108,20 @@ class EnergyFixture:
                 self.recorder.warnings.append(f"time series not written: {exc}")
             else:
                 self.recorder.timeseries_path = str(path.relative_to(run_dir.path))
+
+    def _properties(self, figures: dict[str, Any], positions: dict[str, int]) -> None:
+        """The window's summary in ``user_properties`` (JUnit XML), overwriting earlier entries."""
+        props = self.item.user_properties
+        for key in SUMMARY_KEYS:
+            value = figures.get(key)
+            if value is None or value == []:
+                continue
+            entry = (f"energy.{figures['name']}.{key}", ",".join(value) if isinstance(value, list) else value)
+            if key in positions:
+                props[positions[key]] = entry
+            else:
+                positions[key] = len(props)
+                props.append(entry)
 
     def _phases(self, window: Any) -> None:
         settings = self.context.settings.phases

@@ -17,7 +17,16 @@ from pytest_llenergy.plugin.state import CampaignItem, LemRun
 from pytest_llenergy.results.schema import ExperimentResult, ItemTiming, LatencyStats, LoadInfo
 
 WINDOWS = pytest.StashKey[list[dict[str, Any]]]()
-"""Measured windows of an item (``WindowEnergy`` dicts), filled by the ``energy`` fixture."""
+"""Measured windows of an item (``WindowEnergy`` dicts), filled by the ``energy`` fixture; tokens
+recorded after a window's block update its dict in place until the test's report is made."""
+HANDLES = pytest.StashKey[list[Any]]()
+"""The ``Window`` handles behind ``WINDOWS`` (sealed once the test's report is made)."""
+
+
+def seal_windows(item: pytest.Item) -> None:
+    """Refuse ``record()`` on the item's windows from now on: their figures have been reported."""
+    for window in item.stash.get(HANDLES, []):
+        window.seal("the test's report was already made")
 
 
 def _now() -> str:

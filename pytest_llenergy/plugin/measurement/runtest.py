@@ -15,12 +15,13 @@ from pytest_llenergy.plugin.base import (
     LEM_KEY_PROPERTY,
     LEM_RESULT_PROPERTY,
     RECORDER,
+    VERDICT_ATTR,
     campaign_item,
     force_cold_start,
 )
 from pytest_llenergy.plugin.gates import verdicts as gates
 from pytest_llenergy.plugin.measurement.carbon import item_footprint
-from pytest_llenergy.plugin.measurement.recorder import WINDOWS, ItemRecorder
+from pytest_llenergy.plugin.measurement.recorder import WINDOWS, ItemRecorder, seal_windows
 from pytest_llenergy.plugin.measurement.resident import ResidentSessions
 from pytest_llenergy.plugin.state import CampaignItem, get_run
 from pytest_llenergy.results.schema import LoadInfo, result_key
@@ -107,10 +108,20 @@ def _error_text(report: pytest.TestReport) -> str:
     return "\n".join(lines[-10:]) if lines else text[-2000:]
 
 
-def window_figures(window: dict[str, Any] | None) -> dict[str, Any]:
-    """Flat figures of a bare window (tests outside a campaign), named like result columns."""
+def window_figures(window: dict[str, Any] | None, same_name: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Flat figures of a bare window (tests outside a campaign), named like result columns.
+
+    With ``same_name`` (every window of the test called like the first, a loop's windows) each
+    figure is their mean, and ``n_windows`` says how many: a budget judges them all, not the first.
+    """
     figures = dict(window or {})
     figures["energy_adjusted_j"] = figures.get("adjusted_energy_j")
+    if same_name and len(same_name) > 1:
+        from pytest_llenergy.results.windows import metric_values
+
+        figures.update({column: sum(v) / len(v) for column, v in metric_values(same_name).items()})
+        figures["output_tokens"] = sum(w.get("output_tokens") or 0 for w in same_name) or None
+        figures["n_windows"] = len(same_name)
     return figures
 
 
@@ -119,6 +130,8 @@ def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[Any]
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report: pytest.TestReport = yield
+    if report.when == "call" or (report.when == "setup" and not report.passed):
+        seal_windows(item)
     citem = campaign_item(item)
     if citem is not None:
         report.user_properties.append((LEM_KEY_PROPERTY, result_key(citem.experiment.id, citem.cycle)))
@@ -128,9 +141,13 @@ def pytest_runtest_makereport(
         _finish_campaign_item(item, recorder, report)
     elif recorder is None and report.when == "call" and report.passed:
         windows: list[dict[str, Any]] = item.stash.get(WINDOWS, [])
-        verdict = gates.evaluate(item, window_figures(windows[0]) if windows else None)
-        if verdict is not None and verdict.failed:
-            gates.fail_report(report, verdict, gates.gate_kind(item))
+        first = [w for w in windows if w.get("name") == windows[0].get("name")] if windows else []
+        verdict = gates.evaluate(item, window_figures(windows[0], first) if windows else None)
+        if verdict is not None:
+            setattr(report, VERDICT_ATTR, {"failed": verdict.failed, "breaches": verdict.breaches,
+                                           "checks": verdict.checks})
+            if verdict.failed:
+                gates.fail_report(report, verdict, gates.gate_kind(item))
     return report
 
 

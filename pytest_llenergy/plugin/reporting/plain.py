@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from pytest_llenergy.plugin.base import campaign_item
+from pytest_llenergy.plugin.base import VERDICT_ATTR, campaign_item
 from pytest_llenergy.plugin.gates.compare import ALPHA, SAVED, storage_root
 from pytest_llenergy.plugin.measurement.recorder import WINDOWS
 from pytest_llenergy.plugin.measurement.threads import thread_lines
@@ -39,10 +39,15 @@ class PlainWindows:
         self.handled = False  # the campaign's reporting saved / wrote them
         self.lines: list[str] = []
         self.comparisons: list[Any] = []
+        #: budget (and comparison) verdicts of plain tests: ``{"key": nodeid, "budget": {...}}``
+        self.verdicts: list[dict[str, Any]] = []
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         for window in getattr(report, REPORT_ATTR, None) or []:
             self.windows.setdefault(window_key(report.nodeid, window.get("name") or "window"), []).append(window)
+        verdict = getattr(report, VERDICT_ATTR, None)
+        if verdict is not None:
+            self.verdicts.append({"key": report.nodeid, "budget": verdict})
 
     def experiments(self) -> dict[str, Any]:
         from pytest_llenergy.results.windows import windows_experiments
@@ -95,7 +100,7 @@ class PlainWindows:
             self.lines.append(f"saved this run as {save_run(storage_root(config), record)}")
         json_path = resolve(config, "lem_json")
         if json_path and record is not None:
-            payload = {"campaign": None, "run_id": record["run_id"], "windows": stats,
+            payload = {"campaign": None, "run_id": record["run_id"], "windows": stats, "verdicts": self.verdicts,
                        "comparisons": [c.__dict__ | {"rule": str(c.rule)} for c in self.comparisons],
                        "environment": {"machine_id": record["machine_id"], "commit": record["commit"]}}
             atomic_write_json(Path(json_path), payload)
@@ -149,6 +154,23 @@ def pytest_runtest_makereport(
         if windows:
             setattr(report, REPORT_ATTR, [portable(w) for w in windows])
     return report
+
+
+def pytest_report_collectionfinish(config: pytest.Config, items: list[pytest.Item]) -> list[str] | None:
+    """Plain tests that use ``energy``: the energy source and what its figures are, before any test runs
+    (campaign runs print this in their header)."""
+    if get_run(config) is not None or not any("energy" in getattr(i, "fixturenames", ()) for i in items):
+        return None
+    from pytest_llenergy.plugin.measurement.context import get_context
+
+    context = get_context(config)
+    source = context.ensure_source()
+    lines = [f"llenergy: energy source: {context.reason}"]
+    if source.estimated:
+        lines.append("llenergy: NOTE: ESTIMATED energy (no hardware counter): treat figures as approximate")
+    if source.simulated:
+        lines.append("llenergy: NOTE: SIMULATED energy (replayed power trace), not a measurement")
+    return lines
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -157,6 +157,8 @@ class ReportingPlugin:
         if plain is not None and plain.windows:
             payload["windows"] = plain.statistics()
             plain.handled = True
+        if plain is not None:
+            payload["verdicts"] += plain.verdicts
         atomic_write_json(path, payload)
         self.lines.append(f"json report: {path}")
 
