@@ -113,7 +113,7 @@ def base_images(daemon: str) -> dict[str, str]:
     assert proc.returncode == 0, proc.stderr.decode()
     pins = read_env_file(DOCKER / ".env")
     tags = {}
-    for backend, key in BASES.items():
+    for key in BASES.values():
         tags[key] = pins[key].split("@")[0]
         assert _docker("tag", "lem-test-standin-base:1", tags[key]).returncode == 0
     yield tags
