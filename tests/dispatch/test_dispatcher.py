@@ -333,7 +333,7 @@ class TestPersistent:
         for i in range(3):
             result = dispatcher.run_item("transformers", command(), route_gpus("2"), "c1-x", serve=nodeids,
                                          next_nodeid=nodeids[i + 1] if i < 2 else None)
-            assert result.container == "lem-x-transformers-1 (0123456789ab)"
+            assert result.container == "lem-x-transformers-1" and result.image_id == "sha256:running"
             assert result.returncode == 0 and result.output == "worker output"
         verbs = [v for v in runner.verbs() if v in ("up", "exec", "down", "run")]
         assert verbs == ["up"]
@@ -342,6 +342,7 @@ class TestPersistent:
         (argv,) = FakeWorker.started  # one worker for the three items
         assert argv[:3] == ["docker", "exec", "-i"] and "CUDA_VISIBLE_DEVICES=0" in argv
         assert "LEM_CONTAINER_IMAGE_ID=sha256:running" in argv  # the running container's image
+        assert "LEM_CONTAINER_NAME=lem-x-transformers-1" in argv  # its name (HOSTNAME is the host's under network_mode: host)
         assert "0123456789abcdef" in argv and "--lem-dispatch-serve" in argv and all(n in argv for n in nodeids)
         worker = dispatcher._workers["transformers"]
         assert [r["next"] for r in worker.requests] == [nodeids[1], nodeids[2], None]
