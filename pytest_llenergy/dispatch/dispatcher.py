@@ -9,7 +9,7 @@ import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import yaml
 
@@ -36,6 +36,7 @@ from pytest_llenergy.dispatch.envfile import ensure_git_ignored, ensure_secrets_
 from pytest_llenergy.dispatch.errors import DispatchError, describe_exit, explain_output
 from pytest_llenergy.dispatch.files import build_context_problem
 from pytest_llenergy.dispatch.gpus import GpuRoute
+from pytest_llenergy.dispatch.outcome import ContainerRun, Strategy
 from pytest_llenergy.dispatch.owners import labels, sweep_orphans, write_label_file
 from pytest_llenergy.dispatch.preflight import (
     Preflight,
@@ -49,8 +50,6 @@ from pytest_llenergy.dispatch.preflight import (
 )
 from pytest_llenergy.dispatch.process import Completed, Runner, run_command
 from pytest_llenergy.dispatch.worker import Worker
-
-Strategy = Literal["ephemeral", "persistent"]
 
 
 @dataclass
@@ -95,37 +94,6 @@ class DispatchSettings:
 
     def service_for(self, backend: str) -> str:
         return self.services.get(backend, backend)
-
-
-@dataclass
-class ContainerRun:
-    """How one item's container went."""
-
-    service: str
-    strategy: Strategy
-    image: str | None
-    container: str
-    argv: list[str]
-    returncode: int
-    output: str
-    duration_s: float
-    timed_out: bool = False
-    error: str | None = None
-    """Why the container could not run the item at all (set instead of a pytest outcome)."""
-    image_id: str | None = None
-    """The id of the image the container that ran the item was created from (``docker inspect``)."""
-    hint: str | None = None
-    """What docker's output says went wrong (used when no pytest report came back)."""
-
-    def tail(self, lines: int) -> str:
-        kept = self.output.rstrip().splitlines()[-lines:]
-        return "\n".join(kept)
-
-    def describe(self, pytest_ran: bool = True) -> str:
-        if self.timed_out:
-            return f"container {self.container} timed out after {self.duration_s:.0f} s and was killed"
-        text = f"container {self.container}: {describe_exit(self.returncode, pytest_ran=pytest_ran)}"
-        return text if pytest_ran or not self.hint else f"{text}: {self.hint}"
 
 
 class ContainerDispatcher:
