@@ -24,25 +24,36 @@ def daemon() -> str:
         pytest.skip(f"no Docker daemon: {exc}; scripts/ci_docker.sh starts a private one")
 
 
+class Rootfs:
+    """A root filesystem, entry by entry, as the tar ``docker import`` reads."""
+
+    def __init__(self) -> None:
+        self._buf = io.BytesIO()
+        self._tar = tarfile.open(fileobj=self._buf, mode="w")
+
+    def add(self, name: str, kind: bytes = tarfile.DIRTYPE, mode: int = 0o755, link: str = "", data: bytes = b"") -> None:
+        info = tarfile.TarInfo(name)
+        info.type, info.mode, info.mtime, info.linkname = kind, mode, 0, link
+        info.size = len(data) if kind == tarfile.REGTYPE else 0
+        self._tar.addfile(info, io.BytesIO(data) if data else None)
+
+    def tar(self) -> bytes:
+        self._tar.close()
+        return self._buf.getvalue()
+
+
 def _rootfs_tar() -> bytes:
     """A root filesystem with mount points only: /usr, Python and the plugin come from the host."""
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        def add(name: str, kind: bytes = tarfile.DIRTYPE, mode: int = 0o755, link: str = "", data: bytes = b"") -> None:
-            info = tarfile.TarInfo(name)
-            info.type, info.mode, info.mtime, info.linkname = kind, mode, 0, link
-            info.size = len(data) if kind == tarfile.REGTYPE else 0
-            tar.addfile(info, io.BytesIO(data) if data else None)
-
-        for directory in ("usr", "etc", "proc", "sys", "dev", "root", "sbin", "var", "workspace", "results"):
-            add(directory)
-        add("tmp", mode=0o1777)
-        add("cache", mode=0o1777)  # the named model-cache volume is created from this directory
-        for link in ("bin", "lib", "lib64"):
-            add(link, tarfile.SYMTYPE, link=f"usr/{link}")
-        add("etc/passwd", tarfile.REGTYPE, 0o644, data=b"root:x:0:0:root:/root:/bin/sh\n")
-        add("etc/group", tarfile.REGTYPE, 0o644, data=b"root:x:0:\n")
-    return buf.getvalue()
+    root = Rootfs()
+    for directory in ("usr", "etc", "proc", "sys", "dev", "root", "sbin", "var", "workspace", "results"):
+        root.add(directory)
+    root.add("tmp", mode=0o1777)
+    root.add("cache", mode=0o1777)  # the named model-cache volume is created from this directory
+    for link in ("bin", "lib", "lib64"):
+        root.add(link, tarfile.SYMTYPE, link=f"usr/{link}")
+    root.add("etc/passwd", tarfile.REGTYPE, 0o644, data=b"root:x:0:0:root:/root:/bin/sh\n")
+    root.add("etc/group", tarfile.REGTYPE, 0o644, data=b"root:x:0:\n")
+    return root.tar()
 
 
 @pytest.fixture(scope="session")

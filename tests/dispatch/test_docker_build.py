@@ -11,7 +11,6 @@ the plugin's source is there and no ``secrets.env`` is, the labels, and the user
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import shutil
@@ -23,8 +22,9 @@ import pytest
 import yaml
 
 import pytest_llenergy
-from pytest_llenergy.dispatch import DispatchError, daemon_version
 from pytest_llenergy.dispatch.envfile import read_env_file
+
+from .docker_fixtures import Rootfs
 
 pytestmark = [pytest.mark.docker, pytest.mark.requires("docker", "compose")]
 
@@ -70,37 +70,22 @@ def _docker(*args: str, timeout: float = 120, **kwargs) -> subprocess.CompletedP
     return subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout, **kwargs)
 
 
-@pytest.fixture(scope="module")
-def daemon() -> str:
-    try:
-        return daemon_version(env=dict(os.environ))
-    except DispatchError as exc:
-        pytest.skip(f"no Docker daemon: {exc}; scripts/ci_docker.sh starts a private one")
-
-
 def standin_rootfs() -> bytes:
-    """busybox (static, from the host), its applets, a python3 stub and a useradd over adduser."""
+    """busybox (static, from the host), its applets, a python3 stub and a useradd."""
     assert BUSYBOX is not None
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        def add(name: str, kind: bytes = tarfile.DIRTYPE, mode: int = 0o755, link: str = "", data: bytes = b"") -> None:
-            info = tarfile.TarInfo(name)
-            info.type, info.mode, info.mtime, info.linkname = kind, mode, 0, link
-            info.size = len(data) if kind == tarfile.REGTYPE else 0
-            tar.addfile(info, io.BytesIO(data) if data else None)
-
-        for directory in ("bin", "usr", "usr/bin", "usr/sbin", "usr/local", "usr/local/bin", "etc", "root", "var",
-                          "var/log", "proc", "sys", "dev"):
-            add(directory)
-        add("tmp", mode=0o1777)
-        add("bin/busybox", tarfile.REGTYPE, data=Path(BUSYBOX).read_bytes())
-        for applet in APPLETS:
-            add(f"bin/{applet}", tarfile.SYMTYPE, link="busybox")
-        add("usr/bin/python3", tarfile.REGTYPE, data=PYTHON_STUB.encode())
-        add("usr/sbin/useradd", tarfile.REGTYPE, data=USERADD_STUB.encode())
-        add("etc/passwd", tarfile.REGTYPE, 0o644, data=b"root:x:0:0:root:/root:/bin/sh\n")
-        add("etc/group", tarfile.REGTYPE, 0o644, data=b"root:x:0:\n")
-    return buf.getvalue()
+    root = Rootfs()
+    for directory in ("bin", "usr", "usr/bin", "usr/sbin", "usr/local", "usr/local/bin", "etc", "root", "var",
+                      "var/log", "proc", "sys", "dev"):
+        root.add(directory)
+    root.add("tmp", mode=0o1777)
+    root.add("bin/busybox", tarfile.REGTYPE, data=Path(BUSYBOX).read_bytes())
+    for applet in APPLETS:
+        root.add(f"bin/{applet}", tarfile.SYMTYPE, link="busybox")
+    root.add("usr/bin/python3", tarfile.REGTYPE, data=PYTHON_STUB.encode())
+    root.add("usr/sbin/useradd", tarfile.REGTYPE, data=USERADD_STUB.encode())
+    root.add("etc/passwd", tarfile.REGTYPE, 0o644, data=b"root:x:0:0:root:/root:/bin/sh\n")
+    root.add("etc/group", tarfile.REGTYPE, 0o644, data=b"root:x:0:\n")
+    return root.tar()
 
 
 @pytest.fixture(scope="module")
