@@ -178,12 +178,7 @@ class ContainerDispatcher:
         result.compose = detect_compose(self.runner, docker=s.docker, configured=s.compose_command, env=env)
         if not s.compose_file.is_file():
             raise DispatchError(f"compose file {s.compose_file} not found (dispatch.compose_file)")
-        own_folder = s.secrets_path is not None
-        if ensure_secrets_file(s.secrets_file, own_folder=own_folder):
-            result.notes.append(f"created {display_path(s.secrets_file, s.cwd)} (empty; for HF_TOKEN and other secrets)")
-        if not own_folder and ensure_git_ignored(s.secrets_file):
-            result.notes.append(f"added {s.secrets_file.name} to {display_path(s.secrets_file.parent / '.gitignore', s.cwd)}"
-                                " (secrets are never committed)")
+        self._secrets_file(result)
         self.project = ComposeProject(result.compose, s.compose_file, s.project, s.env_file, s.build_file)
         config = self._compose_config(env)
         declared = config.get("services") or {}
@@ -197,6 +192,21 @@ class ContainerDispatcher:
         gpu_check: dict[str, Any] = {}
         for service in sorted(set(services)):
             result.services[service] = self._check_service(service, declared, env, gpu_check)
+
+    def _secrets_file(self, result: Preflight) -> None:
+        """Create the (empty) secrets file when missing, and keep it out of git (beside a compose file of one's own)."""
+        s = self.settings
+        own_folder = s.secrets_path is not None
+        shown = display_path(s.secrets_file, s.cwd)
+        try:
+            if ensure_secrets_file(s.secrets_file, own_folder=own_folder):
+                result.notes.append(f"created {shown} (empty; for HF_TOKEN and other secrets)")
+            if not own_folder and ensure_git_ignored(s.secrets_file):
+                result.notes.append(f"added {s.secrets_file.name} to {display_path(s.secrets_file.parent / '.gitignore', s.cwd)}"
+                                    " (secrets are never committed)")
+        except OSError as exc:
+            result.notes.append(f"cannot create {shown} or list it in the .gitignore beside it ({exc.strerror or exc}): "
+                                "containers get no secrets from it; never commit it")
 
     def _compose_config(self, env: Mapping[str, str]) -> dict[str, Any]:
         assert self.project is not None

@@ -130,6 +130,16 @@ class TestPreflight:
         assert config_env["PUID"] == "1000" and config_env["PGID"] == "1000"
         assert ["--env-file", str(settings.compose_file.parent / ".env")] == config_argv[6:8]
 
+    def test_a_compose_folder_that_cannot_be_written_is_a_note(self, settings, monkeypatch):
+        def refuse(*args, **kwargs):
+            raise PermissionError(13, "Permission denied")
+
+        monkeypatch.setattr("pytest_llenergy.dispatch.dispatcher.ensure_secrets_file", refuse)
+        pre = ContainerDispatcher(settings, FakeDockerRunner(), environ={}).preflight(["transformers"])
+        assert pre.error is None and pre.problem("transformers") is None
+        assert pre.notes == ["cannot create docker/secrets.env or list it in the .gitignore beside it (Permission "
+                             "denied): containers get no secrets from it; never commit it"]
+
     def test_image_missing_names_the_exact_build_command(self, settings):
         runner = FakeDockerRunner()
         del runner.images["llenergy/vllm:1"]
