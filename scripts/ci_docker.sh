@@ -80,8 +80,11 @@ stop_stale() {  # a daemon or containerd left by an earlier, interrupted run
   rm -f "$STATE/dockerd.pid" "$STATE/docker.sock"
   unmount_data
 }
-unmount_data() {  # dockerd bind-mounts its data root onto itself; a daemon that died leaves that behind
-  if mountpoint -q "$STATE/data" 2>/dev/null; then umount "$STATE/data" 2>/dev/null || true; fi
+unmount_data() {  # dockerd bind-mounts its data root onto itself and its network namespace; it leaves them behind
+  local m
+  for m in "$STATE/data" "$STATE/exec/netns/default"; do
+    if mountpoint -q "$m" 2>/dev/null; then umount "$m" 2>/dev/null || true; fi
+  done
 }
 
 DOCKERD_PID=""
