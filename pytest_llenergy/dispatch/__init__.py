@@ -12,17 +12,13 @@ from pytest_llenergy.dispatch.compose import (
     detect_compose,
     project_name,
 )
-from pytest_llenergy.dispatch.dispatcher import (
-    ContainerDispatcher,
-    ContainerRun,
-    DispatchSettings,
-    Preflight,
-    ServiceInfo,
-)
+from pytest_llenergy.dispatch.dispatcher import ContainerDispatcher, DispatchSettings
 from pytest_llenergy.dispatch.docker import ImageInfo, daemon_version, image_info
 from pytest_llenergy.dispatch.envfile import ensure_secrets_file, read_env_file
 from pytest_llenergy.dispatch.errors import DispatchError, describe_exit
 from pytest_llenergy.dispatch.gpus import GpuRoute, parse_visible, route_gpus
+from pytest_llenergy.dispatch.outcome import ContainerRun
+from pytest_llenergy.dispatch.preflight import Preflight, ServiceInfo
 from pytest_llenergy.dispatch.process import Completed, Runner, run_command
 
 __all__ = [

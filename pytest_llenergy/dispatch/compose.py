@@ -100,9 +100,14 @@ class ComposeProject:
     env_file: Path | None = None
     build_file: Path | None = None
     """The override file that adds the services' ``build:`` sections (never used to run: no implicit builds)."""
+    label_file: Path | None = None
+    """The override file that labels this run's containers with their project and owner (``owners.py``)."""
 
     def base(self) -> list[str]:
-        argv = [*self.compose.argv, "-f", str(self.file), "-p", self.project]
+        argv = [*self.compose.argv, "-f", str(self.file)]
+        if self.label_file is not None:
+            argv += ["-f", str(self.label_file)]
+        argv += ["-p", self.project]
         if self.env_file is not None:
             argv += ["--env-file", str(self.env_file)]
         return argv
@@ -116,9 +121,10 @@ class ComposeProject:
 
     def run(self, service: str, command: Sequence[str], *, env: Mapping[str, str | None], workdir: str,
             name: str) -> list[str]:
-        """Ephemeral: a new container for one command, removed when it exits; never pulls or builds."""
+        """Ephemeral: a new container for one command; never pulls or builds. Not ``--rm``: the dispatcher
+        reads the image id of the container that ran the item, then removes it."""
         return self.base() + [
-            "run", "--rm", "-T", "--no-deps", *self.no_pull(), "--name", name, "-w", workdir, *env_flags(env),
+            "run", "-T", "--no-deps", *self.no_pull(), "--name", name, "-w", workdir, *env_flags(env),
             service, *command,
         ]
 

@@ -5,16 +5,16 @@ from __future__ import annotations
 import os
 import secrets
 import time
+import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import yaml
 
 from pytest_llenergy.dispatch.command import ItemCommand, PathMap
 from pytest_llenergy.dispatch.compose import (
-    ComposeCommand,
     ComposeProject,
     container_name,
     detect_compose,
@@ -23,7 +23,6 @@ from pytest_llenergy.dispatch.compose import (
 )
 from pytest_llenergy.dispatch.docker import (
     DaemonInfo,
-    ImageInfo,
     container_image_id,
     container_label,
     daemon_info,
@@ -33,11 +32,15 @@ from pytest_llenergy.dispatch.docker import (
     project_containers,
     remove_containers,
 )
-from pytest_llenergy.dispatch.envfile import ensure_secrets_file, read_env_file
+from pytest_llenergy.dispatch.envfile import ensure_git_ignored, ensure_secrets_file, read_env_file
 from pytest_llenergy.dispatch.errors import DispatchError, describe_exit, explain_output
 from pytest_llenergy.dispatch.files import build_context_problem
 from pytest_llenergy.dispatch.gpus import GpuRoute
+from pytest_llenergy.dispatch.outcome import ContainerRun, Strategy
+from pytest_llenergy.dispatch.owners import labels, sweep_orphans, write_label_file
 from pytest_llenergy.dispatch.preflight import (
+    Preflight,
+    ServiceInfo,
     driver_problem,
     gpu_runtime_problem,
     host_driver_version,
@@ -47,8 +50,6 @@ from pytest_llenergy.dispatch.preflight import (
 )
 from pytest_llenergy.dispatch.process import Completed, Runner, run_command
 from pytest_llenergy.dispatch.worker import Worker
-
-Strategy = Literal["ephemeral", "persistent"]
 
 
 @dataclass
@@ -95,74 +96,6 @@ class DispatchSettings:
         return self.services.get(backend, backend)
 
 
-@dataclass
-class ServiceInfo:
-    service: str
-    image: str | None
-    info: ImageInfo | None = None
-    problem: str | None = None
-
-
-@dataclass
-class Preflight:
-    """What the checks found: usable services, and each unusable one's reason."""
-
-    daemon: str | None = None
-    compose: ComposeCommand | None = None
-    services: dict[str, ServiceInfo] = field(default_factory=dict)
-    errors: list[str] = field(default_factory=list)
-    """Problems that stop every service (no CLI, no daemon, no compose, bad compose file, results not writable)."""
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def error(self) -> str | None:
-        return "; ".join(self.errors) if self.errors else None
-
-    def problems(self, services: Iterable[str]) -> list[str]:
-        """Every problem found, one line each (a service's problem once even when shared)."""
-        lines = list(self.errors)
-        for service in sorted(set(services)):
-            info = self.services.get(service)
-            if info is not None and info.problem and info.problem not in lines:
-                lines.append(info.problem)
-        return lines
-
-    def problem(self, service: str) -> str | None:
-        if self.errors:
-            return self.error
-        info = self.services.get(service)
-        return info.problem if info is not None else f"service {service!r} was not checked"
-
-
-@dataclass
-class ContainerRun:
-    """How one item's container went."""
-
-    service: str
-    strategy: Strategy
-    image: str | None
-    container: str
-    argv: list[str]
-    returncode: int
-    output: str
-    duration_s: float
-    timed_out: bool = False
-    error: str | None = None
-    """Why the container could not run the item at all (set instead of a pytest outcome)."""
-    hint: str | None = None
-    """What docker's output says went wrong (used when no pytest report came back)."""
-
-    def tail(self, lines: int) -> str:
-        kept = self.output.rstrip().splitlines()[-lines:]
-        return "\n".join(kept)
-
-    def describe(self, pytest_ran: bool = True) -> str:
-        if self.timed_out:
-            return f"container {self.container} timed out after {self.duration_s:.0f} s and was killed"
-        text = f"container {self.container}: {describe_exit(self.returncode, pytest_ran=pytest_ran)}"
-        return text if pytest_ran or not self.hint else f"{text}: {self.hint}"
-
-
 class ContainerDispatcher:
     """Runs campaign items in compose services; one per process (xdist workers each have one)."""
 
@@ -178,6 +111,7 @@ class ContainerDispatcher:
         self.preflight_result: Preflight | None = None
         self.project: ComposeProject | None = None
         self._up: dict[str, tuple[str, str, str]] = {}  # service -> (NVIDIA_VISIBLE_DEVICES, label, container id)
+        self._names: dict[str, str] = {}  # service -> name of its persistent container
         self._workers: dict[str, Worker] = {}
         self._image_ids: dict[str, str] = {}  # service -> id of the image its container runs
         self._secrets: dict[str, str] = read_env_file(settings.secrets_file)
@@ -198,10 +132,16 @@ class ContainerDispatcher:
             env["NVIDIA_VISIBLE_DEVICES"] = gpu.nvidia_visible_devices
         return env
 
-    def container_env(self, service: str, gpu: GpuRoute) -> dict[str, str | None]:
-        """``-e`` variables of an item: GPUs, the campaign's env, provenance, secrets (by name only)."""
+    def container_env(self, service: str, gpu: GpuRoute, *, image_id: str | None = None,
+                      container: str | None = None) -> dict[str, str | None]:
+        """``-e`` variables of an item: GPUs, the campaign's env, provenance, secrets (by name only).
+
+        The container's name is passed (not read from HOSTNAME inside: under ``network_mode: host`` that
+        is the host's name), and the id of the image the item runs on."""
         provenance = {"LEM_CONTAINER_SERVICE": service, "LEM_CONTAINER_STRATEGY": self.settings.strategy,
-                      "LEM_CONTAINER_IMAGE": self.image_of(service), "LEM_CONTAINER_IMAGE_ID": self.image_id(service)}
+                      "LEM_CONTAINER_IMAGE": self.image_of(service),
+                      "LEM_CONTAINER_IMAGE_ID": image_id or self.image_id(service),
+                      "LEM_CONTAINER_NAME": container or self._names.get(service)}
         env: dict[str, str | None] = {**gpu.container_env(), **self.settings.extra_env}
         env.update({k: v for k, v in provenance.items() if v})
         env.update({key: None for key in self._secrets})
@@ -210,28 +150,16 @@ class ContainerDispatcher:
     # -- preflight ---------------------------------------------------------------------------------------------
     def preflight(self, services: Iterable[str]) -> Preflight:
         """Check docker, compose, the compose file, each service's image and GPU support, and that the
-        containers' user may write the results; never raises. Problems: one line each."""
+        containers' user may read the project and write the results: every problem it can see, one line
+        each (the host's own checks even without a daemon); never raises. Removes containers that
+        earlier, dead runs of this project left."""
         result = Preflight()
         self.preflight_result = result
-        s = self.settings
-        env = self.compose_env()
         try:
-            result.daemon = daemon_version(self.runner, docker=s.docker, env=env)
-            result.compose = detect_compose(self.runner, docker=s.docker, configured=s.compose_command, env=env)
-            if not s.compose_file.is_file():
-                raise DispatchError(f"compose file {s.compose_file} not found (dispatch.compose_file)")
-            if ensure_secrets_file(s.secrets_file, own_folder=s.secrets_path is not None):
-                result.notes.append(f"created {display_path(s.secrets_file, s.cwd)} (empty; for HF_TOKEN and other secrets)")
-            self.project = ComposeProject(result.compose, s.compose_file, s.project, s.env_file, s.build_file)
-            config = self._compose_config(env)
+            self._check_docker(services, result)
         except DispatchError as exc:
             result.errors.append(str(exc))
-            return result
-        declared = config.get("services") or {}
-        self._create_external_volumes(config, env, result)
-        gpu_check: dict[str, Any] = {}
-        for service in sorted(set(services)):
-            result.services[service] = self._check_service(service, declared, env, gpu_check)
+        s = self.settings
         if s.uid == 0:
             result.notes.append("containers run as root (dispatch.user is 0:0)")
         problem = readable_problem(s.paths.host_project, s.uid, s.gid)
@@ -242,6 +170,43 @@ class ContainerDispatcher:
             if problem:
                 result.errors.append(problem)
         return result
+
+    def _check_docker(self, services: Iterable[str], result: Preflight) -> None:
+        s = self.settings
+        env = self.compose_env()
+        result.daemon = daemon_version(self.runner, docker=s.docker, env=env)
+        result.compose = detect_compose(self.runner, docker=s.docker, configured=s.compose_command, env=env)
+        if not s.compose_file.is_file():
+            raise DispatchError(f"compose file {s.compose_file} not found (dispatch.compose_file)")
+        self._secrets_file(result)
+        self.project = ComposeProject(result.compose, s.compose_file, s.project, s.env_file, s.build_file)
+        config = self._compose_config(env)
+        declared = config.get("services") or {}
+        if declared:
+            keep = s.keep_containers and s.strategy == "persistent"
+            label_file = write_label_file(declared, labels(s.paths.host_project, keep))
+            weakref.finalize(self, label_file.unlink, True)  # removed by close(), else when this object goes
+            self.project = replace(self.project, label_file=label_file)
+        result.notes += sweep_orphans(s.paths.host_project, self.runner, docker=s.docker, env=env).lines()
+        self._create_external_volumes(config, env, result)
+        gpu_check: dict[str, Any] = {}
+        for service in sorted(set(services)):
+            result.services[service] = self._check_service(service, declared, env, gpu_check)
+
+    def _secrets_file(self, result: Preflight) -> None:
+        """Create the (empty) secrets file when missing, and keep it out of git (beside a compose file of one's own)."""
+        s = self.settings
+        own_folder = s.secrets_path is not None
+        shown = display_path(s.secrets_file, s.cwd)
+        try:
+            if ensure_secrets_file(s.secrets_file, own_folder=own_folder):
+                result.notes.append(f"created {shown} (empty; for HF_TOKEN and other secrets)")
+            if not own_folder and ensure_git_ignored(s.secrets_file):
+                result.notes.append(f"added {s.secrets_file.name} to {display_path(s.secrets_file.parent / '.gitignore', s.cwd)}"
+                                    " (secrets are never committed)")
+        except OSError as exc:
+            result.notes.append(f"cannot create {shown} or list it in the .gitignore beside it ({exc.strerror or exc}): "
+                                "containers get no secrets from it; never commit it")
 
     def _compose_config(self, env: Mapping[str, str]) -> dict[str, Any]:
         assert self.project is not None
@@ -283,34 +248,36 @@ class ContainerDispatcher:
         assert self.project is not None
         if service not in declared:
             names = ", ".join(sorted(declared)) or "none"
-            return ServiceInfo(service, None, problem=(
+            return ServiceInfo(service, None, problems=[
                 f"compose file {display_path(self.settings.compose_file, self.settings.cwd)} has no service "
-                f"{service!r} (it has: {names}); add one, or map the backend in dispatch.services"))
+                f"{service!r} (it has: {names}); add one, or map the backend in dispatch.services"])
         config = declared[service] or {}
         image = config.get("image")
         if not image:
-            return ServiceInfo(service, None, problem=f"service {service!r} names no image (add `image:` to it)")
+            return ServiceInfo(service, None, problems=[f"service {service!r} names no image (add `image:` to it)"])
         try:
             info = image_info(image, self.runner, docker=self.settings.docker, env=env)
         except DispatchError as exc:
-            return ServiceInfo(service, image, problem=str(exc))
-        if info is None:
-            return ServiceInfo(service, image, problem=(
-                f"image {image} for service {service!r} is not on this machine (dispatch never pulls or builds); "
-                "build it with: " + self.project.build_hint([service], self.settings.cwd) + self._context_note()))
+            return ServiceInfo(service, image, problems=[str(exc)])
         found = ServiceInfo(service, image, info)
-        version = info.plugin_version
-        if version and self.settings.plugin_version and version != self.settings.plugin_version:
+        if info is None:
+            found.problems.append(
+                f"image {image} for service {service!r} is not on this machine (dispatch never pulls or builds); "
+                "build it with: " + self.project.build_hint([service], self.settings.cwd) + self._context_note())
+        elif info.plugin_version and self.settings.plugin_version and info.plugin_version != self.settings.plugin_version:
             assert self.preflight_result is not None
             self.preflight_result.notes.append(
-                f"image {image} has pytest-llenergy {version}, this host {self.settings.plugin_version}; rebuild with: "
-                + self.project.build_hint([service], self.settings.cwd))
+                f"image {image} has pytest-llenergy {info.plugin_version}, this host {self.settings.plugin_version}; "
+                "rebuild with: " + self.project.build_hint([service], self.settings.cwd))
         if wants_gpu(config):
             if "daemon" not in gpu_check:
                 gpu_check["daemon"] = daemon_info(self.runner, docker=self.settings.docker, env=env)
                 gpu_check["driver"] = host_driver_version(self.runner, env)
             daemon: DaemonInfo = gpu_check["daemon"]
-            found.problem = gpu_runtime_problem(service, daemon) or driver_problem(service, info, gpu_check["driver"])
+            problem = gpu_runtime_problem(service, daemon) or (
+                driver_problem(service, info, gpu_check["driver"]) if info is not None else None)
+            if problem:
+                found.problems.append(problem)
         return found
 
     # -- running items -----------------------------------------------------------------------------------------
@@ -338,9 +305,10 @@ class ContainerDispatcher:
         env = self.compose_env(gpu)
         image = self.image_of(service)
         if self.settings.strategy == "persistent":
-            container, error = self._ensure_up(service, gpu, env)
+            label, error = self._ensure_up(service, gpu, env)
             if announce is not None:
-                announce("persistent", image, container)
+                announce("persistent", image, label)
+            container = self._names.get(service, label)
             if error is not None:
                 return ContainerRun(service, "persistent", image, container, [], 0, "", 0.0, error=error)
             return self._run_in_worker(service, command, gpu, env, container, list(serve) or [command.nodeid],
@@ -348,20 +316,35 @@ class ContainerDispatcher:
         container = container_name(self.settings.project, label[:60], secrets.token_hex(3))
         if announce is not None:
             announce("ephemeral", image, container)
-        if image is not None and image_info(image, self.runner, docker=self.settings.docker, env=env) is None:
+        return self._run_ephemeral(service, command, gpu, env, image, container)
+
+    def _run_ephemeral(self, service: str, command: ItemCommand, gpu: GpuRoute, env: Mapping[str, str],
+                       image: str | None, container: str) -> ContainerRun:
+        """A container for this item alone; the image is looked up again just before (the image a tag names
+        may change between items) and the id recorded is that of the container that ran it."""
+        assert self.project is not None
+        docker = self.settings.docker
+        info = image_info(image, self.runner, docker=docker, env=env) if image is not None else None
+        if image is not None and info is None:
             return ContainerRun(service, "ephemeral", image, container, [], 0, "", 0.0, error=(
                 f"image {image} is gone (removed after the preflight); dispatch never pulls or builds: "
                 + self.project.build_hint([service], self.settings.cwd)))
-        argv = self.project.run(service, command.argv(), env=self.container_env(service, gpu),
+        expected = info.id if info is not None else self.image_id(service)
+        argv = self.project.run(service, command.argv(), env=self.container_env(service, gpu, image_id=expected,
+                                                                                container=container),
                                 workdir=self.settings.paths.container_project, name=container)
         try:
             done = self.runner(argv, env=env, timeout=self.settings.timeout_s, merge_output=True)
         except BaseException:  # Ctrl-C, SIGTERM: the container must not run on without us
-            kill_container(container, self.runner, docker=self.settings.docker, env=env)
+            kill_container(container, self.runner, docker=docker, env=env)
             raise
         if done.timed_out:
-            kill_container(container, self.runner, docker=self.settings.docker, env=env)
-        return self._container_run(service, image, container, done)
+            kill_container(container, self.runner, docker=docker, env=env)
+        ran = container_image_id(container, self.runner, docker=docker, env=env)
+        remove_containers([container], self.runner, docker=docker, env=env)
+        run = self._container_run(service, image, container, done)
+        run.image_id = ran or expected
+        return run
 
     def _container_run(self, service: str, image: str | None, container: str, done: Completed) -> ContainerRun:
         output = done.output
@@ -409,7 +392,9 @@ class ContainerDispatcher:
             code = worker.exit_status()
         output = worker.output_since(mark)
         done = Completed(tuple(worker.argv), code, output, "", time.perf_counter() - started, timed_out)
-        return self._container_run(service, self.image_of(service), container, done)
+        run = self._container_run(service, self.image_of(service), container, done)
+        run.image_id = self._image_ids.get(service)
+        return run
 
     def _ensure_up(self, service: str, gpu: GpuRoute, env: Mapping[str, str]) -> tuple[str, str | None]:
         """Start the service once (again when the item needs other GPUs); (container label, error)."""
@@ -419,6 +404,7 @@ class ContainerDispatcher:
         if current is not None and current[0] == wanted:
             return current[1], None
         self._stop_worker(service)
+        self._names.pop(service, None)
         self.log(f"starting persistent container for service {service} ({gpu.describe()})")
         done = self.runner(self.project.up([service], recreate=current is not None), env=env, timeout=300,
                            merge_output=True)
@@ -430,8 +416,9 @@ class ContainerDispatcher:
             return f"{self.settings.project}/{service}", (
                 f"`compose up -d {service}` failed ({describe_exit(done.returncode, pytest_ran=False)})"
                 + (f": {hint}" if hint else "") + f":\n{tail}")
-        label = container_label(ids[0], self.runner, docker=self.settings.docker, env=env)
+        name, label = container_label(ids[0], self.runner, docker=self.settings.docker, env=env)
         self._up[service] = (wanted, label, ids[0])
+        self._names[service] = name
         image_id = container_image_id(ids[0], self.runner, docker=self.settings.docker, env=env)
         if image_id:
             self._image_ids[service] = image_id
@@ -463,6 +450,14 @@ class ContainerDispatcher:
         if self.project is None or self.closed:
             return []
         self.closed = True
+        try:
+            return self._stop_all(interrupted)
+        finally:
+            if self.project.label_file is not None:
+                self.project.label_file.unlink(missing_ok=True)
+
+    def _stop_all(self, interrupted: bool) -> list[str]:
+        assert self.project is not None
         lines: list[str] = []
         for service in list(self._workers):
             self._stop_worker(service, kill=interrupted)

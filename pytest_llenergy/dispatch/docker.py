@@ -146,8 +146,8 @@ def kill_container(name: str, runner: Runner = run_command, *, docker: str = "do
 
 
 def container_label(container_id: str, runner: Runner = run_command, *, docker: str = "docker",
-                    env: Mapping[str, str] | None = None) -> str:
-    """``name (short id)`` of a container, for verbose output."""
+                    env: Mapping[str, str] | None = None) -> tuple[str, str]:
+    """A container's name (its short id when unknown) and ``name (short id)``, for verbose output."""
     result = runner([docker, "inspect", "--format", "{{.Name}}", container_id], env=env, timeout=30)
     name = result.stdout.strip().lstrip("/") if result.ok else ""
-    return f"{name} ({container_id[:12]})" if name else container_id[:12]
+    return (name, f"{name} ({container_id[:12]})") if name else (container_id[:12], container_id[:12])

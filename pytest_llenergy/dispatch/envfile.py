@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
 import tempfile
 from pathlib import Path
 
@@ -65,4 +66,30 @@ def ensure_secrets_file(path: Path, own_folder: bool = False) -> bool:
     if path.exists():
         return False
     _atomic_write(path, SECRETS_TEMPLATE, 0o600)
+    return True
+
+
+def _git_ignores(path: Path) -> bool | None:
+    """Whether git ignores ``path`` (None: not in a git work tree, or no git)."""
+    try:
+        done = subprocess.run(["git", "check-ignore", "-q", "--no-index", path.name], cwd=path.parent,
+                              capture_output=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return {0: True, 1: False}.get(done.returncode)
+
+
+def ensure_git_ignored(path: Path) -> bool:
+    """Make sure git never commits the secrets file ``path``: unless git already ignores it, add its name
+    to the ``.gitignore`` beside it (created if missing). True when that file was changed."""
+    path = Path(path)
+    ignore = path.parent / ".gitignore"
+    try:
+        lines = ignore.read_text().splitlines()
+    except FileNotFoundError:
+        lines = []
+    if path.name in lines or f"/{path.name}" in lines or _git_ignores(path):
+        return False
+    text = "\n".join(lines) + ("\n" if lines else "") + f"# pytest-llenergy: secrets for the containers, never committed\n{path.name}\n"
+    _atomic_write(ignore, text, ignore.stat().st_mode & 0o777 if ignore.exists() else 0o644)
     return True

@@ -7,10 +7,12 @@ import os
 import re
 import shutil
 import stat
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pytest_llenergy.dispatch.compose import ComposeCommand
 from pytest_llenergy.dispatch.docker import DaemonInfo, ImageInfo
 from pytest_llenergy.dispatch.process import Runner, run_command
 
@@ -18,6 +20,49 @@ from pytest_llenergy.dispatch.process import Runner, run_command
 # release notes, table "CUDA Toolkit and Minimum Required Driver Version for CUDA Minor Version Compatibility").
 MIN_DRIVER = {11: (450, 80, 2), 12: (525, 60, 13), 13: (580, 65, 6)}
 FALLBACK_USER = (1000, 1000)
+
+
+@dataclass
+class ServiceInfo:
+    service: str
+    image: str | None
+    info: ImageInfo | None = None
+    problems: list[str] = field(default_factory=list)
+    """Every problem of this service (image missing, no GPU runtime, driver too old), one line each."""
+
+    @property
+    def problem(self) -> str | None:
+        return "; ".join(self.problems) if self.problems else None
+
+
+@dataclass
+class Preflight:
+    """What the checks found: usable services, and each unusable one's reasons."""
+
+    daemon: str | None = None
+    compose: ComposeCommand | None = None
+    services: dict[str, ServiceInfo] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+    """Problems that stop every service (no CLI, no daemon, no compose, bad compose file, results not writable)."""
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def error(self) -> str | None:
+        return "; ".join(self.errors) if self.errors else None
+
+    def problems(self, services: Iterable[str]) -> list[str]:
+        """Every problem found, one line each (a line shared by services once)."""
+        lines = list(self.errors)
+        for service in sorted(set(services)):
+            info = self.services.get(service)
+            lines += [p for p in (info.problems if info is not None else []) if p not in lines]
+        return lines
+
+    def problem(self, service: str) -> str | None:
+        if self.errors:
+            return self.error
+        info = self.services.get(service)
+        return info.problem if info is not None else f"service {service!r} was not checked"
 
 
 def wants_gpu(service: Mapping[str, Any]) -> bool:
@@ -99,7 +144,10 @@ def prepare_writable(directory: Path, uid: int, gid: int, *, host_uid: int | Non
     """
     host_uid = os.getuid() if host_uid is None else host_uid
     directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return f"results directory {directory} cannot be created ({exc.strerror or exc}): choose another --lem-results-dir"
     if host_uid == 0 and uid != 0:
         for path in [directory, *directory.rglob("*")]:
             try:

@@ -43,6 +43,7 @@ def container_provenance(environ: Mapping[str, str] | None = None) -> dict[str, 
         "image_id": env.get(ENV_PREFIX + "IMAGE_ID"),
         "service": env.get(ENV_PREFIX + "SERVICE"),
         "strategy": env.get(ENV_PREFIX + "STRATEGY"),
-        "container": env.get("HOSTNAME"),
+        # the host names the container: HOSTNAME is the host's own name under network_mode: host
+        "container": env.get(ENV_PREFIX + "NAME") or env.get("HOSTNAME"),
         "versions": package_versions(),
     }

@@ -16,6 +16,7 @@ for name in $HOLD numpy; do
         mv /tmp/constraints.new /tmp/constraints.txt
     fi
 done
+sort -u -o /tmp/hold.txt /tmp/hold.txt  # numpy may be named twice (in HOLD and always)
 echo "holding: $(tr '\n' ' ' < /tmp/hold.txt)"
 python3 -m pip install --no-cache-dir -c /tmp/hold.txt -c /tmp/constraints.txt "$@" "/opt/pytest-llenergy[nvml]"
 rm -f /tmp/installed.txt /tmp/hold.txt /tmp/constraints.txt

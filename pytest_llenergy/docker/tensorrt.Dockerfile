@@ -19,7 +19,7 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     HF_HOME=/cache/huggingface \
     HOME=/cache/home
 
-COPY pyproject.toml README.md pytest_llenergy/pytest_llenergy/docker/constraints.txt /opt/pytest-llenergy/
+COPY pyproject.toml README.md pytest_llenergy/docker/constraints.txt /opt/pytest-llenergy/
 COPY pytest_llenergy /opt/pytest-llenergy/pytest_llenergy
 COPY pytest_llenergy/docker/install-plugin.sh /usr/local/bin/lem-install-plugin
 RUN python3 -c "import importlib.metadata as m, sys; v = m.version('tensorrt_llm'); sys.exit(0 if v.startswith('${TENSORRT_LLM_VERSION}') else 'base image has tensorrt_llm ' + v + ', pytest_llenergy/docker/.env pins ${TENSORRT_LLM_VERSION}')" \

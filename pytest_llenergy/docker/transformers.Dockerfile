@@ -23,7 +23,7 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     HF_HOME=/cache/huggingface \
     HOME=/cache/home
 
-COPY pyproject.toml README.md pytest_llenergy/pytest_llenergy/docker/constraints.txt /opt/pytest-llenergy/
+COPY pyproject.toml README.md pytest_llenergy/docker/constraints.txt /opt/pytest-llenergy/
 COPY pytest_llenergy /opt/pytest-llenergy/pytest_llenergy
 COPY pytest_llenergy/docker/install-plugin.sh /usr/local/bin/lem-install-plugin
 RUN python3 -c "import torch, sys; v = torch.__version__.split('+')[0]; sys.exit(0 if v == '${TORCH_VERSION}' else 'base image has torch ' + v + ', pytest_llenergy/docker/.env pins ${TORCH_VERSION}')" \

@@ -21,7 +21,7 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     VLLM_NO_USAGE_STATS=1 \
     DO_NOT_TRACK=1
 
-COPY pyproject.toml README.md pytest_llenergy/pytest_llenergy/docker/constraints.txt /opt/pytest-llenergy/
+COPY pyproject.toml README.md pytest_llenergy/docker/constraints.txt /opt/pytest-llenergy/
 COPY pytest_llenergy /opt/pytest-llenergy/pytest_llenergy
 COPY pytest_llenergy/docker/install-plugin.sh /usr/local/bin/lem-install-plugin
 RUN python3 -c "import vllm, sys; v = vllm.__version__; sys.exit(0 if v.startswith('${VLLM_VERSION}') else 'base image has vllm ' + v + ', pytest_llenergy/docker/.env pins ${VLLM_VERSION}')" \

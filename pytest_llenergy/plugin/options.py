@@ -184,7 +184,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("--lem-dispatch", "Where campaign items run: local (this process), docker (each backend's compose "
            "service), auto (local when the backend imports, else docker, else skip).",
            _field("dispatch.mode"), campaign="dispatch.mode"),
-    Option("--lem-container-strategy", "ephemeral: `compose run --rm` per item; persistent: `compose up -d` once "
+    Option("--lem-container-strategy", "ephemeral: `compose run` per item (its container removed after); persistent: `compose up -d` once "
            "per service and `exec` per item.", _field("dispatch.strategy"), campaign="dispatch.strategy"),
     Option("--lem-keep-containers", "Leave persistent containers running at session end.", ini="bool",
            is_flag=True, campaign="dispatch.keep_containers"),

@@ -164,3 +164,6 @@ def manifest(pytester: pytest.Pytester, campaign: str = "disp") -> dict:
     files = sorted((pytester.path / "lem-results" / campaign).glob("*/manifest.json"))
     assert len(files) == 1, files
     return json.loads(files[0].read_text())
+
+
+from .docker_fixtures import daemon, test_image  # noqa: E402,F401  (fixtures of the real-daemon tests)

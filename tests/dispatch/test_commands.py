@@ -88,8 +88,17 @@ class TestComposeCommands:
         prefix = [*project.compose.argv, "-f", str(tmp_path / "docker/compose.yaml"), "-p", "lem-run1",
                   "--env-file", str(tmp_path / "docker/.env")]
         no_pull = ["--pull", "never"] if project.compose.major >= 2 else []  # v1 has no such flag
-        assert argv == prefix + ["run", "--rm", "-T", "--no-deps", *no_pull, "--name", "lem-run1-c1-x-abc", "-w",
+        # not --rm: the dispatcher inspects the container that ran the item (its image id), then removes it
+        assert argv == prefix + ["run", "-T", "--no-deps", *no_pull, "--name", "lem-run1-c1-x-abc", "-w",
                                  "/workspace", "-e", "CUDA_VISIBLE_DEVICES=0", "vllm", "pytest", "t.py::x[a]"]
+
+    def test_the_label_file_follows_the_compose_file(self, project, tmp_path):
+        from dataclasses import replace
+
+        labelled = replace(project, label_file=tmp_path / "labels.yaml")
+        assert labelled.base()[:len(project.compose.argv) + 4] == [
+            *project.compose.argv, "-f", str(tmp_path / "docker/compose.yaml"), "-f", str(tmp_path / "labels.yaml")]
+        assert str(tmp_path / "labels.yaml") not in labelled.build_hint(["vllm"])  # building needs no labels
 
     def test_secrets_go_by_name_only(self, project):
         argv = project.run("vllm", ["pytest"], env={"HF_TOKEN": None, "A": "1"}, workdir="/w", name="n")

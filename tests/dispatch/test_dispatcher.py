@@ -121,10 +121,24 @@ class TestPreflight:
         assert pre.error is None and pre.daemon == "24.0.7" and pre.compose.major == 2
         assert pre.problem("transformers") is None and pre.problem("vllm") is None
         assert (settings.compose_file.parent / "secrets.env").exists()
-        assert pre.notes == ["created docker/secrets.env (empty; for HF_TOKEN and other secrets)"]
+        assert pre.notes == ["created docker/secrets.env (empty; for HF_TOKEN and other secrets)",
+                             "added secrets.env to docker/.gitignore (secrets are never committed)"]
+        assert "secrets.env" in (settings.compose_file.parent / ".gitignore").read_text().splitlines()
+        again = ContainerDispatcher(settings, FakeDockerRunner(), environ={}).preflight(["transformers"])
+        assert again.notes == []  # created once, ignored once
         config_argv, config_env = next((a, e) for a, e in runner.calls if runner.verb(a) == "config")
         assert config_env["PUID"] == "1000" and config_env["PGID"] == "1000"
         assert ["--env-file", str(settings.compose_file.parent / ".env")] == config_argv[6:8]
+
+    def test_a_compose_folder_that_cannot_be_written_is_a_note(self, settings, monkeypatch):
+        def refuse(*args, **kwargs):
+            raise PermissionError(13, "Permission denied")
+
+        monkeypatch.setattr("pytest_llenergy.dispatch.dispatcher.ensure_secrets_file", refuse)
+        pre = ContainerDispatcher(settings, FakeDockerRunner(), environ={}).preflight(["transformers"])
+        assert pre.error is None and pre.problem("transformers") is None
+        assert pre.notes == ["cannot create docker/secrets.env or list it in the .gitignore beside it (Permission "
+                             "denied): containers get no secrets from it; never commit it"]
 
     def test_image_missing_names_the_exact_build_command(self, settings):
         runner = FakeDockerRunner()
@@ -208,8 +222,15 @@ class TestEphemeral:
         seen = []
         result = dispatcher.run_item("transformers", command(), route_gpus("1,3"), "c1-x",
                                      announce=lambda *a: seen.append(a))
-        argv, env = runner.calls[-1]
-        assert runner.verb(argv) == "run"
+        (argv, env), inspect, remove = runner.calls[-3:]
+        assert runner.verb(argv) == "run" and "--rm" not in argv
+        # the container that ran the item is inspected for its image, then removed
+        assert inspect[0] == ["docker", "inspect", "--format", "{{.Image}}", result.container]
+        assert remove[0] == ["docker", "rm", "-f", result.container] and result.image_id == "sha256:running"
+        assert f"LEM_CONTAINER_NAME={result.container}" in argv  # not HOSTNAME: the host's under network_mode: host
+        labels = yaml.safe_load(Path(argv[argv.index("-f", 3) + 1]).read_text())["services"]["transformers"]["labels"]
+        assert labels["org.llenergy.project"] == str(settings.paths.host_project.resolve())
+        assert labels["org.llenergy.owner"].split(":")[1] == str(os.getpid())
         assert argv[argv.index("-e") + 1] == "NVIDIA_VISIBLE_DEVICES=1,3"
         assert "CUDA_VISIBLE_DEVICES=0,1" in argv
         assert env["NVIDIA_VISIBLE_DEVICES"] == "1,3"  # interpolated into the compose file's reservation
@@ -322,7 +343,7 @@ class TestPersistent:
         for i in range(3):
             result = dispatcher.run_item("transformers", command(), route_gpus("2"), "c1-x", serve=nodeids,
                                          next_nodeid=nodeids[i + 1] if i < 2 else None)
-            assert result.container == "lem-x-transformers-1 (0123456789ab)"
+            assert result.container == "lem-x-transformers-1" and result.image_id == "sha256:running"
             assert result.returncode == 0 and result.output == "worker output"
         verbs = [v for v in runner.verbs() if v in ("up", "exec", "down", "run")]
         assert verbs == ["up"]
@@ -331,6 +352,7 @@ class TestPersistent:
         (argv,) = FakeWorker.started  # one worker for the three items
         assert argv[:3] == ["docker", "exec", "-i"] and "CUDA_VISIBLE_DEVICES=0" in argv
         assert "LEM_CONTAINER_IMAGE_ID=sha256:running" in argv  # the running container's image
+        assert "LEM_CONTAINER_NAME=lem-x-transformers-1" in argv  # its name (HOSTNAME is the host's under network_mode: host)
         assert "0123456789abcdef" in argv and "--lem-dispatch-serve" in argv and all(n in argv for n in nodeids)
         worker = dispatcher._workers["transformers"]
         assert [r["next"] for r in worker.requests] == [nodeids[1], nodeids[2], None]

@@ -9,15 +9,13 @@ replaces the backend session with a fake one, so no model or torch is needed in 
 
 from __future__ import annotations
 
-import hashlib
-import io
 import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
-import tarfile
 import textwrap
 import time
 from pathlib import Path
@@ -25,7 +23,6 @@ from pathlib import Path
 import pytest
 
 import pytest_llenergy
-from pytest_llenergy.dispatch import DispatchError, daemon_version, image_info
 
 from .conftest import FAILING_TEST, manifest, results
 
@@ -36,46 +33,6 @@ PLUGIN_SOURCE = Path(pytest_llenergy.__file__).resolve().parent.parent
 
 def _docker(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
     return subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout)
-
-
-@pytest.fixture(scope="session")
-def daemon() -> str:
-    try:
-        return daemon_version(env=dict(os.environ))
-    except DispatchError as exc:
-        pytest.skip(f"no Docker daemon: {exc}; scripts/ci_docker.sh starts a private one")
-
-
-def _rootfs_tar() -> bytes:
-    """A root filesystem with mount points only: /usr, Python and the plugin come from the host."""
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        def add(name: str, kind: bytes = tarfile.DIRTYPE, mode: int = 0o755, link: str = "", data: bytes = b"") -> None:
-            info = tarfile.TarInfo(name)
-            info.type, info.mode, info.mtime, info.linkname = kind, mode, 0, link
-            info.size = len(data) if kind == tarfile.REGTYPE else 0
-            tar.addfile(info, io.BytesIO(data) if data else None)
-
-        for directory in ("usr", "etc", "proc", "sys", "dev", "root", "sbin", "var", "workspace", "results"):
-            add(directory)
-        add("tmp", mode=0o1777)
-        add("cache", mode=0o1777)  # the named model-cache volume is created from this directory
-        for link in ("bin", "lib", "lib64"):
-            add(link, tarfile.SYMTYPE, link=f"usr/{link}")
-        add("etc/passwd", tarfile.REGTYPE, 0o644, data=b"root:x:0:0:root:/root:/bin/sh\n")
-        add("etc/group", tarfile.REGTYPE, 0o644, data=b"root:x:0:\n")
-    return buf.getvalue()
-
-
-@pytest.fixture(scope="session")
-def test_image(daemon: str) -> str:
-    data = _rootfs_tar()
-    image = f"lem-test-python:{hashlib.sha256(data).hexdigest()[:12]}"
-    if image_info(image, env=dict(os.environ)) is None:
-        proc = subprocess.run(["docker", "import", "-c", f"LABEL org.llenergy.version={pytest_llenergy.__version__}",
-                               "-", image], input=data, capture_output=True, timeout=120)
-        assert proc.returncode == 0, proc.stderr.decode()
-    return image
 
 
 def _compose_flavours() -> list:
@@ -109,7 +66,8 @@ MODEL_CACHE = "lem-test-model-cache"
 
 
 def write_project(pytester: pytest.Pytester, image: str, compose_command: list[str], *,
-                  pytest_command: list[str] | None = None, service_extra: str = "", test: str = FAILING_TEST) -> None:
+                  pytest_command: list[str] | None = None, service_extra: str = "", test: str = FAILING_TEST,
+                  network: str = "none") -> None:
     """A project like the stock one: non-root user from PUID/PGID, a named model cache, never pulled."""
     from .conftest import REUSING_BACKEND_CONFTEST
 
@@ -124,7 +82,7 @@ def write_project(pytester: pytest.Pytester, image: str, compose_command: list[s
             image: {image}
             user: "${{PUID:-1000}}:${{PGID:-1000}}"
             pull_policy: never
-            network_mode: none
+            network_mode: {network}
             init: true
             working_dir: /workspace
             command: ["sleep", "infinity"]
@@ -135,7 +93,7 @@ def write_project(pytester: pytest.Pytester, image: str, compose_command: list[s
               NVIDIA_VISIBLE_DEVICES: "${{NVIDIA_VISIBLE_DEVICES:-all}}"
         {extra}
             volumes:
-        """).format(image=image, source=PLUGIN_SOURCE, extra=textwrap.indent(service_extra, " " * 4)) + volumes + "\n"
+        """).format(image=image, source=PLUGIN_SOURCE, extra=textwrap.indent(service_extra, " " * 4), network=network) + volumes + "\n"
         + f"volumes:\n  model-cache:\n    name: {MODEL_CACHE}\n    external: true\n")
     command = pytest_command or [sys.executable, "-m", "pytest"]
     (pytester.path / "campaign.yaml").write_text(textwrap.dedent(f"""
@@ -164,9 +122,12 @@ def _run_dir(result: pytest.RunResult) -> Path:
     return Path(line.split(" -> ", 1)[1])
 
 
+def _project(run_id: str) -> str:
+    return "lem-" + re.sub(r"[^a-z0-9_-]+", "-", run_id.lower())
+
+
 def _project_containers(run_id: str) -> list[str]:
-    project = "lem-" + re.sub(r"[^a-z0-9_-]+", "-", run_id.lower())
-    proc = _docker("ps", "-a", "-q", "--filter", f"label=com.docker.compose.project={project}")
+    proc = _docker("ps", "-a", "-q", "--filter", f"label=com.docker.compose.project={_project(run_id)}")
     return proc.stdout.split()
 
 
@@ -174,7 +135,9 @@ def _project_containers(run_id: str) -> list[str]:
 @pytest.mark.parametrize("compose_command", _compose_flavours())
 def test_two_item_campaign_in_real_containers(pytester, test_image, compose_command, strategy, monkeypatch):
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
-    write_project(pytester, test_image, compose_command)
+    # as shipped: host networking (HOSTNAME inside is the host's); a git checkout, with the compose file of its own
+    write_project(pytester, test_image, compose_command, network="host")
+    subprocess.run(["git", "init", "-q"], cwd=pytester.path, check=True)
     result = pytester.runpytest("--lem-campaign", "campaign.yaml", "--lem-container-strategy", strategy,
                                 "-v", "-p", "no:cacheprovider")
     # the host items follow the containers' outcomes: bs1 passes, bs2 fails (with the container's output)
@@ -203,6 +166,15 @@ def test_two_item_campaign_in_real_containers(pytester, test_image, compose_comm
     entries = manifest(pytester, "dock")["entries"]
     assert sorted(e["status"] for e in entries.values()) == ["failed", "passed"]
     assert {e["container"]["image_id"] for e in entries.values()} == {image_id}
+    # the container's name, as the manifest has it (not the host's name, which HOSTNAME holds under network_mode: host)
+    for key, stored in found.items():
+        (entry,) = [e for e in entries.values() if e["item_id"] == key]
+        assert stored["container"]["container"] == entry["container"]["container"] != socket.gethostname()
+        assert stored["container"]["container"].startswith(_project(run_id))
+    # secrets.env beside a compose file of one's own is never committed
+    untracked = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=pytester.path,
+                               capture_output=True, text=True, check=True).stdout
+    assert (pytester.path / "secrets.env").is_file() and "secrets.env" not in untracked, untracked
     # nothing left behind: --rm, or `down` at session end; the container wrote no pytest cache
     assert _project_containers(run_id) == []
     assert not (pytester.path / ".pytest_cache").exists()

@@ -49,7 +49,7 @@ class TestEphemeral:
         runs = fake_docker.compose_calls("run")
         assert len(runs) == 2
         argv = runs[0]
-        assert argv[argv.index("run"):argv.index("run") + 4] == ["run", "--rm", "-T", "--no-deps"]
+        assert argv[argv.index("run"):argv.index("run") + 3] == ["run", "-T", "--no-deps"]
         assert "--lem-dispatched" in argv and "--lem-dispatch=local" in argv
         # same ids as the controller: run id, seed, results dir; the container invents nothing
         found = results(pytester)
@@ -71,15 +71,16 @@ class TestEphemeral:
         # provenance: image, image id and the versions seen inside, in every result and the manifest
         for stored in found.values():
             assert stored["container"]["image"] == "lem-fake-transformers:1"
-            assert stored["container"]["image_id"] == "sha256:fake-lem-fake-transformers:1"
+            # the image id of the container that ran the item (docker inspect), not the preflight's
+            assert stored["container"]["image_id"] == "sha256:fake-running"
             assert stored["container"]["service"] == "transformers" and stored["container"]["strategy"] == "ephemeral"
             assert stored["container"]["versions"]["pytest-llenergy"] and stored["container"]["versions"]["python"]
         for entry in entries.values():
-            assert entry["container"]["image_id"] == "sha256:fake-lem-fake-transformers:1"
+            assert entry["container"]["image_id"] == "sha256:fake-running"
             assert entry["container"]["versions"]["pytest-llenergy"]
         # ... and in JUnit XML (which keeps only the teardown report's properties)
         xml = (pytester.path / "junit.xml").read_text()
-        assert xml.count('name="lem_container"') == 2 and "sha256:fake-lem-fake-transformers:1" in xml
+        assert xml.count('name="lem_container"') == 2 and "sha256:fake-running" in xml
         # the container never writes the project's pytest cache
         assert not (pytester.path / ".pytest_cache").exists()
         # GPU routing: host ids for the runtime (compose interpolation), renumbered inside

@@ -27,7 +27,7 @@ from pytest_llenergy.backends.errors import BackendError
 from pytest_llenergy.backends.workload import PromptSourceError, read_prompt_file
 from pytest_llenergy.config import Experiment
 from pytest_llenergy.plugin.base import campaign_item
-from pytest_llenergy.plugin.dispatch.settings import dispatch_mode
+from pytest_llenergy.plugin.dispatch.settings import DOCKER_PROBLEMS, dispatch_mode
 from pytest_llenergy.plugin.measurement.context import get_context
 from pytest_llenergy.plugin.options import resolve
 from pytest_llenergy.plugin.state import get_run
@@ -168,10 +168,21 @@ def problems_for(config: pytest.Config, items: list[pytest.Item]) -> list[str]:
 
 WORKER_PROBLEMS = "lem_preflight"
 """``workeroutput`` key: an xdist worker's problems, for the controller to report once."""
+WORKER_DOCKER_PROBLEMS = "lem_preflight_docker"
+"""``workeroutput`` key: the docker preflight's problems of an xdist worker (docker mode)."""
 
 
-def _usage_error(problems: list[str]) -> pytest.UsageError:
+def _usage_error(problems: list[str], docker: list[str] | None = None) -> pytest.UsageError:
+    """One line per problem; with docker dispatch's problems, all of them under one heading."""
+    if docker:
+        return pytest.UsageError("llenergy: docker dispatch cannot start:\n  " + "\n  ".join([*problems, *docker]))
     return pytest.UsageError(*[f"llenergy: {p}" for p in problems])
+
+
+def docker_problems(config: pytest.Config) -> list[str]:
+    """What the docker preflight (``plugin/dispatch/host.py``, which runs first) found, in docker mode."""
+    found: list[str] = config.stash.get(DOCKER_PROBLEMS, [])
+    return list(found)
 
 
 def _xdist_worker(config: pytest.Config) -> bool:
@@ -189,9 +200,9 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     config = session.config
     if is_worker(config):
         return
-    problems = problems_for(config, session.items)
-    if problems:
-        raise _usage_error(problems)
+    problems, docker = problems_for(config, session.items), docker_problems(config)
+    if problems or docker:
+        raise _usage_error(problems, docker)
 
 
 @pytest.hookimpl(tryfirst=True, specname="pytest_collection_finish")
@@ -201,9 +212,10 @@ def pytest_xdist_worker_collection_finish(session: pytest.Session) -> None:
     config = session.config
     if not _xdist_worker(config):
         return
-    problems = problems_for(config, session.items)
-    if problems:
+    problems, docker = problems_for(config, session.items), docker_problems(config)
+    if problems or docker:
         config.workeroutput[WORKER_PROBLEMS] = problems  # type: ignore[attr-defined]
+        config.workeroutput[WORKER_DOCKER_PROBLEMS] = docker  # type: ignore[attr-defined]
         session.items[:] = []
 
 
@@ -220,6 +232,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 @pytest.hookimpl(optionalhook=True)
 def pytest_testnodedown(node: Any, error: Any) -> None:
     """The controller: a worker found problems (each worker finds the same: the first one's are reported)."""
-    problems = getattr(node, "workeroutput", {}).get(WORKER_PROBLEMS)
-    if problems:
-        raise _usage_error(list(problems))
+    output = getattr(node, "workeroutput", {})
+    problems, docker = output.get(WORKER_PROBLEMS), output.get(WORKER_DOCKER_PROBLEMS)
+    if problems or docker:
+        raise _usage_error(list(problems or []), list(docker or []))

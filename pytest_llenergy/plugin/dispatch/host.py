@@ -7,8 +7,7 @@ reports it logs for a dispatched item are rebuilt in :mod:`.dispatch_reports`.
 from __future__ import annotations
 
 import os
-import signal
-import threading
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,9 +25,12 @@ from pytest_llenergy.dispatch import (
     route_gpus,
 )
 from pytest_llenergy.dispatch.compose import display_path
+from pytest_llenergy.dispatch.signals import StopOnSignals
 from pytest_llenergy.plugin.base import LEM_KEY_PROPERTY, PREVIOUS_ITEM, campaign_item, status_line
+from pytest_llenergy.plugin.collection.preflight import output_problems
 from pytest_llenergy.plugin.dispatch.reports import HostReports, item_report, read_payload
 from pytest_llenergy.plugin.dispatch.settings import (
+    DOCKER_PROBLEMS,
     build_settings,
     campaign_path,
     compose_file,
@@ -59,7 +61,7 @@ class DockerDispatch(HostReports):
         self.lines: list[str] = []
         self._local: dict[str, tuple[bool, str]] = {}
         self.service_nodeids: dict[str, list[str]] = {}  # the node ids each service runs, in run order
-        self._previous_sigterm: Any = None
+        self.signals = StopOnSignals(self._held_notice)
 
     def pytest_report_header(self, config: pytest.Config) -> list[str]:
         strategy = container_strategy(config, self.run)
@@ -99,10 +101,11 @@ class DockerDispatch(HostReports):
         if not candidates:
             return
         self.settings = settings
-        for directory in (self.run.run_dir.experiments_dir, self._reports_dir()):  # handed to the container user
-            directory.mkdir(parents=True, exist_ok=True)
+        run_dir_problem = self._make_run_dirs(settings)
         self.dispatcher = ContainerDispatcher(settings, log=lambda message: status_line(self.config, message))
         pre = self.dispatcher.preflight({service for _, service, _ in candidates})
+        if run_dir_problem:
+            pre.errors.append(run_dir_problem)
         if pre.error is None:
             path = campaign_path(self.config)
             try:
@@ -113,8 +116,9 @@ class DockerDispatch(HostReports):
         services = sorted({service for _, service, _ in candidates})
         if self.mode == "docker":
             problems = pre.problems(services)
-            if problems:
-                raise pytest.UsageError("llenergy: docker dispatch cannot start:\n  " + "\n  ".join(problems))
+            if problems:  # reported by the run's preflight (plugin/collection/preflight.py) with its own
+                self.config.stash[DOCKER_PROBLEMS] = problems
+                return
         counts: dict[str, int] = {}
         for item, service, why in candidates:
             problem = pre.problem(service)
@@ -132,10 +136,26 @@ class DockerDispatch(HostReports):
             per = ", ".join(f"{n} in {s} ({self.dispatcher.image_of(s)})" for s, n in sorted(counts.items()))
             self.lines.append(f"docker dispatch ({settings.strategy}) via {pre.compose.label}, "
                               f"daemon {pre.daemon}: {per}")
-            self._stop_on_sigterm()
+            self.signals.install()
         skipped = sum(route.kind == "skip" for route in self.routes.values())
         if skipped:
             self.lines.append(f"docker dispatch: {skipped} items will be skipped (backend neither here nor in a container)")
+
+    def _make_run_dirs(self, settings: DispatchSettings) -> str | None:
+        """The run's directories the containers write into (handed to their user by the preflight).
+
+        When the results directory is not writable the run's preflight says so (once): the containers'
+        part is then left out of the docker preflight; a run directory that cannot be made is a problem."""
+        if output_problems(self.config, measured=False):
+            settings.run_dir = None
+            return None
+        try:
+            for directory in (self.run.run_dir.experiments_dir, self._reports_dir()):
+                directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            settings.run_dir = None
+            return f"results directory: cannot create {exc.filename} ({exc.strerror or exc})"
+        return None
 
     def pytest_report_collectionfinish(self, config: pytest.Config) -> list[str] | None:
         return [f"llenergy: {line}" for line in self.lines] or None
@@ -245,33 +265,35 @@ class DockerDispatch(HostReports):
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         self._close(interrupted=True)  # a crash before sessionfinish: nothing may keep running
-        if self._previous_sigterm is not None:
-            signal.signal(signal.SIGTERM, self._previous_sigterm)
-            self._previous_sigterm = None
+        self.signals.restore()
 
     def _reports_dir(self) -> Path:
         """Where containers leave their reports for the host (removed at the end when empty)."""
         return self.run.run_dir.path / ".dispatch"
 
     def _close(self, interrupted: bool) -> None:
-        """Stop every container this process started (persistent ones are kept only after a normal end)."""
-        if self.dispatcher is not None and not self.dispatcher.closed:
-            for line in self.dispatcher.close(interrupted=interrupted):
-                status_line(self.config, f"docker: {line}")
+        """Stop every container this process started (persistent ones are kept only after a normal end);
+        Ctrl-C, SIGTERM and SIGHUP are held off meanwhile, and a closed terminal does not stop it."""
+        if self.dispatcher is None or self.dispatcher.closed:
+            return
+        with self.signals.holding():
+            lines = self.dispatcher.close(interrupted=interrupted)
             try:
                 self._reports_dir().rmdir()
             except OSError:
                 pass
+            for line in lines:
+                try:
+                    status_line(self.config, f"docker: {line}")
+                except OSError:  # the terminal is gone (SIGHUP)
+                    pass
 
-    def _stop_on_sigterm(self) -> None:
-        """SIGTERM ends the session as Ctrl-C does, so the containers are stopped (pytest would just die)."""
-        if threading.current_thread() is not threading.main_thread() or self._previous_sigterm is not None:
-            return
-
-        def interrupt(signum: int, frame: Any) -> None:
-            raise KeyboardInterrupt(f"signal {signum}")
-
-        self._previous_sigterm = signal.signal(signal.SIGTERM, interrupt)
+    def _held_notice(self) -> None:
+        """One line when a signal comes while the containers are being stopped."""
+        running = self.dispatcher is not None and not self.dispatcher.closed
+        what = "stopping this run's containers" if running else "stopping"
+        sys.stderr.write(f"\nllenergy: {what}; please wait, this is not interrupted again\n")
+        sys.stderr.flush()
 
 
 def _teardown_towards(item: pytest.Item, nextitem: pytest.Item | None) -> None:

@@ -9,6 +9,7 @@ that file, or the container's failure, into setup/call/teardown reports with the
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -23,8 +24,8 @@ from pytest_llenergy.plugin.base import (
 )
 from pytest_llenergy.plugin.measurement.recorder import ItemRecorder
 from pytest_llenergy.plugin.state import CampaignItem, LemRun
-from pytest_llenergy.results.schema import ContainerProvenance, result_key
-from pytest_llenergy.results.store import atomic_write_json, load_result_file
+from pytest_llenergy.results.schema import ContainerProvenance, ExperimentResult, result_key
+from pytest_llenergy.results.store import atomic_write_bytes, atomic_write_json, load_result_file
 
 REPORT_SCHEMA = 1
 
@@ -79,7 +80,7 @@ class HostReports:
         tail = crun.tail(tail_lines) if crun is not None else ""
         title = f"container output (last {tail_lines} lines)"
         reports = [] if failure else self._container_reports(item, payload)
-        container_info = self._container_info(citem, service, crun)
+        container_info = self._container_info(citem, service, crun, started)
         if not reports:
             return self._failure_reports(item, citem, crun, payload, failure, started, container_info, tail, title)
         for report in reports:
@@ -162,17 +163,22 @@ class HostReports:
                 item_report(item, "teardown", "passed",
                             properties=[(LEM_KEY_PROPERTY, key), (LEM_CONTAINER_PROPERTY, container_info)])]
 
-    def _container_info(self, citem: CampaignItem, service: str, crun: ContainerRun | None) -> dict[str, Any]:
-        """The ``lem_container`` property: where the item ran, and what the container saw (from its result)."""
-        image_id = None
+    def _container_info(self, citem: CampaignItem, service: str, crun: ContainerRun | None,
+                        started: float) -> dict[str, Any]:
+        """The ``lem_container`` property: where the item ran (the host knows: the container that ran it, and
+        its image's id from ``docker inspect``), and what the container saw (from its result)."""
+        image_id = crun.image_id if crun is not None else None
         dispatcher = getattr(self, "dispatcher", None)
-        if dispatcher is not None:
+        if image_id is None and dispatcher is not None:
             image_id = dispatcher.image_id(service)
-        result = load_result_file(self.run.run_dir.result_path(citem.experiment.id, citem.cycle))
+        path = self.run.run_dir.result_path(citem.experiment.id, citem.cycle)
+        result = load_result_file(path)
         seen = result.container if result is not None and result.container is not None else None
+        if seen is not None and crun is not None and self._host_result(citem, started)[0] is not None:
+            _correct_provenance(path, result, image_id, crun.container)  # type: ignore[arg-type]
         return {
             "service": service, "strategy": crun.strategy if crun else None, "image": crun.image if crun else None,
-            "image_id": seen.image_id if seen and seen.image_id else image_id,
+            "image_id": image_id or (seen.image_id if seen else None),
             "container": crun.container if crun else None, "exit_status": crun.returncode if crun else None,
             "duration_s": round(crun.duration_s, 3) if crun else None,
             "versions": dict(seen.versions) if seen else {},
@@ -205,6 +211,24 @@ class HostReports:
             return None
         item.config.hook.pytest_lem_result(config=item.config, result=result)
         return {"path": str(path.relative_to(self.run.run_dir.path)), "status": "failed", "error": result.error}
+
+
+def _correct_provenance(path: Path, result: ExperimentResult, image_id: str | None, container: str) -> None:
+    """The container wrote what it was told; the host, which inspected the container that ran the item,
+    has the last word on its name and image id (the file keeps its owner)."""
+    seen = result.container
+    assert seen is not None
+    fixed = {"image_id": image_id or seen.image_id, "container": container or seen.container}
+    if fixed == {"image_id": seen.image_id, "container": seen.container}:
+        return
+    result.container = seen.model_copy(update=fixed)
+    try:
+        owner = path.stat()
+        atomic_write_bytes(path, (result.model_dump_json(indent=2) + "\n").encode())
+        if os.getuid() == 0:
+            os.chown(path, owner.st_uid, owner.st_gid)
+    except OSError:
+        pass  # the host cannot rewrite it: the manifest and the report properties still say
 
 
 # -- container side ----------------------------------------------------------------------------------------------

@@ -60,6 +60,9 @@ def _worker_id(config: pytest.Config) -> str:
     return str(worker.get("workerid", "")) if isinstance(worker, dict) else ""
 
 
+DOCKER_PROBLEMS = pytest.StashKey[list[str]]()
+"""What the docker preflight found in docker mode: the run's preflight reports them with its own, in one pass."""
+
 SECRETS_DIR = ".lem"
 """In the rootdir: the secrets file when the shipped compose file is used (never inside the package)."""
 
