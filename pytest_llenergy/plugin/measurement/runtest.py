@@ -10,6 +10,7 @@ from typing import Any, cast
 import pytest
 
 from pytest_llenergy.backends.base import BackendNotFound, Session, get_backend
+from pytest_llenergy.backends.resident import ResidentSessions
 from pytest_llenergy.config.reuse import ReuseConfig
 from pytest_llenergy.plugin.base import (
     LEM_KEY_PROPERTY,
@@ -21,7 +22,6 @@ from pytest_llenergy.plugin.base import (
 from pytest_llenergy.plugin.gates import verdicts as gates
 from pytest_llenergy.plugin.measurement.carbon import item_footprint
 from pytest_llenergy.plugin.measurement.recorder import WINDOWS, ItemRecorder
-from pytest_llenergy.plugin.measurement.resident import ResidentSessions
 from pytest_llenergy.plugin.state import CampaignItem, get_run
 from pytest_llenergy.results.schema import LoadInfo, result_key
 
