@@ -16,9 +16,8 @@ ALLOWED = {
     "backends": {"config"},
     "results": {"config"},
     "dispatch": {"config"},
-    "plugin": {"config", "energy", "backends", "results", "dispatch", "scheduling"},
-    "cli": {"config", "energy", "backends", "results", "dispatch", "scheduling"},
-    "scheduling": {"config"},
+    "plugin": {"config", "energy", "backends", "results", "dispatch"},
+    "cli": {"config", "energy", "backends", "results", "dispatch"},
 }
 
 
