@@ -16,7 +16,6 @@ from typing import Any
 
 from pytest_llenergy.backends.cache import cache_root
 from pytest_llenergy.backends.errors import PromptSourceError
-from pytest_llenergy.config.files import write_atomically
 
 TEXT_FIELDS = ("text", "prompt", "instruction", "question", "input")
 
@@ -43,6 +42,10 @@ def dataset_texts(spec: Any, base_dir: str | Path | None = None) -> list[str]:
     path = cache_file(spec, base_dir)
     if path.is_file():
         return [json.loads(line)["text"] for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    # imported here: config/__init__ needs pydantic, which the GPU validation scripts run without
+    # (they import backends.workload, hence this module)
+    from pytest_llenergy.config.files import write_atomically
+
     texts = _load(spec, base_dir)
     lines = "".join(json.dumps({"text": t}) + "\n" for t in texts)
     write_atomically(path, lambda partial: partial.write_text(lines, encoding="utf-8"))
