@@ -19,7 +19,7 @@ unset PYTHONPATH  # the mutated copy must be the pytest_llenergy that the tests 
 
 source_of() {
   case $1 in
-    ordering) echo "pytest_llenergy/plugin/collection/ordering.py" ;;
+    ordering) echo "pytest_llenergy/config/ordering.py" ;;
     config) echo "pytest_llenergy/config/" ;;
     config-core) echo "pytest_llenergy/config/units.py,pytest_llenergy/config/budgets.py,pytest_llenergy/config/paths.py,pytest_llenergy/config/ids.py" ;;
     config-campaign) echo "pytest_llenergy/config/campaign.py,pytest_llenergy/config/plan.py,pytest_llenergy/config/loading.py,pytest_llenergy/config/errors.py" ;;

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from pytest_llenergy.plugin.collection.ordering import campaign_order, place_in_slots
+from pytest_llenergy.config.ordering import campaign_order, place_in_slots
 
 # (experiment index, cycle) in collection order: experiments 0..2 x cycles 1..3, deliberately scrambled
 KEYS = [(2, 1), (0, 2), (1, 1), (0, 1), (2, 3), (1, 3), (0, 3), (1, 2), (2, 2)]

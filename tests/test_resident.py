@@ -6,10 +6,10 @@ import pytest
 from campaigns import results, write_suite
 
 from pytest_llenergy.backends.base import Footprint
+from pytest_llenergy.backends.resident import ResidentSessions
 from pytest_llenergy.backends.vllm.footprint import vllm_footprint
 from pytest_llenergy.config.experiment import ExperimentConfig
 from pytest_llenergy.config.reuse import ReuseConfig
-from pytest_llenergy.plugin.measurement.resident import ResidentSessions
 
 GiB = 2**30
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -43,11 +42,13 @@ def dataset_texts(spec: Any, base_dir: str | Path | None = None) -> list[str]:
     path = cache_file(spec, base_dir)
     if path.is_file():
         return [json.loads(line)["text"] for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    # imported here: config/__init__ needs pydantic, which the GPU validation scripts run without
+    # (they import backends.workload, hence this module)
+    from pytest_llenergy.config.files import write_atomically
+
     texts = _load(spec, base_dir)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temp.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts), encoding="utf-8")
-    os.replace(temp, path)
+    lines = "".join(json.dumps({"text": t}) + "\n" for t in texts)
+    write_atomically(path, lambda partial: partial.write_text(lines, encoding="utf-8"))
     return texts
 
 

@@ -10,6 +10,8 @@ import os
 import sys
 from typing import Any
 
+from pytest_llenergy.backends.base import Footprint
+
 
 def _cuda() -> Any:
     torch = sys.modules.get("torch")
@@ -35,6 +37,15 @@ def device_total_bytes(device: str) -> int | None:
         return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
     except (ValueError, OSError, AttributeError):
         return None
+
+
+def reserved_share(share: float, setting: str, per_gpu: int | None, gpus: int) -> Footprint | None:
+    """An engine that reserves ``share`` of each of its ``gpus`` GPUs' memory up front (vLLM's
+    ``gpu_memory_utilization``, TensorRT-LLM's KV-cache fraction); None without a GPU figure."""
+    if not per_gpu:
+        return None
+    return Footprint(int(share * per_gpu * gpus), "cuda",
+                     f"{setting} {share:g} x {per_gpu / 2**30:.1f} GiB x {gpus} GPU(s)")
 
 
 def gpu_bytes(index: int = 0) -> int | None:

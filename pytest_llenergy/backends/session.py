@@ -11,8 +11,10 @@ import hashlib
 import importlib
 import json
 import sys
+from collections.abc import Callable
+from importlib.util import find_spec
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, cast
 
 from pydantic import BaseModel
 
@@ -20,10 +22,11 @@ from pytest_llenergy.backends.errors import BackendError
 from pytest_llenergy.backends.workload import build_workload
 
 if TYPE_CHECKING:
-    from pytest_llenergy.backends.base import Workload
+    from pytest_llenergy.backends.base import Footprint, Workload
     from pytest_llenergy.config.experiment import ExperimentConfig, ModelSpec, WorkloadConfig
 
 SectionT = TypeVar("SectionT", bound=BaseModel)
+SessionT = TypeVar("SessionT")
 IMPORT_PROBLEMS: dict[str, str] = {}  # module -> "" (imports) or why not; engines take seconds to import
 
 
@@ -141,3 +144,70 @@ class BaseSession(Generic[SectionT]):
         return build_workload(workload, vocab_size=vocab, special_ids=specials, encode=encode,
                               batching_strategy=batching_strategy,
                               base_dir=base_dir if base_dir is not None else self.base_dir)
+
+
+class EngineBackend(Generic[SessionT]):
+    """What the engines that run in their own library share (vLLM, TensorRT-LLM): available when
+    ``module`` is installed and imports (and :meth:`_usable`), ``load`` checks that and opens a
+    session, and the footprint estimate comes from ``footprint_of`` (a plain function)."""
+
+    name: ClassVar[str]
+    #: the engine's import name, and what to say when it is not installed
+    module: ClassVar[str]
+    install_hint: ClassVar[str]
+    footprint_of: ClassVar[Callable[[ExperimentConfig], Footprint | None]]
+
+    def available(self) -> tuple[bool, str]:
+        if find_spec(self.module) is None:
+            return False, self.install_hint
+        problem = import_problem(self.module)
+        if problem:
+            return False, problem
+        return self._usable()
+
+    def _usable(self) -> tuple[bool, str]:
+        """Further conditions once the engine imports (a GPU, say); usable by default."""
+        return True, ""
+
+    def _open(self, experiment: ExperimentConfig) -> SessionT:
+        raise NotImplementedError
+
+    def estimate_footprint(self, experiment: ExperimentConfig) -> Footprint | None:
+        return type(self).footprint_of(experiment)
+
+    def load(self, experiment: ExperimentConfig) -> SessionT:
+        ok, reason = self.available()
+        if not ok:
+            raise BackendError(reason)
+        return self._open(experiment)
+
+
+class EngineSession(BaseSession[SectionT]):
+    """A session around one engine object (``llm``, None once closed) whose sampling parameters are
+    built once per (output tokens, seed) and recorded as the keywords they were built from."""
+
+    def __init__(self, experiment: ExperimentConfig) -> None:
+        super().__init__(experiment)
+        self.llm: Any = None
+        self._sampling_cache: dict[tuple[int, int | None], Any] = {}
+        self._sampling_records: dict[tuple[int, int | None], dict[str, Any]] = {}
+
+    def _check_open(self) -> None:
+        if self.llm is None:
+            raise BackendError("this session is closed")
+
+    def _sampling_for(self, output_tokens: int, seed: int | None, keywords: Callable[[], dict[str, Any]],
+                      make: Callable[[dict[str, Any]], Any]) -> Any:
+        """The engine's sampling parameters for (``output_tokens``, ``seed``), built the first time
+        (``make(keywords())``, the keywords recorded) and remembered after."""
+        key = (output_tokens, seed)
+        if key not in self._sampling_cache:
+            kwargs = self._sampling_records[key] = keywords()
+            self._sampling_cache[key] = make(kwargs)
+        return self._sampling_cache[key]
+
+    def _detach(self) -> Any:
+        """Take the engine out of the session (None when already closed) and forget its sampling parameters."""
+        llm, self.llm = self.llm, None
+        self._sampling_cache.clear()
+        return llm

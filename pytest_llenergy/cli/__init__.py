@@ -135,13 +135,13 @@ def _as_record(ref: str) -> dict:
 
 
 def _schedule(args: argparse.Namespace) -> int:
-    from pytest_llenergy.scheduling import run_schedule
+    from pytest_llenergy.cli.scheduling import run_schedule
 
     return run_schedule(args.at, args.every, args.total, args.pytest_args, dry_run=args.dry_run)
 
 
 def _slurm_submit(args: argparse.Namespace) -> int:
-    from pytest_llenergy.slurm import (
+    from pytest_llenergy.cli.slurm import (
         SlurmError,
         SlurmRequest,
         plan_submission,

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from pytest_llenergy.backends import session as engine_session
 from pytest_llenergy.backends.base import BackendError
 from pytest_llenergy.backends.tensorrt import backend as tensorrt_backend
 from pytest_llenergy.backends.tensorrt.backend import ENGINE_MARKER, TensorrtBackend
@@ -16,7 +17,7 @@ from .conftest import FAKE_GPU, calls, experiment
 
 class TestAvailability:
     def test_not_installed_names_the_reason(self, monkeypatch):
-        monkeypatch.setattr(tensorrt_backend, "find_spec", lambda name: None)
+        monkeypatch.setattr(engine_session, "find_spec", lambda name: None)
         ok, reason = TensorrtBackend().available()
         assert not ok and "tensorrt_llm is not installed" in reason and "pypi.nvidia.com" in reason
 
@@ -29,7 +30,7 @@ class TestAvailability:
         assert TensorrtBackend().available() == (True, "")
 
     def test_load_refuses_when_unavailable(self, monkeypatch):
-        monkeypatch.setattr(tensorrt_backend, "find_spec", lambda name: None)
+        monkeypatch.setattr(engine_session, "find_spec", lambda name: None)
         with pytest.raises(BackendError, match="not installed"):
             TensorrtBackend().load(experiment(None))
 

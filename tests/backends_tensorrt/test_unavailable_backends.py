@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import textwrap
 
-from pytest_llenergy.backends.tensorrt import backend as tensorrt_backend
-from pytest_llenergy.backends.vllm import backend as vllm_backend
+from pytest_llenergy.backends import session as engine_session
 
 CAMPAIGN = """
 name: engines
@@ -23,8 +22,7 @@ def test_inference(lem_experiment, lem_session, lem_result):
 
 
 def test_uninstalled_engines_are_collected_and_skipped_with_the_reason(pytester, monkeypatch):
-    monkeypatch.setattr(vllm_backend, "find_spec", lambda name: None)
-    monkeypatch.setattr(tensorrt_backend, "find_spec", lambda name: None)
+    monkeypatch.setattr(engine_session, "find_spec", lambda name: None)  # neither engine is installed
     pytester.makepyfile(test_engines=TEST)
     (pytester.path / "engines.yaml").write_text(textwrap.dedent(CAMPAIGN))
     result = pytester.runpytest_inprocess("--lem-campaign", "engines.yaml", "-rs", "-p", "no:cacheprovider")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from pytest_llenergy.backends.resident import ResidentSessions
 from pytest_llenergy.backends.vllm import footprint as vllm_footprint_module
 from pytest_llenergy.backends.vllm.backend import VllmBackend
-from pytest_llenergy.plugin.measurement.resident import ResidentSessions
 
 from .conftest import experiment
 

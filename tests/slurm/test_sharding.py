@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from campaigns import write_suite
 
+from pytest_llenergy.cli.slurm import SlurmError, SlurmRequest, plan_submission, submit
 from pytest_llenergy.config import load_plan
 from pytest_llenergy.config.sharding import (
     ShardSpec,
@@ -19,7 +20,6 @@ from pytest_llenergy.config.sharding import (
     select,
 )
 from pytest_llenergy.results.placement import mixed_hardware
-from pytest_llenergy.slurm import SlurmError, SlurmRequest, plan_submission, submit
 
 CAMPAIGN = """
 name: shardy

@@ -22,20 +22,15 @@ import shutil
 import sys
 import tempfile
 import time
-from importlib.util import find_spec
 from pathlib import Path
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 from pytest_llenergy.backends.base import BackendError, Footprint, GenerationStats, Workload
 from pytest_llenergy.backends.jsonable import jsonable
-from pytest_llenergy.backends.session import (
-    BaseSession,
-    import_problem,
-    load_key,
-    random_weights,
-)
+from pytest_llenergy.backends.session import EngineBackend, EngineSession, load_key, random_weights
 from pytest_llenergy.backends.tensorrt.args import engine_key, plan, sampling
+from pytest_llenergy.backends.tensorrt.footprint import tensorrt_footprint
 from pytest_llenergy.backends.tensorrt.objects import SEARCH_MODULES as SEARCH_MODULES
 from pytest_llenergy.backends.tensorrt.objects import accepts as accepts
 from pytest_llenergy.backends.tensorrt.objects import (
@@ -78,52 +73,17 @@ def default_engine_dir() -> Path:
     return cache_root() / "tensorrt-engines"
 
 
-class TensorrtBackend:
-    """NVIDIA TensorRT-LLM (needs an NVIDIA GPU and NVIDIA's wheel)."""
-
-    name = "tensorrt"
-
-    def available(self) -> tuple[bool, str]:
-        if find_spec("tensorrt_llm") is None:
-            return False, INSTALL_HINT
-        problem = import_problem("tensorrt_llm")
-        if problem:
-            return False, problem
-        if gpu_architecture() is None:
-            return False, "TensorRT-LLM builds and runs engines on an NVIDIA GPU; no CUDA GPU is visible"
-        return True, ""
-
-    def load_key(self, experiment: ExperimentConfig) -> str:
-        """Equal for experiments that can share an engine: everything but the workload (its seed counts for
-        random weights), since the session applies its own experiment's sampling settings."""
-        return load_key(experiment, weights_seed=experiment.workload.seed if random_weights(experiment) else None)
-
-    def estimate_footprint(self, experiment: ExperimentConfig) -> Footprint | None:
-        from pytest_llenergy.backends.tensorrt.footprint import tensorrt_footprint
-
-        return tensorrt_footprint(experiment)
-
-    def load(self, experiment: ExperimentConfig) -> TensorrtSession:
-        ok, reason = self.available()
-        if not ok:
-            raise BackendError(reason)
-        return TensorrtSession(experiment)
-
-
 def _version() -> str:
     import tensorrt_llm
 
     return str(getattr(tensorrt_llm, "__version__", "unknown"))
 
 
-class TensorrtSession(BaseSession[TensorrtConfig]):
+class TensorrtSession(EngineSession[TensorrtConfig]):
     """A TensorRT-LLM engine (built or loaded from the cache), ready to prepare and run workloads."""
 
     def __init__(self, experiment: ExperimentConfig) -> None:
         super().__init__(experiment)
-        self.llm: Any = None
-        self._sampling_cache: dict[tuple[int, int | None], Any] = {}
-        self._sampling_records: dict[tuple[int, int | None], dict[str, Any]] = {}
         started = perf_counter()
         spec = self.spec
         version = _version()
@@ -224,8 +184,7 @@ class TensorrtSession(BaseSession[TensorrtConfig]):
 
     # --- protocol ------------------------------------------------------------------------------------------
     def prepare(self, workload: WorkloadConfig, base_dir: str | Path | None = None) -> Workload:
-        if self.llm is None:
-            raise BackendError("this session is closed")
+        self._check_open()
         if workload.streaming and self.section.beam_width not in (None, 1):
             raise BackendError("streaming does not work with beam search (tensorrt.beam_width > 1)")
         prepared = self.build_prompts(workload, base_dir)
@@ -234,17 +193,15 @@ class TensorrtSession(BaseSession[TensorrtConfig]):
         return prepared
 
     def _sampling(self, output_tokens: int, seed: int | None) -> Any:
-        key = (output_tokens, seed)
-        if key not in self._sampling_cache:
+        def keywords() -> dict[str, Any]:
             kwargs, notes = sampling(self.experiment, output_tokens, seed)
             self.plan.notes.extend(n for n in notes if n not in self.plan.notes)
-            self._sampling_records[key] = kwargs
-            self._sampling_cache[key] = sampling_params(kwargs)
-        return self._sampling_cache[key]
+            return kwargs
+
+        return self._sampling_for(output_tokens, seed, keywords, sampling_params)
 
     def run(self, workload: Workload) -> GenerationStats:
-        if self.llm is None:
-            raise BackendError("this session is closed")
+        self._check_open()
         params = self._sampling(workload.output_tokens, workload.seed)
         if workload.streaming:
             return self._run_streaming(workload, params)
@@ -333,15 +290,12 @@ class TensorrtSession(BaseSession[TensorrtConfig]):
         self.run(workload.probe(new_tokens))
 
     def footprint(self) -> Footprint:
-        from pytest_llenergy.backends.tensorrt.footprint import tensorrt_footprint
-
         return tensorrt_footprint(self.experiment) or Footprint(0, "cuda", "unknown")
 
     def close(self) -> None:
-        if self.llm is None:
+        llm = self._detach()
+        if llm is None:
             return
-        llm, self.llm = self.llm, None
-        self._sampling_cache.clear()
         shutdown = getattr(llm, "shutdown", None)
         if callable(shutdown):
             try:
@@ -350,3 +304,25 @@ class TensorrtSession(BaseSession[TensorrtConfig]):
                 pass
         del llm
         gc.collect()
+
+
+class TensorrtBackend(EngineBackend["TensorrtSession"]):
+    """NVIDIA TensorRT-LLM (needs an NVIDIA GPU and NVIDIA's wheel)."""
+
+    name = "tensorrt"
+    module = "tensorrt_llm"
+    install_hint = INSTALL_HINT
+    footprint_of = tensorrt_footprint
+
+    def _usable(self) -> tuple[bool, str]:
+        if gpu_architecture() is None:
+            return False, "TensorRT-LLM builds and runs engines on an NVIDIA GPU; no CUDA GPU is visible"
+        return True, ""
+
+    def load_key(self, experiment: ExperimentConfig) -> str:
+        """Equal for experiments that can share an engine: everything but the workload (its seed counts for
+        random weights), since the session applies its own experiment's sampling settings."""
+        return load_key(experiment, weights_seed=experiment.workload.seed if random_weights(experiment) else None)
+
+    def _open(self, experiment: ExperimentConfig) -> TensorrtSession:
+        return TensorrtSession(experiment)

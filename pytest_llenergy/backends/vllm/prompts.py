@@ -8,14 +8,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from pytest_llenergy.backends.errors import BackendError
-from pytest_llenergy.backends.session import BaseSession
+from pytest_llenergy.backends.session import EngineSession
 from pytest_llenergy.config.vllm_section import VllmConfig
 
 if TYPE_CHECKING:
     from pytest_llenergy.backends.base import Workload
 
 
-class VllmPrompts(BaseSession[VllmConfig]):
+class VllmPrompts(EngineSession[VllmConfig]):
     """Tokenizer and prompt-input methods of `VllmSession` (which sets the attributes below)."""
 
     llm: Any

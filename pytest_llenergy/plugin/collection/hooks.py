@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from pytest_llenergy.config.ordering import campaign_order, place_in_slots
 from pytest_llenergy.plugin.base import EXPERIMENT_ARG, campaign_item
-from pytest_llenergy.plugin.collection.ordering import campaign_order, place_in_slots
 from pytest_llenergy.plugin.collection.resume import deselect_done
 from pytest_llenergy.plugin.measurement.context import get_context
 from pytest_llenergy.plugin.state import LEM_RUN, create_run, get_run

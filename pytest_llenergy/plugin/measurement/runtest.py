@@ -10,6 +10,7 @@ from typing import Any, cast
 import pytest
 
 from pytest_llenergy.backends.base import BackendNotFound, Session, get_backend
+from pytest_llenergy.backends.resident import ResidentSessions
 from pytest_llenergy.config.reuse import ReuseConfig
 from pytest_llenergy.plugin.base import (
     LEM_KEY_PROPERTY,
@@ -22,7 +23,6 @@ from pytest_llenergy.plugin.base import (
 from pytest_llenergy.plugin.gates import verdicts as gates
 from pytest_llenergy.plugin.measurement.carbon import item_footprint
 from pytest_llenergy.plugin.measurement.recorder import WINDOWS, ItemRecorder, seal_windows
-from pytest_llenergy.plugin.measurement.resident import ResidentSessions
 from pytest_llenergy.plugin.state import CampaignItem, get_run
 from pytest_llenergy.results.schema import LoadInfo, result_key
 
@@ -31,7 +31,7 @@ NO_CAMPAIGN = "no campaign: pass --lem-campaign PATH (or set lem_campaign in the
 
 
 class SessionCache:
-    """The process's resident backend sessions (see :mod:`.resident`), sized by the campaign's ``reuse``."""
+    """The process's resident backend sessions (see :mod:`pytest_llenergy.backends.resident`), sized by the campaign's ``reuse``."""
 
     def __init__(self, reuse: ReuseConfig | None = None) -> None:
         reuse = reuse or ReuseConfig()

@@ -14,10 +14,13 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pytest_llenergy.backends.base import Footprint
+from pytest_llenergy.backends.base import Backend, Footprint, Session
 from pytest_llenergy.backends.memory import device_in_use_bytes, device_total_bytes
+
+if TYPE_CHECKING:
+    from pytest_llenergy.config.experiment import ExperimentConfig
 
 GiB = 2**30
 
@@ -26,7 +29,7 @@ GiB = 2**30
 class Resident:
     key: str
     model: str
-    session: Any
+    session: Session
     footprint: Footprint
 
 
@@ -79,7 +82,7 @@ class ResidentSessions:
         return budget is None or self.used_bytes(footprint.device, exclude) + footprint.bytes <= budget
 
     # --- the one entry point --------------------------------------------------------------------
-    def get(self, backend: Any, experiment: Any, key: str, force_cold: bool = False) -> tuple[Any, dict[str, Any]]:
+    def get(self, backend: Backend, experiment: ExperimentConfig, key: str, force_cold: bool = False) -> tuple[Session, dict[str, Any]]:
         """The session for ``experiment`` (loading it when needed) and its load record (``LoadInfo`` fields)."""
         evicted: list[dict[str, Any]] = []
         warnings: list[str] = []
@@ -130,7 +133,7 @@ class ResidentSessions:
     def _count(self, status: str) -> None:
         self.counts.by_status[status] = self.counts.by_status.get(status, 0) + 1
 
-    def _make_room(self, backend: Any, experiment: Any, key: str, evicted: list[dict[str, Any]], warnings: list[str]) -> None:
+    def _make_room(self, backend: Backend, experiment: ExperimentConfig, key: str, evicted: list[dict[str, Any]], warnings: list[str]) -> None:
         """Evict least recently used sessions until the new one fits by count and by memory."""
         while len(self.resident) >= self.max_resident:
             oldest = next(iter(self.resident))
@@ -147,7 +150,7 @@ class ResidentSessions:
             evicted.append(self._evict(oldest, f"memory budget: {_size(estimate.bytes)} needed ({estimate.detail}), "
                                        f"{_size(used)} of {_size(budget)} in use on {estimate.device}", warnings))
 
-    def _estimate(self, backend: Any, experiment: Any, key: str) -> Footprint | None:
+    def _estimate(self, backend: Backend, experiment: ExperimentConfig, key: str) -> Footprint | None:
         if key in self.known:
             return self.known[key]
         estimate = getattr(backend, "estimate_footprint", None)
@@ -161,7 +164,7 @@ class ResidentSessions:
         same = [r.footprint for r in self.resident.values()]  # nothing better: assume it is like the largest
         return max(same, key=lambda f: f.bytes) if same else None
 
-    def _footprint(self, session: Any, backend: Any, experiment: Any, key: str) -> Footprint:
+    def _footprint(self, session: Session, backend: Backend, experiment: ExperimentConfig, key: str) -> Footprint:
         measure = getattr(session, "footprint", None)
         if callable(measure):
             try:
@@ -200,6 +203,6 @@ class ResidentSessions:
                 "footprint_bytes": entry.footprint.bytes, "freed_bytes": freed}
 
 
-def _model_name(experiment: Any) -> str:
+def _model_name(experiment: ExperimentConfig) -> str:
     model = getattr(experiment, "model", None)
     return getattr(model, "name", None) or "?"
