@@ -46,6 +46,26 @@ def test_measure_baseline_on_replayed_idle(fake_clock) -> None:
     assert r.timestamp == 1234.0 and r.pstate == {"replay0": None} and r.deep_idle_w is None
 
 
+def test_baseline_sd_is_the_sample_sd_of_the_idle_series(fake_clock, monkeypatch) -> None:
+    """The idle power's spread is the sample standard deviation (ddof = 1) of the window's series:
+    the baseline's uncertainty (sd / sqrt(n)) and the drift checks rest on it."""
+    from pytest_llenergy.energy import baseline as baseline_module
+
+    meters = []
+
+    class Recording(baseline_module.EnergyMeter):
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            meters.append(self)
+
+    monkeypatch.setattr(baseline_module, "EnergyMeter", Recording)
+    r = measure_baseline(idle_replay(fake_clock), duration_s=0.2, sleep=fake_clock.advance)
+    series = meters[0].series("baseline")
+    col = series.power_w[(series.t_s >= 0) & (series.t_s <= series.duration_s), 0]
+    assert 5 <= col.size <= 20 and np.std(col, ddof=1) != pytest.approx(np.std(col), rel=1e-3)
+    assert r.sd_w["replay0"] == pytest.approx(float(np.std(col, ddof=1)), rel=1e-12)
+
+
 def test_measure_baseline_records_pstate_temperature_and_deep_idle(install_nvml, fake_clock) -> None:
     install_nvml([FakeGpu(0, power=82.0, pstate=8, temperature_c=31), FakeGpu(1, power=120.0)],
                  clock=fake_clock, samples=False)
