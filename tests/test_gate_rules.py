@@ -44,7 +44,11 @@ class FakeItem:
 
 def experiment(exp_id: str = "gpt2-bs1-abc", batch_size: int = 1) -> Any:
     config = {"backend": {"name": "transformers"}, "workload": {"batch_size": batch_size}}
-    return SimpleNamespace(id=exp_id, config=SimpleNamespace(model_dump=lambda mode: config))
+    def model_dump(mode: str) -> dict[str, Any]:
+        assert mode == "json"  # selects compare JSON values (enum names, not objects)
+        return config
+
+    return SimpleNamespace(id=exp_id, config=SimpleNamespace(model_dump=model_dump))
 
 
 def result(exp_id: str, cycle: int, status: str = "passed", **row: Any) -> Any:
@@ -68,11 +72,12 @@ def rows_as_given(monkeypatch):
     monkeypatch.setattr(frame, "result_row", lambda r: r.row)
 
 
-def item_at(cycle: int, cycles: int, previous: list[float], current: float, exp=None, **budget: Any) -> FakeItem:
+def item_at(cycle: int, cycles: int, previous: list[float], current: float, exp=None, seed: int = 7,
+            **budget: Any) -> FakeItem:
     exp = exp or experiment()
     results = [result(exp.id, c + 1, **{EPT: v}) for c, v in enumerate(previous)]
     citem = CampaignItem(exp, cycle, 0, 1, cycles)
-    return FakeItem(budget or None, citem, campaign_run(results=results)), {EPT: current}
+    return FakeItem(budget or None, citem, campaign_run(results=results, seed=seed)), {EPT: current}
 
 
 class TestBudgetsAcrossCycles:
@@ -97,6 +102,31 @@ class TestBudgetsAcrossCycles:
         ci = bootstrap_ci(series, seed=11, n_resamples=2000)
         assert stats[EPT] == (ci.mean, ci.ci_low, 12) and ci.ci_low < ci.mean < ci.ci_high
         assert set(stats) == {EPT, "other"}
+
+    def test_from_ten_cycles_the_bootstrap_uses_the_runs_seed(self):
+        series = [0.40, 0.70, 0.55, 0.52, 0.61, 0.47, 0.58, 0.66, 0.43, 0.5, 0.57]
+        for seed in (3, 4):
+            item, figures = item_at(12, 12, series, 0.49, seed=seed, energy_per_output_token=0.5, adjusted=False)
+            check = gate_budgets.evaluate(item, figures).checks[0]
+            assert check["ci_low"] == bootstrap_ci([*series, 0.49], seed=seed, n_resamples=2000).ci_low
+
+    def test_two_cycles_judge_on_the_interval_at_the_second(self):
+        item, figures = item_at(1, 2, [], 0.9, energy_per_output_token=0.5, adjusted=False)
+        assert gate_budgets.evaluate(item, figures).checks[0]["provisional"] is True
+        item, figures = item_at(2, 2, [0.45], 0.9, energy_per_output_token=0.5, adjusted=False)
+        verdict = gate_budgets.evaluate(item, figures)
+        assert not verdict.failed and verdict.checks[0]["n"] == 2 and verdict.checks[0]["ci_low"] < 0.5
+
+    def test_a_plain_test_in_a_campaign_session_judges_its_figures(self):
+        item = FakeItem({"energy": 10}, run=campaign_run())
+        assert gate_budgets.evaluate(item, {"energy_adjusted_j": 11.0}).failed
+
+    def test_every_budgets_breaches_are_kept(self):
+        exp = experiment()
+        citem = CampaignItem(exp, 1, 0, 1, 1)
+        item = FakeItem({"energy": 1}, citem, campaign_run([rule("*", mean_power="1 W")]))
+        verdict = gate_budgets.evaluate(item, {"energy_adjusted_j": 2.0, "mean_power_w": 2.0})
+        assert [b.split(" >")[0] for b in verdict.breaches] == ["energy 2 J", "mean power 2 W"]
 
     def test_earlier_cycles_are_provisional_and_never_fail(self):
         item, figures = item_at(2, 3, [0.9], 5.0, energy_per_output_token=0.5, adjusted=False)
@@ -152,7 +182,8 @@ class TestMarker:
         assert gate_budgets.marker_budget(FakeItem()) is None
         budget = gate_budgets.marker_budget(FakeItem({"energy": "2 Wh", "tolerance": "10%"}))
         assert budget == Budget({"energy": 7200.0}, 0.1, True, "marker")
-        with pytest.raises(ValueError, match="keyword limits only"):
+        with pytest.raises(ValueError, match=r"^energy_budget takes keyword limits only, e.g. "
+                                             r"energy_budget\(energy_per_output_token='0.45 J'\)$"):
             gate_budgets.marker_budget(FakeItem({}, args=(1,)))
 
     def test_a_bad_marker_is_a_usage_error_naming_the_test(self):
@@ -168,6 +199,8 @@ class TestMarker:
                                      "mean_power=..., tolerance=..., adjusted=...): Fail the test when a measured "
                                      "figure exceeds its limit (J, W or strings such as \"0.45 J\", \"2 Wh\", \"300 W\").")]
         assert gate_budgets.energy_budget(energy=1) is None
+        defaults = {n: p.default for n, p in __import__("inspect").signature(gate_budgets.energy_budget).parameters.items()}
+        assert (defaults["tolerance"], defaults["adjusted"]) == (Budget.tolerance, Budget.adjusted) == (0.0, True)
 
 
 RISE = parse_rules("energy_per_output_token:6%")[0]
@@ -218,6 +251,14 @@ class TestCompareGate:
         item.config.stash = pytest.Stash()  # a campaign item without a run
         assert gate_compare.evaluate(comparing(item), figures) is None
 
+    def test_a_rule_without_values_does_not_stop_the_next(self):
+        item, figures = item_at(3, 3, [1.10, 1.11], 1.12)
+        rules = parse_rules("tokens_per_s:-5% energy_per_output_token:6%")
+        verdict = gate_compare.evaluate(comparing(item, rules=rules, saved={k: v for k, v in SAVED.items() if k != "number"}),
+                                        figures)
+        assert [c["compare"] for c in verdict.checks] == ["energy_per_output_token:+6%"]
+        assert verdict.breaches[0].startswith("vs saved run  base: ")
+
     def test_a_metric_not_measured_is_not_judged(self):
         item, _ = item_at(3, 3, [1.5, 1.5], 1.5)
         verdict = gate_compare.evaluate(comparing(item, rules=parse_rules("tokens_per_s:-5%")), {})
@@ -232,6 +273,12 @@ class TestCompareGate:
         assert not gate_compare.evaluate(item, None).failed
         item.stash[WINDOWS] = [{"name": "other", EPT: 9.0}]
         assert gate_compare.evaluate(item, None) is None
+        assert gate_compare.evaluate(comparing(FakeItem()), None) is None  # no windows
+        two = comparing(FakeItem(), alpha=0.2, saved=SAVED | {"experiments": {
+            "test_x.py::test_x::gen": {"metrics": {EPT: [1.0]}}, "test_x.py::test_x::load": {"metrics": {EPT: [1.0]}}}})
+        two.stash[WINDOWS] = [{"name": "gen", EPT: 2.0}, {"name": "load", EPT: 3.0}]
+        verdict = gate_compare.evaluate(two, None)
+        assert len(verdict.breaches) == 2 and [c["alpha"] for c in verdict.checks] == [0.2, 0.2]
         unnamed = comparing(FakeItem(), saved=SAVED | {"experiments": {"test_x.py::test_x::window": {"metrics": {EPT: [1.0]}}}})
         unnamed.stash[WINDOWS] = [{"name": None, EPT: 1.5}]
         assert gate_compare.evaluate(unnamed, None).failed
@@ -243,11 +290,16 @@ class TestVerdicts:
         regressed = Verdict(["slower"], [{"compare": "x"}])
         cases = [(over, None, ["over"], verdicts.OVER_BUDGET), (None, regressed, ["slower"], verdicts.REGRESSION),
                  (over, regressed, ["over", "slower"], verdicts.OVER_BUDGET), (ok, regressed, ["slower"], verdicts.REGRESSION)]
+        figures = {"energy_j": 1.0}
         for budget, comparison, breaches, kind in cases:
-            monkeypatch.setattr(gate_budgets, "evaluate", lambda item, figures, v=budget: v)
-            monkeypatch.setattr(gate_compare, "evaluate", lambda item, figures, v=comparison: v)
+            def fake(item, given, v):
+                assert given is figures
+                return v
+
+            monkeypatch.setattr(gate_budgets, "evaluate", lambda item, given, v=budget: fake(item, given, v))
+            monkeypatch.setattr(gate_compare, "evaluate", lambda item, given, v=comparison: fake(item, given, v))
             item = FakeItem()
-            merged = verdicts.evaluate(item, {})
+            merged = verdicts.evaluate(item, figures)
             assert merged.breaches == breaches and verdicts.gate_kind(item) == kind
             assert merged.checks == [c for v in (budget, comparison) if v is not None for c in v.checks]
         monkeypatch.setattr(gate_budgets, "evaluate", lambda item, figures: None)
@@ -267,7 +319,7 @@ class TestVerdicts:
         assert verdicts.pytest_report_teststatus(report, None) == status
 
     def test_other_reports_keep_their_status(self):
-        plain = pytest.TestReport("t.py::t", ("t.py", 0, "t"), {}, "failed", None, "call")
+        plain = pytest.TestReport("t.py::t", ("t.py", 0, "t"), {}, "failed", None, "call", [("other", 1)])
         assert verdicts.pytest_report_teststatus(plain, None) is None
         setup = pytest.TestReport("t.py::t", ("t.py", 0, "t"), {}, "failed", None, "setup", [(verdicts.GATE_FAILED, [])])
         assert verdicts.pytest_report_teststatus(setup, None) is None
@@ -282,7 +334,7 @@ class TestCompareOptions:
     def test_compare_fail_needs_a_saved_run(self, pytester):
         result = pytester.runpytest("--lem-compare-fail", "energy:5%")
         assert result.ret == pytest.ExitCode.USAGE_ERROR
-        result.stderr.fnmatch_lines(["*llenergy: --lem-compare-fail needs --lem-compare [[]NAME|NUM[]] (which saved run?)*"])
+        result.stderr.fnmatch_lines(["ERROR: llenergy: --lem-compare-fail needs --lem-compare [[]NAME|NUM[]] (which saved run?)"])
 
     def test_a_missing_saved_run_is_a_usage_error(self, pytester):
         result = pytester.runpytest("--lem-compare", "nosuch", "--lem-storage", "store")
@@ -305,3 +357,24 @@ class TestCompareOptions:
         assert seen["values"] == (pytester.path / "store", 0.05)
         pytester.runpytest_inprocess("--lem-storage", str(tmp_path / "abs"), plugins=[Spy()])
         assert seen["values"] == (tmp_path / "abs", 0.01)
+
+    @pytest.mark.parametrize(("ref", "expected"), [("", "0002_new.json"), ("latest", "0002_new.json"), ("old", "0001_old.json"),
+                                                   ("1", "0001_old.json")])
+    def test_the_saved_run_is_found_by_name_number_or_latest(self, pytester, ref, expected):
+        from pytest_llenergy.plugin.gates.compare import ALPHA, RULES, SAVED
+        from pytest_llenergy.results.saved import save_run
+
+        for name in ("old", "new"):
+            save_run(pytester.path / "store", {"machine_id": "m", "name": name, "experiments": {}})
+        seen = {}
+
+        class Spy:
+            def pytest_unconfigure(self, config):
+                seen.update(saved=config.stash[SAVED], rules=config.stash[RULES], alpha=config.stash[ALPHA])
+
+        pytester.runpytest_inprocess("--lem-storage", "store", "--lem-compare", ref, "--lem-compare-fail", "energy:5%",
+                                     "--lem-compare-alpha", "0.03", plugins=[Spy()])
+        path = pytester.path / "store" / "m" / expected
+        assert seen["saved"] == {"machine_id": "m", "name": expected[5:-5], "experiments": {},
+                                 "number": int(expected[:4]), "path": str(path)}
+        assert seen["rules"] == parse_rules("energy:5%") and seen["alpha"] == 0.03

@@ -290,3 +290,81 @@ def test_parse_rules_lists_and_errors():
         parse_rules("energy:0%")
     with pytest.raises(ValueError, match="unknown metric"):
         parse_rules("joules:5%")
+
+
+class TestCompareDetails:
+    """What a user reads and what the benchmarks call: messages, vectorised Welch, records."""
+
+    def test_a_significant_result_reads_effect_ci_p_and_verdict(self):
+        c = compare_values("e", [1.0, 1.02, 0.98], [1.0, 1.01, 0.99], RISE)
+        low, high = ((c.ci_low - 1) * 100, (c.ci_high - 1) * 100)
+        assert c.message() == (f"energy_per_output_token 1 vs 1 (+0.0 %, catches +6 %, margin +2 %; 95 % CI {low:+.1f} to "
+                               f"{high:+.1f} %, p = {c.p_value:.2g} >= 0.01 (one-sided Welch t on log cycle values, "
+                               "3 vs 3 saved cycles)): ok")
+        assert c.p_value > 0.5 and low < -1 and high > 1
+        at_alpha = compare_values("e", [1.0, 1.02, 0.98], [1.05, 1.06, 1.07], RISE, alpha=0.5)
+        at_alpha = compare_values("e", [1.0, 1.02, 0.98], [1.05, 1.06, 1.07], RISE, alpha=at_alpha.p_value)
+        assert " >= " in at_alpha.message() and at_alpha.message().endswith("): ok")
+
+    def test_the_margin_is_printed_to_two_digits(self):
+        (rule,) = parse_rules("energy:2.97%")
+        assert "catches +2.97 %, margin +0.99 %" in compare_values("e", [1.0], [1.0], rule).message()
+
+    def test_a_missing_interval_prints_as_nan(self):
+        from pytest_llenergy.results.compare import Comparison
+
+        c = Comparison("e", RISE, 1.0, 1.0, 1.0, None, None, 3, 3, False, 0.5)
+        assert "95 % CI +nan to +nan %, p = 0.5 >= 0.01" in c.message()
+
+    def test_welch_p_works_row_by_row(self):
+        from pytest_llenergy.results.compare import welch_p
+
+        rng = np.random.default_rng(5)
+        a, b = rng.normal(0, 0.02, (4, 6)), rng.normal(0.03, 0.05, (4, 8))
+        rows = [welch_p(a[i], b[i], 0.02, True) for i in range(4)]
+        for got, want in zip(welch_p(a, b, 0.02, True), zip(*rows)):
+            assert got.shape == (4,) and np.allclose(got, want, rtol=1e-12)
+
+    def test_zero_spread_exactly_at_the_margin_passes_both_ways_and_quietly(self):
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # no divide-by-zero or invalid-value warnings from a constant series
+            for rule in (RISE, DROP):
+                bound = 1 + MARGIN_FRACTION * rule.threshold
+                at = compare_values("e", [1.0, 1.0], [bound, bound], rule)
+                assert at.p_value == 1.0 and not at.regression and at.ci_low == at.ci_high == pytest.approx(bound)
+
+    def test_zero_or_negative_values_switch_to_the_relative_scale(self):
+        for old, new in (([0.0, 2.0, 1.0], [2.0, 3.0, 2.5]), ([2.0, 3.0, 1.0], [0.0, 2.0, 2.5])):
+            r = welch_test(np.array(old), np.array(new), 0.06)
+            assert r.scale == "relative" and math.isfinite(r.p_value) and math.isfinite(r.ratio_low)
+
+    def test_the_relative_scale_divides_by_the_old_mean(self):
+        old, new = np.array([2.0, -1.0, 4.0, 3.0]), np.array([4.0, 2.0, 6.0, 5.0])
+        r = welch_test(old, new, 0.06)
+        ref = stats.ttest_ind(new / 2.0 - 0.02, old / 2.0, equal_var=False, alternative="greater")
+        assert r.scale == "relative" and r.p_value == pytest.approx(ref.pvalue, rel=1e-9)
+        ci = stats.ttest_ind(new / 2.0, old / 2.0, equal_var=False).confidence_interval(0.95)
+        assert (r.ratio_low, r.ratio_high) == pytest.approx((1 + ci.low, 1 + ci.high), rel=1e-9)
+
+    def test_alpha_is_kept_on_every_path(self):
+        assert compare_values("e", [1.0], [1.0], RISE, alpha=0.05).alpha == 0.05
+        assert compare_values("e", [1.0, 1.1], [1.0, 1.1], RISE, alpha=0.05).alpha == 0.05
+
+    def test_compare_records_skips_new_experiments_and_missing_metrics(self):
+        old = {"experiments": {"b": {"metrics": {EPT_RAW: [1.0, 1.01]}}}}
+        new = {"experiments": {"a-new": {"metrics": {EPT_RAW: [9.0]}}, "b": {"metrics": {EPT_RAW: [1.3, 1.31]}}}}
+        found = compare_records(old, new, [DROP, RISE], alpha=0.2)
+        assert [(c.experiment_id, str(c.rule), c.alpha) for c in found] == [("b", str(RISE), 0.2)]
+        assert compare_records(new, old, [DROP, RISE]) != []
+        no_old_metric = {"experiments": {"b": {"metrics": {"tokens_per_s": [1.0]}}}}
+        assert compare_records(no_old_metric, new, [RISE]) == [] and compare_records(new, no_old_metric, [RISE]) == []
+
+    def test_the_header_falls_back_to_the_run_id(self):
+        lines = format_comparisons([], {"name": "base", "machine_id": "m"}, {"run_id": "r-1", "machine_id": "m"})
+        assert lines[0] == "compare: r-1 vs saved  base (, commit None)"
+
+
+def test_parse_rules_splits_commas_in_list_items():
+    assert [str(r) for r in parse_rules(["energy:5%,tokens_per_s:-1%"])] == ["energy:+5%", "tokens_per_s:-1%"]
