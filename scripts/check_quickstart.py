@@ -38,10 +38,10 @@ def _interval_problems(name: str, metric: str, block: dict, cycles: int) -> list
     if block.get("n") != cycles:
         problems.append(f"{name}: {metric} n = {block.get('n')}, expected {cycles}")
     low, mean, high = block.get("ci_low"), block.get("mean"), block.get("ci_high")
+    if _finite(mean) and mean <= 0:
+        problems.append(f"{name}: {metric} mean = {mean}, expected > 0")
     if not (_finite(low) and _finite(mean) and _finite(high) and low <= mean <= high and low < high):
         problems.append(f"{name}: {metric} has no interval around its mean (ci_low={low}, mean={mean}, ci_high={high})")
-    elif mean <= 0:
-        problems.append(f"{name}: {metric} mean = {mean}, expected > 0")
     return problems
 
 
@@ -56,7 +56,7 @@ def _consistency_problems(name: str, entry: dict, stats: dict) -> list[str]:
     tokens = entry.get("output_tokens_mean")
     for energy, per_token in (("energy_j", "energy_per_output_token_j"), ("energy_adjusted_j", "adjusted_energy_per_output_token_j")):
         e, t = _mean(stats, energy), _mean(stats, per_token)
-        if e is not None and t is not None and _finite(tokens) and tokens > 0 and abs(t * tokens / e - 1) > PER_TOKEN_TOLERANCE:
+        if e and t is not None and _finite(tokens) and tokens > 0 and abs(t * tokens / e - 1) > PER_TOKEN_TOLERANCE:
             problems.append(f"{name}: {per_token} {t:.4g} J x {tokens:g} output tokens is not {energy} {e:.4g} J")
     e, t_all, t_out = _mean(stats, "energy_j"), _mean(stats, "energy_per_token_j"), _mean(stats, "energy_per_output_token_j")
     if t_all is not None and t_out is not None and t_all > t_out:
@@ -73,7 +73,7 @@ def _consistency_problems(name: str, entry: dict, stats: dict) -> list[str]:
         problems.append(f"{name}: adjusted figures without a measured idle baseline (baseline_power_w_mean={baseline})")
         return problems
     a, duration = _mean(stats, "energy_adjusted_j"), entry.get("duration_s_mean")
-    if e is None or a is None:
+    if not e or a is None or e < 0:
         return problems
     if a >= e:
         problems.append(f"{name}: adjusted energy {a:.4g} J is not below raw energy {e:.4g} J (idle {baseline:.4g} W)")
