@@ -302,6 +302,9 @@ class TestCompareDetails:
                                f"{high:+.1f} %, p = {c.p_value:.2g} >= 0.01 (one-sided Welch t on log cycle values, "
                                "3 vs 3 saved cycles)): ok")
         assert c.p_value > 0.5 and low < -1 and high > 1
+        wide = compare_values("e", [1.0, 1.3, 0.7], [1.0, 1.4, 0.6], RISE)
+        assert f"95 % CI {(wide.ci_low - 1) * 100:+.1f} to {(wide.ci_high - 1) * 100:+.1f} %," in wide.message()
+        assert wide.ci_low < 0.5 and wide.ci_high > 1.5  # wide enough that x 101 would show in the digits
         at_alpha = compare_values("e", [1.0, 1.02, 0.98], [1.05, 1.06, 1.07], RISE, alpha=0.5)
         at_alpha = compare_values("e", [1.0, 1.02, 0.98], [1.05, 1.06, 1.07], RISE, alpha=at_alpha.p_value)
         assert " >= " in at_alpha.message() and at_alpha.message().endswith("): ok")
@@ -334,6 +337,8 @@ class TestCompareDetails:
                 bound = 1 + MARGIN_FRACTION * rule.threshold
                 at = compare_values("e", [1.0, 1.0], [bound, bound], rule)
                 assert at.p_value == 1.0 and not at.regression and at.ci_low == at.ci_high == pytest.approx(bound)
+                beyond = compare_values("e", [1.0, 1.0], [1 + 2 * rule.threshold] * 2, rule)
+                assert beyond.p_value == 0.0 and beyond.regression
 
     def test_zero_or_negative_values_switch_to_the_relative_scale(self):
         for old, new in (([0.0, 2.0, 1.0], [2.0, 3.0, 2.5]), ([2.0, 3.0, 1.0], [0.0, 2.0, 2.5])):
