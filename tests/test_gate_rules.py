@@ -270,7 +270,8 @@ class TestCompareGate:
         verdict = gate_compare.evaluate(item, None)
         assert verdict.failed and len(verdict.checks) == 1 and "point comparison, n=1/1" in verdict.breaches[0]
         item.stash[WINDOWS] = [{"name": "gen", EPT: 1.0}]
-        assert not gate_compare.evaluate(item, None).failed
+        verdict = gate_compare.evaluate(item, None)
+        assert not verdict.failed and verdict.checks[0]["alpha"] == 0.01  # the default alpha
         item.stash[WINDOWS] = [{"name": "other", EPT: 9.0}]
         assert gate_compare.evaluate(item, None) is None
         assert gate_compare.evaluate(comparing(FakeItem()), None) is None  # no windows
@@ -319,11 +320,11 @@ class TestVerdicts:
         assert verdicts.pytest_report_teststatus(report, None) == status
 
     def test_other_reports_keep_their_status(self):
-        plain = pytest.TestReport("t.py::t", ("t.py", 0, "t"), {}, "failed", None, "call", [("other", 1)])
+        plain = pytest.TestReport("t.py::t", ("t.py", 0, "t"), {}, "failed", None, "call", user_properties=[("other", 1)])
         assert verdicts.pytest_report_teststatus(plain, None) is None
-        setup = pytest.TestReport("t.py::t", ("t.py", 0, "t"), {}, "failed", None, "setup", [(verdicts.GATE_FAILED, [])])
+        setup = pytest.TestReport("t.py::t", ("t.py", 0, "t"), {}, "failed", None, "setup", user_properties=[(verdicts.GATE_FAILED, [])])
         assert verdicts.pytest_report_teststatus(setup, None) is None
-        passed = pytest.TestReport("t.py::t", ("t.py", 0, "t"), {}, "passed", None, "call", [(verdicts.GATE_FAILED, [])])
+        passed = pytest.TestReport("t.py::t", ("t.py", 0, "t"), {}, "passed", None, "call", user_properties=[(verdicts.GATE_FAILED, [])])
         assert verdicts.pytest_report_teststatus(passed, None) is None
         report = pytest.TestReport("t.py::t", ("t.py", 0, "t"), {}, "passed", None, "call")
         verdicts.fail_report(report, Verdict(["x"]))
