@@ -173,3 +173,72 @@ def test_deep_idle_drift_is_not_counted(install_nvml, fake_clock) -> None:
     fake.gpus[0].pstate, fake.gpus[0].power = 8, 82.0  # fell into deep idle between experiments
     reading, method = cache.maybe_revalidate(src, 1)
     assert method == "cached" and reading.power_w["gpu0"] == pytest.approx(120.0)
+
+
+def test_bracket_drift_is_the_larger_of_the_move_and_the_offset_from_the_baseline() -> None:
+    from pytest_llenergy.energy.baseline import bracket_drift_w
+
+    # moved 2 W between the re-checks; their mean (101) sits 1 W from the baseline used (100): 2 W
+    assert bracket_drift_w({"g0": 100.0}, {"g0": 102.0}, {"g0": 100.0}) == {"g0": 2.0}
+    # steady re-checks 3 W above the baseline: the offset, 3 W
+    assert bracket_drift_w({"g0": 103.0}, {"g0": 103.0}, {"g0": 100.0}) == {"g0": 3.0}
+    # moved down 1 W, mean 3.5 W below the baseline: 3.5 W
+    assert bracket_drift_w({"g0": 97.0}, {"g0": 96.0}, {"g0": 100.0}) == {"g0": 3.5}
+    # no reading after (the latest item): the reading before against the baseline, either direction
+    assert bracket_drift_w({"g0": 98.5, "g1": 52.0}, None, {"g0": 100.0, "g1": 50.0}) == {"g0": 1.5, "g1": 2.0}
+    assert bracket_drift_w({"g0": 98.5}, {"g1": 1.0}, {"g0": 100.0}) == {"g0": 1.5}
+    # a device without a baseline entry is measured against its own reading before
+    assert bracket_drift_w({"g0": 98.0}, {"g0": 99.0}, {}) == {"g0": 1.0}
+    assert bracket_drift_w({"g0": 98.0}, None, {}) == {"g0": 0.0}
+
+
+def test_drift_is_the_largest_relative_change_skipping_deep_idle_and_zero() -> None:
+    from pytest_llenergy.energy.baseline import _drift
+
+    old = BaselineReading(power_w={"a": 100.0, "b": 50.0, "z": 0.0}, pstate={"a": 0, "b": 0})
+    new = BaselineReading(power_w={"a": 103.0, "b": 49.0, "z": 5.0}, pstate={"a": 0, "b": 0})
+    assert _drift(old, new) == pytest.approx(0.03)
+    deep = BaselineReading(power_w={"a": 60.0, "b": 49.0}, pstate={"a": 8, "b": 0})  # a sank to deep idle: skipped
+    assert _drift(old, deep) == pytest.approx(0.02)
+    both_deep = BaselineReading(power_w={"a": 60.0}, pstate={"a": 8})
+    assert _drift(BaselineReading(power_w={"a": 100.0}, pstate={"a": 8}), both_deep) == pytest.approx(0.4)
+    assert _drift(old, BaselineReading(power_w={"c": 1.0})) is None
+
+
+def test_defaults_and_the_recheck_reading(fake_clock) -> None:
+    cache = BaselineCache(dict.get, dict.__setitem__)
+    assert (cache.ttl_s, cache.drift_threshold, cache.revalidate_every, cache.revalidate_duration_s,
+            cache.duration_s, cache.hz, cache.prime, cache.current) == (3600.0, 0.10, 5, 5.0, 30.0, 10.0, None, None)
+    store = Store()
+    cache = BaselineCache(store.get_, store.set_, sleep=fake_clock.advance, now=lambda: 77.0)
+    reading = cache.recheck(idle_replay(fake_clock), 2.0)
+    assert reading.duration_s == pytest.approx(2.0) and reading.timestamp == 77.0
+    assert reading.n_samples == pytest.approx(100, abs=2) and store == {}  # the replay's 50 Hz; never stored
+
+
+def test_revalidation_is_due_only_every_n_experiments(fake_clock) -> None:
+    store = Store()
+    cache = BaselineCache(store.get_, store.set_, revalidate_every=0, duration_s=1.0, sleep=fake_clock.advance)
+    assert cache.maybe_revalidate(idle_replay(fake_clock), 5) is None  # 0: never
+    cache = BaselineCache(store.get_, store.set_, revalidate_every=2, revalidate_duration_s=0.5, duration_s=1.0,
+                          sleep=fake_clock.advance)
+    assert cache.maybe_revalidate(idle_replay(fake_clock), -2) is None
+    first, method = cache.maybe_revalidate(idle_replay(fake_clock), 2)  # nothing cached yet: a full measurement
+    assert method == "fresh" and first.duration_s == pytest.approx(1.0) and cache.current is first
+
+
+@pytest.mark.parametrize(("scale", "method", "duration"), [
+    (1.05, "revalidated", 1.0),  # past ADOPT_DRIFT (0.5 %), within the threshold (10 %): adopt the short reading
+    (1.09, "revalidated", 1.0),
+    (1.12, "revalidated", 3.0),  # beyond the threshold: a full re-measure
+    (1.2, "revalidated", 3.0),
+])
+def test_revalidation_thresholds(fake_clock, scale, method, duration) -> None:
+    store = Store()
+    cache = BaselineCache(store.get_, store.set_, revalidate_every=1, revalidate_duration_s=1.0, drift_threshold=0.10,
+                          duration_s=3.0, sleep=fake_clock.advance)
+    base, _ = cache.obtain(idle_replay(fake_clock))
+    cache.current = BaselineReading(power_w={"replay0": base.power_w["replay0"] / scale}, duration_s=3.0, timestamp=1.0)
+    got, how = cache.maybe_revalidate(idle_replay(fake_clock), 1)
+    assert how == method and got.duration_s == pytest.approx(duration)
+    assert got.drift_pct == pytest.approx((scale - 1) * 100, abs=0.5)  # the replayed idle's own spread
