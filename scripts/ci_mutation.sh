@@ -52,7 +52,7 @@ tests_of() {  # the fast tests that exercise each target
     measurement) echo "tests/energy/test_measurement.py tests/energy/test_meter.py" ;;
     edges) echo "tests/energy/test_edges.py tests/energy/test_measurement.py" ;;
     baseline) echo "tests/energy/test_baseline.py" ;;
-    uncertainty) echo "tests/energy/test_uncertainty.py tests/energy/test_measurement.py tests/energy/test_edges.py" ;;
+    uncertainty) echo "tests/energy/test_uncertainty.py tests/energy/test_measurement.py" ;;
     warmup) echo "tests/energy/test_warmup_thermal.py" ;;
     compare) echo "tests/results/test_compare.py tests/results/test_gate_boundaries.py" ;;
     budgets) echo "tests/results/test_gate_boundaries.py tests/config/test_units_budgets.py" ;;

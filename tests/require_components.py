@@ -88,7 +88,8 @@ class Reach:
             where = frame.f_code.co_filename
             hit = [n for n, dirs in self.packages.items() if any(where.startswith(d) for d in dirs)]
         elif event == "c_call":
-            module = getattr(arg, "__module__", None) or ""
+            module = getattr(arg, "__module__", None)
+            module = module if isinstance(module, str) else ""  # some builtins name a module object
             hit = [n for n in self.packages if module == n or module.startswith(n + ".")]
         else:
             return
