@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -151,9 +152,10 @@ def test_prime_gets_a_p0_baseline_and_keeps_deep_idle(install_nvml, fake_clock) 
         fake.gpus[0].pstate, fake.gpus[0].power = 0, 120.0
 
     store = Store()
-    cache = BaselineCache(store.get_, store.set_, duration_s=2.0, prime=prime, sleep=fake_clock.advance)
+    cache = BaselineCache(store.get_, store.set_, duration_s=2.0, prime=prime, sleep=fake_clock.advance, now=lambda: 55.0)
     r, method = cache.obtain(NvmlSource(clock=fake_clock))
     assert method == "fresh" and r.pstate == {"gpu0": 0}
+    assert r.duration_s == pytest.approx(2.0) and r.timestamp == 55.0  # the P0 re-measure: same length, same clock
     assert r.power_w["gpu0"] == pytest.approx(120.0, rel=0.06)  # first 100 ms still at 82 W
     assert r.deep_idle_w == pytest.approx({"gpu0": 82.0})
     r2, method = cache.obtain(NvmlSource(clock=fake_clock))
@@ -242,3 +244,30 @@ def test_revalidation_thresholds(fake_clock, scale, method, duration) -> None:
     got, how = cache.maybe_revalidate(idle_replay(fake_clock), 1)
     assert how == method and got.duration_s == pytest.approx(duration)
     assert got.drift_pct == pytest.approx((scale - 1) * 100, abs=0.5)  # the replayed idle's own spread
+
+
+def test_age_and_the_ttl_boundary(fake_clock) -> None:
+    store, now = Store(), [1000.0]
+    cache = BaselineCache(store.get_, store.set_, ttl_s=600, duration_s=1.0, sleep=fake_clock.advance,
+                          now=lambda: now[0])
+    first, _ = cache.obtain(idle_replay(fake_clock))
+    assert cache.age(first) == 0.0 and cache.age(replace(first, timestamp=2000.0)) == 0.0  # never negative
+    cache.current = None
+    now[0] += 600  # exactly the TTL: still cached
+    again, method = cache.obtain(idle_replay(fake_clock))
+    assert method == "cached" and cache.current is again and cache.age(again) == 600.0
+
+
+def test_a_default_baseline_lasts_thirty_seconds(fake_clock) -> None:
+    assert measure_baseline(idle_replay(fake_clock), sleep=fake_clock.advance).duration_s == pytest.approx(30.0)
+
+
+def test_an_adopted_short_reading_records_its_drift_exactly(fake_clock) -> None:
+    store = Store()
+    cache = BaselineCache(store.get_, store.set_, revalidate_every=1, revalidate_duration_s=1.0, duration_s=3.0,
+                          sleep=fake_clock.advance)
+    base, _ = cache.obtain(idle_replay(fake_clock))
+    old = base.power_w["replay0"] / 1.05
+    cache.current = BaselineReading(power_w={"replay0": old}, duration_s=3.0, timestamp=1.0)
+    got, how = cache.maybe_revalidate(idle_replay(fake_clock), 1)
+    assert how == "revalidated" and got.drift_pct == pytest.approx(abs(got.power_w["replay0"] - old) / old * 100, rel=1e-12)
