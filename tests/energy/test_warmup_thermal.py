@@ -14,7 +14,7 @@ from .conftest import FakeClock, ScriptedSource
 
 def scripted_latencies(values: list[float]):
     """A workload fn and a clock such that the i-th call 'takes' values[i] seconds."""
-    clock = FakeClock(0.0)
+    clock = FakeClock(100.0)  # not 0: durations are differences of clock readings
     it = iter(values)
     return (lambda: clock.advance(next(it))), clock
 
@@ -159,7 +159,7 @@ def test_convergence_defaults_and_the_strict_threshold() -> None:
     rng = np.random.default_rng(1)
     fn, clock = scripted_latencies(list(rng.uniform(0.5, 1.5, 60)))
     r = run_warmup(fn, clock=clock)
-    assert (r.converged, r.iterations, r.outcome) == (False, 50, "not_converged")
+    assert (r.mode, r.converged, r.iterations, r.outcome) == ("convergence", False, 50, "not_converged")
     assert r.duration_s == pytest.approx(sum(r.latencies_s))
     window = [1.0, 1.0, 1.0, 1.0, 2.0]
     at = cv(window)
@@ -194,6 +194,7 @@ def test_time_budget_of_convergence_is_checked_after_each_call() -> None:
     fn, clock = scripted_latencies([1.0, 3.0] * 10)
     r = run_warmup(fn, window=2, min_iterations=1, max_iterations=20, max_time_s=4.0, clock=clock)
     assert (r.outcome, r.converged, r.iterations, r.duration_s) == ("budget_exhausted", False, 2, 4.0)
+    assert r.mode == "convergence" and r.latencies_s == [1.0, 3.0]
     assert r.final_cv == pytest.approx(cv([1.0, 3.0])) and r.cv_threshold == 0.05
     fn, clock = scripted_latencies([1.0] * 5)
     r = run_warmup(fn, window=2, min_iterations=2, max_iterations=5, max_time_s=2.0, clock=clock)
@@ -237,10 +238,12 @@ def test_rewarm_is_a_fixed_run_over_a_window_of_five() -> None:
     assert (r.iterations, r.outcome, r.final_cv) == (2, "budget_exhausted", None)
     with pytest.raises(ValueError, match="iterations must be >= 0, got -1"):
         rewarm(lambda: None, -1)
+    assert rewarm(lambda: None, 0).iterations == 0
 
 
 def test_cv_of_integers_and_the_result_dict() -> None:
     assert cv([1, 2, 3]) == pytest.approx(0.5)
+    assert cv([0.0, 0.0]) == float("inf") and str(cv([1.0, -1.0])) == "inf"
     r = run_warmup(lambda: None, "off")
     assert r.to_dict() == {"mode": "off", "converged": None, "iterations": 0, "final_cv": None, "cv_threshold": None,
                            "latencies_s": [], "outcome": "off", "duration_s": 0.0, "probe": None}
