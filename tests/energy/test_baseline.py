@@ -271,3 +271,4 @@ def test_an_adopted_short_reading_records_its_drift_exactly(fake_clock) -> None:
     cache.current = BaselineReading(power_w={"replay0": old}, duration_s=3.0, timestamp=1.0)
     got, how = cache.maybe_revalidate(idle_replay(fake_clock), 1)
     assert how == "revalidated" and got.drift_pct == pytest.approx(abs(got.power_w["replay0"] - old) / old * 100, rel=1e-12)
+

@@ -43,14 +43,15 @@ def test_quadrature():
 
 def test_series_resolution_is_a_quarter_of_the_step_times_the_interval():
     t = np.array([0.0, 0.1, 0.3, 0.4])
-    p = np.array([100.0, 140.0, 120.0, 120.0])
-    # inside [0, 0.1]: |140 - 100| x 0.1 / 4 = 1.0; inside [0.1, 0.3]: 20 x 0.2 / 4 = 1.0; at 0.35: 0
+    p = np.array([100.0, 140.0, 100.0, 110.0])
+    # [0, 0.1]: |140 - 100| x 0.1 / 4 = 1.0; [0.1, 0.3]: 40 x 0.2 / 4 = 2.0; [0.3, 0.4]: 10 x 0.1 / 4 = 0.25
     assert series_resolution_j(t, p, [0.05]) == pytest.approx(1.0)
-    assert series_resolution_j(t, p, [0.2]) == pytest.approx(1.0)
-    assert series_resolution_j(t, p, [0.05, 0.2]) == pytest.approx(math.sqrt(2.0))
-    assert series_resolution_j(t, p, [0.35]) == 0.0
-    assert series_resolution_j(t, p, [0.1]) == pytest.approx(1.0)  # on a sample: the interval it starts
-    assert series_resolution_j(t, p, [0.0]) == pytest.approx(1.0) and series_resolution_j(t, p, [0.4]) == 0.0
+    assert series_resolution_j(t, p, [0.2]) == pytest.approx(2.0)
+    assert series_resolution_j(t, p, [0.05, 0.2]) == pytest.approx(math.sqrt(5.0))
+    assert series_resolution_j(t, p, [0.35]) == pytest.approx(0.25)
+    assert series_resolution_j(t, p, [0.1]) == pytest.approx(2.0)  # on a sample: the interval it starts
+    assert series_resolution_j(t, p, [0.0]) == pytest.approx(1.0)
+    assert series_resolution_j(t, p, [0.4]) == pytest.approx(0.25)  # the last sample: the last interval
     assert series_resolution_j(t, p, [-0.5, 0.9]) == 0.0  # outside the series
     assert series_resolution_j(t[:1], p[:1], [0.0]) == 0.0 and series_resolution_j(t[:2], p[:2], [0.05]) == pytest.approx(1.0)
 
