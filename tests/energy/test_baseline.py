@@ -272,3 +272,34 @@ def test_an_adopted_short_reading_records_its_drift_exactly(fake_clock) -> None:
     got, how = cache.maybe_revalidate(idle_replay(fake_clock), 1)
     assert how == "revalidated" and got.drift_pct == pytest.approx(abs(got.power_w["replay0"] - old) / old * 100, rel=1e-12)
 
+
+
+def test_drift_counts_a_small_idle_power() -> None:
+    from pytest_llenergy.energy.baseline import _drift
+
+    assert _drift(BaselineReading(power_w={"a": 0.5}), BaselineReading(power_w={"a": 1.0})) == pytest.approx(1.0)
+    assert _drift(BaselineReading(power_w={"a": 0.0}), BaselineReading(power_w={"a": 1.0})) is None
+
+
+def test_a_source_without_devices_has_no_cached_baseline() -> None:
+    cache = BaselineCache(Store().get_, Store().set_)
+    assert cache._load(ScriptedSource(lambda t: [], n=0)) is None
+
+
+@pytest.mark.parametrize(("ratio", "method", "duration"), [(1.003, "cached", 3.0), (1 / 1.2, "revalidated", 3.0)])
+def test_the_recorded_drift_is_the_quick_readings_exactly(fake_clock, ratio, method, duration) -> None:
+    from pytest_llenergy.energy.baseline import _drift
+
+    from .conftest import FakeClock
+
+    store = Store()
+    cache = BaselineCache(store.get_, store.set_, revalidate_every=1, revalidate_duration_s=1.0, duration_s=3.0,
+                          sleep=fake_clock.advance)
+    cache.obtain(idle_replay(fake_clock))
+    twin = FakeClock(fake_clock())  # the same replayed second, read again: what the quick check sees
+    quick = measure_baseline(idle_replay(twin), 1.0, sleep=twin.advance)
+    old = BaselineReading(power_w={"replay0": quick.power_w["replay0"] * ratio}, duration_s=3.0, timestamp=1.0)
+    cache.current = old
+    got, how = cache.maybe_revalidate(idle_replay(fake_clock), 1)
+    assert how == method and got.duration_s == pytest.approx(duration)
+    assert got.drift_pct == pytest.approx(_drift(old, quick) * 100, rel=1e-9)
