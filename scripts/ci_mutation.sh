@@ -2,7 +2,8 @@
 # Mutation testing (mutmut 3) of the modules whose correctness the numbers rest on, one module at a
 # time, each against the tests that exercise it (a narrow selection: mutation runs are slow).
 #
-#   bash scripts/ci_mutation.sh TARGET...     TARGET: ordering config stats bootstrap measurement (or all), or a part of
+#   bash scripts/ci_mutation.sh TARGET...     TARGET: ordering config stats bootstrap measurement edges baseline
+#   uncertainty warmup compare budgets gates (or all), or a part of
 #   config/: config-core config-campaign config-experiment config-measurement config-backends
 #   tox -e mutation -- ordering config
 #
@@ -29,6 +30,13 @@ source_of() {
     stats) echo "pytest_llenergy/results/stats.py" ;;
     bootstrap) echo "pytest_llenergy/results/bootstrap.py" ;;
     measurement) echo "pytest_llenergy/energy/measurement.py" ;;
+    edges) echo "pytest_llenergy/energy/edges.py" ;;
+    baseline) echo "pytest_llenergy/energy/baseline.py" ;;
+    uncertainty) echo "pytest_llenergy/energy/uncertainty.py" ;;
+    warmup) echo "pytest_llenergy/energy/warmup.py" ;;
+    compare) echo "pytest_llenergy/results/compare.py" ;;
+    budgets) echo "pytest_llenergy/results/budgets.py" ;;
+    gates) echo "pytest_llenergy/plugin/gates/" ;;
     *) return 1 ;;
   esac
 }
@@ -42,11 +50,19 @@ tests_of() {  # the fast tests that exercise each target
     stats) echo "tests/results/test_stats.py tests/results/test_stats_intervals.py tests/results/test_width.py" ;;
     bootstrap) echo "tests/results/test_bootstrap.py tests/results/test_stats.py" ;;
     measurement) echo "tests/energy/test_measurement.py tests/energy/test_meter.py" ;;
+    edges) echo "tests/energy/test_edges.py tests/energy/test_measurement.py" ;;
+    baseline) echo "tests/energy/test_baseline.py" ;;
+    uncertainty) echo "tests/energy/test_uncertainty.py tests/energy/test_measurement.py" ;;
+    warmup) echo "tests/energy/test_warmup_thermal.py" ;;
+    compare) echo "tests/results/test_compare.py tests/results/test_gate_boundaries.py" ;;
+    budgets) echo "tests/results/test_gate_boundaries.py tests/config/test_units_budgets.py" ;;
+    gates) echo "tests/test_gate_rules.py" ;;  # test_gates.py runs whole campaigns: minutes per mutant
   esac
 }
 
 targets=("$@")
-[ "${#targets[@]}" = 0 ] || [ "${targets[0]}" = all ] && targets=(ordering config-core config-campaign config-experiment config-measurement config-backends stats bootstrap measurement)
+[ "${#targets[@]}" = 0 ] || [ "${targets[0]}" = all ] && targets=(ordering config-core config-campaign config-experiment config-measurement config-backends stats bootstrap measurement
+  edges baseline uncertainty warmup compare budgets gates)
 status=0
 for target in "${targets[@]}"; do
   src=$(source_of "$target") || { echo "ci_mutation: unknown target $target"; exit 2; }

@@ -18,8 +18,10 @@ from crash_reruns import rerun_crashed_tests_once  # noqa: E402
 from kept_modules import keep_installed_libraries  # noqa: E402
 from require_components import pytest_configure as _require_components_configure  # noqa: E402
 from require_components import (  # noqa: E402,F401  (the LEM_REQUIRE hooks, a plugin of their own)
+    pytest_make_collect_report,
     pytest_runtest_logreport,
     pytest_runtest_makereport,
+    pytest_runtest_protocol,
     pytest_sessionfinish,
 )
 

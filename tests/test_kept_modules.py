@@ -68,6 +68,70 @@ def test_a_libraries_file_less_submodules_are_kept_and_a_fake_library_is_not(mon
     assert not belongs_to_installed_library("not_loaded_at_all")
 
 
+@pytest.fixture
+def outside_dir():
+    """A directory outside the project and the session's temporary directory, as a user's libraries are."""
+    import shutil
+    import tempfile
+
+    path = Path(tempfile.mkdtemp(prefix="lem-kept-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _fake_module(name: str, file: Path | None) -> object:
+    module = type(sys)(name)
+    if file is not None:
+        module.__file__ = str(file)
+    return module
+
+
+def test_libraries_anywhere_are_kept_and_the_projects_and_tests_files_are_not(outside_dir, tmp_path, monkeypatch):
+    import kept_modules
+
+    project = tmp_path / "project"
+    monkeypatch.setattr(kept_modules, "_dropped_roots", ())
+    kept_modules.set_dropped_roots(project, tmp_path / "basetemp")
+    try:
+        assert is_installed_library(_fake_module("lib_on_pythonpath", outside_dir / "lib_on_pythonpath.py"))
+        assert is_installed_library(_fake_module("venv_lib", project / ".venv/lib/python3.11/site-packages/venv_lib.py"))
+        assert is_installed_library(_fake_module("deb_lib", project / "env/lib/python3/dist-packages/deb_lib.py"))
+        assert not is_installed_library(_fake_module("helpers", project / "tests" / "helpers.py"))
+        assert not is_installed_library(_fake_module("test_x", tmp_path / "basetemp" / "test_x0" / "test_x.py"))
+        assert not is_installed_library(_fake_module("pytest_llenergy.x", outside_dir / "x.py"))  # the project by name
+        namespace = type(sys)("ns_lib")
+        namespace.__path__ = [str(outside_dir / "ns_lib")]
+        assert is_installed_library(namespace)
+        namespace.__path__ = [str(project / "ns_lib")]
+        assert not is_installed_library(namespace)
+    finally:
+        kept_modules._is_own_file.cache_clear()  # monkeypatch puts the session's roots back
+
+
+@pytest.mark.parametrize("how", ["PYTHONPATH", ".pth"])
+def test_an_in_process_run_keeps_a_library_from_pythonpath_or_a_pth_file(pytester, outside_dir, monkeypatch, how):
+    import site
+
+    name = f"lem_outside_lib_{how.strip('.').lower()}"
+    libs = outside_dir / "libs"
+    (libs / name).mkdir(parents=True)
+    (libs / name / "__init__.py").write_text("VALUE = 42\n")
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    if how == ".pth":
+        site_dir = outside_dir / "site"
+        site_dir.mkdir()
+        (site_dir / "extra.pth").write_text(f"{libs}\n")
+        site.addsitedir(str(site_dir))
+        assert str(libs) in sys.path
+    else:
+        sys.path.insert(0, str(libs))
+    monkeypatch.delitem(sys.modules, name, raising=False)
+    pytester.makepyfile(test_uses_outside=f"import {name}\n\ndef test_it():\n    assert {name}.VALUE == 42\n")
+    pytester.runpytest_inprocess("-p", "no:cacheprovider").assert_outcomes(passed=1)
+    assert name in sys.modules  # pytester alone would have dropped it
+    assert "test_uses_outside" not in sys.modules
+
+
 @pytest.mark.slow
 def test_torch_works_after_a_snapshot_restore(tmp_path: Path) -> None:
     """The failure this module exists for: torch imported during a run, dropped, imported again."""

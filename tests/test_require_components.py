@@ -6,17 +6,20 @@ which no worker used a required component, and must count a component used on an
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 TESTS = '''
+import subprocess
+
 import pytest
 
 
 @pytest.mark.requires("alpha")
 def test_uses_alpha():
-    pass
+    subprocess.run(["alpha"], check=True)  # a fake program on PATH: the test goes through the component
 
 
 @pytest.mark.requires("beta")
@@ -32,8 +35,17 @@ pytestmark = [pytest.mark.slow, pytest.mark.requires("xdist"),
               pytest.mark.skipif("not __import__('importlib').util.find_spec('xdist')", reason="pytest-xdist is not installed")]
 
 
+def fake_program(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    """An executable ``name`` on PATH that does nothing."""
+    program = pytester.mkdir("bin") / name if not (pytester.path / "bin").exists() else pytester.path / "bin" / name
+    program.write_text("#!/bin/sh\nexit 0\n")
+    program.chmod(0o755)
+    monkeypatch.setenv("PATH", str(program.parent), prepend=os.pathsep)
+
+
 def _run(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, required: str, *args: str) -> pytest.RunResult:
     pytester.makepyfile(test_components=TESTS)
+    fake_program(pytester, monkeypatch, "alpha")
     monkeypatch.setenv("PYTHONPATH", str(Path(__file__).parent), prepend=":")
     monkeypatch.setenv("LEM_REQUIRE", required)
     return pytester.runpytest_subprocess("-p", "require_components", "-n", "2", "-p", "no:cacheprovider", *args)

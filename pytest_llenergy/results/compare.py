@@ -2,12 +2,12 @@
 
 The rule ``metric:X%`` names the smallest regression the gate must catch. The test is one-sided
 Welch t on the log cycle values (new run against the saved run's cycles) of the null hypothesis
-"the change is at most the margin", margin = X / 2 in the regression's direction: it fails when
+"the change is at most the margin", margin = X / 3 (``MARGIN_FRACTION``) in the regression's direction: it fails when
 p < alpha (default 0.01). So any true change within the margin (noise, a small run-to-run
 offset) fails at most alpha of the time, whatever the number of cycles, and a regression of X is
 caught with a power that grows with the cycles (``benchmarks/bench_gate.py``, docs/ci.md). With
-fewer than 2 cycles on a side the means are compared directly against the margin, with a warning
-that the comparison is not significant.
+fewer than 2 cycles on a side the ratio of the means is compared directly against 1 + X / 3 (equal
+passes), with a warning that the comparison is not significant.
 """
 
 from __future__ import annotations
@@ -134,7 +134,8 @@ def welch_test(old: np.ndarray, new: np.ndarray, threshold: float, *, margin_fra
 
     logs = bool((old > 0).all() and (new > 0).all())
     a, b = (np.log(old), np.log(new)) if logs else (old / old.mean(), new / old.mean())
-    bound = math.log1p(margin_fraction * threshold) if logs else margin_fraction * threshold
+    # log(1 + m), not log1p(m): a change exactly at the margin is then exactly the bound, as in the point comparison
+    bound = math.log(1 + margin_fraction * threshold) if logs else margin_fraction * threshold
     diff, se, df, p = (float(v) for v in welch_p(a, b, bound, threshold > 0))
     q = float(stdtrit(df, (1 + confidence) / 2)) if se > 0 else 0.0
     low, high = diff - q * se, diff + q * se

@@ -107,13 +107,20 @@ class TestUser:
         if os.getuid() == 0:  # run as root, the host hands the run directory to the containers' user
             assert (run_dir.stat().st_uid, (run_dir / "experiments").stat().st_gid) == (4321, 4322)
 
+    @pytest.mark.requires("setpriv")
     def test_results_not_writable_by_the_user_stop_the_run(self, pytester, fake_docker):
-        if os.getuid() == 0:
-            pytest.skip("root hands the run directory over instead")
-        write_fake_project(pytester, fake_campaign(pytester.path, batch_sizes=(1,), dispatch="user: '4321:4322'"))
-        result = pytester.runpytest("--lem-campaign", "campaign.yaml", "-p", "no:cacheprovider")
-        assert result.ret == pytest.ExitCode.USAGE_ERROR
-        result.stderr.fnmatch_lines(["*is not writable by the container's user 4321:4322*"])
+        """An ordinary user's run stops before any container starts. Run as root (CI), the session runs
+        as ``nobody`` through setpriv: root would hand the run directory over instead."""
+        if os.getuid() != 0:
+            write_fake_project(pytester, fake_campaign(pytester.path, batch_sizes=(1,), dispatch="user: '4321:4322'"))
+            result = pytester.runpytest("--lem-campaign", "campaign.yaml", "-p", "no:cacheprovider")
+            assert result.ret == pytest.ExitCode.USAGE_ERROR
+            result.stderr.fnmatch_lines(["*is not writable by the container's user 4321:4322*"])
+            return
+        ret, err = run_as_nobody(pytester, fake_docker)
+        assert ret == pytest.ExitCode.USAGE_ERROR, err[-3000:]
+        assert "is not writable by the container's user 4321:4322" in err
+        assert not [c for c in fake_docker.calls() if "run" in c]  # stopped before any container
 
 
 class TestFailurePaths:
@@ -286,3 +293,39 @@ class TestShippedComposeFile:
         assert secrets.is_file() and (secrets.stat().st_mode & 0o777) == 0o600
         assert (pytester.path / ".lem" / ".gitignore").read_text().splitlines()[-1] == "*"
         assert sorted(p.name for p in shipped.iterdir()) == before  # nothing written into the package
+
+
+def run_as_nobody(pytester: pytest.Pytester, fake_docker) -> tuple[int, str]:
+    """The dispatch project in a directory of ``nobody``'s (pytest's temp dirs are root's, mode 0700),
+    and a pytest session there as ``nobody`` via setpriv: (exit code, output)."""
+    import pwd
+    import shutil
+    import subprocess
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("as root, needs setpriv (util-linux) to run the session as an ordinary user")
+    nobody = pwd.getpwnam("nobody")
+    work = Path(tempfile.mkdtemp(prefix="lem-nobody-"))
+    try:
+        write_fake_project(pytester, fake_campaign(work, batch_sizes=(1,), dispatch="user: '4321:4322'"))
+        shutil.copytree(pytester.path, work, dirs_exist_ok=True)
+        shutil.copytree(fake_docker.bin_dir, work / "bin", dirs_exist_ok=True)
+        for path in [work, *work.rglob("*")]:
+            os.chown(path, nobody.pw_uid, nobody.pw_gid, follow_symlinks=False)
+        source = str(Path(__file__).parents[2])  # this checkout's pytest_llenergy
+        env = {**os.environ, "PATH": f"{work / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}", "HOME": str(work),
+               "FAKE_DOCKER_LOG": str(fake_docker.log), "PYTHONPATH": os.pathsep.join(
+                   p for p in (source, os.environ.get("PYTHONPATH")) if p)}
+        fake_docker.log.parent.chmod(0o777)  # the fake docker logs its calls there (a root-owned dir)
+        # nobody keeps only CAP_DAC_READ_SEARCH: it reads this interpreter and its packages wherever root
+        # installed them (/root/.pyenv, ...), and writes only where nobody may
+        done = subprocess.run([setpriv, f"--reuid={nobody.pw_uid}", f"--regid={nobody.pw_gid}", "--clear-groups",
+                               "--inh-caps=+dac_read_search", "--ambient-caps=+dac_read_search", sys.executable, "-m", "pytest", "--lem-campaign", "campaign.yaml", "-p", "no:cacheprovider"],
+                              cwd=work, env=env, capture_output=True, text=True, timeout=300)
+        return done.returncode, done.stdout + done.stderr
+    finally:
+        shutil.rmtree(work, ignore_errors=True)

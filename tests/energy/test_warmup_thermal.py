@@ -14,7 +14,7 @@ from .conftest import FakeClock, ScriptedSource
 
 def scripted_latencies(values: list[float]):
     """A workload fn and a clock such that the i-th call 'takes' values[i] seconds."""
-    clock = FakeClock(0.0)
+    clock = FakeClock(100.0)  # not 0: durations are differences of clock readings
     it = iter(values)
     return (lambda: clock.advance(next(it))), clock
 
@@ -149,3 +149,101 @@ def test_outcomes_and_durations() -> None:
     r = rewarm(fn, 2, clock=clock)
     assert (r.outcome, r.iterations, r.duration_s) == ("rewarm", 2, pytest.approx(1.0))
     assert WarmupOutcome.model_validate(r.to_dict()).outcome == "rewarm"
+
+
+def test_convergence_defaults_and_the_strict_threshold() -> None:
+    # defaults: cv < 0.05 over a window of 5, at least 5 and at most 50 iterations
+    fn, clock = scripted_latencies([1.0] * 60)
+    r = run_warmup(fn, clock=clock)
+    assert (r.mode, r.converged, r.iterations, r.final_cv, r.cv_threshold) == ("convergence", True, 5, 0.0, 0.05)
+    rng = np.random.default_rng(1)
+    fn, clock = scripted_latencies(list(rng.uniform(0.5, 1.5, 60)))
+    r = run_warmup(fn, clock=clock)
+    assert (r.mode, r.converged, r.iterations, r.outcome) == ("convergence", False, 50, "not_converged")
+    assert r.duration_s == pytest.approx(sum(r.latencies_s))
+    window = [1.0, 1.0, 1.0, 1.0, 2.0]
+    at = cv(window)
+    fn, clock = scripted_latencies(window * 2)
+    r = run_warmup(fn, cv_threshold=at, max_iterations=5, clock=clock)
+    assert not r.converged and r.final_cv == at  # equal to the threshold is not below it
+    fn, clock = scripted_latencies(window)
+    assert run_warmup(fn, cv_threshold=np.nextafter(at, 1), max_iterations=5, clock=clock).converged
+
+
+@pytest.mark.parametrize("kwargs", [dict(window=2, min_iterations=1, max_iterations=2),
+                                    dict(window=3, min_iterations=4, max_iterations=4),
+                                    dict(window=4, min_iterations=2, max_iterations=4)])
+def test_validation_accepts_its_bounds(kwargs: dict) -> None:
+    fn, clock = scripted_latencies([1.0] * 10)
+    assert run_warmup(fn, clock=clock, **kwargs).converged
+
+
+@pytest.mark.parametrize("kwargs", [dict(min_iterations=0), dict(min_iterations=6, max_iterations=5),
+                                    dict(window=6, max_iterations=5)])
+def test_validation_refuses_past_its_bounds(kwargs: dict) -> None:
+    with pytest.raises(ValueError, match=r"need window >= 2, min_iterations >= 1 and max_iterations >= "
+                                         r"max\(min_iterations, window\)"):
+        run_warmup(lambda: None, **kwargs)
+    with pytest.raises(ValueError, match="warmup mode must be one of"):
+        run_warmup(lambda: None, "sometimes")
+    with pytest.raises(ValueError, match="iterations must be >= 0, got -1"):
+        run_warmup(lambda: None, "fixed", iterations=-1)
+
+
+def test_time_budget_of_convergence_is_checked_after_each_call() -> None:
+    fn, clock = scripted_latencies([1.0, 3.0] * 10)
+    r = run_warmup(fn, window=2, min_iterations=1, max_iterations=20, max_time_s=4.0, clock=clock)
+    assert (r.outcome, r.converged, r.iterations, r.duration_s) == ("budget_exhausted", False, 2, 4.0)
+    assert r.mode == "convergence" and r.latencies_s == [1.0, 3.0]
+    assert r.final_cv == pytest.approx(cv([1.0, 3.0])) and r.cv_threshold == 0.05
+    fn, clock = scripted_latencies([1.0] * 5)
+    r = run_warmup(fn, window=2, min_iterations=2, max_iterations=5, max_time_s=2.0, clock=clock)
+    assert r.outcome == "converged"  # converged on the call that spent the budget
+    fn, clock = scripted_latencies([1.0, 3.0] * 3)
+    r = run_warmup(fn, window=3, min_iterations=1, max_iterations=6, max_time_s=1.5, clock=clock)
+    assert (r.outcome, r.iterations, r.final_cv) == ("budget_exhausted", 2, None)  # fewer than a window
+
+
+def test_fixed_runs_iterations_with_a_budget_and_the_last_windows_cv() -> None:
+    fn, clock = scripted_latencies([1.0] * 5)
+    r = run_warmup(fn, "fixed", clock=clock)  # default: 5 iterations
+    assert (r.iterations, r.outcome, r.final_cv, r.duration_s) == (5, "fixed", 0.0, 5.0)
+    fn, clock = scripted_latencies([1.0] * 10)
+    r = run_warmup(fn, "fixed", iterations=10, max_time_s=3.0, clock=clock)
+    assert (r.iterations, r.outcome, r.mode) == (3, "budget_exhausted", "fixed")
+    fn, clock = scripted_latencies([1.0] * 3)
+    r = run_warmup(fn, "fixed", iterations=3, max_time_s=3.0, clock=clock)
+    assert (r.iterations, r.outcome) == (3, "fixed")  # the budget ran out with the last call: done anyway
+    fn, clock = scripted_latencies([2.0, 1.0])
+    r = run_warmup(fn, "fixed", iterations=2, window=2, clock=clock)
+    assert r.final_cv == pytest.approx(cv([2.0, 1.0]))
+    fn, clock = scripted_latencies([1.0])
+    r = run_warmup(fn, "fixed", iterations=1, window=1, clock=clock)
+    assert r.final_cv is None  # one value has no spread
+    fn, clock = scripted_latencies([])
+    r = run_warmup(fn, "fixed", iterations=0, clock=clock)
+    assert (r.iterations, r.latencies_s, r.final_cv) == (0, [], None)
+
+
+def test_rewarm_is_a_fixed_run_over_a_window_of_five() -> None:
+    from pytest_llenergy.energy.warmup import rewarm
+
+    lat = [9.0, 1.0, 1.0, 1.0, 1.0, 2.0]
+    fn, clock = scripted_latencies(lat)
+    r = rewarm(fn, 6, clock=clock)
+    assert (r.mode, r.converged, r.cv_threshold, r.outcome) == ("fixed", None, None, "rewarm")
+    assert r.final_cv == pytest.approx(cv(lat[-5:])) and r.latencies_s == lat
+    fn, clock = scripted_latencies([1.0] * 4)
+    r = rewarm(fn, 4, clock=clock, max_time_s=2.0)
+    assert (r.iterations, r.outcome, r.final_cv) == (2, "budget_exhausted", None)
+    with pytest.raises(ValueError, match="iterations must be >= 0, got -1"):
+        rewarm(lambda: None, -1)
+    assert rewarm(lambda: None, 0).iterations == 0
+
+
+def test_cv_of_integers_and_the_result_dict() -> None:
+    assert cv([1, 2, 3]) == pytest.approx(0.5)
+    assert cv([0.0, 0.0]) == float("inf") and str(cv([1.0, -1.0])) == "inf"
+    r = run_warmup(lambda: None, "off")
+    assert r.to_dict() == {"mode": "off", "converged": None, "iterations": 0, "final_cv": None, "cv_threshold": None,
+                           "latencies_s": [], "outcome": "off", "duration_s": 0.0, "probe": None}

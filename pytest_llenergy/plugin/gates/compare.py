@@ -1,8 +1,8 @@
 """``--lem-save`` / ``--lem-autosave`` / ``--lem-compare`` / ``--lem-compare-fail``.
 
 The comparison fails the affected tests: each experiment's last cycle compares all its cycles
-with the saved run's (one-sided Welch t against half the rule's threshold, at --lem-compare-alpha;
-results/compare.py).
+with the saved run's (one-sided Welch t against a third of the rule's threshold, ``MARGIN_FRACTION``,
+at --lem-compare-alpha; results/compare.py).
 """
 
 from __future__ import annotations
