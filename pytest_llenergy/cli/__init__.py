@@ -3,7 +3,7 @@
     lem doctor                      what this machine can measure and run
     lem init [DIR]                  a starter campaign and test file
     lem config list [DIR]           campaign files and their size
-    lem config show FILE            the expanded plan (ids, dropped points)
+    lem config show FILE            the expanded plan (ids, dropped points), and what would stop it
     lem config params [--coverage]  every backend parameter / typed coverage
     lem report DIR [DIR ...]        rebuild summary, plots and report from stored results
     lem slurm submit CAMPAIGN       a Slurm job array (one task per shard) + a merge job
@@ -38,6 +38,7 @@ def _config_list(args: argparse.Namespace) -> int:
 
 
 def _config_show(args: argparse.Namespace) -> int:
+    from pytest_llenergy.backends.checks import experiment_problems
     from pytest_llenergy.config import CampaignError, load_plan
 
     try:
@@ -51,7 +52,10 @@ def _config_show(args: argparse.Namespace) -> int:
         print(line)
     if plan.duplicates:
         print(f"{plan.duplicates} duplicate grid points merged")
-    return 0
+    problems = experiment_problems(plan.experiments, plan.base_dir)
+    for problem in problems:  # the same check (and text) as pytest's preflight
+        print(f"lem config show: {problem}", file=sys.stderr)
+    return 2 if problems else 0
 
 
 def _config_params(args: argparse.Namespace) -> int:
