@@ -50,6 +50,24 @@ def test_report_rebuilds_outputs_from_stored_results(finished_run, tmp_path, cap
 
 
 @pytest.mark.slow
+def test_report_on_a_campaign_folder_never_writes_into_it(finished_run, capsys):
+    """`lem report lem-results/<campaign>`: its one run is reported there; several need --out; the
+    campaign folder keeps holding runs only."""
+    import shutil
+
+    campaign = finished_run.parent
+    (finished_run / "report.html").unlink()
+    assert main(["report", str(campaign)]) == 0
+    assert "reporting its one run" in capsys.readouterr().out
+    assert sorted(p.name for p in campaign.iterdir()) == [finished_run.name]
+    assert (finished_run / "report.html").is_file()
+    shutil.copytree(finished_run, campaign / "second-run")
+    assert main(["report", str(campaign)]) == 2
+    assert "holds 2 runs" in capsys.readouterr().err
+    assert sorted(p.name for p in campaign.iterdir()) == sorted([finished_run.name, "second-run"])
+
+
+@pytest.mark.slow
 def test_compare_two_result_directories_and_a_saved_run(pytester, finished_run, capsys):
     saved = next((pytester.path / ".lem-benchmarks").glob("*/0001_first.json"))
     assert main(["compare", str(saved), str(finished_run), "--fail", "tokens_per_s:-10%"]) == 0

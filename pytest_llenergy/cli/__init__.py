@@ -74,6 +74,16 @@ def _report(args: argparse.Namespace) -> int:
         print(f"lem report: not found: {', '.join(map(str, missing))}", file=sys.stderr)
         return 2
     out = Path(args.out) if args.out else None
+    if out is None and len(dirs) == 1 and not _is_run_dir(dirs[0]):
+        runs = _runs_inside(dirs[0])  # a campaign folder: never write into it (it holds only runs)
+        if len(runs) == 1:
+            print(f"lem report: {dirs[0]} is a campaign folder: reporting its one run, {runs[0]}")
+            dirs = runs
+        elif runs:
+            print(f"lem report: {dirs[0]} holds {len(runs)} runs ({', '.join(r.name for r in runs[:3])}"
+                  f"{', ...' if len(runs) > 3 else ''}): name one run directory, or merge them with --out DIR",
+                  file=sys.stderr)
+            return 2
     if out is None and len(dirs) > 1:
         print("lem report: --out DIR is required when merging several run directories", file=sys.stderr)
         return 2
@@ -85,6 +95,15 @@ def _report(args: argparse.Namespace) -> int:
         return 2
     print(f"wrote summary and report for {summary.n_experiments} experiments to {out or dirs[0]}")
     return 0
+
+
+def _is_run_dir(path: Path) -> bool:
+    return (path / "manifest.json").is_file() or (path / "experiments").is_dir()
+
+
+def _runs_inside(path: Path) -> list[Path]:
+    """The run directories directly under ``path`` (a campaign folder), oldest first."""
+    return sorted(p for p in path.iterdir() if p.is_dir() and _is_run_dir(p)) if path.is_dir() else []
 
 
 def _compare(args: argparse.Namespace) -> int:
