@@ -251,7 +251,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 kwargs.update(nargs="?", const="")
         group.addoption(opt.flag, **kwargs)
         if opt.ini:
-            parser.addini(opt.dest, opt.help, type=opt.ini, default=False if opt.ini == "bool" else "")
+            parser.addini(opt.dest, opt.help.replace("%%", "%"), type=opt.ini, default=False if opt.ini == "bool" else "")
 
 
 def ini_value(config: pytest.Config, opt: Option) -> Any:
