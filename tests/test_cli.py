@@ -88,8 +88,10 @@ def test_config_list_show_and_params(pytester, capsys):
     assert main(["config", "list", str(pytester.path / "campaigns")]) == 0
     out = capsys.readouterr().out
     assert "clirun: 2 experiments x 3 cycles" in out and "bad.yaml: INVALID: cycels: unknown key" in out
-    assert main(["config", "show", str(pytester.path / "campaign.yaml")]) == 0
-    assert "transformers-gpt2-bs1-fp32-" in capsys.readouterr().out
+    # pretrained gpt2, not cached and HF_HUB_OFFLINE set: the plan is shown, and what pytest would refuse
+    assert main(["config", "show", str(pytester.path / "campaign.yaml")]) == 2
+    shown = capsys.readouterr()
+    assert "transformers-gpt2-bs1-fp32-" in shown.out and "not in the Hugging Face cache" in shown.err
     assert main(["config", "params", "--coverage", "--backend", "transformers"]) == 0
     assert "transformers" in capsys.readouterr().out
 
