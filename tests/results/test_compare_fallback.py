@@ -7,7 +7,12 @@ side fails as "metric unavailable".
 
 from __future__ import annotations
 
-from pytest_llenergy.results.compare import RAW_BASIS, compare_records, format_comparisons, parse_rules
+from pytest_llenergy.results.compare import (
+    RAW_BASIS,
+    compare_records,
+    format_comparisons,
+    parse_rules,
+)
 
 RULE = parse_rules("adjusted_energy_per_output_token:3%")
 OLD = [1.0, 1.01, 0.99, 1.0, 1.02]
