@@ -1,6 +1,8 @@
 """The pytest layer of pytest-llenergy (entry point ``pytest11: llenergy``).
 
-One module per concern, each registered as a plugin below.
+One module per concern, each a plugin. Only the options, the hook specifications and the markers
+load with every pytest run of the venv; ``activation`` registers the rest (``activation.MODULES``)
+when the run uses the plugin.
 """
 
 from __future__ import annotations
@@ -11,25 +13,8 @@ from pytest_llenergy.plugin import hookspec
 
 pytest_plugins = [
     "pytest_llenergy.plugin.options",
-    "pytest_llenergy.plugin.xdist",
-    "pytest_llenergy.plugin.collection.hooks",
-    "pytest_llenergy.plugin.collection.preflight",
-    "pytest_llenergy.plugin.gates.budgets",
-    "pytest_llenergy.plugin.gates.compare",
-    "pytest_llenergy.plugin.gates.verdicts",
-    "pytest_llenergy.plugin.measurement.runtest",
-    "pytest_llenergy.plugin.measurement.context",
-    "pytest_llenergy.plugin.measurement.threads",
-    "pytest_llenergy.plugin.measurement.carbon",
-    "pytest_llenergy.plugin.measurement.fixture",
-    "pytest_llenergy.plugin.measurement.gaps",
-    "pytest_llenergy.plugin.collection.adaptive",
-    "pytest_llenergy.plugin.reporting.session",
-    "pytest_llenergy.plugin.reporting.plain",
-    "pytest_llenergy.plugin.reporting.notify",
-    "pytest_llenergy.plugin.reporting.manifest",
-    "pytest_llenergy.plugin.collection.resume",
-    "pytest_llenergy.plugin.dispatch.hooks",
+    "pytest_llenergy.plugin.xdist",  # light; -n auto asks it for the worker count before pytest_configure
+    "pytest_llenergy.plugin.activation",  # registers the rest when the run uses it (activation.MODULES)
 ]
 
 
