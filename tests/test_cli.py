@@ -50,6 +50,24 @@ def test_report_rebuilds_outputs_from_stored_results(finished_run, tmp_path, cap
 
 
 @pytest.mark.slow
+def test_report_on_a_campaign_folder_never_writes_into_it(finished_run, capsys):
+    """`lem report lem-results/<campaign>`: its one run is reported there; several need --out; the
+    campaign folder keeps holding runs only."""
+    import shutil
+
+    campaign = finished_run.parent
+    (finished_run / "report.html").unlink()
+    assert main(["report", str(campaign)]) == 0
+    assert "reporting its one run" in capsys.readouterr().out
+    assert sorted(p.name for p in campaign.iterdir()) == [finished_run.name]
+    assert (finished_run / "report.html").is_file()
+    shutil.copytree(finished_run, campaign / "second-run")
+    assert main(["report", str(campaign)]) == 2
+    assert "holds 2 runs" in capsys.readouterr().err
+    assert sorted(p.name for p in campaign.iterdir()) == sorted([finished_run.name, "second-run"])
+
+
+@pytest.mark.slow
 def test_compare_two_result_directories_and_a_saved_run(pytester, finished_run, capsys):
     saved = next((pytester.path / ".lem-benchmarks").glob("*/0001_first.json"))
     assert main(["compare", str(saved), str(finished_run), "--fail", "tokens_per_s:-10%"]) == 0
@@ -70,8 +88,10 @@ def test_config_list_show_and_params(pytester, capsys):
     assert main(["config", "list", str(pytester.path / "campaigns")]) == 0
     out = capsys.readouterr().out
     assert "clirun: 2 experiments x 3 cycles" in out and "bad.yaml: INVALID: cycels: unknown key" in out
-    assert main(["config", "show", str(pytester.path / "campaign.yaml")]) == 0
-    assert "transformers-gpt2-bs1-fp32-" in capsys.readouterr().out
+    # pretrained gpt2, not cached and HF_HUB_OFFLINE set: the plan is shown, and what pytest would refuse
+    assert main(["config", "show", str(pytester.path / "campaign.yaml")]) == 2
+    shown = capsys.readouterr()
+    assert "transformers-gpt2-bs1-fp32-" in shown.out and "not in the Hugging Face cache" in shown.err
     assert main(["config", "params", "--coverage", "--backend", "transformers"]) == 0
     assert "transformers" in capsys.readouterr().out
 

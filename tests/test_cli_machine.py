@@ -67,3 +67,17 @@ def test_doctor_checks_the_shipped_docker_files(tmp_path, monkeypatch):
     monkeypatch.setattr(files, "docker_dir", lambda: partial)
     check = docker_files_check()
     assert check.status == FAIL and check.detail.startswith(f"{partial}: missing compose.build.yaml, .env, ")
+
+
+def test_doctor_reports_dockers_own_message_when_the_daemon_is_down(tmp_path, monkeypatch):
+    """docker info prints `|null` on stdout and the reason on stderr: the check shows the reason."""
+    from pytest_llenergy.cli.doctor import docker_checks
+
+    fake = tmp_path / "docker"
+    fake.write_text("#!/bin/sh\necho '|null'\n"
+                    "echo 'Cannot connect to the Docker daemon at unix:///var/run/docker.sock.' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:/usr/bin:/bin")
+    daemon = next(c for c in docker_checks() if c.name == "daemon")
+    assert daemon.status == FAIL
+    assert daemon.detail == "not reachable: Cannot connect to the Docker daemon at unix:///var/run/docker.sock."

@@ -194,3 +194,10 @@ def test_campaign_order_beats_the_ini_and_the_command_line_beats_both(pytester: 
     cli = short(pytester.runpytest("--lem-campaign", "campaign.yaml", "--collect-only", "-q",
                                    "--lem-order", "interleaved", "--lem-cycles", "1"))
     assert cli == ["c1-bs1", "c1-bs2"]
+
+
+def test_help_shows_single_percent_signs_for_options_and_ini(pytester):
+    """argparse help is %-formatted, ini help is not: neither may show `5%%`."""
+    out = pytester.runpytest("--help").stdout.str()
+    assert "energy_per_output_token:5% tokens_per_s:-10%" in out
+    assert "%%" not in out

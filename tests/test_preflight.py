@@ -135,3 +135,39 @@ class TestUnderXdist:
         result = pytester.runpytest("--lem-energy-source", "nvml", "-p", "no:cacheprovider", "-n", "2")
         usage_error(result, "ERROR: llenergy: energy source 'nvml': *")
         assert result.stderr.str().count("energy source 'nvml'") == 1
+
+
+def test_uncached_hub_model_without_network_is_one_line_not_minutes_of_retries(pytester, monkeypatch):
+    """No HF_HUB_OFFLINE, no network (the endpoint refuses): one line, exit 4, before any retry."""
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setenv("HF_HUB_CACHE", str(pytester.path / "empty-hub-cache"))
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # discard port: connection refused at once
+    campaign(pytester, "{model: {name: org/not-cached-model}}")
+    result = pytester.runpytest("--lem-campaign", "c.yaml", "-p", "no:cacheprovider")
+    usage_error(result, "ERROR: llenergy: model.name: 'org/not-cached-model' is not a local directory and not in the "
+                        "Hugging Face cache, and http://127.0.0.1:9 is not reachable (*)*")
+    assert len([line for line in result.stderr.lines if line.strip()]) == 1
+
+
+def test_refused_run_writes_nothing_and_lem_config_show_refuses_it_too(pytester, capsys):
+    """One validation for pytest and `lem config show`; a run refused before any item leaves no run folder."""
+    from pytest_llenergy.cli import main
+
+    campaign(pytester, "{model: {name: no-such-arch, weights: random}}")
+    result = pytester.runpytest("--lem-campaign", "c.yaml", "-p", "no:cacheprovider")
+    usage_error(result, "ERROR: llenergy: model.name: * 'no-such-arch' is neither *")
+    assert not (pytester.path / "lem-results").exists()
+    assert main(["config", "show", str(pytester.path / "c.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert "lem config show: model.name: " in err and "'no-such-arch' is neither" in err
+
+
+def test_unreachable_results_directory_is_the_only_output(pytester):
+    """`--lem-results-dir /proc/nope`: the error line comes before any header line (and nothing else)."""
+    campaign(pytester, "{model: {name: tiny-llama, weights: random}}")
+    result = pytester.runpytest_subprocess("--lem-campaign", "c.yaml", "--lem-results-dir", "/proc/nope",
+                                           "-p", "no:cacheprovider", "-W", "ignore::pytest.PytestAssertRewriteWarning")
+    usage_error(result, "ERROR: llenergy: results directory (--lem-results-dir / results_dir): /proc/nope/pf is not "
+                        "writable*")
+    assert "llenergy" not in result.stdout.str() and [line for line in result.stderr.lines if line.strip()] == [
+        result.stderr.lines[0]]

@@ -3,7 +3,7 @@
     lem doctor                      what this machine can measure and run
     lem init [DIR]                  a starter campaign and test file
     lem config list [DIR]           campaign files and their size
-    lem config show FILE            the expanded plan (ids, dropped points)
+    lem config show FILE            the expanded plan (ids, dropped points), and what would stop it
     lem config params [--coverage]  every backend parameter / typed coverage
     lem report DIR [DIR ...]        rebuild summary, plots and report from stored results
     lem slurm submit CAMPAIGN       a Slurm job array (one task per shard) + a merge job
@@ -38,6 +38,7 @@ def _config_list(args: argparse.Namespace) -> int:
 
 
 def _config_show(args: argparse.Namespace) -> int:
+    from pytest_llenergy.backends.checks import experiment_problems
     from pytest_llenergy.config import CampaignError, load_plan
 
     try:
@@ -55,7 +56,10 @@ def _config_show(args: argparse.Namespace) -> int:
         from pytest_llenergy.config.search import describe_search
 
         print("\n".join(describe_search(plan.campaign, plan.experiments)))
-    return 0
+    problems = experiment_problems(plan.experiments, plan.base_dir)
+    for problem in problems:  # the same check (and text) as pytest's preflight
+        print(f"lem config show: {problem}", file=sys.stderr)
+    return 2 if problems else 0
 
 
 def _config_params(args: argparse.Namespace) -> int:
@@ -74,6 +78,16 @@ def _report(args: argparse.Namespace) -> int:
         print(f"lem report: not found: {', '.join(map(str, missing))}", file=sys.stderr)
         return 2
     out = Path(args.out) if args.out else None
+    if out is None and len(dirs) == 1 and not _is_run_dir(dirs[0]):
+        runs = _runs_inside(dirs[0])  # a campaign folder: never write into it (it holds only runs)
+        if len(runs) == 1:
+            print(f"lem report: {dirs[0]} is a campaign folder: reporting its one run, {runs[0]}")
+            dirs = runs
+        elif runs:
+            print(f"lem report: {dirs[0]} holds {len(runs)} runs ({', '.join(r.name for r in runs[:3])}"
+                  f"{', ...' if len(runs) > 3 else ''}): name one run directory, or merge them with --out DIR",
+                  file=sys.stderr)
+            return 2
     if out is None and len(dirs) > 1:
         print("lem report: --out DIR is required when merging several run directories", file=sys.stderr)
         return 2
@@ -89,6 +103,15 @@ def _report(args: argparse.Namespace) -> int:
 
         print("\n".join(search_lines(summary.search)))
     return 0
+
+
+def _is_run_dir(path: Path) -> bool:
+    return (path / "manifest.json").is_file() or (path / "experiments").is_dir()
+
+
+def _runs_inside(path: Path) -> list[Path]:
+    """The run directories directly under ``path`` (a campaign folder), oldest first."""
+    return sorted(p for p in path.iterdir() if p.is_dir() and _is_run_dir(p)) if path.is_dir() else []
 
 
 def _compare(args: argparse.Namespace) -> int:

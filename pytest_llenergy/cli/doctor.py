@@ -28,10 +28,15 @@ class Check:
 
 
 def _run(argv: list[str], timeout: float = 10.0) -> tuple[int, str]:
+    """Exit status and output: stdout on success; on failure what the program said on stderr
+    (its last line: docker prints ``|null`` on stdout and the reason on stderr), else stdout."""
     try:
         done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
     except (OSError, subprocess.TimeoutExpired) as exc:
         return 127, str(exc)
+    if done.returncode != 0:
+        said = [line.strip() for line in (done.stderr or "").splitlines() if line.strip()]
+        return done.returncode, said[-1] if said else (done.stdout or "").strip() or f"exit status {done.returncode}"
     return done.returncode, (done.stdout or done.stderr).strip()
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,7 +13,7 @@ from pydantic import ValidationError
 from pytest_llenergy.config.campaign import CampaignConfig
 from pytest_llenergy.config.errors import CampaignError, problems_from_validation
 from pytest_llenergy.config.experiment import ExperimentConfig
-from pytest_llenergy.config.ids import experiment_id
+from pytest_llenergy.config.ids import experiment_id, path_value
 from pytest_llenergy.config.paths import check_path, deep_merge, set_path
 from pytest_llenergy.config.search import reference_to_add
 from pytest_llenergy.config.sections import BACKEND_SECTIONS
@@ -176,6 +177,23 @@ def expand(campaign: CampaignConfig, source: str = "<campaign>", file_hash: str 
     return _finish(campaign, source, file_hash, configs, dropped)
 
 
+def varied_paths(campaign: CampaignConfig, configs: list[ExperimentConfig]) -> list[str]:
+    """The grid's paths (shared and per backend) that take more than one value among ``configs``."""
+    grid = campaign.grid
+    if grid is None:
+        return []
+    paths = sorted(grid.shared) + sorted(f"{b}.{p}" for b, o in grid.backend_overrides.items() for p in o)
+    dumps = [(c.backend, c.model_dump(mode="json", exclude={"name"})) for c in configs]
+    found = []
+    for path in dict.fromkeys(paths):
+        section = path.split(".", 1)[0]
+        values = {json.dumps(path_value(d, path), sort_keys=True) for backend, d in dumps
+                  if section not in BACKEND_SECTIONS or section == backend}  # a section only its backend has
+        if len(values) > 1:
+            found.append(path)
+    return found
+
+
 def _finish(campaign: CampaignConfig, source: str, file_hash: str, configs: list[ExperimentConfig],
             dropped: list[tuple[str, str]]) -> CampaignPlan:
     missing_model = [c for c in configs if c.model is None]
@@ -183,8 +201,9 @@ def _finish(campaign: CampaignConfig, source: str, file_hash: str, configs: list
         raise CampaignError(source, ["no model: set defaults.model, grid.models or a model per experiment"])
     by_id: dict[str, Experiment] = {}
     duplicates = 0
+    varied = varied_paths(campaign, configs)
     for config in configs:
-        exp = Experiment(experiment_id(config), config)
+        exp = Experiment(experiment_id(config, varied), config)
         if exp.id in by_id:
             duplicates += 1
             continue

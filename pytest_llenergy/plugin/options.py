@@ -10,26 +10,31 @@ implemented by :func:`resolve`: command line > campaign file (when it sets the f
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import pytest
 
-from pytest_llenergy.config.campaign import CampaignConfig
-from pytest_llenergy.config.fields import (
-    UNSET,
-    explicit_value,
-    field_choices,
-    field_default,
-    validate_field,
-)
-from pytest_llenergy.config.sharding import ShardSpec
-from pytest_llenergy.results.compare import DEFAULT_ALPHA, parse_rules
+from pytest_llenergy.plugin.option_table import FIELDS
 
+if TYPE_CHECKING:
+    from pytest_llenergy.config.campaign import CampaignConfig
+
+# Nothing heavy at import: this module loads with every pytest run of the venv (the campaign schema,
+# pydantic and the results layer are imported by the parsers, only for options that are given).
 Parser = Callable[[str], Any]
+UNSET: Any = object()  # "not given" (for the command line and the ini file)
+DEFAULT_ALPHA = 0.01  # results.compare.DEFAULT_ALPHA (tests/test_plugin_import.py checks they agree)
+
+
+def validate_field(path: str, raw: Any) -> Any:
+    from pytest_llenergy.config.fields import validate_field as validate
+
+    return validate(path, raw)
 
 
 def _field(path: str) -> Parser:
@@ -50,6 +55,8 @@ def _at_least(minimum: int) -> Parser:
 
 
 def _shard(raw: str) -> str:
+    from pytest_llenergy.config.sharding import ShardSpec
+
     return str(ShardSpec.parse(raw))
 
 
@@ -58,6 +65,8 @@ def _group_by(raw: str) -> list[str]:
 
 
 def _rules(raw: str) -> str:
+    from pytest_llenergy.results.compare import parse_rules
+
     parse_rules(raw)
     return raw
 
@@ -102,11 +111,11 @@ class Option:
 
     @property
     def choices(self) -> tuple[str, ...] | None:
-        return field_choices(self.campaign) if self.campaign else None
+        return FIELDS[self.campaign][1] if self.campaign else None
 
     def default_value(self) -> Any:
         if self.campaign:
-            value = field_default(self.campaign)
+            value = copy.copy(FIELDS[self.campaign][0])
             return (not value) if self.invert else value
         return self.default
 
@@ -251,7 +260,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 kwargs.update(nargs="?", const="")
         group.addoption(opt.flag, **kwargs)
         if opt.ini:
-            parser.addini(opt.dest, opt.help, type=opt.ini, default=False if opt.ini == "bool" else "")
+            parser.addini(opt.dest, opt.help.replace("%%", "%"), type=opt.ini, default=False if opt.ini == "bool" else "")
 
 
 def ini_value(config: pytest.Config, opt: Option) -> Any:
@@ -294,8 +303,10 @@ def resolve_layer(config: pytest.Config, dest: str, campaign: CampaignConfig | N
     if value is not UNSET:
         return value, "command line"
     if campaign is not None and opt.campaign:
-        value = explicit_value(campaign, opt.campaign)
-        if value is not UNSET:
+        from pytest_llenergy.config import fields
+
+        value = fields.explicit_value(campaign, opt.campaign)
+        if value is not fields.UNSET:
             return ((not value) if opt.invert else value), "campaign"
     value = ini_value(config, opt)
     if value is not UNSET:

@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 
 from pytest_llenergy.plugin.options import resolve
-from pytest_llenergy.plugin.state import get_run
+
+# Light: registered with every run (``-n auto`` asks for the worker count before any configure hook).
 
 
 def is_worker(config: pytest.Config) -> bool:
@@ -58,6 +59,8 @@ class ControllerHooks:
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_configure_node(self, node: Any) -> None:
+        from pytest_llenergy.plugin.state import get_run
+
         run = get_run(node.config)
         index = int(str(node.gateway.id).removeprefix("gw") or 0)
         gpus = visible_gpus()

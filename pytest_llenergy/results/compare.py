@@ -12,6 +12,7 @@ passes), with a warning that the comparison is not significant.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from dataclasses import dataclass
@@ -19,11 +20,14 @@ from typing import Any
 
 import numpy as np
 
+from pytest_llenergy.config.budgets import BUDGET_METRICS
 from pytest_llenergy.results.metrics import metric_column
 
 MIN_CYCLES_FOR_TEST = 2
 DEFAULT_ALPHA = 0.01
 MARGIN_FRACTION = 1 / 3  # the null hypothesis: a change of at most this fraction of the rule's threshold
+RAW_OF = {adjusted: raw for raw, adjusted, _, _ in BUDGET_METRICS.values() if adjusted is not None}
+RAW_BASIS = "raw: no baseline-adjusted figure from this source"
 _RULE = re.compile(r"^([a-z_]+):([-+]?\d+(?:\.\d+)?)%$")
 
 
@@ -73,6 +77,8 @@ class Comparison:
     p_value: float | None = None
     alpha: float = DEFAULT_ALPHA
     scale: str = "log"
+    basis: str | None = None  # "raw: ..." when an adjusted rule was judged on raw figures
+    unavailable: str | None = None  # why the rule's metric could not be compared (a failure, never a pass)
 
     @property
     def significant(self) -> bool:
@@ -83,18 +89,24 @@ class Comparison:
         return MARGIN_FRACTION * self.rule.threshold
 
     def message(self) -> str:
+        if self.unavailable is not None:
+            outcome = "REGRESSION (cannot check)" if self.regression else "not checked"
+            return f"{self.rule.metric}: metric unavailable ({self.unavailable}): {self.rule} {outcome}"
         change = (self.ratio - 1) * 100
         limit = f"catches {self.rule.threshold * 100:+g} %, margin {self.margin * 100:+.2g} %"
+        basis = f"{self.basis}; " if self.basis else ""
         if self.p_value is None:
-            test = f"point comparison, n={self.n_old}/{self.n_new} < {MIN_CYCLES_FOR_TEST}: not significant"
+            test = f"n={self.n_old}/{self.n_new} < {MIN_CYCLES_FOR_TEST} cycles: means compared, no significance test"
         else:
             low, high = (math.nan if v is None else v for v in (self.ci_low, self.ci_high))
             ci = f"95 % CI {(low - 1) * 100:+.1f} to {(high - 1) * 100:+.1f} %"
             test = (f"{ci}, p = {self.p_value:.2g} {'<' if self.p_value < self.alpha else '>='} {self.alpha:g} "
                     f"(one-sided Welch t on {self.scale} cycle values, {self.n_new} vs {self.n_old} saved cycles)")
         verdict = "REGRESSION" if self.regression else "ok"
+        if self.p_value is None:
+            verdict += " (means only, untested)"
         return (f"{self.rule.metric} {self.new_mean:.4g} vs {self.old_mean:.4g} ({change:+.1f} %, {limit}; "
-                f"{test}): {verdict}")
+                f"{basis}{test}): {verdict}")
 
 
 @dataclass(frozen=True)
@@ -161,6 +173,25 @@ def compare_values(experiment_id: str, old: list[float], new: list[float], rule:
                       test.p_value, alpha, test.scale)
 
 
+def compare_metrics(experiment_id: str, old: dict[str, list[float]], new: dict[str, list[float]],
+                    rule: CompareRule, alpha: float = DEFAULT_ALPHA) -> Comparison | None:
+    """One experiment's rule on its metric values (column -> cycle values), as budgets judge: an
+    adjusted metric that neither side has (CPU sources measure no baseline) is judged on its raw
+    twin and says so; a metric missing on one side fails ("metric unavailable"), missing on both
+    is said ("not checked"), never a silent pass. None only when the saved mean is 0 (no ratio)."""
+    column, basis = rule.column, None
+    raw = RAW_OF.get(column)
+    if raw and not old.get(column) and not new.get(column) and old.get(raw) and new.get(raw):
+        column, basis = raw, RAW_BASIS
+    a, b = old.get(column) or [], new.get(column) or []
+    if not a or not b:  # one side lacks it: a failure; both: said, not a failure (nothing to regress)
+        side = "the saved run" if not a and b else "this run" if a else "either run"
+        return Comparison(experiment_id, rule, math.nan, math.nan, math.nan, None, None, len(a), len(b),
+                          bool(a or b), alpha=alpha, unavailable=f"no {column} values in {side}")
+    result = compare_values(experiment_id, a, b, rule, alpha)
+    return dataclasses.replace(result, basis=basis) if result is not None and basis else result
+
+
 def compare_records(old: dict[str, Any], new: dict[str, Any], rules: list[CompareRule],
                     alpha: float = DEFAULT_ALPHA) -> list[Comparison]:
     """Every experiment present in both saved-run records, for every rule."""
@@ -170,8 +201,7 @@ def compare_records(old: dict[str, Any], new: dict[str, Any], rules: list[Compar
         if previous is None:
             continue
         for rule in rules:
-            result = compare_values(experiment_id, previous["metrics"].get(rule.column, []),
-                                    entry["metrics"].get(rule.column, []), rule, alpha)
+            result = compare_metrics(experiment_id, previous["metrics"], entry["metrics"], rule, alpha)
             if result is not None:
                 out.append(result)
     return out
@@ -179,11 +209,12 @@ def compare_records(old: dict[str, Any], new: dict[str, Any], rules: list[Compar
 
 def format_comparisons(comparisons: list[Comparison], old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     """Terminal lines: header, machine-mismatch warning, one line per comparison."""
+    commit = (old.get("commit") or {}).get("id")
     lines = [f"compare: {new.get('name') or new.get('run_id')} vs saved {old.get('number', '')} {old.get('name')} "
-             f"({old.get('saved_at', '')[:16]}, commit {str((old.get('commit') or {}).get('id'))[:10]})"]
+             f"({old.get('saved_at', '')[:16]}, {f'commit {str(commit)[:10]}' if commit else 'not in a git checkout'})"]
     if old.get("machine_id") != new.get("machine_id"):
         lines.append(f"WARNING: machine mismatch: saved on {old.get('machine_id')}, now {new.get('machine_id')}")
-    if not comparisons:
+    if not set(old.get("experiments", {})) & set(new.get("experiments", {})):
         lines.append("no experiments in common (ids differ: changed configs get new ids)")
     for c in comparisons:
         lines.append(f"  {c.experiment_id}: {c.message()}")

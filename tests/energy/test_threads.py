@@ -48,7 +48,7 @@ def test_plugin_sets_threads_before_tests_and_respects_the_user(pytester, monkey
     pytester.makepyfile("""
         import os
 
-        def test_threads():
+        def test_threads(energy):  # a run that uses the plugin (one that does not is left alone)
             print("THREADS", os.environ["OMP_NUM_THREADS"])
     """)
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)

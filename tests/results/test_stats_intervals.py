@@ -209,13 +209,31 @@ class TestGroupIntervals:
         width = ref.high - ref.low
         assert abs(g.ci_low - ref.low) < 0.03 * width and abs(g.ci_high - ref.high) < 0.03 * width
 
+    def test_a_small_group_gets_the_t_interval_and_coverage_of_a_small_experiment(self):
+        """Issue 26 finding 4: a 3-cycle group is not [min, max] of 3 values (a bootstrap of 3 covers
+        ~75 %): it gets Welch's t at its effective size, and its coverage column is filled."""
+        values = [0.0315, 0.0405, 0.0392]
+        s = summarize(frame({"a": values}), metrics=["energy_j"], seed=1, group_by=["backend"])
+        e, g = s.ci("a", "energy_j"), s.group_ci("backend=a", "energy_j")
+        assert (g.method, g.n) == ("t", 3) and (g.ci_low, g.ci_high) == pytest.approx((e.ci_low, e.ci_high), rel=1e-12)
+        assert (g.coverage, g.coverage_skewed) == (e.coverage, e.coverage_skewed) and 0.9 < g.coverage < 1
+        assert g.ci_high - g.ci_low > 1.5 * (max(values) - min(values))
+        rng = np.random.default_rng(4)  # two 3-cycle strata: Welch-Satterthwaite df ~ 4, still t
+        two = summarize(frame({"a": list(rng.normal(10, 1, 3)), "b": list(rng.normal(20, 1, 3))},
+                              backend={"a": "x", "b": "x"}), metrics=["energy_j"], seed=1, group_by=["backend"])
+        assert two.group_ci("backend=x", "energy_j").method == "t"
+        big = summarize(frame({"a": list(rng.normal(10, 1, 12)), "b": list(rng.normal(20, 1, 12))},
+                              backend={"a": "x", "b": "x"}), metrics=["energy_j"], seed=1, group_by=["backend"])
+        g = big.group_ci("backend=x", "energy_j")
+        assert g.method == "BCa" and 0.9 < g.coverage < 1  # the bootstrap from T_BELOW on, with its coverage
+
     def test_single_cycle_experiments_are_noted_and_add_no_noise(self):
         s = summarize(frame({"a": [1.0, 2.0, 4.0], "b": [9.0]}, backend={"a": "x", "b": "x"}),
                       metrics=["energy_j"], seed=1, group_by=["backend"])
         g = s.group_ci("backend=x", "energy_j")
         assert g.n == 4 and g.mean == pytest.approx(4.0) and g.warning == (
             "1 experiment(s) with a single cycle add no cycle-to-cycle noise")
-        assert g.ci_low < g.ci_high and math.isnan(g.coverage)
+        assert g.ci_low < g.ci_high and g.method == "t" and 0.9 < g.coverage < 1
         # b's single cycle carries no weight in the resamples: the spread is a's, scaled by its weight 3/4
         alone = summarize(frame({"a": [1.0, 2.0, 4.0]}), metrics=["energy_j"], seed=1, group_by=["backend"])
         ga = alone.group_ci("backend=a", "energy_j")
@@ -304,15 +322,17 @@ class TestGroupDetails:
         var = np.array([weight[0, 0] ** 2 * 4.0 / 12, weight[0, 1] ** 2 * 9.0 / 2])
         df = var.sum() ** 2 / (var[0] ** 2 / 11 + var[1] ** 2 / 1)
         ratio = var.sum() / (var[0] * 11 / 12 + var[1] * 1 / 2)
-        got = stats._group_alpha(sd, n, weight, by_group, 0.9, True)
+        total, got_df, boot = stats._group_variance(sd, n, weight, by_group)
+        assert (total[0], got_df[0]) == pytest.approx((var.sum(), df), rel=1e-12)
+        got = stats._group_alpha(total, got_df, boot, 0.9, True)
         assert got[0] == pytest.approx(float(expanded_alpha(0.9, ratio, df)), rel=1e-12)
-        assert list(stats._group_alpha(sd, n, weight, by_group, 0.9, False)) == pytest.approx([0.05])
+        assert list(stats._group_alpha(total, got_df, boot, 0.9, False)) == pytest.approx([0.05])
 
     def test_two_cycle_strata_are_resampled_and_have_an_sd(self):
         s = summarize(frame({"a": [1.0, 3.0], "b": [2.0, 6.0]}, backend={"a": "x", "b": "x"}),
                       metrics=["energy_j"], seed=1, group_by=["backend"])
         g = s.group_ci("backend=x", "energy_j")
-        assert g.method == "BCa" and g.ci_low < g.mean < g.ci_high and g.sd == pytest.approx(np.std([1, 3, 2, 6], ddof=1))
+        assert g.method == "t" and g.ci_low < g.mean < g.ci_high and g.sd == pytest.approx(np.std([1, 3, 2, 6], ddof=1))
         assert s.groups["energy_j_n"].dtype.kind == "i"
         alone = summarize(frame({"a": [1.0, 3.0]}), metrics=["energy_j"], seed=1, group_by=["backend"])
         assert alone.group_ci("backend=a", "energy_j").sd == pytest.approx(math.sqrt(2))
@@ -324,7 +344,7 @@ class TestGroupDetails:
         df = frame({"a": [2.0, 2.0, 2.0], "b": [7.0], "c": [1.0, 2.0, 4.0]}, backend={"a": "x", "b": "x", "c": "y"})
         s = summarize(df, metrics=["energy_j"], seed=1, group_by=["backend"])
         x, y = s.group_ci("backend=x", "energy_j"), s.group_ci("backend=y", "energy_j")
-        assert (x.method, x.ci_low, x.ci_high) == ("constant", 3.25, 3.25) and y.method == "BCa"
+        assert (x.method, x.ci_low, x.ci_high) == ("constant", 3.25, 3.25) and y.method == "t"
 
     def test_groups_follow_their_experiments_whatever_the_row_order(self):
         df = frame({"b": [10.0, 11.0, 13.0], "a": [1.0, 2.0, 4.0]}, backend={"a": "x", "b": "y"})

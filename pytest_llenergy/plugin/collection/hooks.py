@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from pytest_llenergy.config.ordering import campaign_order, place_in_slots
 from pytest_llenergy.plugin.base import EXPERIMENT_ARG, campaign_item
 from pytest_llenergy.plugin.collection.resume import deselect_done
-from pytest_llenergy.plugin.measurement.context import get_context
+from pytest_llenergy.plugin.measurement.context import GPU_KINDS, get_context
+from pytest_llenergy.plugin.measurement.gaps import gap_setting
 from pytest_llenergy.plugin.state import LEM_RUN, create_run, get_run
 from pytest_llenergy.results.schema import result_key
 
@@ -60,7 +63,22 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
         f" = {n * run.cycles} items, order {run.order}, seed {seed}",
         *([f"llenergy: {text}"] if (text := " ".join(run.plan.campaign.description.split())) else []),
         f"llenergy: results -> {run.run_dir.path}",
+        *skipped_lines(config, context),
     ]
+
+
+def skipped_lines(config: pytest.Config, context: Any) -> list[str]:
+    """What the campaign asks for that this source cannot do (the baseline, adaptive gaps), said once
+    here rather than only as ``baseline: null`` and 0 s gaps in the results."""
+    kind, skipped = context.source.kind, []
+    baseline = context.settings.baseline
+    if baseline.enabled and kind not in GPU_KINDS:
+        skipped.append(f"the {baseline.duration_s:g} s idle baseline is skipped (no idle power to measure: no "
+                       "adjusted figures, budgets and compare rules judge raw energy)")
+    adaptive = [k for k in ("experiments", "cycles") if gap_setting(config, k) == "adaptive"]
+    if adaptive and kind != "nvml":
+        skipped.append(f"adaptive gaps between {' and '.join(adaptive)} wait 0 s (no GPU to cool)")
+    return [f"llenergy: {kind} source: {'; '.join(skipped)}"] if skipped else []
 
 
 def pytest_report_collectionfinish(config: pytest.Config) -> list[str] | None:

@@ -1,8 +1,8 @@
 """Checks before the first item: mistakes that would otherwise fail inside every item.
 
 After collection, once: each experiment's model (a shipped architecture or local config for
-random weights; a local directory, or the Hugging Face cache when ``HF_HUB_OFFLINE`` is set,
-for pretrained ones: never a hub lookup), its prompt file, the energy source (for campaign
+random weights; a local directory or the Hugging Face cache, never a hub lookup:
+``backends.checks``, shared with ``lem config show``), its prompt file, the energy source (for campaign
 items and plain tests using the ``energy`` fixture) and the directories results go to. Every
 problem is one ``llenergy:`` line; together they are a usage error (exit 4, no traceback).
 Under pytest-xdist the controller checks the results directory before any worker starts; each
@@ -12,19 +12,13 @@ the controller, which reports them once: no worker measures a campaign known to 
 
 from __future__ import annotations
 
-import importlib.util
-import os
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from pytest_llenergy.backends.architectures import resolve_architecture
-from pytest_llenergy.backends.base import BackendNotFound, get_backend
-from pytest_llenergy.backends.datasets import cache_file
-from pytest_llenergy.backends.errors import BackendError
-from pytest_llenergy.backends.workload import PromptSourceError, read_prompt_file
+from pytest_llenergy.backends import checks
 from pytest_llenergy.config import Experiment
 from pytest_llenergy.plugin.base import campaign_item
 from pytest_llenergy.plugin.dispatch.settings import DOCKER_PROBLEMS, dispatch_mode
@@ -34,75 +28,22 @@ from pytest_llenergy.plugin.state import get_run
 from pytest_llenergy.plugin.xdist import is_worker
 
 
-def model_problem(experiment: Experiment) -> str | None:
-    """Why the experiment's model cannot load, as far as this can be known without loading it."""
-    model = experiment.config.model
-    if model is None or not backend_available(experiment.config.backend):
-        return None  # an unavailable backend's items are skipped with their reason
-    if model.weights == "random":
-        try:
-            resolve_architecture(model.name)
-        except BackendError as exc:
-            return f"model.name: {exc}"
-        return None
-    path = Path(model.name).expanduser()
-    if path.exists() or model.name.startswith((".", "/", "~")):
-        return None if path.is_dir() else f"model.name: {model.name!r}: no such model directory"
-    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on") and not _in_hub_cache(model.name):
-        return (f"model.name: {model.name!r} is not a local directory and not in the Hugging Face cache "
-                "(HF_HUB_OFFLINE is set, so it cannot be downloaded; for random weights say weights: random)")
-    return None
-
-
-def backend_available(name: str) -> bool:
-    try:
-        return get_backend(name).available()[0]
-    except BackendNotFound:
-        return False
-
-
-def _in_hub_cache(repo_id: str) -> bool:
-    try:
-        from huggingface_hub import try_to_load_from_cache
-    except ImportError:
-        return True  # cannot tell: let loading say
-    try:
-        found = try_to_load_from_cache(repo_id, "config.json")
-    except Exception:  # a malformed id: loading gives the precise message
-        return False
-    return isinstance(found, str)
-
-
-def prompt_problem(experiment: Experiment, base_dir: str | None) -> str | None:
-    prompts = experiment.config.workload.prompts if experiment.config.workload else None
-    if hasattr(prompts, "dataset"):
-        return dataset_problem(prompts, base_dir)
-    file = getattr(prompts, "file", None)
-    if file is None:
-        return None
-    try:
-        read_prompt_file(file, base_dir)
-    except PromptSourceError as exc:
-        return f"workload.prompts.file: {exc}"
-    return None
-
-
-def dataset_problem(spec: Any, base_dir: str | None) -> str | None:
-    """A dataset source needs its cached texts, or the `datasets` library to load them."""
-    if cache_file(spec, base_dir).is_file() or importlib.util.find_spec("datasets") is not None:
-        return None
-    return (f"workload.prompts.dataset: {spec.dataset!r} needs the `datasets` library "
-            "(pip install 'pytest-llenergy[datasets]') and is not in the prompt cache")
-
-
 def writable_problem(what: str, directory: Path) -> str | None:
-    """None when a file can be created in ``directory`` (made if missing), else why not."""
+    """None when a file can be created in ``directory``, else why not. Folders made to find out
+    are removed again: a run refused before its first item leaves nothing behind."""
+    made = [p for p in (directory, *directory.parents) if not p.exists()]
     try:
         directory.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=directory, prefix=".lem-write-check-"):
             pass
     except OSError as exc:
         return f"{what}: {directory} is not writable ({exc.strerror or exc})"
+    finally:
+        for folder in made:  # deepest first
+            try:
+                folder.rmdir()
+            except OSError:
+                break
     return None
 
 
@@ -122,17 +63,7 @@ def experiment_problems(items: list[pytest.Item], base_dir: str | None) -> list[
         citem = campaign_item(item)
         if citem is not None and loads_with_plugin_session(item):
             seen.setdefault(citem.experiment.id, citem.experiment)
-    problems: dict[str, list[str]] = {}
-    for experiment in seen.values():
-        for problem in (model_problem(experiment), prompt_problem(experiment, base_dir)):
-            if problem is not None:
-                problems.setdefault(problem, []).append(experiment.id)
-    return [f"{p} ({_experiments(ids)})" for p, ids in problems.items()]
-
-
-def _experiments(ids: list[str]) -> str:
-    head = ", ".join(ids[:2]) + (f" and {len(ids) - 2} more" if len(ids) > 2 else "")
-    return f"experiment {head}" if len(ids) == 1 else f"{len(ids)} experiments: {head}"
+    return checks.experiment_problems(seen.values(), base_dir)
 
 
 def output_problems(config: pytest.Config, measured: bool) -> list[str]:
@@ -189,11 +120,6 @@ def _xdist_worker(config: pytest.Config) -> bool:
     return hasattr(config, "workerinput")
 
 
-def _xdist_controller(config: pytest.Config) -> bool:
-    """xdist distributes this run (workers collect and run the items; this process collects nothing)."""
-    return config.pluginmanager.hasplugin("dsession")
-
-
 @pytest.hookimpl(trylast=True)
 def pytest_collection_finish(session: pytest.Session) -> None:
     """Without xdist: here, raising. Not in a dispatched container run (its host checked)."""
@@ -219,11 +145,11 @@ def pytest_xdist_worker_collection_finish(session: pytest.Session) -> None:
         session.items[:] = []
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_sessionstart(session: pytest.Session) -> None:
-    """The xdist controller checks the results directory before any worker starts."""
-    config = session.config
-    if _xdist_controller(config) and not is_worker(config) and not config.option.collectonly:
+@pytest.hookimpl(trylast=True)
+def pytest_configure(config: pytest.Config) -> None:
+    """The results directory, before the header says where results go and before any worker starts
+    (its error is the run's only output)."""
+    if not is_worker(config) and not _xdist_worker(config) and not config.option.collectonly:
         problems = output_problems(config, measured=False)
         if problems:
             raise _usage_error(problems)

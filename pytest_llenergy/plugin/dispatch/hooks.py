@@ -16,11 +16,9 @@ the ``name as name`` imports keep the names it had before the split importable f
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import pytest
 
-from pytest_llenergy.dispatch.worker import SERVE_FLAG, take_protocol_streams
 from pytest_llenergy.plugin.base import campaign_item
 from pytest_llenergy.plugin.dispatch.host import DockerDispatch
 from pytest_llenergy.plugin.dispatch.host import Route as Route
@@ -34,14 +32,6 @@ from pytest_llenergy.plugin.dispatch.settings import keep_containers as keep_con
 from pytest_llenergy.plugin.state import get_run
 
 DISPATCH_PLUGIN = "llenergy-dispatch"
-
-
-@pytest.hookimpl(wrapper=True, tryfirst=True)
-def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Parser, args: list[str]) -> Any:
-    """A persistent container's worker keeps stdin/stdout for the host before pytest captures them."""
-    if SERVE_FLAG in args and "--lem-dispatched" in args:
-        early_config.stash[SERVE_STREAMS] = take_protocol_streams()
-    return (yield)
 
 
 # -- hooks -------------------------------------------------------------------------------------------------------

@@ -7,31 +7,19 @@ bootstrap CI of all its cycles: it fails only when the CI's lower bound exceeds 
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from pytest_llenergy.config.budgets import Budget
 from pytest_llenergy.plugin.base import campaign_item
+from pytest_llenergy.plugin.markers import register_markers
 from pytest_llenergy.plugin.state import CampaignItem, LemRun, get_run
 from pytest_llenergy.results.budgets import Verdict, check_interval, check_point, select_matches
 
 
-def energy_budget(*, energy_per_output_token: float | str | None = None, energy_per_token: float | str | None = None,
-                  energy: float | str | None = None, mean_power: float | str | None = None,
-                  tolerance: float | str = 0.0, adjusted: bool = True) -> None:
-    """Fail the test when a measured figure exceeds its limit (J, W or strings such as "0.45 J", "2 Wh", "300 W")."""
-
-
-MARKERS: dict[str, Callable[..., None]] = {"energy_budget": energy_budget}
-
-
 def pytest_configure(config: pytest.Config) -> None:
-    for name, func in MARKERS.items():
-        params = ", ".join(f"{p}=..." for p in inspect.signature(func).parameters)
-        config.addinivalue_line("markers", f"{name}({params}): {inspect.getdoc(func)}")
+    register_markers(config)
 
 
 def marker_budget(item: pytest.Item) -> Budget | None:

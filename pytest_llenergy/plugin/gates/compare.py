@@ -18,7 +18,7 @@ from pytest_llenergy.plugin.measurement.recorder import WINDOWS
 from pytest_llenergy.plugin.options import resolve
 from pytest_llenergy.plugin.state import get_run
 from pytest_llenergy.results.budgets import Verdict
-from pytest_llenergy.results.compare import DEFAULT_ALPHA, CompareRule, compare_values, parse_rules
+from pytest_llenergy.results.compare import DEFAULT_ALPHA, CompareRule, compare_metrics, parse_rules
 from pytest_llenergy.results.windows import metric_values, window_key
 
 SAVED = pytest.StashKey[dict[str, Any]]()
@@ -93,10 +93,12 @@ def _judge(key: str, previous: dict[str, Any], values: dict[str, list[float]], s
            rules: list[CompareRule], alpha: float) -> Verdict:
     verdict = Verdict()
     for rule in rules:
-        result = compare_values(key, previous["metrics"].get(rule.column, []), values.get(rule.column, []), rule, alpha)
+        result = compare_metrics(key, previous["metrics"], values, rule, alpha)
         if result is None:
             continue
-        verdict.checks.append({"compare": str(rule), "ratio": result.ratio, "ci_low": result.ci_low,
+        verdict.checks.append({"compare": str(rule), "basis": result.basis or "as named",
+                               "unavailable": result.unavailable,
+                               "ratio": None if result.unavailable else result.ratio, "ci_low": result.ci_low,
                                "ci_high": result.ci_high, "p_value": result.p_value, "alpha": result.alpha,
                                "regression": result.regression, "saved": saved.get("path")})
         if result.regression:

@@ -44,7 +44,10 @@ def fail_report(report: pytest.TestReport, verdict: Verdict, kind: str = OVER_BU
     """Turn a passed call report into a gate failure (``kind``: budget or regression)."""
     report.outcome = "failed"
     title = "Energy gate failed" if kind == OVER_BUDGET else "Regression against the saved run"
-    report.longrepr = f"{title}:\n" + "\n".join(f"  {b}" for b in verdict.breaches)
+    first, more = verdict.breaches[0], len(verdict.breaches) - 1
+    # pytest's short summary shows the first line: it names the first breach
+    report.longrepr = f"{title}: {first}" + (f" (+{more} more)" if more else "") + "".join(
+        f"\n  {b}" for b in verdict.breaches[1:])
     report.user_properties.append((GATE_FAILED, verdict.breaches))
     report.user_properties.append((GATE_KIND, kind))
 

@@ -43,8 +43,9 @@ class ManifestPlugin:
         self.run = run
         self.writer: ManifestWriter | None = None
 
-    @pytest.hookimpl(trylast=True)
-    def pytest_sessionstart(self, session: pytest.Session) -> None:
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtestloop(self, session: pytest.Session) -> None:
+        """Opened after the preflight: a run refused before its first item leaves no manifest."""
         run = self.run
         planned = [(i.experiment.id, i.cycle, i.id) for i in run.items()]
         self.writer = ManifestWriter.open(

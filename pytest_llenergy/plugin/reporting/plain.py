@@ -60,7 +60,7 @@ class PlainWindows:
         run = get_run(self.config)
         return window_statistics(self.windows, seed=run.seed if run is not None else 0)
 
-    @pytest.hookimpl(wrapper=True)
+    @pytest.hookimpl(wrapper=True, trylast=True)  # inside the terminal reporter's: its lines are ready for the summary
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> Iterator[None]:
         result = yield  # the campaign's reporting (a plain hook) has run by now
         if self.windows:

@@ -60,9 +60,13 @@ class ReportingPlugin:
         self.errors: list[str] = []
 
     def pytest_sessionstart(self, session: pytest.Session) -> None:
+        self.started = time.perf_counter()
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtestloop(self, session: pytest.Session) -> None:
+        """After the preflight: a run refused before its first item writes nothing."""
         from pytest_llenergy.energy import collect_environment
 
-        self.started = time.perf_counter()
         try:
             environment = collect_environment(None)
             atomic_write_json(self.run.run_dir.path / ENVIRONMENT_FILE, environment)
