@@ -174,7 +174,7 @@ def test_reference_not_in_the_grid_joins_the_race(tmp_path, capsys):
     from pytest_llenergy.cli import main
 
     path = tmp_path / "c.yaml"
-    path.write_text("name: x\ncycles: 4\ndefaults: {model: gpt2, workload: {batch_size: 3}}\n"
+    path.write_text("name: x\ncycles: 4\ndefaults: {model: {name: tiny-llama, weights: random}, workload: {batch_size: 3}}\n"
                     "grid: {shared: {workload.batch_size: [1, 2]}}\nsearch: {}\n")
     from pytest_llenergy.config import load_plan
 
@@ -183,4 +183,4 @@ def test_reference_not_in_the_grid_joins_the_race(tmp_path, capsys):
     assert main(["config", "show", str(path)]) == 0
     out = capsys.readouterr().out
     assert "search: 3 configurations, 2 to 4 rounds (at most 12 items)" in out
-    assert "search: reference transformers-gpt2-bs3-" in out and "(the campaign's defaults)" in out
+    assert "search: reference transformers-tiny-llama-bs3-" in out and "(the campaign's defaults)" in out

@@ -5,11 +5,11 @@ dispatcher passes its names as ``-e NAME`` with the values in the docker client'
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
-import tempfile
 from pathlib import Path
+
+from pytest_llenergy.config.files import write_atomically
 
 _LINE = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*?)\s*$")
 
@@ -44,16 +44,8 @@ def read_env_file(path: Path) -> dict[str, str]:
 
 
 def _atomic_write(path: Path, text: str, mode: int) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Owner-only while written; ``mode`` once renamed into place (config.files.write_atomically)."""
+    write_atomically(path, lambda partial: partial.write_text(text), mode)
 
 
 def ensure_secrets_file(path: Path, own_folder: bool = False) -> bool:
