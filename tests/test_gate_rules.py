@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from pytest_llenergy.config.budgets import Budget
+from pytest_llenergy.plugin import markers as gate_markers
 from pytest_llenergy.plugin.base import EXPERIMENT_ARG
 from pytest_llenergy.plugin.gates import budgets as gate_budgets
 from pytest_llenergy.plugin.gates import compare as gate_compare
@@ -194,12 +195,13 @@ class TestMarker:
 
     def test_the_markers_help_line_follows_the_signature(self):
         lines = []
-        gate_budgets.pytest_configure(SimpleNamespace(addinivalue_line=lambda key, line: lines.append((key, line))))
+        gate_budgets.pytest_configure(SimpleNamespace(addinivalue_line=lambda key, line: lines.append((key, line)),
+                                                      stash=pytest.Stash()))
         assert lines == [("markers", "energy_budget(energy_per_output_token=..., energy_per_token=..., energy=..., "
                                      "mean_power=..., tolerance=..., adjusted=...): Fail the test when a measured "
                                      "figure exceeds its limit (J, W or strings such as \"0.45 J\", \"2 Wh\", \"300 W\").")]
-        assert gate_budgets.energy_budget(energy=1) is None
-        defaults = {n: p.default for n, p in __import__("inspect").signature(gate_budgets.energy_budget).parameters.items()}
+        assert gate_markers.energy_budget(energy=1) is None
+        defaults = {n: p.default for n, p in __import__("inspect").signature(gate_markers.energy_budget).parameters.items()}
         assert (defaults["tolerance"], defaults["adjusted"]) == (Budget.tolerance, Budget.adjusted) == (0.0, True)
 
 
@@ -256,19 +258,22 @@ class TestCompareGate:
         rules = parse_rules("tokens_per_s:-5% energy_per_output_token:6%")
         verdict = gate_compare.evaluate(comparing(item, rules=rules, saved={k: v for k, v in SAVED.items() if k != "number"}),
                                         figures)
-        assert [c["compare"] for c in verdict.checks] == ["energy_per_output_token:+6%"]
+        assert [c["compare"] for c in verdict.checks] == ["tokens_per_s:-5%", "energy_per_output_token:+6%"]
+        assert verdict.checks[0]["unavailable"] and not verdict.checks[0]["regression"]  # said, not judged
         assert verdict.breaches[0].startswith("vs saved run  base: ")
 
     def test_a_metric_not_measured_is_not_judged(self):
         item, _ = item_at(3, 3, [1.5, 1.5], 1.5)
         verdict = gate_compare.evaluate(comparing(item, rules=parse_rules("tokens_per_s:-5%")), {})
-        assert verdict == Verdict()
+        assert not verdict.failed and verdict.breaches == []
+        assert [(c["compare"], c["unavailable"]) for c in verdict.checks] == [
+            ("tokens_per_s:-5%", "no tokens_per_s values in either run")]  # named as not checked, never a pass
 
     def test_a_plain_tests_windows_compare_by_name(self):
         item = comparing(FakeItem())
         item.stash[WINDOWS] = [{"name": "gen", EPT: 2.0}, {"name": None, EPT: 1.0}]
         verdict = gate_compare.evaluate(item, None)
-        assert verdict.failed and len(verdict.checks) == 1 and "point comparison, n=1/1" in verdict.breaches[0]
+        assert verdict.failed and len(verdict.checks) == 1 and "n=1/1 < 2 cycles: means compared" in verdict.breaches[0]
         item.stash[WINDOWS] = [{"name": "gen", EPT: 1.0}]
         verdict = gate_compare.evaluate(item, None)
         assert not verdict.failed and verdict.checks[0]["alpha"] == 0.01  # the default alpha
@@ -315,7 +320,8 @@ class TestVerdicts:
     def test_a_gate_failure_report(self, kind, title, status):
         report = pytest.TestReport("t.py::t", ("t.py", 0, "t"), {}, "passed", None, "call")
         verdicts.fail_report(report, Verdict(["one", "two"]), kind)
-        assert report.outcome == "failed" and report.longrepr == f"{title}:\n  one\n  two"
+        # the first breach on the title line (pytest's short summary shows it), the rest below
+        assert report.outcome == "failed" and report.longrepr == f"{title}: one (+1 more)\n  two"
         assert report.user_properties == [(verdicts.GATE_FAILED, ["one", "two"]), (verdicts.GATE_KIND, kind)]
         assert verdicts.pytest_report_teststatus(report, None) == status
 

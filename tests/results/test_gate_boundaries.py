@@ -169,8 +169,8 @@ class TestCompareOneCycle:
 
     def test_the_message_says_it_is_not_significant(self):
         text = compare_values("e", [2.0], [2.1], RISE).message()
-        assert text == ("energy_per_output_token 2.1 vs 2 (+5.0 %, catches +6 %, margin +2 %; point comparison, "
-                        "n=1/1 < 2: not significant): REGRESSION")
+        assert text == ("energy_per_output_token 2.1 vs 2 (+5.0 %, catches +6 %, margin +2 %; n=1/1 < 2 cycles: "
+                        "means compared, no significance test): REGRESSION (means only, untested)")
 
 
 def welch_reference(old, new, threshold):
@@ -265,12 +265,16 @@ def test_compare_records_and_their_lines():
     new = {"experiments": {"a": {"metrics": {EPT_RAW: [1.1]}}, "b": {"metrics": {EPT_RAW: [1.0]}}},
            "name": "now", "machine_id": "m2"}
     found = compare_records(old, new, [RISE, DROP])
-    assert [(c.experiment_id, c.rule, c.regression) for c in found] == [("a", RISE, True)]
+    # a metric neither run has is listed as not checked (never a silent pass), not judged
+    assert [(c.experiment_id, c.rule, c.regression) for c in found] == [("a", RISE, True), ("a", DROP, False)]
+    assert found[1].unavailable and not found[0].unavailable
     lines = format_comparisons(found, old, new)
     assert lines[0] == "compare: now vs saved 3 base (2026-01-02T03:04, commit 0123456789)"
     assert lines[1] == "WARNING: machine mismatch: saved on m1, now m2"
     assert lines[2].startswith("  a: energy_per_output_token 1.1 vs 1 (+10.0 %")
-    assert format_comparisons([], old, old)[1:] == ["no experiments in common (ids differ: changed configs get new ids)"]
+    other = {**old, "experiments": {"renamed": {"metrics": {EPT_RAW: [1.0]}}}}
+    assert format_comparisons([], old, other)[1:] == ["no experiments in common (ids differ: changed configs get new ids)"]
+    assert format_comparisons([], old, old)[1:] == []  # same ids: nothing to say about ids
 
 
 @pytest.mark.parametrize(("spec", "threshold"), [("energy:5%", 0.05), ("tokens_per_s:-10%", -0.10), ("energy:+2.5%", 0.025)])
@@ -361,14 +365,18 @@ class TestCompareDetails:
         old = {"experiments": {"b": {"metrics": {EPT_RAW: [1.0, 1.01]}}}}
         new = {"experiments": {"a-new": {"metrics": {EPT_RAW: [9.0]}}, "b": {"metrics": {EPT_RAW: [1.3, 1.31]}}}}
         found = compare_records(old, new, [DROP, RISE], alpha=0.2)
-        assert [(c.experiment_id, str(c.rule), c.alpha) for c in found] == [("b", str(RISE), 0.2)]
+        assert [(c.experiment_id, str(c.rule), c.alpha) for c in found] == [("b", str(DROP), 0.2), ("b", str(RISE), 0.2)]
+        assert found[0].unavailable and not found[0].regression  # the missing metric: named, not judged
         assert compare_records(new, old, [DROP, RISE]) != []
         no_old_metric = {"experiments": {"b": {"metrics": {"tokens_per_s": [1.0]}}}}
-        assert compare_records(no_old_metric, new, [RISE]) == [] and compare_records(new, no_old_metric, [RISE]) == []
+        # on one side only: a comparison that says which side lacks it ("metric unavailable" fails the test)
+        assert [c.unavailable for c in compare_records(no_old_metric, new, [RISE])] == [
+            "no energy_per_output_token_j values in the saved run"]
+        assert [bool(c.unavailable) for c in compare_records(new, no_old_metric, [RISE])] == [True]
 
     def test_the_header_falls_back_to_the_run_id(self):
         lines = format_comparisons([], {"name": "base", "machine_id": "m"}, {"run_id": "r-1", "machine_id": "m"})
-        assert lines[0] == "compare: r-1 vs saved  base (, commit None)"
+        assert lines[0] == "compare: r-1 vs saved  base (, not in a git checkout)"
 
 
 def test_parse_rules_splits_commas_in_list_items():
