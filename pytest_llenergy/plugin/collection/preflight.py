@@ -148,8 +148,12 @@ def pytest_xdist_worker_collection_finish(session: pytest.Session) -> None:
 @pytest.hookimpl(trylast=True)
 def pytest_configure(config: pytest.Config) -> None:
     """The results directory, before the header says where results go and before any worker starts
-    (its error is the run's only output)."""
+    (its error is the run's only output). Under docker dispatch it waits for the docker preflight, so
+    that every problem an operator must fix is listed together."""
     if not is_worker(config) and not _xdist_worker(config) and not config.option.collectonly:
+        run = get_run(config)
+        if run is not None and dispatch_mode(config, run) != "local":
+            return  # docker dispatch: reported with the docker preflight's problems, all in one pass
         problems = output_problems(config, measured=False)
         if problems:
             raise _usage_error(problems)
