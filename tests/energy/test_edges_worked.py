@@ -96,12 +96,16 @@ def test_fit_updates_numbers_brackets_and_keeps_the_nominal_period_over_short_sp
 
 
 def test_fit_updates_fits_the_period_once_the_brackets_span_eight_periods() -> None:
-    found = [(1, 0.05, 0.001), (5, 0.35, 0.001), (9, 0.85, 0.001)]  # k = 0, 3, 8
+    found = [(1, 0.05, 0.001), (5, 0.35, 0.003), (9, 0.85, 0.001)]  # k = 0, 3, 8
     model = fit_updates(found, 0.101)  # the nominal period is outside what the brackets allow
     assert model is not None and model.k.tolist() == [0, 3, 8]
-    # allowed: [max((0.3 - 0.002) / 3, (0.8 - 0.002) / 8, (0.5 - 0.002) / 5), min(...)] = 0.1 -+ 0.00025
+    # allowed: [max((0.3 - 0.004) / 3, (0.8 - 0.002) / 8, (0.5 - 0.004) / 5), min(...)] = 0.1 -+ 0.00025
     assert model.period == pytest.approx(0.1)
     assert model.period_sd == pytest.approx(0.0005 / math.sqrt(12.0))
+    uneven = fit_updates([(1, 0.05, 0.004), (5, 0.352, 0.001), (9, 0.85, 0.001)], 0.101)
+    assert uneven is not None  # allowed: [(0.8 - 0.005) / 8, (0.498 + 0.002) / 5]
+    assert uneven.period == pytest.approx(0.5 * (0.795 / 8 + 0.1))
+    assert uneven.period_sd == pytest.approx((0.1 - 0.795 / 8) / math.sqrt(12.0))
     inside = fit_updates(found, 0.1002)  # the nominal period when the brackets allow it
     assert inside is not None and inside.period == 0.1002
 
@@ -115,11 +119,11 @@ def test_fit_updates_refines_its_step_before_numbering_distant_brackets() -> Non
 
 
 def test_fit_updates_falls_back_to_the_slope_when_brackets_disagree() -> None:
-    found = [(1, 0.0, 0.001), (5, 0.41, 0.001), (9, 0.8, 0.001)]  # the middle one is 10 ms off
+    found = [(1, 0.0, 0.001), (5, 0.41, 0.003), (9, 0.8, 0.002)]  # the middle one is 10 ms off
     model = fit_updates(found, PERIOD)
     assert model is not None and model.k.tolist() == [0, 4, 8]
     assert model.period == pytest.approx(0.1)
-    assert model.period_sd == pytest.approx(math.hypot(0.001, 0.001) / math.sqrt(3.0) / 8)
+    assert model.period_sd == pytest.approx(math.hypot(0.001, 0.002) / math.sqrt(3.0) / 8)
 
 
 def test_period_ignores_two_brackets_of_the_same_update() -> None:
@@ -164,8 +168,29 @@ def test_read_indices_by_value_and_near_an_update_by_the_series() -> None:
     assert model is not None and model.k.tolist() == [0]
     idx = read_indices(reads, 0, model, found, t, p[:, 0])
     truth = [math.floor((m - PHASE) / PERIOD + 1e-9) for m in reads.t_lo]
-    assert idx.tolist() == truth and idx[-3:].tolist() == [4, 7, 7]
+    assert idx.tolist() == truth and idx[-3:].tolist() == [4, 7, 7] and idx.dtype.kind == "i"
     assert model.index_at(reads.mid[-2]) == 6  # the fit alone would be one off
+    two = CounterReads(reads.t_lo, reads.t_hi, np.hstack([reads.values, 3.0 * reads.values]))
+    assert read_indices(two, 1, model, brackets(two, 1, 0.1007), t, 3.0 * p[:, 0]).tolist() == truth
+
+
+def test_read_indices_tie_the_value_before_a_bracket_to_the_update_before() -> None:
+    # a bracket as the first two reads: the value before it is update -1, the later read is resolved
+    reads = CounterReads.from_list([(0.0485, 0.0495, np.array([counter(0.0485)])),
+                                    (0.0505, 0.0515, np.array([counter(0.0505)])),
+                                    (0.752, 0.753, np.array([counter(0.752)]))], 1)
+    found = brackets(reads, 0, PERIOD)
+    model = fit_updates(found, PERIOD)
+    assert model is not None
+    t, p = flat_series()
+    assert read_indices(reads, 0, model, found, t, p[:, 0]).tolist() == [-1, 0, 7]
+    # the value before the bracket seen again just after update -1, where a 0.7 % fast fit puts
+    # update -1 later (-0.0493 s) and a dead series cannot tell: the value decides
+    late = CounterReads.from_list(burst(0.04, 0.06) + [(-0.0499, -0.0489, np.array([counter(-0.0499)]))], 1)
+    found = brackets(late, 0, 0.0993)
+    model = fit_updates(found, 0.0993)
+    assert model is not None and model.index_at(late.mid[0]) == -2
+    assert read_indices(late, 0, model, found, t, 0.0 * p[:, 0])[0] == -1
 
 
 def test_read_indices_without_anchors_keep_the_fit() -> None:
@@ -256,7 +281,9 @@ def test_corrected_energy_falls_back_where_it_must() -> None:
     # under one period: the series, with the counter's raw delta kept
     short = corrected_energy(t, p, reads, 0.1, 0.19, PERIOD)
     assert short.method == "series" and short.energy_j == pytest.approx(9.0)
-    assert short.raw_counter_j == pytest.approx(10.0)
+    assert short.raw_counter_j == pytest.approx(10.0) and short.series_j == pytest.approx(9.0)
+    assert (short.quantisation_j, short.cuts) == (0.0, (0.1, 0.19))
+    assert short.series_counter_j == pytest.approx(9.0 * 0.005)
     # no series: the raw counter with its quantisation, the model kept
     bare = corrected_energy(np.empty(0), np.empty((0, 1)), reads, 0.1, 1.1, PERIOD)
     assert (bare.method, bare.energy_j, bare.series_j) == ("counter", pytest.approx(100.0), None)
