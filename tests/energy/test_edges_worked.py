@@ -45,12 +45,13 @@ def flat_series(lo: float = -0.5, hi: float = 2.5) -> tuple[np.ndarray, np.ndarr
 
 
 def test_from_list_sorts_by_mid_point_drops_missing_values_and_makes_floats() -> None:
-    reads = CounterReads.from_list([(0, 1, np.array([2, 20])), (0.2, 0.3, np.array([1, 10])),
-                                    (0.25, 0.26, None)], devices=2)
-    assert reads.t_lo.tolist() == [0.2, 0.0] and reads.t_hi.tolist() == [0.3, 1.0]
-    assert reads.values.tolist() == [[1.0, 10.0], [2.0, 20.0]]
+    # by start, (0, 1) comes first and by end (0.3, 0.4) does: the middle orders them as written here
+    reads = CounterReads.from_list([(0, 1, np.array([3, 30])), (0.2, 0.3, np.array([1, 10])),
+                                    (0.25, 0.26, None), (0.3, 0.4, np.array([2, 20]))], devices=2)
+    assert reads.t_lo.tolist() == [0.2, 0.3, 0.0] and reads.t_hi.tolist() == [0.3, 0.4, 1.0]
+    assert reads.values.tolist() == [[1.0, 10.0], [2.0, 20.0], [3.0, 30.0]]
     assert reads.t_lo.dtype == reads.t_hi.dtype == reads.values.dtype == np.float64
-    assert reads.n == 2 and reads.mid.tolist() == pytest.approx([0.25, 0.5])
+    assert reads.n == 3 and reads.mid.tolist() == pytest.approx([0.25, 0.35, 0.5])
 
 
 def test_from_list_without_values_is_empty_with_the_device_columns() -> None:
@@ -147,7 +148,8 @@ def test_update_model_predicts_from_the_best_bracket() -> None:
 
 def test_index_at_counts_from_the_nearest_bracket_and_includes_the_instant_itself() -> None:
     model = UpdateModel(0.1, 0.001, np.array([0, 10]), np.array([0.05, 1.06]), np.array([0.002, 0.004]))
-    assert model.index_at(0.05 + 3 * 0.1) == 3  # at an update instant: that update
+    assert model.index_at(0.35) == 3  # at an update instant (0.3 / 0.1 is 2.9999999999999996): that update
+    assert model.index_at(1.055) == 9  # nearer the bracket at 1.06, which puts update 10 after it
     assert model.index_at(0.349) == 2
     assert model.index_at(1.0) == 9  # from the bracket at 1.06: 0.06 before it
     assert model.index_at(1.06) == 10 and model.index_at(1.2) == 11
