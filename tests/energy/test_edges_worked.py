@@ -315,3 +315,25 @@ def test_fine_grained_and_exact_counters_are_kept_as_read() -> None:
     assert zero.quantisation_j == 0.0
     negative = corrected_energy(t, p, CounterReads(reads.t_lo, reads.t_hi, -reads.values), 0.0, 1.0, 0.005)
     assert negative.quantisation_j == pytest.approx(90.0 * 0.005 / math.sqrt(6.0))
+
+
+def resolve_one(probe: tuple[float, float, float], p_scale: float) -> int:
+    """The index read_indices gives a read ``probe`` (t_lo, t_hi, value) next to a bracket of update 0
+    at 0.05 s, with an exact model (period 0.1, sd 1 ms per period from the bracket)."""
+    model = UpdateModel(0.1, 0.001, np.array([0]), np.array([0.05]), np.array([0.0]))
+    reads = CounterReads.from_list([(0.0485, 0.0495, np.array([1000.0])), (0.0505, 0.0515, np.array([1010.0])),
+                                    (probe[0], probe[1], np.array([probe[2]]))], 1)
+    t, p = flat_series()
+    return int(read_indices(reads, 0, model, [(1, 0.05, 0.0015)], t, p_scale * p[:, 0])[-1])
+
+
+def test_a_read_outside_the_margin_keeps_the_fit() -> None:
+    # 25.2 ms after update 7 (0.75): the margin is 3 sd(8) + half the read = 24.5 ms, so the fit
+    # decides (7); a dead series could not have told 6 from 7
+    assert resolve_one((0.7747, 0.7757, 1080.0), 0.0) == 7
+
+
+def test_a_read_inside_the_margin_is_placed_by_the_series() -> None:
+    # 24 ms after the predicted update 7 (inside the 24.5 ms margin), the counter still reads
+    # update 6 (it moved late): the series from update 0 (60 J at 100 W) says 6
+    assert resolve_one((0.7735, 0.7745, 1070.0), 1.0) == 6
