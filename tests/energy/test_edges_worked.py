@@ -45,13 +45,15 @@ def flat_series(lo: float = -0.5, hi: float = 2.5) -> tuple[np.ndarray, np.ndarr
 
 
 def test_from_list_sorts_by_mid_point_drops_missing_values_and_makes_floats() -> None:
-    # by start, (0, 1) comes first and by end (0.3, 0.4) does: the middle orders them as written here
-    reads = CounterReads.from_list([(0, 1, np.array([3, 30])), (0.2, 0.3, np.array([1, 10])),
-                                    (0.25, 0.26, None), (0.3, 0.4, np.array([2, 20]))], devices=2)
-    assert reads.t_lo.tolist() == [0.2, 0.3, 0.0] and reads.t_hi.tolist() == [0.3, 0.4, 1.0]
+    # by start the order is a c b, by end b a c, by the middle a b c
+    a, b, c = (0.0, 0.5, np.array([1, 10])), (0.3, 0.4, np.array([2, 20])), (0.1, 1.0, np.array([3, 30]))
+    reads = CounterReads.from_list([c, b, (0.25, 0.26, None), a], devices=2)
+    assert reads.t_lo.tolist() == [0.0, 0.3, 0.1] and reads.t_hi.tolist() == [0.5, 0.4, 1.0]
     assert reads.values.tolist() == [[1.0, 10.0], [2.0, 20.0], [3.0, 30.0]]
-    assert reads.t_lo.dtype == reads.t_hi.dtype == reads.values.dtype == np.float64
-    assert reads.n == 3 and reads.mid.tolist() == pytest.approx([0.25, 0.35, 0.5])
+    assert reads.values.dtype == np.float64
+    assert reads.n == 3 and reads.mid.tolist() == pytest.approx([0.25, 0.35, 0.55])
+    whole = CounterReads.from_list([(1, 2, [5]), (3, 4, [6])], devices=1)  # whole seconds: still floats
+    assert whole.t_lo.dtype == whole.t_hi.dtype == whole.values.dtype == np.float64
 
 
 def test_from_list_without_values_is_empty_with_the_device_columns() -> None:
@@ -91,7 +93,7 @@ def test_fit_updates_numbers_brackets_and_keeps_the_nominal_period_over_short_sp
     assert fit_updates([], PERIOD) is None
     found = [(1, 0.05, 0.001), (5, 0.35, 0.001), (9, 0.75, 0.001)]  # k = 0, 3, 7: under 8 periods
     model = fit_updates(found, 0.101)
-    assert model is not None and model.k.tolist() == [0, 3, 7]
+    assert model is not None and model.k.tolist() == [0, 3, 7] and model.k.dtype.kind == "i"
     assert model.period == 0.101 and model.period_sd == pytest.approx(0.005 * 0.101)
     assert model.n_brackets == 3
 
@@ -109,6 +111,11 @@ def test_fit_updates_fits_the_period_once_the_brackets_span_eight_periods() -> N
     assert uneven.period_sd == pytest.approx((0.1 - 0.795 / 8) / math.sqrt(12.0))
     inside = fit_updates(found, 0.1002)  # the nominal period when the brackets allow it
     assert inside is not None and inside.period == 0.1002
+    # binary-exact brackets: the allowed range is [(1 - 2^-6) / 8, (1 + 2^-6) / 8]; either end is allowed
+    h = 2.0**-7
+    for nominal in ((1 - 2 * h) / 8, (1 + 2 * h) / 8):
+        ends = fit_updates([(1, 0.0, h), (2, 1.0, h)], nominal)
+        assert ends is not None and ends.k.tolist() == [0, 8] and ends.period == nominal
 
 
 def test_fit_updates_refines_its_step_before_numbering_distant_brackets() -> None:
@@ -142,7 +149,15 @@ def test_update_model_predicts_from_the_best_bracket() -> None:
     assert model.sd(3) == pytest.approx(math.hypot(0.002 / math.sqrt(3.0), 0.003))
     assert model.instant(9) == pytest.approx(0.96)
     assert model.sd(9) == pytest.approx(math.hypot(0.004 / math.sqrt(3.0), 0.001))
+    assert model.instant(6) == pytest.approx(0.66)  # 4 periods from the wide one beat 6 from the narrow one
     assert model.instant(-2) == pytest.approx(-0.15)
+    # an exact bracket against one 8 ms wide 4 periods nearer: the exact one (the bracket's
+    # uniform sd is half / sqrt(3))
+    exact = UpdateModel(0.1, 0.001, np.array([0, 10]), np.array([0.05, 1.06]), np.array([0.0, 0.008]))
+    assert exact.instant(6) == pytest.approx(0.65) and exact.instant(7) == pytest.approx(0.76)
+    # a narrow bracket 9 periods away beats a wide one 1 period away
+    narrow = UpdateModel(0.1, 0.001, np.array([0, 10]), np.array([0.05, 1.06]), np.array([0.0001, 0.02]))
+    assert narrow.instant(9) == pytest.approx(0.95)
     assert model.sd(-2) == pytest.approx(math.hypot(0.002 / math.sqrt(3.0), 0.002))
 
 
@@ -258,6 +273,14 @@ def test_corrected_energy_prefers_updates_inside_the_window() -> None:
     assert f.energy_j == pytest.approx(9 * 10.2 + 5.0 + 9.8)
 
 
+def test_the_start_prefers_a_farther_update_inside_to_a_nearer_one_before() -> None:
+    t, p = flat_series()
+    reads = CounterReads.from_list(burst(0.0, 0.3) + burst(1.0, 1.2), 1)
+    # t0 = 0.16: update 1 (0.15) is 10 ms before it, update 2 (0.25) 90 ms after: update 2
+    r = corrected_energy(t, p, reads, 0.16, 1.1, PERIOD)
+    assert r.cuts == pytest.approx((0.16, 0.25, 1.05, 1.1)) and r.energy_j == pytest.approx(94.0)
+
+
 def test_short_span_keeps_the_default_series_error_and_no_ratio() -> None:
     t, p = flat_series()
     reads = CounterReads.from_list(burst(0.0, 0.2, 1.02) + burst(0.5, 0.62, 1.02), 1)
@@ -274,7 +297,7 @@ def test_corrected_energy_falls_back_where_it_must() -> None:
     t, p = flat_series()
     reads = window_reads()
     empty = CounterReads(np.empty(0), np.empty(0), np.empty((0, 1)))
-    with pytest.raises(ValueError, match="neither counter reads nor a power series"):
+    with pytest.raises(ValueError, match="^neither counter reads nor a power series cover the interval$"):
         corrected_energy(np.empty(0), np.empty((0, 1)), empty, 0.0, 1.0, PERIOD)
     s = corrected_energy(t, p, empty, 0.1, 1.1, PERIOD)
     assert (s.method, s.raw_counter_j, s.quantisation_j) == ("series", None, 0.0)
@@ -291,6 +314,14 @@ def test_corrected_energy_falls_back_where_it_must() -> None:
     assert (bare.method, bare.energy_j, bare.series_j) == ("counter", pytest.approx(100.0), None)
     assert bare.quantisation_j == pytest.approx(100.0 * 0.1 / math.sqrt(6.0))
     assert bare.model is not None and bare.series_counter_j == 0.0
+    # reads too far apart to bracket an update: the raw counter, the series kept beside it
+    apart = CounterReads(np.array([0.0, 1.0]), np.array([0.001, 1.001]), np.array([[0.0], [90.0]]))
+    kept = corrected_energy(t, p, apart, 0.0, 1.0, PERIOD)
+    assert (kept.method, kept.energy_j, kept.model) == ("counter", 90.0, None)
+    assert kept.series_j == pytest.approx(100.0)
+    # exactly one period is long enough to correct
+    one = corrected_energy(t, p, reads, 0.1, 0.2, PERIOD)
+    assert one.method == "counter+series" and one.energy_j == pytest.approx(10.0)
 
 
 def test_a_counter_that_did_not_move_while_the_series_shows_power_gives_the_series() -> None:
@@ -298,6 +329,8 @@ def test_a_counter_that_did_not_move_while_the_series_shows_power_gives_the_seri
     still = CounterReads(np.array([0.0, 0.3]), np.array([0.001, 0.301]), np.array([[5.0], [5.0]]))
     r = corrected_energy(t, p, still, 0.0, 0.3, PERIOD)
     assert r.method == "series" and r.energy_j == pytest.approx(30.0) and r.raw_counter_j == 0.0
+    faint = corrected_energy(t, 0.02 * p, still, 0.0, 0.3, PERIOD)  # 2 W: 0.6 J, under one joule
+    assert faint.method == "series" and faint.energy_j == pytest.approx(0.6)
     idle = corrected_energy(t, 0.0 * p, still, 0.0, 0.3, PERIOD)  # no power either: the counter
     assert idle.method == "counter" and idle.energy_j == 0.0
 
@@ -311,6 +344,9 @@ def test_fine_grained_and_exact_counters_are_kept_as_read() -> None:
     assert fine.series_j == pytest.approx(100.0) and fine.series_counter_j == 0.0
     at_limit = corrected_energy(t, p, reads, 0.0, 1.0, 0.01)  # 10 ms is already a coarse counter
     assert at_limit.quantisation_j == pytest.approx(90.0 * 0.01 / math.sqrt(6.0))
+    bracketed = CounterReads(np.array([0.0, 0.003, 1.0]), np.array([0.001, 0.004, 1.001]),
+                             np.array([[0.0], [1.0], [90.0]]))
+    assert corrected_energy(t, p, bracketed, 0.0, 1.0, 0.01).method == "counter+series"
     zero = corrected_energy(t, p, reads, 0.5, 0.5, 0.005)  # an empty interval: no mean power
     assert zero.quantisation_j == 0.0
     negative = corrected_energy(t, p, CounterReads(reads.t_lo, reads.t_hi, -reads.values), 0.0, 1.0, 0.005)
