@@ -115,14 +115,14 @@ def test_last_reads_the_final_finite_value() -> None:
 
 
 def test_pooling_two_readings() -> None:
-    a = BaselineReading({"g0": 100.0, "g1": 50.0}, {"g0": 2.0, "g1": 1.0}, 100, {"g0": 0}, {"g0": 30.0}, 10.0, 1.0,
+    a = BaselineReading({"g0": 100.0, "g1": 50.0}, {"g0": 2.0, "g1": 1.0}, 100, {"g0": 0}, {"g0": 30.0}, 10.0, 2.0,
                         {"g0": 80.0}, se_w={"g0": 0.1})
     b = BaselineReading({"g0": 130.0}, {"g0": 4.0}, 300, {"g0": 0}, {"g0": 33.0}, 20.0, 3.0, {"g2": 70.0},
                         se_w={"g0": 0.2})
     p = _pooled(a, b)
-    assert p.power_w == {"g0": pytest.approx((100.0 * 1 + 130.0 * 3) / 4)}  # g1 only in one: dropped
-    assert p.sd_w == {"g0": pytest.approx(math.sqrt((4.0 * 1 + 16.0 * 3) / 4))}
-    assert (p.n_samples, p.duration_s, p.timestamp, p.temperature_c) == (400, 4.0, 20.0, {"g0": 33.0})
+    assert p.power_w == {"g0": pytest.approx((100.0 * 2 + 130.0 * 3) / 5)}  # g1 only in one: dropped
+    assert p.sd_w == {"g0": pytest.approx(math.sqrt((4.0 * 2 + 16.0 * 3) / 5))}
+    assert (p.n_samples, p.duration_s, p.timestamp, p.temperature_c) == (400, 5.0, 20.0, {"g0": 33.0})
     assert p.deep_idle_w == {"g0": 80.0, "g2": 70.0} and p.se_w == {}
     plain = _pooled(replace_deep(a), replace_deep(b))
     assert plain.deep_idle_w is None and plain.se_w == {}
