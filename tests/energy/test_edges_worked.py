@@ -373,3 +373,12 @@ def test_a_read_inside_the_margin_is_placed_by_the_series() -> None:
     # 24 ms after the predicted update 7 (inside the 24.5 ms margin), the counter still reads
     # update 6 (it moved late): the series from update 0 (60 J at 100 W) says 6
     assert resolve_one((0.7735, 0.7745, 1070.0), 1.0) == 6
+
+
+def test_a_one_watt_device_still_measures_the_series_counter_ratio() -> None:
+    t, p = flat_series()
+    one = window_reads()
+    reads = CounterReads(one.t_lo, one.t_hi, 0.01 * one.values)  # 0.1 J per update
+    r = corrected_energy(t, 0.01 * p, reads, 0.1, 1.1, PERIOD)
+    assert r.method == "counter+series" and r.energy_j == pytest.approx(1.0)
+    assert r.ratio == pytest.approx(1.0)  # the bulk is 0.9 J, under one joule but above zero
