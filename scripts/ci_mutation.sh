@@ -50,8 +50,8 @@ tests_of() {  # the fast tests that exercise each target
     stats) echo "tests/results/test_stats.py tests/results/test_stats_intervals.py tests/results/test_width.py" ;;
     bootstrap) echo "tests/results/test_bootstrap.py tests/results/test_stats.py" ;;
     measurement) echo "tests/energy/test_measurement.py tests/energy/test_meter.py" ;;
-    edges) echo "tests/energy/test_edges.py tests/energy/test_measurement.py" ;;
-    baseline) echo "tests/energy/test_baseline.py" ;;
+    edges) echo "tests/energy/test_edges.py tests/energy/test_edges_worked.py tests/energy/test_measurement.py" ;;
+    baseline) echo "tests/energy/test_baseline.py tests/energy/test_baseline_adaptive.py tests/energy/test_baseline_steps.py" ;;
     uncertainty) echo "tests/energy/test_uncertainty.py tests/energy/test_measurement.py" ;;
     warmup) echo "tests/energy/test_warmup_thermal.py" ;;
     compare) echo "tests/results/test_compare.py tests/results/test_gate_boundaries.py" ;;
