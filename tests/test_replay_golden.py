@@ -10,9 +10,10 @@ each JSON file is compared after ``json.load``, normalisation and ``json.dumps(s
 (Parquet, as JSON), the list of files the run wrote and the plugin's terminal lines as text.
 
 Normalised, and nothing else (``NORMALISED``, ``ENVIRONMENT``, ``normalise_text``): wall-clock
-timestamps (``datetime.now``, which the virtual clock does not drive), the host name, the run id,
-the temporary directory, and environment.json's description of the machine. Not compared:
-report.html and plots/*.png (images drawn by the installed matplotlib; their names are compared).
+timestamps (``datetime.now``, which the virtual clock does not drive), the host name, the replayed
+device's uuid (a hash of the checkout's path), the run id, the temporary directory, and
+environment.json's description of the machine. Not compared: report.html and plots/*.png (images
+drawn by the installed matplotlib; their names are compared).
 
 After an intended change: ``python tests/test_replay_golden.py --regen`` (or
 ``LEM_REGEN_GOLDEN=1 pytest tests/test_replay_golden.py``), then review ``git diff tests/data/golden``.
@@ -28,6 +29,7 @@ import os
 import re
 import shutil
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +46,7 @@ NORMALISED = {
     "created_at": "wall-clock time the manifest / summary was first written (datetime.now)",
     "updated_at": "wall-clock time the manifest was last written (datetime.now)",
     "host": "the machine's host name",
+    "uuid": "a replayed device's id: a hash of the trace file's absolute path (differs per checkout)",
 }
 #: Top-level keys of environment.json replaced by ``MARK``: the record describes the machine.
 ENVIRONMENT = {
@@ -268,6 +271,24 @@ def test_normalisation_keeps_figures_and_replaces_only_listed_keys() -> None:
         "started": "kept", "nested": [{"host": MARK, "n": 3}]}
     assert terminal_lines("....B.          [100%]\n===== llenergy =====\nresults: /tmp/x/a", subs) == \
         "....B.\n== llenergy ==\nresults: <tmp>/a\n"
+
+
+def test_virtual_clock_advances_only_for_main_thread_sleeps_in_our_code(tmp_path: Path) -> None:
+    from virtual_clock import VirtualClock
+
+    clock = VirtualClock(HERE)
+    start = clock.monotonic()
+    clock.sleep(0.5, sys._getframe())  # a file under HERE: virtual
+    assert clock.monotonic() == start + 0.5 and clock.time() == clock.wall0 + 0.5
+    ours = {"__name__": "pytest_llenergy.energy.fake", "clock": clock, "sys": sys}
+    exec(compile("clock.sleep(0.25, sys._getframe())", str(tmp_path / "fake.py"), "exec"), ours)
+    assert clock.monotonic() == start + 0.75
+    library = {"__name__": "subprocess", "clock": clock, "sys": sys}
+    exec(compile("clock.sleep(0.01, sys._getframe())", str(tmp_path / "lib.py"), "exec"), library)
+    thread = threading.Thread(target=clock.sleep, args=(0.01, sys._getframe()))
+    thread.start()
+    thread.join()
+    assert clock.monotonic() == start + 0.75  # a library's sleep and a background thread's are real
 
 
 if __name__ == "__main__":

@@ -17,10 +17,13 @@ buffer's history (2.5 s).
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import time
 from pathlib import Path
+from types import FrameType
+from typing import SupportsIndex
 
 #: Where the virtual monotonic and perf_counter clocks start (seconds).
 START_S = 1000.0
@@ -49,7 +52,7 @@ class VirtualClock:
     def time_ns(self) -> int:
         return round(self.time() * 1e9)
 
-    def sleep(self, seconds: float, caller: object) -> None:
+    def sleep(self, seconds: float, caller: FrameType) -> None:
         """Advance the clock by ``seconds`` (a main-thread sleep in ``caller``, our code), else sleep."""
         if seconds < 0:
             raise ValueError("sleep length must be non-negative")
@@ -59,10 +62,10 @@ class VirtualClock:
         else:
             self.real_sleep(seconds)
 
-    def _virtual(self, frame: object) -> bool:
-        name = str(getattr(frame, "f_globals", {}).get("__name__", ""))
-        path = str(getattr(getattr(frame, "f_code", None), "co_filename", ""))
-        return name == PACKAGE or name.startswith(PACKAGE + ".") or path.startswith(self.here)
+    def _virtual(self, frame: FrameType) -> bool:
+        name = str(frame.f_globals.get("__name__", ""))
+        path = os.path.realpath(frame.f_code.co_filename)
+        return name == PACKAGE or name.startswith(PACKAGE + ".") or path.startswith(self.here + os.sep)
 
 
 def install(here: Path) -> VirtualClock:
@@ -73,9 +76,9 @@ def install(here: Path) -> VirtualClock:
     """
     global CLOCK
     CLOCK = VirtualClock(here)
-    time.monotonic = time.perf_counter = monotonic  # type: ignore[assignment]
-    time.monotonic_ns = time.perf_counter_ns = monotonic_ns  # type: ignore[assignment]
-    time.time, time.time_ns, time.sleep = wall, wall_ns, sleep  # type: ignore[assignment]
+    time.monotonic = time.perf_counter = monotonic
+    time.monotonic_ns = time.perf_counter_ns = monotonic_ns
+    time.time, time.time_ns, time.sleep = wall, wall_ns, sleep
     return CLOCK
 
 
@@ -103,5 +106,5 @@ def wall_ns() -> int:
     return _clock().time_ns()
 
 
-def sleep(seconds: float) -> None:
-    _clock().sleep(seconds, sys._getframe(1))
+def sleep(seconds: float | SupportsIndex, /) -> None:
+    _clock().sleep(float(seconds), sys._getframe(1))
