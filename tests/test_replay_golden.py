@@ -82,7 +82,9 @@ budgets:
   - {select: "*", limits: {energy_per_output_token: "2 J"}, adjusted: false}
 """
 
-#: A session that takes BATCH_S (virtual) seconds per batch: no model, no transformers import.
+#: A session that takes BATCH_S (virtual) seconds per batch: no model, no transformers import. Like
+#: the campaign, written out here rather than built from tests/campaigns.py's FAKE_SESSION_CONFTEST:
+#: the golden's inputs are frozen, so an edit to a shared helper cannot move it.
 CONFTEST = '''
 import time
 
