@@ -5,7 +5,8 @@ each round, every survivor is tested on the values of all its rounds so far (on 
 latency are ratio-scale figures):
 
 - a constraint is *broken with confidence* when a one-sided one-sample t test rejects "the mean is
-  within the limit"; it is *met with confidence* when the opposite test rejects "the mean is beyond it";
+  within the limit"; it is *met with confidence* when the opposite test rejects "the mean is beyond it"
+  (each configuration's variance of that figure moderated like the objective's, below);
 - the *incumbent* is the survivor with the lowest mean objective among those that meet every
   constraint with confidence (the incumbent test is at level alpha, unadjusted: it only picks the
   comparator);
@@ -38,7 +39,7 @@ import numpy as np
 
 from pytest_llenergy.config.search import SearchConfig, SearchConstraint
 from pytest_llenergy.results.compare import welch_p
-from pytest_llenergy.results.search_variance import fit_prior, moderated_welch
+from pytest_llenergy.results.search_variance import VariancePrior, fit_prior, moderated_welch
 
 
 @dataclass(frozen=True)
@@ -112,17 +113,21 @@ class RaceState:
         return None
 
 
-def one_sided_p(logs: np.ndarray, bound: float, above: bool) -> float:
-    """p of "mean <= bound" (``above``: evidence the mean is above) or "mean >= bound", one-sample t."""
+def one_sided_p(logs: np.ndarray, bound: float, above: bool, prior: VariancePrior = VariancePrior()) -> float:
+    """p of "mean <= bound" (``above``: evidence the mean is above) or "mean >= bound", one-sample t.
+
+    With a ``prior`` the variance is moderated towards the race's common spread (``search_variance.py``).
+    """
     from scipy.special import stdtr
 
     n = logs.size
     diff = float(logs.mean()) - bound
-    se = float(logs.std(ddof=1)) / math.sqrt(n) if n > 1 else math.inf
+    var, df = prior.moderate(logs) if n > 1 else (math.inf, 0.0)
+    se = math.sqrt(var / n)
     if se == 0:
         return 0.0 if (diff > 0 if above else diff < 0) else 1.0
     t = diff / se
-    return float(stdtr(n - 1, -t if above else t))
+    return float(stdtr(df, -t if above else t))
 
 
 def holm(p_values: Sequence[float], alpha: float) -> list[bool]:
@@ -180,6 +185,9 @@ class _History:
     def logs(self, config: str) -> np.ndarray:
         return np.asarray(self.objective.get(config, ()), dtype=float)
 
+    def limit_logs(self, config: str, metric: str) -> np.ndarray:
+        return np.asarray(self.limits.get((config, metric), ()), dtype=float)
+
     def cost(self, config: str) -> float:
         """The next round's cost of ``config``: its latest item without one-off costs."""
         costs = self.costs.get(config) or [0.0]
@@ -205,25 +213,32 @@ def _gate_round(state: RaceState, observed: dict[str, Observation], rules: RaceR
             state.alive.remove(c)
 
 
-def _constraint_tests(history: _History, rules: RaceRules, c: str) -> tuple[list[tuple[str, float, str]], bool]:
+def _constraint_priors(history: _History, rules: RaceRules, alive: Sequence[str]) -> dict[str, VariancePrior]:
+    """Per constrained figure, the prior its survivors' variances are moderated towards."""
+    return {k.metric: fit_prior([history.limit_logs(c, k.metric) for c in alive]) for k in rules.constraints}
+
+
+def _constraint_tests(history: _History, rules: RaceRules, c: str,
+                      priors: dict[str, VariancePrior]) -> tuple[list[tuple[str, float, str]], bool]:
     """c's constraint tests (kind, p of "within the limit", text), and whether every limit is met with confidence."""
     tests, ok = [], True
     for k in rules.constraints:
-        logs = np.asarray(history.limits.get((c, k.metric), ()), dtype=float)
+        logs = history.limit_logs(c, k.metric)
         if logs.size < 2:
             ok = False
             continue
-        bound = math.log(k.limit)
+        bound, prior = math.log(k.limit), priors.get(k.metric, VariancePrior())
         mean = math.exp(float(logs.mean()))
-        tests.append(("constraint", one_sided_p(logs, bound, above=k.upper),
+        tests.append(("constraint", one_sided_p(logs, bound, above=k.upper, prior=prior),
                       f"breaks {k}: geometric mean {mean:.4g} over {logs.size} rounds"))
-        ok = ok and one_sided_p(logs, bound, above=not k.upper) < rules.alpha
+        ok = ok and one_sided_p(logs, bound, above=not k.upper, prior=prior) < rules.alpha
     return tests, ok
 
 
 def _decide(state: RaceState, history: _History, rules: RaceRules, r: int) -> None:
     """One round's tests, Bonferroni over each configuration's own tests, and the drops they allow."""
-    constraint_tests = {c: _constraint_tests(history, rules, c) for c in state.alive}
+    priors = _constraint_priors(history, rules, state.alive)
+    constraint_tests = {c: _constraint_tests(history, rules, c, priors) for c in state.alive}
     candidates = [c for c in state.alive if constraint_tests[c][1] and history.logs(c).size >= 2]
     incumbent = min(candidates, key=lambda c: (float(history.logs(c).mean()), c)) if candidates else None
     prior = fit_prior([history.logs(c) for c in state.alive])

@@ -75,6 +75,41 @@ def test_a_constraint_broken_with_confidence_drops_even_the_lowest_energy():
     assert state.dropped["fast"].kind == "worse" and state.incumbent == "ok"
 
 
+def test_round_two_constraint_breach_is_decided_with_moderated_variances():
+    """The H200 search's case: after 2 rounds one configuration's p95 latency is 3.2 s against a 2 s limit
+    (plain one-sample t on 1 degree of freedom: p ~0.04, x 16 tests: undecided). Its spread is like the
+    other configurations', so the moderated test decides it, while one near the limit stays undecided."""
+    rng = np.random.default_rng(7)
+    names = [f"c{i}" for i in range(14)] + ["slow", "wild"]
+    values = {c: _noisy(1.0 + 0.02 * i, 2, 0.01, i) for i, c in enumerate(names)}
+    latency = {c: list(0.8 * np.exp(0.08 * rng.standard_normal(2))) for c in names}
+    latency["slow"], latency["wild"] = [3.0, 3.44], [1.8, 2.4]
+    values["slow"], values["wild"] = [0.9, 0.91], [0.9, 0.91]  # the lowest energy: only a limit can drop them
+    rules = RaceRules(max_rounds=2, min_rounds=2, constraints=(SearchConstraint(metric="batch_latency_p95_s", max=2.0),))
+    plain = one_sided_p(np.log(latency["slow"]), np.log(2.0), above=True)
+    assert plain * 16 > 0.05  # the unmoderated test cannot decide it
+    state = race(rules, names, _obs(values, batch_latency_p95_s=latency))
+    assert state.dropped["slow"].kind == "constraint" and "breaks batch_latency_p95_s <= 2" in state.dropped["slow"].reason
+    assert "wild" in state.alive  # geometric mean 2.08 s against 2 s: undecided
+
+
+def test_a_configuration_at_the_limit_is_dropped_for_it_in_at_most_alpha_of_rounds():
+    """20 configurations whose true p95 latency sits exactly at the limit (8 % noise), equal energy,
+    200 races of rounds 2-4: the moderated constraint test keeps its level."""
+    rules = RaceRules(max_rounds=4, min_rounds=2, alpha=0.05, precision=1e-9, max_survivors=1,
+                      constraints=(SearchConstraint(metric="batch_latency_p95_s", max=2.0),))
+    drops = decisions = 0
+    for seed in range(200):
+        rng = np.random.default_rng(seed)
+        names = [f"c{i}" for i in range(20)]
+        values = {c: [1.0] * 4 for c in names}
+        latency = {c: list(2.0 * np.exp(0.08 * rng.standard_normal(4))) for c in names}
+        state = race(rules, names, _obs(values, batch_latency_p95_s=latency))
+        drops += sum(d.kind == "constraint" for d in state.dropped.values())
+        decisions += 3 * len(names)
+    assert drops / decisions <= 0.05
+
+
 def test_undecided_constraint_blocks_energy_drops_and_a_throughput_floor_uses_min():
     values = {"a": [1.0, 1.01, 0.99], "b": [2.0, 2.02, 1.98]}
     near = {"a": [0.29, 0.32, 0.30], "b": [0.1, 0.11, 0.1]}
