@@ -41,6 +41,8 @@ from pytest_llenergy.config.search import SearchConfig, SearchConstraint
 from pytest_llenergy.results.compare import welch_p
 from pytest_llenergy.results.search_variance import VariancePrior, fit_prior, moderated_welch
 
+NO_PRIOR = VariancePrior()  # no moderation: the plain one-sample t
+
 
 @dataclass(frozen=True)
 class Observation:
@@ -113,7 +115,7 @@ class RaceState:
         return None
 
 
-def one_sided_p(logs: np.ndarray, bound: float, above: bool, prior: VariancePrior = VariancePrior()) -> float:
+def one_sided_p(logs: np.ndarray, bound: float, above: bool, prior: VariancePrior = NO_PRIOR) -> float:
     """p of "mean <= bound" (``above``: evidence the mean is above) or "mean >= bound", one-sample t.
 
     With a ``prior`` the variance is moderated towards the race's common spread (``search_variance.py``).
@@ -227,7 +229,7 @@ def _constraint_tests(history: _History, rules: RaceRules, c: str,
         if logs.size < 2:
             ok = False
             continue
-        bound, prior = math.log(k.limit), priors.get(k.metric, VariancePrior())
+        bound, prior = math.log(k.limit), priors.get(k.metric, NO_PRIOR)
         mean = math.exp(float(logs.mean()))
         tests.append(("constraint", one_sided_p(logs, bound, above=k.upper, prior=prior),
                       f"breaks {k}: geometric mean {mean:.4g} over {logs.size} rounds"))
