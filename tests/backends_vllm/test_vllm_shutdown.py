@@ -71,3 +71,26 @@ def test_session_close_returns_although_the_engine_hangs(fake_vllm, monkeypatch)
         assert session.llm is None
     finally:
         release.set()
+
+
+def test_the_engine_repr_never_waits_on_a_stopped_engine_core(fake_vllm):
+    """pytest formats a Ctrl-C's traceback with the repr of each frame's arguments (vLLM's own
+    ``generate(self, ...)``): vLLM's ``LLM.__repr__`` asked the engine core, which SIGINT had stopped,
+    and the interrupted session hung there (scripts/validate_h200_vllm.py --part shutdown --cpu)."""
+    from _pytest._io.saferepr import saferepr
+
+    from pytest_llenergy.backends.vllm.backend import VllmBackend
+
+    session = VllmBackend().load(experiment())
+    release = threading.Event()
+    session.llm.llm_engine.collective_rpc = lambda method: release.wait()  # a stopped engine core never answers
+    shown: list[str] = []
+    worker = threading.Thread(target=lambda: shown.append(saferepr(session.llm, maxsize=240)), daemon=True)
+    worker.start()
+    worker.join(30)
+    release.set()
+    try:
+        assert shown and "vllm" in shown[0] and "LLM" in shown[0]
+        assert isinstance(session.llm, fake_vllm.LLM)
+    finally:
+        session.close()
