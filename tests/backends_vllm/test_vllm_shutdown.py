@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import logging
 import subprocess
 import sys
 import threading
@@ -94,3 +96,22 @@ def test_the_engine_repr_never_waits_on_a_stopped_engine_core(fake_vllm):
         assert isinstance(session.llm, fake_vllm.LLM)
     finally:
         session.close()
+
+
+def test_shutdown_logs_reach_stderr_after_pytest_closed_the_captured_stream(capsys):
+    """vLLM's handler kept the stdout of its import (pytest's capture file); after a Ctrl-C that file is
+    closed, and every shutdown log line became a "--- Logging error ---" traceback."""
+    logger = logging.getLogger("vllm")
+    closed = io.StringIO()
+    handler = logging.StreamHandler(closed)
+    closed.close()
+    logger.addHandler(handler)
+    old_level = logger.level
+    logger.setLevel(logging.INFO)
+    try:
+        assert vshutdown.shutdown_engine(lambda: logger.info("[shutdown] engine stopped"), timeout_s=5) == "shutdown"
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(old_level)
+    err = capsys.readouterr().err
+    assert "Logging error" not in err and "[shutdown] engine stopped" in err

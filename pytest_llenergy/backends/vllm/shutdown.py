@@ -9,7 +9,9 @@ then killed. And the engine object's repr never calls into the engine core (:fun
 
 from __future__ import annotations
 
+import logging
 import os
+import sys
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -70,8 +72,25 @@ def stop_engine_processes(grace_s: float = 3.0) -> int:
     return len(children)
 
 
+def reopen_log_streams(name: str = "vllm") -> int:
+    """Point ``name``'s stream handlers whose stream is closed at stderr; how many there were.
+
+    vLLM's log handler keeps the ``sys.stdout`` of the moment vllm was imported: inside a test, pytest's
+    capture file, closed by the time a Ctrl-C'd session closes its engines. Each shutdown log line then
+    printed a 15-line "--- Logging error ---" traceback instead of the line.
+    """
+    reopened = 0
+    for handler in logging.getLogger(name).handlers:
+        stream = getattr(handler, "stream", None)
+        if isinstance(handler, logging.StreamHandler) and getattr(stream, "closed", False):
+            handler.setStream(sys.stderr)
+            reopened += 1
+    return reopened
+
+
 def shutdown_engine(shutdown: Callable[[], object] | None, timeout_s: float | None = None) -> str:
     """Shut the engine core down within ``timeout_s`` (default SHUTDOWN_TIMEOUT_S); what happened, in a few words."""
+    reopen_log_streams()
     if timeout_s is None:
         timeout_s = SHUTDOWN_TIMEOUT_S
     if shutdown is not None and call_with_deadline(shutdown, timeout_s):
