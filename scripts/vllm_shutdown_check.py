@@ -74,15 +74,38 @@ import signal
 import time
 from pathlib import Path
 
+from pytest_llenergy.backends.vllm import backend, shutdown
+
+MARKERS = Path(os.environ["LEM_SHUTDOWN_MARKERS"])
 # SIGUSR1: every thread's stack into stacks.txt (the check asks for it when the exit hangs)
-STACKS = open(Path(os.environ["LEM_SHUTDOWN_MARKERS"]).parent / "stacks.txt", "w")
+STACKS = open(MARKERS.parent / "stacks.txt", "w")
 faulthandler.register(signal.SIGUSR1, file=STACKS, all_threads=True)
+_close = backend.VllmSession.close
+
+
+def close(self):
+    """Every engine close (eviction, session end), timed, with the engine processes still alive after it."""
+    started, was_open, error = time.time(), self.llm is not None, None
+    try:
+        _close(self)
+    except BaseException as exc:  # a second interrupt: say so, then let it go on
+        error = repr(exc)
+        raise
+    finally:
+        if was_open:
+            left = [p.pid for p in shutdown.engine_children()]
+            with open(MARKERS.parent / "closes.jsonl", "a") as f:
+                f.write(json.dumps({"at": started, "close_s": time.time() - started, "outcome": self.shutdown_outcome,
+                                    "error": error, "engine_pids_alive_after": left}) + "\\n")
+
+
+backend.VllmSession.close = close
 
 
 def test_inference(lem_experiment, lem_session, lem_result, energy):
     workload = lem_session.prepare(lem_experiment.config.workload)
     energy.warmup(session=lem_session, workload=workload)
-    markers = Path(os.environ["LEM_SHUTDOWN_MARKERS"])
+    markers = MARKERS
     with energy.measure("generate") as window:
         index = len(list(markers.glob("*.json")))
         info = {"index": index, "item": lem_experiment.id, "model": lem_experiment.config.model.name,
@@ -199,8 +222,8 @@ def write_suite(out: Path, cpu: bool) -> tuple[Path, Path, Path]:
     suite, markers = out / "suite", out / "markers"
     suite.mkdir(parents=True, exist_ok=True)
     markers.mkdir(parents=True, exist_ok=True)
-    for old in markers.glob("*"):
-        old.unlink()
+    for old in [*markers.glob("*"), out / "closes.jsonl", out / "stacks.txt"]:
+        old.unlink(missing_ok=True)
     (suite / "test_shutdown_inference.py").write_text(TEST)
     campaign = out / "campaign.yaml"
     campaign.write_text(CAMPAIGN.format(**(CPU if cpu else GPU)))
@@ -254,6 +277,10 @@ def run(out: Path, cpu: bool, budget_s: float) -> dict[str, Any]:
             proc.wait()
         log.close()
     record["wall_s"] = time.perf_counter() - wall0
+    closes = out / "closes.jsonl"
+    record["closes"] = [json.loads(line) for line in closes.read_text().splitlines()] if closes.exists() else []
+    for entry in record["closes"]:
+        entry["at_s"] = entry.pop("at") - epoch0
     record["results"] = kept_results(results)
     record["eviction"] = eviction(record, snaps)
     record["checks"] = checks(record, gpu.available)
@@ -403,6 +430,8 @@ def lines(record: dict[str, Any]) -> list[str]:
            f"{[p['pid'] for p in record.get('engine_processes_left_anywhere', [])]} |",
            f"| Ctrl-C: GPU used before run / after exit | {gib(record.get('gpu_used_before_bytes'))} / "
            f"{gib(record.get('gpu_used_after_bytes'))} |",
+           *[f"| engine close at {c['at_s']:.1f} s | {c['close_s']:.2f} s, {c['outcome']}, error {c.get('error')}, engine pids alive after: "
+             f"{c['engine_pids_alive_after']} |" for c in record.get("closes", [])],
            f"| results kept | {[(r['experiment_id'], r['status']) for r in record['results']['rows']]} |",
            f"| manifest | {record['results']['manifest_status']} |", "", "checks:"]
     out += [f"- {'PASS' if ok is True else 'FAIL' if ok is False else ok}: {name}" for name, ok in record["checks"].items()]

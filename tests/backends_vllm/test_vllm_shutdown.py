@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import logging
 import subprocess
 import sys
@@ -98,11 +97,13 @@ def test_the_engine_repr_never_waits_on_a_stopped_engine_core(fake_vllm):
         session.close()
 
 
-def test_shutdown_logs_reach_stderr_after_pytest_closed_the_captured_stream(capsys):
-    """vLLM's handler kept the stdout of its import (pytest's capture file); after a Ctrl-C that file is
-    closed, and every shutdown log line became a "--- Logging error ---" traceback."""
+def test_shutdown_logs_reach_stderr_after_pytest_closed_the_captured_stream(capfd, tmp_path):
+    """vLLM's handler kept the stdout of its import (pytest's capture file, a real file); after a Ctrl-C
+    that file is closed, and every shutdown log line became a "--- Logging error ---" traceback. (Its
+    first fix swapped the stream with ``setStream``, which flushes the closed file: the ValueError made
+    the session-end close fail before the shutdown, seen in validate_h200_vllm.py --part shutdown --cpu.)"""
     logger = logging.getLogger("vllm")
-    closed = io.StringIO()
+    closed = open(tmp_path / "captured.txt", "w")  # noqa: SIM115 - closed at once, as pytest's capture was
     handler = logging.StreamHandler(closed)
     closed.close()
     logger.addHandler(handler)
@@ -113,5 +114,5 @@ def test_shutdown_logs_reach_stderr_after_pytest_closed_the_captured_stream(caps
     finally:
         logger.removeHandler(handler)
         logger.setLevel(old_level)
-    err = capsys.readouterr().err
+    err = capfd.readouterr().err
     assert "Logging error" not in err and "[shutdown] engine stopped" in err

@@ -73,24 +73,32 @@ def stop_engine_processes(grace_s: float = 3.0) -> int:
 
 
 def reopen_log_streams(name: str = "vllm") -> int:
-    """Point ``name``'s stream handlers whose stream is closed at stderr; how many there were.
+    """Point ``name``'s stream handlers whose stream is closed at the process's real stderr; how many there were.
 
     vLLM's log handler keeps the ``sys.stdout`` of the moment vllm was imported: inside a test, pytest's
     capture file, closed by the time a Ctrl-C'd session closes its engines. Each shutdown log line then
-    printed a 15-line "--- Logging error ---" traceback instead of the line.
+    printed a 15-line "--- Logging error ---" traceback instead of the line. (``sys.stderr`` may be
+    pytest's capture too, closed before the interpreter's exit runs vLLM's finalizers: the real one.)
     """
+    real = sys.__stderr__
+    if real is None or real.closed:
+        return 0
     reopened = 0
     for handler in logging.getLogger(name).handlers:
         stream = getattr(handler, "stream", None)
         if isinstance(handler, logging.StreamHandler) and getattr(stream, "closed", False):
-            handler.setStream(sys.stderr)
+            with handler.lock or threading.Lock():  # not setStream: it flushes the closed stream (ValueError)
+                handler.stream = real
             reopened += 1
     return reopened
 
 
 def shutdown_engine(shutdown: Callable[[], object] | None, timeout_s: float | None = None) -> str:
     """Shut the engine core down within ``timeout_s`` (default SHUTDOWN_TIMEOUT_S); what happened, in a few words."""
-    reopen_log_streams()
+    try:
+        reopen_log_streams()
+    except Exception:  # noqa: BLE001 - tidy logs must never stop the close
+        pass
     if timeout_s is None:
         timeout_s = SHUTDOWN_TIMEOUT_S
     if shutdown is not None and call_with_deadline(shutdown, timeout_s):
