@@ -388,6 +388,9 @@ def checks(record: dict[str, Any], on_gpu: bool) -> dict[str, Any]:
         "Ctrl-C: exit code 2 (interrupted)": record.get("returncode") == 2,
         "Ctrl-C: no engine process left": "engine_pids_left" in record and not record["engine_pids_left"]
         and not record.get("engine_processes_left_anywhere") and not record.get("descendants_left"),
+        "Ctrl-C: the plugin's session-end close ran and stopped the engine": any(
+            c["at_s"] >= record.get("sigint_at_s", float("inf")) - 1 and c.get("error") is None and not c["engine_pids_alive_after"]
+            for c in record.get("closes", [])),
         "Ctrl-C: results measured before the interrupt kept": sum(r["status"] == "passed" for r in res.get("rows", [])) >= 2,
     }
     na = "n/a on the CPU build (no GPU)"
