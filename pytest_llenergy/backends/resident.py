@@ -183,6 +183,7 @@ class ResidentSessions:
             entry.session.close()
         except Exception as exc:  # noqa: BLE001 - a failing close must not stop the campaign
             warnings.append(f"closing {entry.model} failed: {type(exc).__name__}: {exc}")
+        outcome = getattr(entry.session, "shutdown_outcome", None)
         del entry.session
         gc.collect()
         torch = sys.modules.get("torch")
@@ -196,11 +197,12 @@ class ResidentSessions:
         if freed is not None and entry.footprint.bytes and freed < 0.5 * entry.footprint.bytes:
             warnings.append(f"evicting {entry.model} freed {_size(freed)} of its {_size(entry.footprint.bytes)} "
                             "footprint (memory still held elsewhere?)")
+        close_s = time.perf_counter() - started
         if count:
             self.counts.evictions += 1
-            self.counts.evict_s += time.perf_counter() - started
-        return {"model": entry.model, "load_key": key, "reason": reason,
-                "footprint_bytes": entry.footprint.bytes, "freed_bytes": freed}
+            self.counts.evict_s += close_s
+        return {"model": entry.model, "load_key": key, "reason": reason, "footprint_bytes": entry.footprint.bytes,
+                "freed_bytes": freed, "close_s": close_s, "shutdown": outcome if isinstance(outcome, str) else None}
 
 
 def _model_name(experiment: ExperimentConfig) -> str:

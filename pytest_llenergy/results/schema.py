@@ -141,6 +141,9 @@ class EvictionInfo(ResultModel):
     reason: str
     footprint_bytes: int | None = None
     freed_bytes: int | None = Field(None, description="Device memory in use before minus after closing it (CUDA only).")
+    close_s: float | None = Field(None, description="Seconds from the start of the eviction to the session closed and its memory freed.")
+    shutdown: str | None = Field(None, description="How the engine closed, when the session says (vLLM: `shutdown`, or the "
+                                 "engine processes it had to stop after the shutdown deadline).")
 
 
 class LoadInfo(ResultModel):

@@ -72,6 +72,20 @@ def tuned_session(real_vllm_env):
     session.close()
 
 
+def test_the_real_engine_repr_does_not_call_the_engine_core(tuned_session, monkeypatch):
+    """vLLM's ``LLM.__repr__`` asks the engine core (``collective_rpc``) without a deadline: pytest's
+    Ctrl-C traceback took it, and a session whose engine core SIGINT had stopped hung."""
+    import vllm
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("repr called into the engine core")
+
+    llm = tuned_session.llm
+    monkeypatch.setattr(llm, "_cached_repr", None, raising=False)
+    monkeypatch.setattr(llm.llm_engine, "collective_rpc", refuse)
+    assert "LLM object at" in repr(llm) and isinstance(llm, vllm.LLM)
+
+
 def test_typed_parameters_and_extra_reach_the_real_engine(tuned_session):
     resolved = tuned_session.engine_info["engine_resolved"]
     assert resolved["scheduler_config"]["max_num_seqs"] == 4

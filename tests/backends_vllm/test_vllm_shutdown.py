@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 import threading
@@ -71,3 +72,47 @@ def test_session_close_returns_although_the_engine_hangs(fake_vllm, monkeypatch)
         assert session.llm is None
     finally:
         release.set()
+
+
+def test_the_engine_repr_never_waits_on_a_stopped_engine_core(fake_vllm):
+    """pytest formats a Ctrl-C's traceback with the repr of each frame's arguments (vLLM's own
+    ``generate(self, ...)``): vLLM's ``LLM.__repr__`` asked the engine core, which SIGINT had stopped,
+    and the interrupted session hung there (scripts/validate_h200_vllm.py --part shutdown --cpu)."""
+    from _pytest._io.saferepr import saferepr
+
+    from pytest_llenergy.backends.vllm.backend import VllmBackend
+
+    session = VllmBackend().load(experiment())
+    release = threading.Event()
+    session.llm.llm_engine.collective_rpc = lambda method: release.wait()  # a stopped engine core never answers
+    shown: list[str] = []
+    worker = threading.Thread(target=lambda: shown.append(saferepr(session.llm, maxsize=240)), daemon=True)
+    worker.start()
+    worker.join(30)
+    release.set()
+    try:
+        assert shown and "vllm" in shown[0] and "LLM" in shown[0]
+        assert isinstance(session.llm, fake_vllm.LLM)
+    finally:
+        session.close()
+
+
+def test_shutdown_logs_reach_stderr_after_pytest_closed_the_captured_stream(capfd, tmp_path):
+    """vLLM's handler kept the stdout of its import (pytest's capture file, a real file); after a Ctrl-C
+    that file is closed, and every shutdown log line became a "--- Logging error ---" traceback. (Its
+    first fix swapped the stream with ``setStream``, which flushes the closed file: the ValueError made
+    the session-end close fail before the shutdown, seen in validate_h200_vllm.py --part shutdown --cpu.)"""
+    logger = logging.getLogger("vllm")
+    closed = open(tmp_path / "captured.txt", "w")  # noqa: SIM115 - closed at once, as pytest's capture was
+    handler = logging.StreamHandler(closed)
+    closed.close()
+    logger.addHandler(handler)
+    old_level = logger.level
+    logger.setLevel(logging.INFO)
+    try:
+        assert vshutdown.shutdown_engine(lambda: logger.info("[shutdown] engine stopped"), timeout_s=5) == "shutdown"
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(old_level)
+    err = capfd.readouterr().err
+    assert "Logging error" not in err and "[shutdown] engine stopped" in err

@@ -49,7 +49,7 @@ from pytest_llenergy.backends.vllm.metrics import (
 from pytest_llenergy.backends.vllm.phases import max_num_seqs, timeline
 from pytest_llenergy.backends.vllm.prompts import VllmPrompts
 from pytest_llenergy.backends.vllm.serving import arrival_offsets, serve
-from pytest_llenergy.backends.vllm.shutdown import shutdown_engine
+from pytest_llenergy.backends.vllm.shutdown import quiet_repr, shutdown_engine
 
 if TYPE_CHECKING:
     from pytest_llenergy.config.experiment import ExperimentConfig, WorkloadConfig
@@ -97,7 +97,7 @@ class VllmSession(VllmPrompts):
                 lora_request = LoRARequest("lem-adapter", 1, self.section.lora.adapter)
             self._lora_request = lora_request
             try:
-                self.llm = vllm.LLM(**kwargs)
+                self.llm = quiet_repr(vllm.LLM(**kwargs))
             except BackendError:
                 raise
             except Exception as exc:  # noqa: BLE001 - vLLM raises many types; keep the message

@@ -92,6 +92,7 @@ class LLM:
                 speculative_config=None,
             ),
             engine_core=SimpleNamespace(shutdown=lambda: CALLS.append(("shutdown", {}))),
+            collective_rpc=lambda method: [f"FakeModel() via {method}"],
         )
         engine = FakeEngine(get("max_num_seqs") or 256, self._output)
         for name in ("add_request", "step", "has_unfinished_requests"):
@@ -100,6 +101,10 @@ class LLM:
 
     def get_tokenizer(self) -> FakeTokenizer:
         return self.tokenizer
+
+    def __repr__(self) -> str:
+        """Like vLLM's: the engine core's model inspection, waited for without a deadline."""
+        return str(self.llm_engine.collective_rpc("get_model_inspection")[0])
 
     def generate(self, prompts: list[Any], sampling_params: SamplingParams, use_tqdm: bool = True,
                  lora_request: Any = None) -> list[Any]:
