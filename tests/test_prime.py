@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from pytest_llenergy.energy import priming
 from pytest_llenergy.plugin.measurement import context as ctx
 
 
@@ -35,24 +36,24 @@ def _torch(available: bool, fail: BaseException | None = None) -> types.ModuleTy
 ])
 def test_prime_reports_why_it_did_not_run(monkeypatch: pytest.MonkeyPatch, torch: Any, expected: str | None) -> None:
     monkeypatch.setitem(sys.modules, "torch", torch)
-    assert ctx._prime_gpu() == expected
+    assert priming.prime_gpu() == expected
 
 
 def test_other_errors_are_not_swallowed(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "torch", _torch(True, KeyError("a bug")))
     with pytest.raises(KeyError):
-        ctx._prime_gpu()
+        priming.prime_gpu()
 
 
 def test_a_failed_prime_is_flagged_and_warned_once(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "torch", _torch(True, RuntimeError("CUDA error: launch failure")))
     context = ctx.MeasurementContext(config=None, settings=None)  # type: ignore[arg-type]
     with pytest.warns(RuntimeWarning, match="llenergy: GPU priming burst before the baseline failed"):
-        context.prime()
+        context.primer.prime()
     assert context.primed is False and "launch failure" in context.prime_problem
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        context.prime()  # the same problem again: no second warning
+        context.primer.prime()  # the same problem again: no second warning
     monkeypatch.setitem(sys.modules, "torch", _torch(True))
-    context.prime()
+    context.primer.prime()
     assert context.primed is True and context.prime_problem == ""

@@ -3,7 +3,12 @@
 Nothing here imports pytest or pydantic; NVML, torch and pandas are imported lazily where used.
 """
 
-from pytest_llenergy.energy.baseline import BaselineCache, measure_baseline
+from pytest_llenergy.energy.baseline import (
+    BaselineCache,
+    BaselineStore,
+    MemoryStore,
+    measure_baseline,
+)
 from pytest_llenergy.energy.baseline_reading import BaselineReading
 from pytest_llenergy.energy.environment import collect_environment
 from pytest_llenergy.energy.measurement import DeviceMeasurement, Measurement
@@ -28,12 +33,14 @@ __all__ = [
     "DEFAULT_TRACE",
     "BaselineCache",
     "BaselineReading",
+    "BaselineStore",
     "DeviceInfo",
     "DeviceMeasurement",
     "EnergyMeter",
     "EnergySource",
     "EstimateSource",
     "GapOutcome",
+    "MemoryStore",
     "Measurement",
     "NvmlSource",
     "RaplSource",
