@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from pytest_llenergy.config.base import default_of
 from pytest_llenergy.config.measurement import BaselineSettings
 from pytest_llenergy.energy.baseline_precision import BaselinePrecision, block_means, standard_error
 from pytest_llenergy.energy.baseline_reading import BaselineReading
@@ -65,7 +66,7 @@ def _last(series: Any, name: str, j: int) -> float | None:
 def measure_baseline(
     source: EnergySource,
     duration_s: float,
-    hz: float = BaselineSettings.model_fields["sample_hz"].default,
+    hz: float = default_of(BaselineSettings, "sample_hz"),
     *,
     sleep: Callable[[float], None] = time.sleep,
     now: Callable[[], float] = time.time,
