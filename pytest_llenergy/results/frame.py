@@ -16,7 +16,7 @@ import pandas as pd
 from pytest_llenergy.results.carbon import footprint_columns
 from pytest_llenergy.results.requests import phase_columns, request_frame
 from pytest_llenergy.results.schema import ExperimentResult, WindowEnergy
-from pytest_llenergy.results.store import load_result_file
+from pytest_llenergy.results.store import EXPERIMENTS_DIR, RunDirectory, load_result_file
 
 # Columns that always exist, in this order; throttle_<cause>_s and config.* follow.
 CORE_COLUMNS: tuple[str, ...] = (
@@ -175,25 +175,25 @@ def result_row(result: ExperimentResult, run_dir: Path | None = None, source: Pa
 
 
 def _is_run_dir(path: Path) -> bool:
-    return (path / "experiments").is_dir()
+    return RunDirectory(path).experiments_dir.is_dir()
 
 
 def find_result_files(path: Path) -> Iterator[tuple[Path, Path | None]]:
     """(result file, its run directory) for a file, a run dir, a folder of results or a parent of run dirs."""
     path = Path(path)
     if path.is_file():
-        run_dir = path.parent.parent if path.parent.name == "experiments" else None
+        run_dir = path.parent.parent if path.parent.name == EXPERIMENTS_DIR else None
         yield path, run_dir
     elif _is_run_dir(path):
-        for file in sorted((path / "experiments").glob("*.json")):
+        for file in RunDirectory(path).result_files():
             yield file, path
     elif path.is_dir():
         direct = sorted(path.glob("*.json"))
-        run_dir = path.parent if path.name == "experiments" else None
+        run_dir = path.parent if path.name == EXPERIMENTS_DIR else None
         for file in direct:
             yield file, run_dir
         if not direct:
-            for experiments in sorted(path.rglob("experiments")):
+            for experiments in sorted(path.rglob(EXPERIMENTS_DIR)):
                 if experiments.is_dir():
                     yield from find_result_files(experiments.parent)
     else:

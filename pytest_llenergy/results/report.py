@@ -8,7 +8,6 @@ from every directory are pooled.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -16,28 +15,24 @@ from typing import Any
 from pytest_llenergy.results.carbon import CARBON_COLUMNS
 from pytest_llenergy.results.export import write_summary_csv, write_summary_json
 from pytest_llenergy.results.frame import load
-from pytest_llenergy.results.report_html import REPORT_FILE, build_report
+from pytest_llenergy.results.report_html import build_report
 from pytest_llenergy.results.stats import DEFAULT_METRICS, summarize
+from pytest_llenergy.results.store import (
+    PLOTS_DIR,
+    REPORT_FILE,
+    SUMMARY_CSV,
+    SUMMARY_JSON,
+    RunDirectory,
+    read_json,
+)
 from pytest_llenergy.results.summary import Summary
 from pytest_llenergy.results.terminal import format_terminal_table
 from pytest_llenergy.results.walltime import wall_time_breakdown
 
-SUMMARY_JSON = "summary.json"
-SUMMARY_CSV = "summary.csv"
-PLOTS_DIR = "plots"
-MANIFEST_FILE = "manifest.json"
-
 
 def _manifests(run_dirs: Sequence[Path]) -> list[dict[str, Any]]:
-    found = []
-    for run_dir in run_dirs:
-        try:
-            data = json.loads((Path(run_dir) / MANIFEST_FILE).read_text())
-        except (OSError, ValueError):
-            continue
-        if isinstance(data, dict):
-            found.append(data)
-    return found
+    found = (read_json(RunDirectory(run_dir).manifest_path) for run_dir in run_dirs)
+    return [data for data in found if data is not None]
 
 
 def manifest_seed(run_dirs: Sequence[Path]) -> int | None:
@@ -115,8 +110,8 @@ def build_outputs(run_dir: Path | Sequence[Path], *, out_dir: Path | None = None
     from pytest_llenergy.results.search_report import search_answer
 
     summary.search = search_answer(run_dirs)
-    outputs = {"summary.json": write_summary_json(out_dir / SUMMARY_JSON, summary, run_dirs=run_dirs),
-               "summary.csv": write_summary_csv(out_dir / SUMMARY_CSV, summary)}
+    outputs = {SUMMARY_JSON: write_summary_json(out_dir / SUMMARY_JSON, summary, run_dirs=run_dirs),
+               SUMMARY_CSV: write_summary_csv(out_dir / SUMMARY_CSV, summary)}
     charts: dict[str, Path] = {}
     timelines: dict[str, Path] = {}
     problems: list[str] = []

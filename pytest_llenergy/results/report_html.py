@@ -19,12 +19,10 @@ import numpy as np
 import pandas as pd
 
 from pytest_llenergy.results.metrics import METRIC_SHORT, metric_label
-from pytest_llenergy.results.store import atomic_write_bytes
+from pytest_llenergy.results.store import REPORT_FILE, RunDirectory, atomic_write_bytes
 from pytest_llenergy.results.summary import Summary
 from pytest_llenergy.results.terminal import flag_words, method_text
 
-REPORT_FILE = "report.html"
-ENVIRONMENT_FILE = "environment.json"
 LEGEND = ('<p class="sub">flags: est = estimated, sim = simulated, thr = cycles throttled (thermal, board limit or reliability), '
           "short = cycles with a short measurement window. CI (method coverage): t = Student's t (below 10 cycles), "
           "BCa = bootstrap; coverage = how often such an interval holds the true mean at this n, simulated for "
@@ -89,7 +87,7 @@ def _flatten(prefix: str, value: Any, out: list[tuple[str, Any]]) -> None:
 
 def _environment(run_dirs: list[Path]) -> str:
     for run_dir in run_dirs:
-        path = Path(run_dir) / ENVIRONMENT_FILE
+        path = RunDirectory(run_dir).environment_path
         if path.is_file():
             try:
                 data = json.loads(path.read_text())

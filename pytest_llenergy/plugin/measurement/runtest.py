@@ -177,7 +177,7 @@ def _finish_campaign_item(item: pytest.Item, recorder: ItemRecorder, report: pyt
                            f"{recorder.run.run_dir.experiments_dir}: {exc}")
         return
     recorder.extra["written"] = True
-    relative = str(path.relative_to(recorder.run.run_dir.path))
+    relative = recorder.run.run_dir.relative(path)
     report.user_properties.append((LEM_RESULT_PROPERTY, {"path": relative, "status": result.status, "error": result.error}))
     item.config.hook.pytest_lem_result(config=item.config, result=result)
 

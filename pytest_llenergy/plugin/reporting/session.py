@@ -24,10 +24,8 @@ from pytest_llenergy.plugin.xdist import is_worker
 from pytest_llenergy.results.compare import DEFAULT_ALPHA
 from pytest_llenergy.results.export import summary_payload
 from pytest_llenergy.results.schema import ExperimentResult
-from pytest_llenergy.results.store import atomic_write_json
-from pytest_llenergy.results.walltime import WALLTIME_FILE, wall_time_lines
-
-ENVIRONMENT_FILE = "environment.json"
+from pytest_llenergy.results.store import ENVIRONMENT_FILE, WALLTIME_FILE, atomic_write_json
+from pytest_llenergy.results.walltime import wall_time_lines
 
 
 def group_by_setting(config: pytest.Config, run: LemRun) -> list[str]:
@@ -69,7 +67,7 @@ class ReportingPlugin:
 
         try:
             environment = collect_environment(None)
-            atomic_write_json(self.run.run_dir.path / ENVIRONMENT_FILE, environment)
+            self.run.run_dir.write_json(ENVIRONMENT_FILE, environment)
             self.environment = environment
         except OSError as exc:
             self.environment = {}
@@ -117,7 +115,7 @@ class ReportingPlugin:
         record = {"session_wall_s": time.perf_counter() - getattr(self, "started", time.perf_counter()),
                   "baseline_outside_items_s": outside,
                   "loads": cache.sessions.counts.to_dict() if cache is not None else None}
-        atomic_write_json(self.run.run_dir.path / WALLTIME_FILE, record)
+        self.run.run_dir.write_json(WALLTIME_FILE, record)
 
     def _record(self, name: str) -> dict[str, Any]:
         from pytest_llenergy.results import load
@@ -152,7 +150,7 @@ class ReportingPlugin:
             self.lines.append(f"saved this run as {path}")
 
     def _write_json(self, path: Path) -> None:
-        manifest = json.loads((self.run.run_dir.path / "manifest.json").read_text())
+        manifest = json.loads(self.run.run_dir.manifest_path.read_text())
         payload = {"campaign": self.run.name, "run_id": self.run.run_id, "run_dir": str(self.run.run_dir.path),
                    "seed": self.run.seed, "manifest": manifest, "summary": summary_payload(self.summary),
                    "verdicts": [{"key": k, "budget": r.budget} for k, r in self._verdicts()],
