@@ -21,7 +21,7 @@ from pytest_llenergy.results.store import RunDirectory, atomic_write_bytes
 from pytest_llenergy.results.summary import STAT_KEYS, Summary
 
 SUMMARY_SCHEMA_VERSION = 1
-_IDENTITY = ("experiment_id", "campaign", "backend", "model", "precision", "batch_size")
+_IDENTITY = ("experiment_id", "campaign", "backend", "model")
 
 
 def _plain(value: Any) -> Any:

@@ -18,10 +18,11 @@ from pytest_llenergy.results.requests import phase_columns, request_frame
 from pytest_llenergy.results.schema import ExperimentResult, WindowEnergy
 from pytest_llenergy.results.store import EXPERIMENTS_DIR, RunDirectory, load_result_file
 
-# Columns that always exist, in this order; throttle_<cause>_s and config.* follow.
+# Columns that always exist, in this order; throttle_<cause>_s and config.* follow. Each campaign setting has one
+# column, named by its path (``config.workload.batch_size``, ``config.precision``), what ``group_by`` takes.
 CORE_COLUMNS: tuple[str, ...] = (
     "campaign", "run_id", "experiment_id", "experiment_index", "cycle", "cycles_total", "item_id",
-    "status", "error", "backend", "model", "precision", "batch_size", "started_at", "ended_at",
+    "status", "error", "backend", "model", "started_at", "ended_at",
     "duration_s", "input_tokens", "output_tokens", "total_tokens", "tokens_per_s", "output_tokens_per_s",
     "energy_source", "window_duration_s", "energy_j", "energy_adjusted_j", "counter_energy_j",
     "integral_energy_j", "disagreement_pct", "edge_corrected", "edge_method", "uncertainty_j",
@@ -40,7 +41,7 @@ FLAG_COLUMNS: tuple[str, ...] = ("estimated", "simulated", "throttled", "short_w
                                  "edge_corrected", "uncertain", "host_bound")
 INT_COLUMNS: tuple[str, ...] = ("experiment_index", "cycle", "cycles_total")
 TEXT_COLUMNS: tuple[str, ...] = (
-    "campaign", "run_id", "experiment_id", "item_id", "status", "error", "backend", "model", "precision",
+    "campaign", "run_id", "experiment_id", "item_id", "status", "error", "backend", "model",
     "started_at", "ended_at", "energy_source", "edge_method", "flags", "latency_mode", "baseline_method", "gap_kind",
     "warnings", "timeseries_path", "run_dir", "source_file", "requests_path", "warmup_outcome", "load_status",
 )
@@ -133,13 +134,11 @@ def _energy_columns(window: WindowEnergy | None, result: ExperimentResult) -> di
 def result_row(result: ExperimentResult, run_dir: Path | None = None, source: Path | None = None) -> dict[str, Any]:
     """One flat row for one result; see CORE_COLUMNS for the names."""
     cfg = result.config
-    workload: dict[str, Any] = cfg["workload"] if isinstance(cfg.get("workload"), dict) else {}
     row: dict[str, Any] = {
         "campaign": result.campaign, "run_id": result.run_id, "experiment_id": result.experiment_id,
         "experiment_index": result.experiment_index, "cycle": result.cycle, "cycles_total": result.cycles_total,
         "item_id": result.item_id, "status": result.status, "error": result.error, "backend": result.backend,
-        "model": result.model, "precision": cfg.get("precision"), "batch_size": workload.get("batch_size"),
-        "started_at": result.started_at, "ended_at": result.ended_at, "duration_s": result.duration_s,
+        "model": result.model, "started_at": result.started_at, "ended_at": result.ended_at, "duration_s": result.duration_s,
         "input_tokens": result.input_tokens, "output_tokens": result.output_tokens,
         "total_tokens": result.total_tokens, "tokens_per_s": result.tokens_per_s,
         "output_tokens_per_s": result.output_tokens_per_s, "n_windows": len(result.windows) or None,
