@@ -16,7 +16,7 @@ import pandas as pd
 from pytest_llenergy.results.carbon import footprint_columns
 from pytest_llenergy.results.requests import phase_columns, request_frame
 from pytest_llenergy.results.schema import ExperimentResult, WindowEnergy
-from pytest_llenergy.results.store import EXPERIMENTS_DIR, RunDirectory, load_result_file
+from pytest_llenergy.results.store import EXPERIMENTS_DIR, RowCache, RunDirectory, load_result_file
 
 # Columns that always exist, in this order; throttle_<cause>_s and config.* follow. Each campaign setting has one
 # column, named by its path (``config.workload.batch_size``, ``config.precision``), what ``group_by`` takes.
@@ -217,18 +217,43 @@ def frame_from_rows(rows: list[dict[str, Any]]) -> pd.DataFrame:
     return df
 
 
-def load(path: str | Path | Iterable[str | Path], level: str = "experiment") -> pd.DataFrame:
+def run_rows(run_dir: RunDirectory) -> list[dict[str, Any]]:
+    """The rows of every valid result of ``run_dir``, sorted by experiment and cycle; each computed once
+    per version of its file (``run_dir.rows``)."""
+    rows = []
+    for file in run_dir.result_files():
+        row = run_dir.rows.get(file)
+        if row is None:
+            result = load_result_file(file)
+            if result is None:
+                continue
+            row = result_row(result)
+            run_dir.rows.put(file, row)
+        rows.append({**row, "run_dir": None, "source_file": None})
+    return sorted(rows, key=lambda r: (r["experiment_id"], r["cycle"]))
+
+
+def load(path: str | Path | Iterable[str | Path], level: str = "experiment", rows: RowCache | None = None) -> pd.DataFrame:
     """Load results into one row per (experiment, cycle), or with ``level="request"`` one row per
-    request (the attribution tables); ``df.attrs["skipped"]`` lists unreadable files."""
+    request (the attribution tables); ``df.attrs["skipped"]`` lists unreadable files. ``rows``: rows
+    already computed for these files (reused while a file is unchanged; new ones are added)."""
     if level not in ("experiment", "request"):
         raise ValueError(f"level must be 'experiment' or 'request', not {level!r}")
     paths = [path] if isinstance(path, (str, Path)) else list(path)
-    rows: list[dict[str, Any]] = []
+    table: list[dict[str, Any]] = []
     found: list[tuple[ExperimentResult, Path | None]] = []
     skipped: list[str] = []
     seen: set[tuple[str, str, int]] = set()
     for root in paths:
         for file, run_dir in find_result_files(Path(root)):
+            known = rows.get(file) if rows is not None and level == "experiment" else None
+            if known is not None:
+                key = (known["run_id"], known["experiment_id"], known["cycle"])
+                if key not in seen:
+                    seen.add(key)
+                    table.append({**known, "run_dir": str(run_dir) if run_dir is not None else None,
+                                  "source_file": str(file)})
+                continue
             result = load_result_file(file)
             if result is None:
                 skipped.append(str(file))
@@ -238,12 +263,14 @@ def load(path: str | Path | Iterable[str | Path], level: str = "experiment") -> 
                 continue
             seen.add(key)
             found.append((result, run_dir))
-            rows.append(result_row(result, run_dir, file))
+            table.append(result_row(result, run_dir, file))
+            if rows is not None:
+                rows.put(file, table[-1])
     if level == "request":
         df = request_frame(found)
         df.attrs["skipped"] = skipped
         return df
-    df = frame_from_rows(rows)
+    df = frame_from_rows(table)
     if len(df):
         df = df.sort_values(["experiment_id", "run_id", "cycle"], kind="stable").reset_index(drop=True)
     df.attrs["skipped"] = skipped

@@ -22,6 +22,7 @@ from pytest_llenergy.results.store import (
     REPORT_FILE,
     SUMMARY_CSV,
     SUMMARY_JSON,
+    RowCache,
     RunDirectory,
     read_json,
 )
@@ -76,12 +77,14 @@ def remove_stale_plots(folder: Path, keep: set[Path]) -> list[Path]:
 
 def build_outputs(run_dir: Path | Sequence[Path], *, out_dir: Path | None = None, group_by: Sequence[str] | None = None,
                   seed: int | None = None, plots: bool = True, n_resamples: int = 10_000, confidence: float = 0.95,
-                  metrics: Sequence[str] = DEFAULT_METRICS, cycles_configured: int | None = None) -> Summary:
+                  metrics: Sequence[str] = DEFAULT_METRICS, cycles_configured: int | None = None,
+                  rows: RowCache | None = None) -> Summary:
     """Load, summarise and write summary.json/csv, plots and report.html; returns the Summary.
 
     ``run_dir`` is one run directory or several (then ``out_dir`` is required). ``seed`` defaults to
     the campaign seed in ``manifest.json``; ``cycles_configured`` (the campaign's cycles) overrides
-    the figure read from the results; ``summary.outputs`` lists the files written.
+    the figure read from the results; ``rows``: rows already computed for the result files (``load``);
+    ``summary.outputs`` lists the files written.
     """
     run_dirs = [Path(run_dir)] if isinstance(run_dir, (str, Path)) else [Path(p) for p in run_dir]
     if not run_dirs:
@@ -95,7 +98,7 @@ def build_outputs(run_dir: Path | Sequence[Path], *, out_dir: Path | None = None
         seed = manifest_seed(run_dirs)
     if group_by is None:
         group_by = manifest_group_by(run_dirs)
-    df = load(run_dirs)
+    df = load(run_dirs, rows=rows)
     metrics = [*metrics, *(c for c in CARBON_COLUMNS if c in df.columns and df[c].notna().any() and c not in metrics)]
     dropped = manifest_dropped(run_dirs)
     if dropped and len(df):

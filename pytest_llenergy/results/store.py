@@ -76,11 +76,47 @@ def read_json(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
+#: Row keys that say where a result was read from (set when read, never cached).
+WHERE_KEYS = ("run_dir", "source_file")
+
+
+class RowCache:
+    """Flat rows of result files (``results.frame.result_row``), each kept while its file is unchanged
+    (same inode, size and modification time): the row the gate computed when the item ended is the row
+    the summary reads, and a file rewritten since (a baseline re-check) is read afresh."""
+
+    def __init__(self) -> None:
+        self._rows: dict[Path, tuple[tuple[int, int, int], dict[str, Any]]] = {}
+
+    @staticmethod
+    def _stamp(path: Path) -> tuple[int, int, int] | None:
+        try:
+            st = path.stat()
+        except OSError:
+            return None
+        return st.st_ino, st.st_size, st.st_mtime_ns
+
+    def get(self, path: Path) -> dict[str, Any] | None:
+        """A copy of the row of ``path`` while the file is the one it was computed from, else None."""
+        kept = self._rows.get(Path(path))
+        if kept is None or kept[0] != self._stamp(Path(path)):
+            return None
+        return dict(kept[1])
+
+    def put(self, path: Path, row: dict[str, Any]) -> None:
+        """Keep ``row`` for the file ``path`` as it is now (where it was read from is left out)."""
+        stamp = self._stamp(Path(path))
+        if stamp is not None:
+            self._rows[Path(path)] = (stamp, {k: v for k, v in row.items() if k not in WHERE_KEYS})
+
+
 class RunDirectory:
-    """``<results_dir>/<campaign>/<run-id>/`` and the files in it (see the module's layout)."""
+    """``<results_dir>/<campaign>/<run-id>/`` and the files in it (see the module's layout); ``rows``
+    keeps the flat rows of its results computed in this process."""
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
+        self.rows = RowCache()
 
     @staticmethod
     def looks_like(path: Path) -> bool:
@@ -142,9 +178,12 @@ class RunDirectory:
         atomic_write_json(path, payload)
         return path
 
-    def write_result(self, result: ExperimentResult) -> Path:
+    def write_result(self, result: ExperimentResult, row: dict[str, Any] | None = None) -> Path:
+        """Write ``result``; ``row``: its flat row, already computed, kept for the readers of this file."""
         path = self.result_path(result.experiment_id, result.cycle)
         atomic_write_bytes(path, (result.model_dump_json(indent=2) + "\n").encode())
+        if row is not None:
+            self.rows.put(path, row)
         return path
 
     def read_result(self, experiment_id: str, cycle: int) -> ExperimentResult | None:

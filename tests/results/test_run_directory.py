@@ -60,3 +60,28 @@ def test_a_plot_is_written_whole_or_not_at_all(tmp_path: Path) -> None:
     with pytest.raises(OSError, match="disk full"):
         save_png(_Figure(fail=True), tmp_path / "plots" / "other.png")
     assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == ["energy_j_by_experiment.png"]  # no partial file
+
+
+def test_a_row_is_computed_once_per_version_of_its_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The gate's row (computed when the item ended) is the summary's: ``load`` and ``run_rows`` reuse it
+    while the file is unchanged, and read a rewritten file (a baseline re-check) afresh."""
+    from pytest_llenergy.results import frame
+
+    from .factory import make_result
+
+    run = RunDirectory(tmp_path / "run")
+    results = [make_result(cycle=c, energy_j=100.0 + c) for c in (1, 2, 10)]
+    for result in results:
+        run.write_result(result, frame.result_row(result))
+    fresh = frame.load(run.path)  # no cache: every file parsed and turned into a row
+    calls: list[str] = []
+    real = frame.result_row
+    monkeypatch.setattr(frame, "result_row", lambda r, *a, **k: calls.append(r.item_id) or real(r, *a, **k))
+    reused = frame.load(run.path, rows=run.rows)
+    assert calls == [] and reused.equals(fresh)
+    assert [r["cycle"] for r in frame.run_rows(run)] == [1, 2, 10] and calls == []
+    rewritten = results[1].model_copy(update={"warnings": ["re-checked"]})
+    run.write_result(rewritten)  # no row given: the next reader computes it
+    again = frame.load(run.path, rows=run.rows)
+    assert calls == [rewritten.item_id] and list(again["warnings"].fillna("")) == ["", "re-checked", ""]
+    assert frame.load(run.path, rows=run.rows).equals(again) and calls == [rewritten.item_id]

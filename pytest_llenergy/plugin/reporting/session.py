@@ -95,7 +95,8 @@ class ReportingPlugin:
 
         run, config = self.run, self.config
         self.summary = build_outputs(run.run_dir.path, group_by=group_by_setting(config, run), seed=run.seed,
-                                     cycles_configured=run.cycles, plots=not resolve(config, "lem_no_plots"))
+                                     cycles_configured=run.cycles, plots=not resolve(config, "lem_no_plots"),
+                                     rows=run.run_dir.rows)
         config.hook.pytest_lem_summary(config=config, summary=self.summary)
         self.lines[:0] = format_terminal_table(self.summary, config.get_verbosity(), cycles_configured=run.cycles)
         self.lines += wall_time_lines(self.summary.header.get("wall_time"))
@@ -121,7 +122,7 @@ class ReportingPlugin:
         from pytest_llenergy.results import load
         from pytest_llenergy.results.saved import run_record
 
-        frame = load(self.run.run_dir.path)
+        frame = load(self.run.run_dir.path, rows=self.run.run_dir.rows)
         record = run_record(frame, name=name, campaign=self.run.name, run_id=self.run.run_id,
                             environment=getattr(self, "environment", {}))
         plain = plain_windows(self.config)
