@@ -175,6 +175,7 @@ class TestCycleValues:
                    result("b", 1, x=3.0), result("a", 3, x=4.0), result("a", 4, x=5.0)]
         run = campaign_run(results=results)
         values = gate_budgets.cycle_values(run, CampaignItem(exp, 3, 0, 1, 4), {"x": 6, "y": 7.5})
+        assert values.pop("cycle") == [1.0, 4.0]  # rows carry their cycle (a number like any other column)
         assert values == {"x": [1.0, 5.0, 6.0], "y": [7.5]}
         assert all(isinstance(v, float) for v in values["x"])
 
