@@ -1,6 +1,7 @@
 """Energy measurement: sources, sampler, meter, baseline, warmup, thermal gaps, environment.
 
-Nothing here imports pytest or pydantic; NVML, torch and pandas are imported lazily where used.
+Nothing here imports pytest; NVML, torch and pandas are imported lazily where used. The records it
+builds are config's pydantic models (config/records.py).
 """
 
 from pytest_llenergy.energy.baseline import (
