@@ -19,7 +19,8 @@ SCHEMA_VERSION = 1
 Status = Literal["pending", "running", "passed", "failed", "skipped", "interrupted"]
 
 
-ResultModel = RecordModel  # the base every stored record shares (config/records.py)
+class ResultModel(RecordModel):
+    """The base every model of a result shares (unknown keys are errors; config/records.py)."""
 
 
 class BaselineInfo(ResultModel):
