@@ -84,8 +84,8 @@ sys.modules["pynvml"] = FAKE.module
 @pytest.fixture(autouse=True)
 def no_torch_priming(monkeypatch):
     # priming imports torch, which pytester's in-process runs cannot import twice
-    import pytest_llenergy.plugin.measurement.context as context
-    monkeypatch.setattr(context, "_prime_gpu", lambda: None)
+    import pytest_llenergy.energy.priming as priming
+    monkeypatch.setattr(priming, "prime_gpu", lambda: None)
 '''
 
 

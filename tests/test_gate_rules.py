@@ -58,7 +58,7 @@ def result(exp_id: str, cycle: int, status: str = "passed", **row: Any) -> Any:
 
 def campaign_run(rules: list[Any] = (), results: list[Any] = (), seed: int = 7) -> Any:
     return SimpleNamespace(seed=seed, plan=SimpleNamespace(campaign=SimpleNamespace(budgets=list(rules))),
-                           run_dir=SimpleNamespace(results=lambda: list(results)))
+                           run_dir=SimpleNamespace(results=list(results)))
 
 
 def rule(select: Any, **limits: Any) -> Any:
@@ -67,10 +67,11 @@ def rule(select: Any, **limits: Any) -> Any:
 
 @pytest.fixture(autouse=True)
 def rows_as_given(monkeypatch):
-    """cycle_values turns saved results into rows with results.frame.result_row; here a result is its row."""
+    """cycle_values reads the saved results' rows with results.frame.run_rows; here a result is its row."""
     import pytest_llenergy.results.frame as frame
 
-    monkeypatch.setattr(frame, "result_row", lambda r: r.row)
+    monkeypatch.setattr(frame, "run_rows", lambda run_dir: [
+        {"experiment_id": r.experiment_id, "cycle": r.cycle, "status": r.status, **r.row} for r in run_dir.results])
 
 
 def item_at(cycle: int, cycles: int, previous: list[float], current: float, exp=None, seed: int = 7,
@@ -174,6 +175,7 @@ class TestCycleValues:
                    result("b", 1, x=3.0), result("a", 3, x=4.0), result("a", 4, x=5.0)]
         run = campaign_run(results=results)
         values = gate_budgets.cycle_values(run, CampaignItem(exp, 3, 0, 1, 4), {"x": 6, "y": 7.5})
+        assert values.pop("cycle") == [1.0, 4.0]  # rows carry their cycle (a number like any other column)
         assert values == {"x": [1.0, 5.0, 6.0], "y": [7.5]}
         assert all(isinstance(v, float) for v in values["x"])
 

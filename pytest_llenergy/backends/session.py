@@ -11,7 +11,8 @@ import hashlib
 import importlib
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from importlib.util import find_spec
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, cast
@@ -83,6 +84,39 @@ def load_key(experiment: ExperimentConfig, **extra: Any) -> str:
 def random_weights(experiment: ExperimentConfig) -> bool:
     """Whether the experiment's model is built from its config with random weights."""
     return experiment.model is not None and experiment.model.weights == "random"
+
+
+@dataclass
+class OutputTally:
+    """Token counts of an engine's request outputs (vLLM and TensorRT-LLM hand back the same shape: a
+    request with ``prompt_token_ids`` and completions with ``token_ids``)."""
+
+    expected: int
+    keep_ids: bool = False
+    input_tokens: int = 0
+    output_tokens: int = 0
+    #: (request index, tokens) of every completion with other than ``expected`` tokens
+    short: list[tuple[int, int]] = field(default_factory=list)
+    kept: list[list[int]] = field(default_factory=list)
+
+    def add(self, index: int, out: Any, completions: Iterable[Any]) -> None:
+        """Request ``index``: its prompt tokens, and each of ``completions`` (the ones this engine counts)."""
+        prompt_ids = getattr(out, "prompt_token_ids", None)
+        self.input_tokens += len(prompt_ids) if prompt_ids is not None else 0
+        for completion in completions:
+            count = len(completion.token_ids)
+            self.output_tokens += count
+            if count != self.expected:
+                self.short.append((index, count))
+            if self.keep_ids:
+                self.kept.append(list(completion.token_ids))
+
+    def short_line(self, total: int, unit: str) -> str | None:
+        """How many of ``total`` ``unit`` generated other than the expected tokens (None: all did)."""
+        if not self.short:
+            return None
+        return (f"{len(self.short)} of {total} {unit} generated other than {self.expected} tokens "
+                f"(first: request {self.short[0][0]} with {self.short[0][1]})")
 
 
 class BaseSession(Generic[SectionT]):

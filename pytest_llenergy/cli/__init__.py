@@ -106,7 +106,9 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _is_run_dir(path: Path) -> bool:
-    return (path / "manifest.json").is_file() or (path / "experiments").is_dir()
+    from pytest_llenergy.results.store import RunDirectory
+
+    return RunDirectory.looks_like(path)
 
 
 def _runs_inside(path: Path) -> list[Path]:
@@ -142,6 +144,7 @@ def _as_record(ref: str) -> dict:
     """A saved-run file, or a results directory turned into the same record."""
     from pytest_llenergy.results import load
     from pytest_llenergy.results.saved import load_saved, run_record
+    from pytest_llenergy.results.store import ENVIRONMENT_FILE
 
     path = Path(ref)
     if path.is_file():
@@ -150,7 +153,7 @@ def _as_record(ref: str) -> dict:
         frame = load(path)
         if frame.empty:
             raise ValueError(f"{path}: no results found")
-        env_file = next(iter(sorted(path.rglob("environment.json"))), None)
+        env_file = next(iter(sorted(path.rglob(ENVIRONMENT_FILE))), None)
         environment = __import__("json").loads(env_file.read_text()) if env_file else {}
         return run_record(frame, name=path.name, campaign=str(frame["campaign"].iloc[0]),
                           run_id=str(frame["run_id"].iloc[0]), environment=environment)

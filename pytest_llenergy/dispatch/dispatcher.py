@@ -13,6 +13,8 @@ from typing import Any
 
 import yaml
 
+from pytest_llenergy.config.base import default_of
+from pytest_llenergy.config.dispatch import DispatchConfig
 from pytest_llenergy.dispatch.command import ItemCommand, PathMap
 from pytest_llenergy.dispatch.compose import (
     ComposeProject,
@@ -64,7 +66,7 @@ class DispatchSettings:
     services: Mapping[str, str] = field(default_factory=dict)
     compose_command: Sequence[str] | None = None
     timeout_s: float | None = None
-    output_tail_lines: int = 60
+    output_tail_lines: int = default_of(DispatchConfig, "output_tail_lines")
     extra_env: Mapping[str, str] = field(default_factory=dict)
     plugin_version: str = ""
     docker: str = "docker"

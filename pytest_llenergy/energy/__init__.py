@@ -1,9 +1,15 @@
 """Energy measurement: sources, sampler, meter, baseline, warmup, thermal gaps, environment.
 
-Nothing here imports pytest or pydantic; NVML, torch and pandas are imported lazily where used.
+Nothing here imports pytest; NVML, torch and pandas are imported lazily where used. The records it
+builds are config's pydantic models (config/records.py).
 """
 
-from pytest_llenergy.energy.baseline import BaselineCache, measure_baseline
+from pytest_llenergy.energy.baseline import (
+    BaselineCache,
+    BaselineStore,
+    MemoryStore,
+    measure_baseline,
+)
 from pytest_llenergy.energy.baseline_reading import BaselineReading
 from pytest_llenergy.energy.environment import collect_environment
 from pytest_llenergy.energy.measurement import DeviceMeasurement, Measurement
@@ -28,12 +34,14 @@ __all__ = [
     "DEFAULT_TRACE",
     "BaselineCache",
     "BaselineReading",
+    "BaselineStore",
     "DeviceInfo",
     "DeviceMeasurement",
     "EnergyMeter",
     "EnergySource",
     "EstimateSource",
     "GapOutcome",
+    "MemoryStore",
     "Measurement",
     "NvmlSource",
     "RaplSource",

@@ -3,9 +3,10 @@
 The subtracted baseline is idle *in the state the workload runs in* (P0 on NVIDIA): an H200
 idle for long sits at ~82 W in a deep P-state, but after any work it stays in P0 at ~120 W for
 minutes. A reading taken in a deeper state (pstate > 0) is kept as ``deep_idle_w``; when a
-``prime`` callable is given (e.g. a tiny CUDA kernel) the cache calls it and re-measures, so the
-subtracted figure is P0 idle. Mean power comes from the energy counter when there is one
-(counter joules / duration), else from the samples; the sd is always from the samples.
+``primer`` is given (:class:`~pytest_llenergy.energy.priming.GpuPrimer`: a tiny CUDA kernel) the
+cache primes and re-measures, so the subtracted figure is P0 idle. Mean power comes from the energy
+counter when there is one (counter joules / duration), else from the samples; the sd is always
+from the samples. The cache persists through a :class:`BaselineStore` it is given.
 """
 
 from __future__ import annotations
@@ -13,10 +14,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
+from pytest_llenergy.config.base import default_of
 from pytest_llenergy.config.measurement import BaselineSettings
 from pytest_llenergy.energy.baseline_precision import BaselinePrecision, block_means, standard_error
 from pytest_llenergy.energy.baseline_reading import BaselineReading
@@ -24,6 +26,34 @@ from pytest_llenergy.energy.meter import EnergyMeter
 from pytest_llenergy.energy.sources.base import EnergySource, SourceError
 
 KEY_PREFIX = "llenergy/baseline/"
+
+
+class BaselineStore(Protocol):
+    """Where baselines persist between runs, one JSON-able entry per key (the plugin hands in one over
+    pytest's ``config.cache``; :class:`MemoryStore` keeps them for this process only)."""
+
+    def get(self, key: str) -> dict[str, Any] | None: ...
+
+    def set(self, key: str, value: dict[str, Any]) -> None: ...  # noqa: A003 - pytest's cache's own name
+
+
+class Primer(Protocol):
+    """Brings the device to the state workloads run in before a baseline (:class:`GpuPrimer`)."""
+
+    def prime(self) -> None: ...
+
+
+class MemoryStore:
+    """A :class:`BaselineStore` in a dict (this process only)."""
+
+    def __init__(self) -> None:
+        self.entries: dict[str, dict[str, Any]] = {}
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        return self.entries.get(key)
+
+    def set(self, key: str, value: dict[str, Any]) -> None:  # noqa: A003
+        self.entries[key] = value
 
 
 def _last(series: Any, name: str, j: int) -> float | None:
@@ -36,7 +66,7 @@ def _last(series: Any, name: str, j: int) -> float | None:
 def measure_baseline(
     source: EnergySource,
     duration_s: float,
-    hz: float = BaselineSettings.model_fields["sample_hz"].default,
+    hz: float = default_of(BaselineSettings, "sample_hz"),
     *,
     sleep: Callable[[float], None] = time.sleep,
     now: Callable[[], float] = time.time,
@@ -127,7 +157,7 @@ ADOPT_DRIFT = 0.005
 
 
 class BaselineCache:
-    """Baselines persisted through ``get``/``set`` callables (e.g. pytest's ``config.cache``).
+    """Baselines persisted in the :class:`BaselineStore` it is given (e.g. over pytest's ``config.cache``).
 
     One entry per device under ``llenergy/baseline/<uuid or label>``; every length and threshold
     comes from the campaign's ``measurement.baseline`` settings (``settings``). ``obtain`` returns
@@ -143,19 +173,18 @@ class BaselineCache:
 
     def __init__(
         self,
-        get: Callable[[str], dict | None],
-        set: Callable[[str, dict], None],  # noqa: A002 - the pytest cache's own name
+        store: BaselineStore,
         settings: BaselineSettings,
         *,
         campaign_ci_target: float | None = None,
-        prime: Callable[[], None] | None = None,
+        primer: Primer | None = None,
         sleep: Callable[[float], None] = time.sleep,
         now: Callable[[], float] = time.time,
     ) -> None:
-        self._get, self._set = get, set
+        self.store = store
         self.settings = settings
         self.precision = BaselinePrecision.from_settings(settings, campaign_ci_target)
-        self.prime = prime
+        self.primer = primer
         self._sleep, self._now = sleep, now
         self.current: BaselineReading | None = None
         #: idle readings taken since the last revalidation (re-checks), pooled by the next one
@@ -242,8 +271,8 @@ class BaselineCache:
             return measure_baseline(source, duration, hz, sleep=self._sleep, now=self._now)
 
         reading = once()
-        if reading.deep_idle_w and self.prime is not None:
-            self.prime()  # bring the device to the state the workload runs in, then re-measure
+        if reading.deep_idle_w and self.primer is not None:
+            self.primer.prime()  # bring the device to the state the workload runs in, then re-measure
             p0 = once()
             reading = replace(p0, deep_idle_w=p0.deep_idle_w or reading.deep_idle_w)
         return reading
@@ -259,13 +288,13 @@ class BaselineCache:
 
     def _store(self, source: EnergySource, reading: BaselineReading) -> None:
         for dev in source.devices():
-            self._set(self.key(dev.key), reading.device_entry(dev.label))
+            self.store.set(self.key(dev.key), reading.device_entry(dev.label))
         self.current = reading
 
     def _load(self, source: EnergySource) -> BaselineReading | None:
         entries = {}
         for dev in source.devices():
-            entry = self._get(self.key(dev.key))
+            entry = self.store.get(self.key(dev.key))
             if not isinstance(entry, dict) or not isinstance(entry.get("power_w"), (int, float)):
                 return None
             if not isinstance(entry.get("timestamp"), (int, float)):

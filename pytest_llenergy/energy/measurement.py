@@ -1,6 +1,7 @@
 """The figures of one measured window, computed from edge counters and sampled power.
 
-Definitions (the same as ``results/schema.py``'s ``WindowEnergy`` / ``DeviceEnergy``):
+The record is ``config/records.py``'s ``WindowEnergy`` (``Measurement``) with ``DeviceEnergy`` per
+device (``DeviceMeasurement``): the same model a stored result holds. Definitions:
 
 - counter energy: the raw difference of the cumulative energy counter read at the two edges;
 - integral energy: trapezoid integral of sampled power over exactly [0, duration] (the series
@@ -27,11 +28,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from pytest_llenergy.config.records import DeviceEnergy, WindowEnergy
 from pytest_llenergy.energy import uncertainty as unc
 from pytest_llenergy.energy.edges import CounterReads, EdgeResult, corrected_energy
 from pytest_llenergy.energy.sampler import Timeseries
@@ -80,85 +82,10 @@ def trapezoid(t: np.ndarray, p: np.ndarray) -> np.ndarray:
     return (0.5 * (p[1:] + p[:-1]) * np.diff(t)[:, None]).sum(axis=0)
 
 
-@dataclass(frozen=True)
-class DeviceMeasurement:
-    """One device's figures; keys of :meth:`to_dict` match ``DeviceEnergy``."""
-
-    device: str
-    name: str | None = None
-    uuid: str | None = None
-    counter_energy_j: float | None = None
-    integral_energy_j: float | None = None
-    energy_j: float | None = None
-    baseline_power_w: float | None = None
-    adjusted_energy_j: float | None = None
-    mean_power_w: float | None = None
-    peak_power_w: float | None = None
-    peak_memory_mb: float | None = None
-    mean_utilization_pct: float | None = None
-    max_temperature_c: float | None = None
-    throttle_s: dict[str, float] = field(default_factory=dict)
-    edge_method: str | None = None
-    uncertainty_j: float | None = None
-    host_bound: bool | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {f.name: (dict(v) if isinstance(v := getattr(self, f.name), dict) else v)
-                for f in fields(self)}
-
-
-@dataclass(frozen=True)
-class Measurement:
-    """One window's figures; keys of :meth:`to_dict` match ``WindowEnergy``."""
-
-    name: str
-    source: str
-    duration_s: float
-    estimated: bool = False
-    simulated: bool = False
-    energy_j: float | None = None
-    counter_energy_j: float | None = None
-    integral_energy_j: float | None = None
-    disagreement_pct: float | None = None
-    adjusted_energy_j: float | None = None
-    baseline_power_w: float | None = None
-    mean_power_w: float | None = None
-    peak_power_w: float | None = None
-    input_tokens: int | None = None
-    output_tokens: int | None = None
-    energy_per_output_token_j: float | None = None
-    energy_per_token_j: float | None = None
-    adjusted_energy_per_output_token_j: float | None = None
-    adjusted_energy_per_token_j: float | None = None
-    edge_corrected: bool | None = None
-    edge_method: str | None = None
-    counter_period_s: float | None = None
-    uncertainty_j: float | None = None
-    adjusted_uncertainty_j: float | None = None
-    uncertainty_parts_j: dict[str, float] = field(default_factory=dict)
-    uncertain: bool = False
-    mean_utilization_pct: float | None = None
-    host_bound: bool | None = None
-    n_samples: int = 0
-    sample_hz: float | None = None
-    throttled: bool = False
-    throttle_s: dict[str, float] = field(default_factory=dict)
-    power_capped_share: float | None = None
-    flags: tuple[str, ...] = ()
-    devices: tuple[DeviceMeasurement, ...] = ()
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for f in fields(self):
-            v = getattr(self, f.name)
-            if f.name == "devices":
-                v = [d.to_dict() for d in v]
-            elif f.name == "flags":
-                v = list(v)
-            elif isinstance(v, dict):
-                v = dict(v)
-            out[f.name] = v
-        return out
+#: One device's figures and one window's: the result record's own models (declared once, in
+#: config/records.py, so that what the meter computes is what a result stores).
+DeviceMeasurement = DeviceEnergy
+Measurement = WindowEnergy
 
 
 @dataclass(frozen=True)
@@ -317,7 +244,7 @@ def token_figures(energy: float | None, adjusted: float | None, input_tokens: in
 
 def with_tokens(m: Measurement, input_tokens: int | None, output_tokens: int | None) -> Measurement:
     """``m`` with new token counts and per-token figures (tokens recorded after the window closed)."""
-    return replace(m, **token_figures(m.energy_j, m.adjusted_energy_j, input_tokens, output_tokens))
+    return m.model_copy(update=token_figures(m.energy_j, m.adjusted_energy_j, input_tokens, output_tokens))
 
 
 def build_measurement(w: WindowInputs) -> Measurement:
@@ -364,5 +291,5 @@ def build_measurement(w: WindowInputs) -> Measurement:
         n_samples=n, sample_hz=hz,
         throttled=bool(throttled), throttle_s=throttle,
         power_capped_share=_ratio(throttle["power"], w.duration_s) if "power" in throttle else None,
-        flags=tuple(flags), devices=tuple(devs),
+        flags=flags, devices=devs,
     )

@@ -24,7 +24,7 @@ from pytest_llenergy.energy.measurement import (
     build_measurement,
     with_tokens,
 )
-from pytest_llenergy.energy.sampler import MAX_HZ, MIN_HZ, Sampler, Timeseries
+from pytest_llenergy.energy.sampler import MAX_HZ, MIN_HZ, SAMPLE_HZ, Sampler, Timeseries
 from pytest_llenergy.energy.sources.base import EnergySource, SourceError
 
 if TYPE_CHECKING:
@@ -120,7 +120,7 @@ class EnergyMeter:
     def __init__(
         self,
         source: EnergySource,
-        sample_hz: float = 10.0,
+        sample_hz: float = SAMPLE_HZ,
         baseline: BaselineReading | None = None,
         cuda_sync: Callable[[], None] | None = None,
         *,

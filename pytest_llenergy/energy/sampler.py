@@ -24,12 +24,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from pytest_llenergy.config.base import default_of
+from pytest_llenergy.config.measurement import MeasurementConfig
 from pytest_llenergy.energy.sources.base import EnergySource, SourceError
 
 if TYPE_CHECKING:
     import pandas as pd
 
 MIN_HZ, MAX_HZ = 1.0, 100.0
+#: The sampling rate when none is given: ``measurement.sample_hz``'s default.
+SAMPLE_HZ: float = default_of(MeasurementConfig, "sample_hz")
 GAP_FACTOR = 3.0
 #: Driver samples closer than this to the last one kept are repeats (they are ~20 ms apart).
 DEDUP_S = 0.002
@@ -124,7 +128,7 @@ class Sampler:
     def __init__(
         self,
         source: EnergySource,
-        hz: float = 10.0,
+        hz: float = SAMPLE_HZ,
         *,
         use_driver_buffer: bool = True,
         aux_hz: float = 10.0,

@@ -22,6 +22,7 @@ from pytest_llenergy.config.campaign import (
     ADAPTIVE_POWER_TOLERANCE,
     ADAPTIVE_TEMP_TOLERANCE_C,
 )
+from pytest_llenergy.energy.sampler import SAMPLE_HZ
 from pytest_llenergy.energy.sources.base import EnergySource, SourceError
 
 STATUS_EVERY_S = 5.0
@@ -72,7 +73,7 @@ def wait_until_settled(
     power_tolerance: float = ADAPTIVE_POWER_TOLERANCE,
     temp_tolerance_c: float = ADAPTIVE_TEMP_TOLERANCE_C,
     max_wait_s: float = ADAPTIVE_MAX_WAIT_S,
-    hz: float = 10.0,
+    hz: float = SAMPLE_HZ,
     on_status: Callable[[str], None] | None = None,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,

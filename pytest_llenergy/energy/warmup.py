@@ -17,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from pytest_llenergy.config.measurement import WARMUP_MODES
+from pytest_llenergy.config.base import default_of
+from pytest_llenergy.config.measurement import WARMUP_MODES, WarmupSettings
 
 MODES = WARMUP_MODES
 #: what ended a warmup
@@ -54,12 +55,12 @@ def cv(values: list[float]) -> float:
 
 def run_warmup(
     fn: Callable[[], Any],
-    mode: str = "convergence",
-    cv_threshold: float = 0.05,
-    window: int = 5,
-    min_iterations: int = 5,
-    max_iterations: int = 50,
-    iterations: int = 5,
+    mode: str = default_of(WarmupSettings, "mode"),
+    cv_threshold: float = default_of(WarmupSettings, "cv_threshold"),
+    window: int = default_of(WarmupSettings, "window"),
+    min_iterations: int = default_of(WarmupSettings, "min_iterations"),
+    max_iterations: int = default_of(WarmupSettings, "max_iterations"),
+    iterations: int = default_of(WarmupSettings, "iterations"),
     clock: Callable[[], float] = time.perf_counter,
     max_time_s: float | None = None,
 ) -> WarmupResult:

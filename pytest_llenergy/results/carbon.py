@@ -7,12 +7,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from pytest_llenergy.config.base import default_of
+from pytest_llenergy.config.carbon import CarbonConfig
+
 J_PER_KWH = 3.6e6
 CARBON_COLUMNS = ("gco2e", "cost", "gco2e_per_1k_prompts", "cost_per_1k_prompts")
 
 
 def footprint(energy_j: float | None, prompts: int | None, *, grid_intensity_g_per_kwh: float | None,
-              pue: float = 1.0, price_per_kwh: float | None = None, currency: str = "USD") -> dict[str, Any] | None:
+              pue: float = default_of(CarbonConfig, "pue"), price_per_kwh: float | None = None,
+              currency: str = default_of(CarbonConfig, "currency")) -> dict[str, Any] | None:
     """``{kwh, gco2e, cost, gco2e_per_1k_prompts, cost_per_1k_prompts, ...settings}``; None without energy."""
     if energy_j is None or (grid_intensity_g_per_kwh is None and price_per_kwh is None):
         return None

@@ -17,12 +17,11 @@ import numpy as np
 import pandas as pd
 
 from pytest_llenergy.results.placement import mixed_hardware, placements
-from pytest_llenergy.results.store import atomic_write_bytes
+from pytest_llenergy.results.store import RunDirectory, atomic_write_bytes
 from pytest_llenergy.results.summary import STAT_KEYS, Summary
 
 SUMMARY_SCHEMA_VERSION = 1
-ENVIRONMENT_FILE = "environment.json"
-_IDENTITY = ("experiment_id", "campaign", "backend", "model", "precision", "batch_size")
+_IDENTITY = ("experiment_id", "campaign", "backend", "model")
 
 
 def _plain(value: Any) -> Any:
@@ -85,8 +84,8 @@ def _group_entries(summary: Summary) -> list[dict[str, Any]]:
 def environment_reference(run_dirs: list[Path]) -> str | None:
     """The first run's ``environment.json`` (as a path string), when present."""
     for run_dir in run_dirs:
-        if (Path(run_dir) / ENVIRONMENT_FILE).is_file():
-            return str(Path(run_dir) / ENVIRONMENT_FILE)
+        if (path := RunDirectory(run_dir).environment_path).is_file():
+            return str(path)
     return None
 
 

@@ -16,12 +16,13 @@ import pandas as pd
 from pytest_llenergy.results.carbon import footprint_columns
 from pytest_llenergy.results.requests import phase_columns, request_frame
 from pytest_llenergy.results.schema import ExperimentResult, WindowEnergy
-from pytest_llenergy.results.store import load_result_file
+from pytest_llenergy.results.store import EXPERIMENTS_DIR, RowCache, RunDirectory, load_result_file
 
-# Columns that always exist, in this order; throttle_<cause>_s and config.* follow.
+# Columns that always exist, in this order; throttle_<cause>_s and config.* follow. Each campaign setting has one
+# column, named by its path (``config.workload.batch_size``, ``config.precision``), what ``group_by`` takes.
 CORE_COLUMNS: tuple[str, ...] = (
     "campaign", "run_id", "experiment_id", "experiment_index", "cycle", "cycles_total", "item_id",
-    "status", "error", "backend", "model", "precision", "batch_size", "started_at", "ended_at",
+    "status", "error", "backend", "model", "started_at", "ended_at",
     "duration_s", "input_tokens", "output_tokens", "total_tokens", "tokens_per_s", "output_tokens_per_s",
     "energy_source", "window_duration_s", "energy_j", "energy_adjusted_j", "counter_energy_j",
     "integral_energy_j", "disagreement_pct", "edge_corrected", "edge_method", "uncertainty_j",
@@ -40,7 +41,7 @@ FLAG_COLUMNS: tuple[str, ...] = ("estimated", "simulated", "throttled", "short_w
                                  "edge_corrected", "uncertain", "host_bound")
 INT_COLUMNS: tuple[str, ...] = ("experiment_index", "cycle", "cycles_total")
 TEXT_COLUMNS: tuple[str, ...] = (
-    "campaign", "run_id", "experiment_id", "item_id", "status", "error", "backend", "model", "precision",
+    "campaign", "run_id", "experiment_id", "item_id", "status", "error", "backend", "model",
     "started_at", "ended_at", "energy_source", "edge_method", "flags", "latency_mode", "baseline_method", "gap_kind",
     "warnings", "timeseries_path", "run_dir", "source_file", "requests_path", "warmup_outcome", "load_status",
 )
@@ -133,13 +134,11 @@ def _energy_columns(window: WindowEnergy | None, result: ExperimentResult) -> di
 def result_row(result: ExperimentResult, run_dir: Path | None = None, source: Path | None = None) -> dict[str, Any]:
     """One flat row for one result; see CORE_COLUMNS for the names."""
     cfg = result.config
-    workload: dict[str, Any] = cfg["workload"] if isinstance(cfg.get("workload"), dict) else {}
     row: dict[str, Any] = {
         "campaign": result.campaign, "run_id": result.run_id, "experiment_id": result.experiment_id,
         "experiment_index": result.experiment_index, "cycle": result.cycle, "cycles_total": result.cycles_total,
         "item_id": result.item_id, "status": result.status, "error": result.error, "backend": result.backend,
-        "model": result.model, "precision": cfg.get("precision"), "batch_size": workload.get("batch_size"),
-        "started_at": result.started_at, "ended_at": result.ended_at, "duration_s": result.duration_s,
+        "model": result.model, "started_at": result.started_at, "ended_at": result.ended_at, "duration_s": result.duration_s,
         "input_tokens": result.input_tokens, "output_tokens": result.output_tokens,
         "total_tokens": result.total_tokens, "tokens_per_s": result.tokens_per_s,
         "output_tokens_per_s": result.output_tokens_per_s, "n_windows": len(result.windows) or None,
@@ -175,25 +174,25 @@ def result_row(result: ExperimentResult, run_dir: Path | None = None, source: Pa
 
 
 def _is_run_dir(path: Path) -> bool:
-    return (path / "experiments").is_dir()
+    return RunDirectory(path).experiments_dir.is_dir()
 
 
 def find_result_files(path: Path) -> Iterator[tuple[Path, Path | None]]:
     """(result file, its run directory) for a file, a run dir, a folder of results or a parent of run dirs."""
     path = Path(path)
     if path.is_file():
-        run_dir = path.parent.parent if path.parent.name == "experiments" else None
+        run_dir = path.parent.parent if path.parent.name == EXPERIMENTS_DIR else None
         yield path, run_dir
     elif _is_run_dir(path):
-        for file in sorted((path / "experiments").glob("*.json")):
+        for file in RunDirectory(path).result_files():
             yield file, path
     elif path.is_dir():
         direct = sorted(path.glob("*.json"))
-        run_dir = path.parent if path.name == "experiments" else None
+        run_dir = path.parent if path.name == EXPERIMENTS_DIR else None
         for file in direct:
             yield file, run_dir
         if not direct:
-            for experiments in sorted(path.rglob("experiments")):
+            for experiments in sorted(path.rglob(EXPERIMENTS_DIR)):
                 if experiments.is_dir():
                     yield from find_result_files(experiments.parent)
     else:
@@ -218,18 +217,43 @@ def frame_from_rows(rows: list[dict[str, Any]]) -> pd.DataFrame:
     return df
 
 
-def load(path: str | Path | Iterable[str | Path], level: str = "experiment") -> pd.DataFrame:
+def run_rows(run_dir: RunDirectory) -> list[dict[str, Any]]:
+    """The rows of every valid result of ``run_dir``, sorted by experiment and cycle; each computed once
+    per version of its file (``run_dir.rows``)."""
+    rows = []
+    for file in run_dir.result_files():
+        row = run_dir.rows.get(file)
+        if row is None:
+            result = load_result_file(file)
+            if result is None:
+                continue
+            row = result_row(result)
+            run_dir.rows.put(file, row)
+        rows.append({**row, "run_dir": None, "source_file": None})
+    return sorted(rows, key=lambda r: (r["experiment_id"], r["cycle"]))
+
+
+def load(path: str | Path | Iterable[str | Path], level: str = "experiment", rows: RowCache | None = None) -> pd.DataFrame:
     """Load results into one row per (experiment, cycle), or with ``level="request"`` one row per
-    request (the attribution tables); ``df.attrs["skipped"]`` lists unreadable files."""
+    request (the attribution tables); ``df.attrs["skipped"]`` lists unreadable files. ``rows``: rows
+    already computed for these files (reused while a file is unchanged; new ones are added)."""
     if level not in ("experiment", "request"):
         raise ValueError(f"level must be 'experiment' or 'request', not {level!r}")
     paths = [path] if isinstance(path, (str, Path)) else list(path)
-    rows: list[dict[str, Any]] = []
+    table: list[dict[str, Any]] = []
     found: list[tuple[ExperimentResult, Path | None]] = []
     skipped: list[str] = []
     seen: set[tuple[str, str, int]] = set()
     for root in paths:
         for file, run_dir in find_result_files(Path(root)):
+            known = rows.get(file) if rows is not None and level == "experiment" else None
+            if known is not None:
+                key = (known["run_id"], known["experiment_id"], known["cycle"])
+                if key not in seen:
+                    seen.add(key)
+                    table.append({**known, "run_dir": str(run_dir) if run_dir is not None else None,
+                                  "source_file": str(file)})
+                continue
             result = load_result_file(file)
             if result is None:
                 skipped.append(str(file))
@@ -239,12 +263,14 @@ def load(path: str | Path | Iterable[str | Path], level: str = "experiment") -> 
                 continue
             seen.add(key)
             found.append((result, run_dir))
-            rows.append(result_row(result, run_dir, file))
+            table.append(result_row(result, run_dir, file))
+            if rows is not None:
+                rows.put(file, table[-1])
     if level == "request":
         df = request_frame(found)
         df.attrs["skipped"] = skipped
         return df
-    df = frame_from_rows(rows)
+    df = frame_from_rows(table)
     if len(df):
         df = df.sort_values(["experiment_id", "run_id", "cycle"], kind="stable").reset_index(drop=True)
     df.attrs["skipped"] = skipped

@@ -18,6 +18,9 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlparse
 
+from pytest_llenergy.config.base import default_of
+from pytest_llenergy.config.campaign import NotificationsConfig
+
 
 def check_url(url: str) -> str:
     """The URL when it is http(s) with a host; ValueError otherwise."""
@@ -32,8 +35,8 @@ class WebhookSender:
     """A bounded, retrying, fire-and-forget JSON poster."""
 
     url: str
-    timeout_s: float = 5.0
-    retries: int = 3
+    timeout_s: float = default_of(NotificationsConfig, "timeout_s")
+    retries: int = default_of(NotificationsConfig, "retries")
     backoff_s: float = 0.5
     max_queue: int = 1000
     log: Callable[[str], None] = lambda message: None

@@ -7,6 +7,8 @@ from typing import Any
 
 import pandas as pd
 
+from pytest_llenergy.results.store import requests_plot, save_png
+
 #: (phase, colour) for the shaded spans on a timeline
 PHASE_COLOURS = (("prefill", "tab:purple"), ("decode", "tab:green"))
 MAX_HISTOGRAMS = 12
@@ -72,8 +74,5 @@ def request_histograms(df: pd.DataFrame, out_dir: Path, limit: int = MAX_HISTOGR
         name = f"per-request energy: {row['experiment_id']} (cycle {row['cycle']}, {len(table)} requests)"
         ax.set_title(name, fontsize=9)
         ax.grid(alpha=0.3)
-        path = Path(out_dir) / f"requests_{row['experiment_id']}_c{row['cycle']}.png"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, format="png")
-        charts[name] = path
+        charts[name] = save_png(fig, Path(out_dir) / requests_plot(row["experiment_id"], row["cycle"]))
     return charts

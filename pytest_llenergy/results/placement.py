@@ -7,22 +7,15 @@ different GPU models or drivers (their figures are then not one population).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from pytest_llenergy.results.store import RunDirectory
-
-ENVIRONMENT_FILE = "environment.json"
+from pytest_llenergy.results.store import RunDirectory, read_json
 
 
 def _environment(run_dir: Path) -> dict[str, Any]:
-    try:
-        data = json.loads((run_dir / ENVIRONMENT_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
+    return read_json(RunDirectory(run_dir).environment_path) or {}
 
 
 def hardware_signature(environment: dict[str, Any]) -> dict[str, Any]:

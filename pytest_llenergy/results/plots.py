@@ -17,6 +17,7 @@ import pandas as pd
 
 from pytest_llenergy.results.metrics import metric_label
 from pytest_llenergy.results.phase_plots import phase_spans, request_table, shade_phases
+from pytest_llenergy.results.store import metric_plot, save_png, timeline_plot
 from pytest_llenergy.results.summary import Summary
 
 if TYPE_CHECKING:
@@ -40,10 +41,7 @@ def _figure(width: float, height: float, *, left_in: float = 0.75) -> Figure:
 
 
 def _save(fig: Figure, path: Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, format="png")
-    return path
+    return save_png(fig, Path(path))
 
 
 def _windows(frame: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
@@ -147,7 +145,7 @@ def campaign_charts(summary: Summary, out_dir: Path) -> dict[str, Path]:
         for level, table, label_col in levels:
             if table is None or not len(table):
                 continue
-            path = plot_metric_ci(table, metric, label_col, Path(out_dir) / f"{metric}_by_{level}.png",
+            path = plot_metric_ci(table, metric, label_col, Path(out_dir) / metric_plot(metric, level),
                                   title=f"{metric_label(metric)} by {level} (mean, {summary.confidence:.0%} CI)")
             if path is not None:
                 charts[f"{metric} by {level}"] = path
@@ -182,7 +180,7 @@ def timeline_charts(df: pd.DataFrame, out_dir: Path, *,
             problems.append(f"{name}: time series {row['timeseries_path']} not found")
             continue
         duration, baseline = row.get("window_duration_s"), row.get("baseline_power_w")
-        out = Path(out_dir) / f"timeline_{row['experiment_id']}_c{row['cycle']}.png"
+        out = Path(out_dir) / timeline_plot(row["experiment_id"], row["cycle"])
         try:
             charts[name] = plot_power_timeline(
                 path, out, title=name, durations=None if _missing(duration) else {"": float(duration)},

@@ -8,7 +8,6 @@ from every directory are pooled.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -16,28 +15,25 @@ from typing import Any
 from pytest_llenergy.results.carbon import CARBON_COLUMNS
 from pytest_llenergy.results.export import write_summary_csv, write_summary_json
 from pytest_llenergy.results.frame import load
-from pytest_llenergy.results.report_html import REPORT_FILE, build_report
+from pytest_llenergy.results.report_html import build_report
 from pytest_llenergy.results.stats import DEFAULT_METRICS, summarize
+from pytest_llenergy.results.store import (
+    PLOTS_DIR,
+    REPORT_FILE,
+    SUMMARY_CSV,
+    SUMMARY_JSON,
+    RowCache,
+    RunDirectory,
+    read_json,
+)
 from pytest_llenergy.results.summary import Summary
 from pytest_llenergy.results.terminal import format_terminal_table
 from pytest_llenergy.results.walltime import wall_time_breakdown
 
-SUMMARY_JSON = "summary.json"
-SUMMARY_CSV = "summary.csv"
-PLOTS_DIR = "plots"
-MANIFEST_FILE = "manifest.json"
-
 
 def _manifests(run_dirs: Sequence[Path]) -> list[dict[str, Any]]:
-    found = []
-    for run_dir in run_dirs:
-        try:
-            data = json.loads((Path(run_dir) / MANIFEST_FILE).read_text())
-        except (OSError, ValueError):
-            continue
-        if isinstance(data, dict):
-            found.append(data)
-    return found
+    found = (read_json(RunDirectory(run_dir).manifest_path) for run_dir in run_dirs)
+    return [data for data in found if data is not None]
 
 
 def manifest_seed(run_dirs: Sequence[Path]) -> int | None:
@@ -81,12 +77,14 @@ def remove_stale_plots(folder: Path, keep: set[Path]) -> list[Path]:
 
 def build_outputs(run_dir: Path | Sequence[Path], *, out_dir: Path | None = None, group_by: Sequence[str] | None = None,
                   seed: int | None = None, plots: bool = True, n_resamples: int = 10_000, confidence: float = 0.95,
-                  metrics: Sequence[str] = DEFAULT_METRICS, cycles_configured: int | None = None) -> Summary:
+                  metrics: Sequence[str] = DEFAULT_METRICS, cycles_configured: int | None = None,
+                  rows: RowCache | None = None) -> Summary:
     """Load, summarise and write summary.json/csv, plots and report.html; returns the Summary.
 
     ``run_dir`` is one run directory or several (then ``out_dir`` is required). ``seed`` defaults to
     the campaign seed in ``manifest.json``; ``cycles_configured`` (the campaign's cycles) overrides
-    the figure read from the results; ``summary.outputs`` lists the files written.
+    the figure read from the results; ``rows``: rows already computed for the result files (``load``);
+    ``summary.outputs`` lists the files written.
     """
     run_dirs = [Path(run_dir)] if isinstance(run_dir, (str, Path)) else [Path(p) for p in run_dir]
     if not run_dirs:
@@ -100,7 +98,7 @@ def build_outputs(run_dir: Path | Sequence[Path], *, out_dir: Path | None = None
         seed = manifest_seed(run_dirs)
     if group_by is None:
         group_by = manifest_group_by(run_dirs)
-    df = load(run_dirs)
+    df = load(run_dirs, rows=rows)
     metrics = [*metrics, *(c for c in CARBON_COLUMNS if c in df.columns and df[c].notna().any() and c not in metrics)]
     dropped = manifest_dropped(run_dirs)
     if dropped and len(df):
@@ -115,8 +113,8 @@ def build_outputs(run_dir: Path | Sequence[Path], *, out_dir: Path | None = None
     from pytest_llenergy.results.search_report import search_answer
 
     summary.search = search_answer(run_dirs)
-    outputs = {"summary.json": write_summary_json(out_dir / SUMMARY_JSON, summary, run_dirs=run_dirs),
-               "summary.csv": write_summary_csv(out_dir / SUMMARY_CSV, summary)}
+    outputs = {SUMMARY_JSON: write_summary_json(out_dir / SUMMARY_JSON, summary, run_dirs=run_dirs),
+               SUMMARY_CSV: write_summary_csv(out_dir / SUMMARY_CSV, summary)}
     charts: dict[str, Path] = {}
     timelines: dict[str, Path] = {}
     problems: list[str] = []

@@ -19,12 +19,10 @@ import numpy as np
 import pandas as pd
 
 from pytest_llenergy.results.metrics import METRIC_SHORT, metric_label
-from pytest_llenergy.results.store import atomic_write_bytes
+from pytest_llenergy.results.store import REPORT_FILE, RunDirectory, atomic_write_bytes
 from pytest_llenergy.results.summary import Summary
 from pytest_llenergy.results.terminal import flag_words, method_text
 
-REPORT_FILE = "report.html"
-ENVIRONMENT_FILE = "environment.json"
 LEGEND = ('<p class="sub">flags: est = estimated, sim = simulated, thr = cycles throttled (thermal, board limit or reliability), '
           "short = cycles with a short measurement window. CI (method coverage): t = Student's t (below 10 cycles), "
           "BCa = bootstrap; coverage = how often such an interval holds the true mean at this n, simulated for "
@@ -89,7 +87,7 @@ def _flatten(prefix: str, value: Any, out: list[tuple[str, Any]]) -> None:
 
 def _environment(run_dirs: list[Path]) -> str:
     for run_dir in run_dirs:
-        path = Path(run_dir) / ENVIRONMENT_FILE
+        path = RunDirectory(run_dir).environment_path
         if path.is_file():
             try:
                 data = json.loads(path.read_text())
@@ -139,7 +137,7 @@ def _stats_table(frame: pd.DataFrame | None, label_col: str, metrics: list[str],
     if frame is None or not len(frame):
         return '<p class="sub">None.</p>'
     metrics = [m for m in metrics if f"{m}_mean" in frame and frame[f"{m}_mean"].notna().any()]
-    head = [label_col.removesuffix("_id"), *[c.replace("_", " ") for c in extra], "n"]
+    head = [label_col.removesuffix("_id"), *[c.rsplit(".", 1)[-1].replace("_", " ") for c in extra], "n"]
     for metric in metrics:
         head += [METRIC_SHORT.get(metric, metric), f"{confidence:.0%} CI"]
     ordered = frame.sort_values(f"{metrics[0]}_mean", na_position="last", kind="stable") if metrics else frame
@@ -200,7 +198,7 @@ def build_report(run_dir: Path | list[Path], summary: Summary, *, charts: dict[s
              *(f'<p class="description">{escape(text)}</p>' for text in descriptions or ()),
              _banners(summary), "<h2>Run</h2>", _run_table(summary, run_dirs),
              "<h2>Flags</h2>", _kv(summary.flag_counts().items()), "<h2>Experiments</h2>",
-             _stats_table(summary.experiments, "experiment_id", metrics, ["backend", "model", "precision", "batch_size"],
+             _stats_table(summary.experiments, "experiment_id", metrics, ["backend", "model", "config.precision", "config.workload.batch_size"],
                           summary.confidence), LEGEND]
     if summary.search is not None:  # the search's answer, with its own plot
         from pytest_llenergy.results.search_report import search_html

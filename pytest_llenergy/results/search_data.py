@@ -17,9 +17,8 @@ from pytest_llenergy.config.search import SearchConfig
 from pytest_llenergy.results.frame import result_row
 from pytest_llenergy.results.schema import ExperimentResult
 from pytest_llenergy.results.search import Observation, RaceRules
-from pytest_llenergy.results.store import atomic_write_json, load_result_file
+from pytest_llenergy.results.store import SEARCH_SPEC_FILE, RunDirectory, load_result_file
 
-SPEC_FILE = Path("search") / "spec.json"
 _OBJECTIVE_COLUMNS = {
     "adjusted_energy_per_output_token": "adjusted_energy_per_output_token_j",
     "energy_per_output_token": "energy_per_output_token_j",
@@ -54,15 +53,13 @@ class SearchSpec:
 
 
 def write_spec(run_dir: Path, spec: SearchSpec) -> Path:
-    path = Path(run_dir) / SPEC_FILE
-    atomic_write_json(path, spec.to_json())
-    return path
+    return RunDirectory(run_dir).write_json(SEARCH_SPEC_FILE, spec.to_json())
 
 
 def read_spec(run_dir: Path) -> SearchSpec | None:
     """The run's search spec, or None when the run was no search (or the file is unreadable)."""
     try:
-        return SearchSpec.from_json(json.loads((Path(run_dir) / SPEC_FILE).read_text()))
+        return SearchSpec.from_json(json.loads(RunDirectory(run_dir).search_spec_path.read_text()))
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
@@ -146,7 +143,7 @@ class ObservationCache:
     def read(self, run_dirs: list[Path], configs: set[str]) -> list[Observation]:
         out: dict[tuple[str, int], Observation] = {}
         for run_dir in run_dirs:
-            for path in sorted((Path(run_dir) / "experiments").glob("*.json")):
+            for path in RunDirectory(run_dir).result_files():
                 try:
                     stamp = path.stat().st_mtime_ns
                 except OSError:

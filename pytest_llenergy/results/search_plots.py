@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_llenergy.results.plots import _figure, _save
+from pytest_llenergy.results.store import SEARCH_PLOT
 
 SEARCH_CHART = "search: energy-latency and energy-throughput Pareto fronts"
 
@@ -42,4 +43,4 @@ def search_charts(answer: dict[str, Any], folder: Path) -> dict[str, Path]:
     _panel(left, answer, "latency", answer["front_latency"], answer["latency_metric"])
     _panel(right, answer, "throughput", answer["front_throughput"], answer["throughput_metric"])
     fig.suptitle(f"search: pick {answer['pick'] or 'none'} (intervals: {answer['confidence']:.0%} t on logs)", fontsize=10)
-    return {SEARCH_CHART: _save(fig, Path(folder) / "search_pareto.png")}
+    return {SEARCH_CHART: _save(fig, Path(folder) / SEARCH_PLOT)}

@@ -16,7 +16,8 @@ from pytest_llenergy.results.metrics import MAIN_METRICS
 
 STAT_KEYS: tuple[str, ...] = ("n", "mean", "sd", "ci_low", "ci_high", "method", "coverage", "coverage_skewed",
                                "warning")
-IDENTITY_COLUMNS: tuple[str, ...] = ("campaign", "backend", "model", "precision", "batch_size")
+#: Identity of an experiment besides its settings (those are its ``config.*`` columns, placed last).
+IDENTITY_COLUMNS: tuple[str, ...] = ("campaign", "backend", "model")
 FLAG_NAMES: tuple[str, ...] = ("estimated", "simulated", "throttled", "short_window")
 _MEAN_COLUMNS = ("duration_s", "output_tokens", "mean_utilization_pct", "batch_latency_s_mean", "ttft_ms_p95",
                  "itl_ms_p95", "disagreement_pct", "throttle_s", "power_capped_share", "baseline_power_w", "gap_waited_s", "load_time_s")

@@ -7,24 +7,18 @@ wall time, baseline seconds outside items, load counts). Works for ``lem report`
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from pytest_llenergy.results.store import RunDirectory
+from pytest_llenergy.results.store import RunDirectory, read_json
 
-WALLTIME_FILE = "walltime.json"
 PIECES = (("measured", "measured_s"), ("warmup", "warmup_s"), ("baseline", "baseline_s"), ("gaps", "gap_s"),
           ("model load", "load_s"))
 
 
 def _session_record(run_dir: Path) -> dict[str, Any]:
-    try:
-        data = json.loads((run_dir / WALLTIME_FILE).read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
+    return read_json(RunDirectory(run_dir).walltime_path) or {}
 
 
 def wall_time_breakdown(run_dirs: Sequence[Path]) -> dict[str, Any] | None:

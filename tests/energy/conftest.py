@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import threading
+import types
 from collections.abc import Callable
 from pathlib import Path
 
@@ -93,6 +94,11 @@ class Store(dict):
 
     def set_(self, key: str, value: dict) -> None:
         self[key] = json.dumps(value)
+
+    @property
+    def api(self) -> types.SimpleNamespace:
+        """This dict as the ``BaselineStore`` a ``BaselineCache`` is given."""
+        return types.SimpleNamespace(get=self.get_, set=self.set_)
 
 
 def wait_for(event: Callable[[], bool], what: str, timeout_s: float = 60.0) -> None:

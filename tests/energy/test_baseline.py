@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import types
 from dataclasses import replace
 
 import numpy as np
@@ -15,6 +16,7 @@ from pytest_llenergy.energy import (
     ReplaySource,
     measure_baseline,
 )
+from pytest_llenergy.energy.baseline import MemoryStore
 from pytest_llenergy.energy.sources import SourceError
 from pytest_llenergy.results.schema import BaselineInfo
 
@@ -73,7 +75,7 @@ def test_measure_baseline_raises_on_source_error() -> None:
 
 def test_cache_fresh_then_cached_then_expired(fake_clock) -> None:
     store, now = Store(), [1000.0]
-    cache = BaselineCache(store.get_, store.set_, BaselineSettings(ttl_s=600, duration_s=3.0),
+    cache = BaselineCache(store.api, BaselineSettings(ttl_s=600, duration_s=3.0),
                           sleep=fake_clock.advance, now=lambda: now[0])
     src = idle_replay(fake_clock)
     r1, method = cache.obtain(src)
@@ -94,8 +96,9 @@ def test_cache_fresh_then_cached_then_expired(fake_clock) -> None:
 
 def test_cache_ignores_malformed_entries(fake_clock) -> None:
     src = idle_replay(fake_clock)
-    store = {BaselineCache.key(src.devices()[0].uuid): {"power_w": "oops"}}
-    cache = BaselineCache(store.get, store.__setitem__, BaselineSettings(duration_s=1.0), sleep=fake_clock.advance)
+    store = MemoryStore()
+    store.set(BaselineCache.key(src.devices()[0].uuid), {"power_w": "oops"})
+    cache = BaselineCache(store, BaselineSettings(duration_s=1.0), sleep=fake_clock.advance)
     assert cache.obtain(src)[1] == "fresh"
 
 
@@ -103,14 +106,14 @@ def test_revalidation_every_n_and_drift(fake_clock) -> None:
     store = Store()
     settings = BaselineSettings(revalidate_every=3, revalidate_duration_s=1.0, drift_threshold=0.10, duration_s=3.0)
     kw = dict(settings=settings, sleep=fake_clock.advance)
-    cache = BaselineCache(store.get_, store.set_, **kw)
+    cache = BaselineCache(store.api, **kw)
     src = idle_replay(fake_clock)
     base, _ = cache.obtain(src)
     assert cache.maybe_revalidate(src, 0) is None and cache.maybe_revalidate(src, 2) is None
     same, method = cache.maybe_revalidate(src, 3)
     assert method == "cached" and same.power_w == base.power_w and same.drift_pct < 10
     hot = idle_replay(fake_clock, scale=1.3)  # idle power 30 % higher than cached
-    hot_cache = BaselineCache(store.get_, store.set_, **kw)
+    hot_cache = BaselineCache(store.api, **kw)
     hot_cache.current = BaselineReading(power_w={"replay0": base.power_w["replay0"]}, timestamp=0)
     new, method = hot_cache.maybe_revalidate(hot, 6)
     assert method == "revalidated" and new.drift_pct == pytest.approx(30, abs=3)
@@ -123,14 +126,14 @@ def test_small_drift_is_adopted_from_the_short_reading(fake_clock) -> None:
     store = Store()
     settings = BaselineSettings(revalidate_every=1, revalidate_duration_s=1.0, drift_threshold=0.10, duration_s=3.0)
     kw = dict(settings=settings, sleep=fake_clock.advance)
-    cache = BaselineCache(store.get_, store.set_, **kw)
+    cache = BaselineCache(store.api, **kw)
     base, _ = cache.obtain(idle_replay(fake_clock))
     warm = idle_replay(fake_clock, scale=1.02)  # the GPU warmed up: idle 2 % higher, below the threshold
     new, method = cache.maybe_revalidate(warm, 1)
     assert method == "revalidated" and new.drift_pct == pytest.approx(2, abs=0.5)
     assert new.power_w["replay0"] == pytest.approx(1.02 * base.power_w["replay0"], rel=0.005)
     assert new.duration_s == pytest.approx(1.0)  # the short reading, not a full re-measure
-    again, method = BaselineCache(store.get_, store.set_, **kw).obtain(warm)
+    again, method = BaselineCache(store.api, **kw).obtain(warm)
     assert method == "cached" and again.power_w == pytest.approx(new.power_w)  # stored for later items
 
 
@@ -141,7 +144,7 @@ def test_prime_gets_a_p0_baseline_and_keeps_deep_idle(install_nvml, fake_clock) 
         fake.gpus[0].pstate, fake.gpus[0].power = 0, 120.0
 
     store = Store()
-    cache = BaselineCache(store.get_, store.set_, BaselineSettings(duration_s=2.0), prime=prime, sleep=fake_clock.advance,
+    cache = BaselineCache(store.api, BaselineSettings(duration_s=2.0), primer=types.SimpleNamespace(prime=prime), sleep=fake_clock.advance,
                           now=lambda: 55.0)
     r, method = cache.obtain(NvmlSource(clock=fake_clock))
     assert method == "fresh" and r.pstate == {"gpu0": 0}
@@ -158,7 +161,7 @@ def test_prime_gets_a_p0_baseline_and_keeps_deep_idle(install_nvml, fake_clock) 
 def test_deep_idle_drift_is_not_counted(install_nvml, fake_clock) -> None:
     fake = install_nvml([FakeGpu(0, power=120.0, pstate=0)], clock=fake_clock, samples=False)
     store = Store()
-    cache = BaselineCache(store.get_, store.set_, BaselineSettings(duration_s=2.0, revalidate_every=1),
+    cache = BaselineCache(store.api, BaselineSettings(duration_s=2.0, revalidate_every=1),
                           sleep=fake_clock.advance)
     src = NvmlSource(clock=fake_clock)
     cache.obtain(src)
@@ -198,10 +201,10 @@ def test_drift_is_the_largest_relative_change_skipping_deep_idle_and_zero() -> N
 
 
 def test_defaults_and_the_recheck_reading(fake_clock) -> None:
-    cache = BaselineCache(dict.get, dict.__setitem__, BaselineSettings())
-    assert (cache.prime, cache.current) == (None, None)
+    cache = BaselineCache(MemoryStore(), BaselineSettings())
+    assert (cache.primer, cache.current) == (None, None)
     store = Store()
-    cache = BaselineCache(store.get_, store.set_, BaselineSettings(), sleep=fake_clock.advance, now=lambda: 77.0)
+    cache = BaselineCache(store.api, BaselineSettings(), sleep=fake_clock.advance, now=lambda: 77.0)
     reading = cache.recheck(idle_replay(fake_clock), 2.0)
     assert reading.duration_s == pytest.approx(2.0) and reading.timestamp == 77.0
     assert reading.n_samples == pytest.approx(100, abs=2) and store == {}  # the replay's 50 Hz; never stored
@@ -209,9 +212,9 @@ def test_defaults_and_the_recheck_reading(fake_clock) -> None:
 
 def test_revalidation_is_due_only_every_n_experiments(fake_clock) -> None:
     store = Store()
-    cache = BaselineCache(store.get_, store.set_, BaselineSettings(revalidate_every=0, duration_s=1.0), sleep=fake_clock.advance)
+    cache = BaselineCache(store.api, BaselineSettings(revalidate_every=0, duration_s=1.0), sleep=fake_clock.advance)
     assert cache.maybe_revalidate(idle_replay(fake_clock), 5) is None  # 0: never
-    cache = BaselineCache(store.get_, store.set_, BaselineSettings(revalidate_every=2, revalidate_duration_s=0.5, duration_s=1.0),
+    cache = BaselineCache(store.api, BaselineSettings(revalidate_every=2, revalidate_duration_s=0.5, duration_s=1.0),
                           sleep=fake_clock.advance)
     assert cache.maybe_revalidate(idle_replay(fake_clock), -2) is None
     first, method = cache.maybe_revalidate(idle_replay(fake_clock), 2)  # nothing cached yet: a full measurement
@@ -226,7 +229,7 @@ def test_revalidation_is_due_only_every_n_experiments(fake_clock) -> None:
 ])
 def test_revalidation_thresholds(fake_clock, scale, method, duration) -> None:
     store = Store()
-    cache = BaselineCache(store.get_, store.set_, BaselineSettings(revalidate_every=1, revalidate_duration_s=1.0,
+    cache = BaselineCache(store.api, BaselineSettings(revalidate_every=1, revalidate_duration_s=1.0,
                           drift_threshold=0.10, duration_s=3.0), sleep=fake_clock.advance)
     base, _ = cache.obtain(idle_replay(fake_clock))
     cache.current = BaselineReading(power_w={"replay0": base.power_w["replay0"] / scale}, duration_s=3.0, timestamp=1.0)
@@ -237,7 +240,7 @@ def test_revalidation_thresholds(fake_clock, scale, method, duration) -> None:
 
 def test_age_and_the_ttl_boundary(fake_clock) -> None:
     store, now = Store(), [1000.0]
-    cache = BaselineCache(store.get_, store.set_, BaselineSettings(ttl_s=600, duration_s=1.0), sleep=fake_clock.advance,
+    cache = BaselineCache(store.api, BaselineSettings(ttl_s=600, duration_s=1.0), sleep=fake_clock.advance,
                           now=lambda: now[0])
     first, _ = cache.obtain(idle_replay(fake_clock))
     assert cache.age(first) == 0.0 and cache.age(replace(first, timestamp=2000.0)) == 0.0  # never negative
@@ -253,7 +256,7 @@ def test_a_default_baseline_lasts_thirty_seconds(fake_clock) -> None:
 
 def test_an_adopted_short_reading_records_its_drift_exactly(fake_clock) -> None:
     store = Store()
-    cache = BaselineCache(store.get_, store.set_, BaselineSettings(revalidate_every=1, revalidate_duration_s=1.0, duration_s=3.0),
+    cache = BaselineCache(store.api, BaselineSettings(revalidate_every=1, revalidate_duration_s=1.0, duration_s=3.0),
                           sleep=fake_clock.advance)
     base, _ = cache.obtain(idle_replay(fake_clock))
     old = base.power_w["replay0"] / 1.05
@@ -271,7 +274,7 @@ def test_drift_counts_a_small_idle_power() -> None:
 
 
 def test_a_source_without_devices_has_no_cached_baseline() -> None:
-    cache = BaselineCache(Store().get_, Store().set_, BaselineSettings())
+    cache = BaselineCache(Store().api, BaselineSettings())
     assert cache._load(ScriptedSource(lambda t: [], n=0)) is None
 
 
@@ -282,7 +285,7 @@ def test_the_recorded_drift_is_the_quick_readings_exactly(fake_clock, ratio, met
     from .conftest import FakeClock
 
     store = Store()
-    cache = BaselineCache(store.get_, store.set_, BaselineSettings(revalidate_every=1, revalidate_duration_s=1.0, duration_s=3.0),
+    cache = BaselineCache(store.api, BaselineSettings(revalidate_every=1, revalidate_duration_s=1.0, duration_s=3.0),
                           sleep=fake_clock.advance)
     cache.obtain(idle_replay(fake_clock))
     twin = FakeClock(fake_clock())  # the same replayed second, read again: what the quick check sees

@@ -110,7 +110,7 @@ def test_noisy_idle_is_measured_longer_and_a_tighter_target_longer_still(tmp_pat
 def test_revalidation_pools_the_rechecks_instead_of_measuring(tmp_path, fake_clock) -> None:
     src = ReplaySource(h200_idle(tmp_path), clock=fake_clock, start_s=0.0, history_s=60)
     store = Store()
-    cache = BaselineCache(store.get_, store.set_, BaselineSettings(revalidate_every=2), sleep=fake_clock.advance)
+    cache = BaselineCache(store.api, BaselineSettings(revalidate_every=2), sleep=fake_clock.advance)
     base, method = cache.obtain(src)
     assert method == "fresh" and 5.0 <= base.duration_s < 30.0
     idle = base.power_w["replay0"]

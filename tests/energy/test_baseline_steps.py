@@ -66,7 +66,7 @@ def test_an_exact_counter_is_kept_even_when_the_series_is_asked_for(fake_clock, 
 
 
 def test_recheck_uses_the_series_for_an_uncorrected_stepped_counter(fake_clock, meters) -> None:
-    cache = BaselineCache(Store().get_, Store().set_, BaselineSettings(sample_hz=7.0), sleep=fake_clock.advance,
+    cache = BaselineCache(Store().api, BaselineSettings(sample_hz=7.0), sleep=fake_clock.advance,
                           now=lambda: 55.0)
     r = cache.recheck(replay(fake_clock, period=0.1), 0.55)
     assert r.power_w["replay0"] == pytest.approx(float(np.mean(inside_column(meters[-1])[1])), rel=1e-12)
@@ -84,7 +84,7 @@ def test_the_adaptive_reading_keeps_the_counter(fake_clock, meters) -> None:
 def test_the_sampling_rate_and_clock_reach_the_meter(fake_clock, meters) -> None:
     measure_baseline(replay(fake_clock), 0.2, 6.0, sleep=fake_clock.advance)
     assert meters[-1].sample_hz == 6.0
-    cache = BaselineCache(Store().get_, Store().set_, BaselineSettings(sample_hz=8.0, duration_s=1.0),
+    cache = BaselineCache(Store().api, BaselineSettings(sample_hz=8.0, duration_s=1.0),
                           sleep=fake_clock.advance, now=lambda: 321.0)
     r = cache._measure(replay(fake_clock), 0.3)
     assert meters[-1].sample_hz == 8.0 and r.timestamp == 321.0 and r.duration_s == pytest.approx(0.3)
@@ -155,7 +155,7 @@ def test_the_adaptive_loop_measures_what_the_rule_asks_even_under_a_second(fake_
 
 def test_the_campaign_target_reaches_the_stop_rule() -> None:
     settings = BaselineSettings()
-    cache = BaselineCache(Store().get_, Store().set_, settings, campaign_ci_target=0.2)
+    cache = BaselineCache(Store().api, settings, campaign_ci_target=0.2)
     assert cache.precision == BaselinePrecision.from_settings(settings, 0.2)
     assert cache.precision != BaselinePrecision.from_settings(settings, None)
 
@@ -166,7 +166,7 @@ def test_the_campaign_target_reaches_the_stop_rule() -> None:
 ])
 def test_drift_exactly_at_each_threshold(fake_clock, idle: float, method: str, adopted: bool) -> None:
     store = Store()
-    cache = BaselineCache(store.get_, store.set_, BaselineSettings(revalidate_every=1, drift_threshold=0.05,
+    cache = BaselineCache(store.api, BaselineSettings(revalidate_every=1, drift_threshold=0.05,
                           duration_s=1.0), sleep=fake_clock.advance)
     cache.current = BaselineReading({"replay0": 200.0}, {"replay0": 1.0}, 50, {"replay0": 0}, duration_s=1.0)
     cache.note_idle(BaselineReading({"replay0": idle}, {"replay0": 1.0}, 50, {"replay0": 0}, duration_s=0.5))

@@ -40,7 +40,7 @@ def test_replay_phase_matches_trace_integral(fake_clock, phase: str) -> None:
     assert m.integral_energy_j == pytest.approx(w["trace_integral_j"], rel=0.005)
     assert abs(m.disagreement_pct) < 0.1 and m.energy_j == m.counter_energy_j
     assert m.n_samples == w["n_samples"] and m.sample_hz == pytest.approx(50, rel=0.05)
-    assert m.flags == () and m.simulated and not m.estimated
+    assert m.flags == [] and m.simulated and not m.estimated
     assert m.mean_power_w == pytest.approx(m.energy_j / m.duration_s)
 
 
@@ -216,9 +216,10 @@ def test_estimate_labelled_and_never_baseline_adjusted() -> None:
     assert d["adjusted_energy_j"] is None and d["baseline_power_w"] is None
 
 
-def test_to_dict_matches_the_result_schema(fake_clock) -> None:
+def test_the_window_is_the_result_schemas_record(fake_clock) -> None:
     _, _, m = replay_window(fake_clock, "generate_start",
                             baseline=BaselineReading(power_w={"replay0": 120.0}))
+    assert type(m) is WindowEnergy and type(m.devices[0]) is DeviceEnergy  # one declaration (config/records.py)
     d = m.to_dict()
     assert set(d) == set(WindowEnergy.model_fields)
     assert set(d["devices"][0]) == set(DeviceEnergy.model_fields)

@@ -36,7 +36,7 @@ def test_summary_json_has_header_flags_and_statistics(run_dir: Path, summary):
     assert stats["method"] == "t" and stats["warning"] is None  # Student-t below 10 cycles
     assert stats["coverage"] == pytest.approx(0.946, abs=0.01) and 0.85 < stats["coverage_skewed"] < stats["coverage"]
     assert "ttft_ms_mean" not in entry["stats"]  # not measured: left out, never 0
-    assert entry["config"]["workload"]["batch_size"] == 8 and entry["batch_size"] == 8
+    assert entry["config"]["workload"]["batch_size"] == 8 and "batch_size" not in entry and "precision" not in entry
     assert entry["ttft_ms_p95_mean"] is None  # NaN becomes null
     groups = {g["group"]: g for g in doc["groups"]}
     assert groups["backend=transformers"]["n_experiments"] == 2
@@ -50,9 +50,10 @@ def test_summary_csv_has_experiment_and_group_rows(run_dir: Path, summary):
     assert list(csv["level"]) == ["experiment"] * 3 + ["group"] * 2
     for col in ("experiment_id", "group", "n", "energy_adjusted_j_mean", "energy_adjusted_j_sd", "energy_adjusted_j_ci_low",
                 "energy_adjusted_j_ci_high", "energy_per_output_token_j_mean", "tokens_per_s_mean", "peak_memory_mb_max",
-                "mean_utilization_pct_mean", "batch_size", "batch_latency_s_mean_mean", "throttle_s_mean", "estimated",
+                "mean_utilization_pct_mean", "config.precision", "batch_latency_s_mean_mean", "throttle_s_mean", "estimated",
                 "simulated", "throttled_cycles", "short_window_cycles", "config.workload.batch_size"):
         assert col in csv.columns, col
+    assert not {"batch_size", "precision"} & set(csv.columns)  # one column per setting
     exp = csv[csv.level == "experiment"].set_index("experiment_id")
     assert exp.loc["vllm-gpt2-bs8-bf16-cccc", "n"] == 4
     assert exp.loc["vllm-gpt2-bs8-bf16-cccc", "energy_j_mean"] == pytest.approx(sum(VALUES["vllm-gpt2-bs8-bf16-cccc"]) / 4)

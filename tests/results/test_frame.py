@@ -21,8 +21,9 @@ def test_one_row_per_item_with_flat_columns(run_dir: Path):
     row = df[(df.experiment_id == "transformers-gpt2-bs8-bf16-bbbb") & (df.cycle == 2)].iloc[0]
     assert row["energy_j"] == 52.0 and row["energy_adjusted_j"] == pytest.approx(31.2)
     assert row["energy_per_output_token_j"] == pytest.approx(52.0 / OUTPUT_TOKENS)
-    assert row["batch_size"] == 8 and row["config.workload.batch_size"] == 8
-    assert row["backend"] == "transformers" and row["precision"] == "bfloat16" and row["model"] == "gpt2"
+    assert row["config.workload.batch_size"] == 8 and row["config.precision"] == "bfloat16"
+    assert "batch_size" not in df.columns and "precision" not in df.columns  # one column per setting: its config path
+    assert row["backend"] == "transformers" and row["model"] == "gpt2"
     assert row["status"] == "passed" and row["baseline_method"] == "cached" and row["gap_waited_s"] == 3.0
     assert row["warmup_converged"] == False  # noqa: E712  (cycle 2 of the factory did not converge)
     for col in ("duration_s", "tokens_per_s", "mean_power_w", "peak_power_w", "disagreement_pct", "peak_memory_mb",

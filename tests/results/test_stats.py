@@ -138,7 +138,7 @@ class TestSummarize:
         assert bool(row["simulated"]) and not bool(row["estimated"]) and row["energy_source"] == "replay"
         assert (row["throttled_cycles"], row["short_window_cycles"], row["warmup_unconverged_cycles"]) == (1, 1, 1)
         assert row["peak_memory_mb_max"] == 1024.0 and row["mean_utilization_pct_mean"] == 87.5
-        assert row["throttle_power_cap_s_mean"] == 0.5 and row["batch_size"] == 8
+        assert row["throttle_power_cap_s_mean"] == 0.5 and row["config.workload.batch_size"] == 8
         assert summary.flag_counts()["simulated"] == 1
 
     def test_metrics_by_short_name_or_column(self, run_dir: Path):

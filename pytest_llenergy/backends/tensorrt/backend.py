@@ -28,7 +28,13 @@ from typing import TYPE_CHECKING, Any
 
 from pytest_llenergy.backends.base import BackendError, Footprint, GenerationStats, Workload
 from pytest_llenergy.backends.jsonable import jsonable
-from pytest_llenergy.backends.session import EngineBackend, EngineSession, load_key, random_weights
+from pytest_llenergy.backends.session import (
+    EngineBackend,
+    EngineSession,
+    OutputTally,
+    load_key,
+    random_weights,
+)
 from pytest_llenergy.backends.tensorrt.args import engine_key, plan, sampling
 from pytest_llenergy.backends.tensorrt.footprint import tensorrt_footprint
 from pytest_llenergy.backends.tensorrt.objects import SEARCH_MODULES as SEARCH_MODULES
@@ -244,36 +250,24 @@ class TensorrtSession(EngineSession[TensorrtConfig]):
 
     def _stats(self, workload: Workload, outputs: list[Any], duration: float, latencies: list[float],
                ttfts: list[float] | None, itls: list[float] | None) -> GenerationStats:
-        expected = workload.output_tokens
-        input_tokens = output_tokens = 0
-        short: list[tuple[int, int]] = []
-        kept: list[list[int]] = []
+        tally = OutputTally(workload.output_tokens, self.keep_output_ids)
         for index, out in enumerate(outputs):
             if out is None:
-                short.append((index, 0))
-                continue
-            prompt_ids = getattr(out, "prompt_token_ids", None)
-            input_tokens += len(prompt_ids) if prompt_ids is not None else 0
-            completion = out.outputs[0]  # beam search: the best beam
-            count = len(completion.token_ids)
-            output_tokens += count
-            if count != expected:
-                short.append((index, count))
-            if self.keep_output_ids:
-                kept.append(list(completion.token_ids))
+                tally.short.append((index, 0))
+            else:
+                tally.add(index, out, [out.outputs[0]])  # beam search: the best beam
         messages = list(self.plan.notes)
-        if short:
-            messages.append(f"{len(short)} of {len(outputs)} requests generated other than {expected} tokens "
-                            f"(first: request {short[0][0]} with {short[0][1]})")
-        if input_tokens != workload.input_tokens:
-            messages.append(f"TensorRT-LLM processed {input_tokens} prompt tokens; the workload holds {workload.input_tokens}")
+        if (line := tally.short_line(len(outputs), "requests")) is not None:
+            messages.append(line)
+        if tally.input_tokens != workload.input_tokens:
+            messages.append(f"TensorRT-LLM processed {tally.input_tokens} prompt tokens; the workload holds {workload.input_tokens}")
         phase_timeline = timeline(outputs, max((len(b) for b in workload.batches), default=None))
         if phase_timeline is None:
             messages.append("TensorRT-LLM reported no per-request timing (request_perf_metrics): no prefill/decode split")
         return GenerationStats(
             timeline=phase_timeline,
-            input_tokens=input_tokens,
-            output_tokens=output_tokens,
+            input_tokens=tally.input_tokens,
+            output_tokens=tally.output_tokens,
             num_prompts=workload.num_prompts,
             duration_s=duration,
             batch_latencies_s=latencies,
@@ -282,7 +276,7 @@ class TensorrtSession(EngineSession[TensorrtConfig]):
             itl_s=itls or None,
             peak_memory_bytes=None,
             warnings=messages,
-            output_token_ids=kept if self.keep_output_ids else None,
+            output_token_ids=tally.kept if self.keep_output_ids else None,
         )
 
     def probe(self, workload: Workload, new_tokens: int) -> None:

@@ -26,6 +26,7 @@ from pytest_llenergy.backends.base import BackendError, Footprint, GenerationSta
 from pytest_llenergy.backends.jsonable import jsonable
 from pytest_llenergy.backends.session import (
     EngineBackend,
+    OutputTally,
     load_key,
     process_peak_rss,
     random_weights,
@@ -197,22 +198,11 @@ class VllmSession(VllmPrompts):
         self, workload: Workload, outputs: list[Any], duration: float, latencies: list[float], messages: list[str]
     ) -> GenerationStats:
         n = self.section.n
-        expected = workload.output_tokens
-        input_tokens = output_tokens = 0
-        short: list[tuple[int, int]] = []
+        tally = OutputTally(workload.output_tokens, self.keep_output_ids)
         ttfts: list[float] = []
         itls: list[float] = []
-        kept: list[list[int]] = []
         for index, out in enumerate(outputs):
-            prompt_ids = getattr(out, "prompt_token_ids", None)
-            input_tokens += len(prompt_ids) if prompt_ids is not None else 0
-            for completion in out.outputs:
-                count = len(completion.token_ids)
-                output_tokens += count
-                if count != expected:
-                    short.append((index, count))
-                if self.keep_output_ids:
-                    kept.append(list(completion.token_ids))
+            tally.add(index, out, out.outputs)
             ttft, itl = request_latencies(getattr(out, "metrics", None))
             if ttft is not None:
                 ttfts.append(ttft)
@@ -221,14 +211,11 @@ class VllmSession(VllmPrompts):
         warnings_out = [*self.load_warnings, *messages]
         if len(outputs) != workload.num_prompts:
             warnings_out.append(f"vLLM returned {len(outputs)} outputs for {workload.num_prompts} prompts")
-        if short:
+        if (line := tally.short_line(len(outputs) * n, "completions")) is not None:
+            warnings_out.append(line)
+        if tally.input_tokens != workload.input_tokens:
             warnings_out.append(
-                f"{len(short)} of {len(outputs) * n} completions generated other than {expected} tokens "
-                f"(first: request {short[0][0]} with {short[0][1]})"
-            )
-        if input_tokens != workload.input_tokens:
-            warnings_out.append(
-                f"vLLM processed {input_tokens} prompt tokens; the prepared workload holds {workload.input_tokens}"
+                f"vLLM processed {tally.input_tokens} prompt tokens; the prepared workload holds {workload.input_tokens}"
             )
         latency_mode = "per_batch"
         ttft_s = itl_s = None
@@ -240,8 +227,8 @@ class VllmSession(VllmPrompts):
             )
         peak, scope = self._peak_memory()
         return GenerationStats(
-            input_tokens=input_tokens,
-            output_tokens=output_tokens,
+            input_tokens=tally.input_tokens,
+            output_tokens=tally.output_tokens,
             num_prompts=workload.num_prompts,
             duration_s=duration,
             batch_latencies_s=latencies,
@@ -251,7 +238,7 @@ class VllmSession(VllmPrompts):
             peak_memory_bytes=peak,
             peak_memory_scope=scope,
             warnings=list(dict.fromkeys(warnings_out)),
-            output_token_ids=kept if self.keep_output_ids else None,
+            output_token_ids=tally.kept if self.keep_output_ids else None,
         )
 
     def probe(self, workload: Workload, new_tokens: int) -> None:

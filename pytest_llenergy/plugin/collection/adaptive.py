@@ -23,12 +23,12 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     if not isinstance(cycles, AdaptiveCycles) or citem.cycle <= cycles.min:
         return
     from pytest_llenergy.results.adaptive import decide
-    from pytest_llenergy.results.frame import result_row
+    from pytest_llenergy.results.frame import run_rows
     from pytest_llenergy.results.metrics import metric_column
 
     column = metric_column(cycles.metric)
-    values = [result_row(r).get(column) for r in run.run_dir.results()
-              if r.experiment_id == citem.experiment.id and r.status == "passed" and r.cycle < citem.cycle]
+    values = [r.get(column) for r in run_rows(run.run_dir)
+              if r["experiment_id"] == citem.experiment.id and r["status"] == "passed" and r["cycle"] < citem.cycle]
     decision = decide([v for v in values if v is not None], cycles.min, cycles.target_ci_halfwidth, run.seed)
     if decision.done:
         pytest.skip(f"adaptive cycles: {decision.reason}")

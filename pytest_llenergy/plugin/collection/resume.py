@@ -24,7 +24,7 @@ from pytest_llenergy.plugin.state import LemRun, get_run
 from pytest_llenergy.plugin.xdist import is_worker
 from pytest_llenergy.results.manifest import load_manifest
 from pytest_llenergy.results.schema import result_key
-from pytest_llenergy.results.store import atomic_write_json, load_result_file
+from pytest_llenergy.results.store import RunDirectory, atomic_write_json, load_result_file
 
 STATUS_LINES = pytest.StashKey[list[str]]()
 
@@ -64,7 +64,7 @@ def remove_stale_temp_files(run_dir: Path) -> int:
     Runs in ``pytest_configure`` on the controller, before any worker can be writing.
     """
     removed = 0
-    for folder in (run_dir, run_dir / "experiments", run_dir / "timeseries"):
+    for folder in RunDirectory(run_dir).temp_file_folders():
         for path in folder.glob(".*.tmp") if folder.is_dir() else ():
             path.unlink(missing_ok=True)
             removed += 1
@@ -158,7 +158,7 @@ def _stem(experiment_id: str) -> str:
 def campaign_edits(run: LemRun) -> list[str]:
     """Lines naming experiments added, dropped or changed since the resumed run's manifest; dropped
     ones (and the old side of changed ones) are recorded so the summary leaves them out."""
-    manifest = load_manifest(run.run_dir.path / "manifest.json")
+    manifest = load_manifest(run.run_dir.manifest_path)
     if manifest is None:
         return []
     old = {e.experiment_id for e in manifest.entries.values()} - set(manifest.dropped)

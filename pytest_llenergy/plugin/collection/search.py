@@ -29,9 +29,9 @@ from pytest_llenergy.plugin.xdist import is_worker
 from pytest_llenergy.results.schema import result_key
 from pytest_llenergy.results.search import RaceState, race
 from pytest_llenergy.results.search_data import ObservationCache, SearchSpec, write_spec
+from pytest_llenergy.results.store import atomic_write_bytes
 
 SEARCH = pytest.StashKey["SearchPlugin"]()
-FINISHED_DIR = Path("search") / "finished"
 MAX_WAIT_S = 6 * 3600.0
 
 
@@ -57,7 +57,7 @@ class SearchPlugin:
 
     @property
     def finished_dir(self) -> Path:
-        return self.run.run_dir.path / FINISHED_DIR / self.session
+        return self.run.run_dir.search_finished_dir / self.session
 
     def state(self, round_: int) -> RaceState:
         """The race before ``round_``, from the results of earlier rounds (cached once earlier rounds are final)."""
@@ -109,9 +109,7 @@ class SearchPlugin:
         node = report.nodeid
         key = self.keys.get(node[node.rfind("[") + 1:-1]) if node.endswith("]") else None
         if key is not None:
-            path = self.finished_dir / key
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.touch()
+            atomic_write_bytes(self.finished_dir / key, b"")
 
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         """The spec beside the results (after ``--lem-resume`` chose the run directory), for the report."""

@@ -269,7 +269,7 @@ class DockerDispatch(HostReports):
 
     def _reports_dir(self) -> Path:
         """Where containers leave their reports for the host (removed at the end when empty)."""
-        return self.run.run_dir.path / ".dispatch"
+        return self.run.run_dir.dispatch_dir
 
     def _close(self, interrupted: bool) -> None:
         """Stop every container this process started (persistent ones are kept only after a normal end);

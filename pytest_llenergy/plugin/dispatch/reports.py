@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 
+from pytest_llenergy.config.base import default_of
+from pytest_llenergy.config.dispatch import DispatchConfig
 from pytest_llenergy.dispatch import ContainerRun, DispatchSettings
 from pytest_llenergy.plugin.base import (
     LEM_CONTAINER_PROPERTY,
@@ -76,7 +78,7 @@ class HostReports:
     def _reports(self, item: pytest.Item, citem: CampaignItem, service: str, crun: ContainerRun | None,
                  payload: dict[str, Any] | None, failure: str | None, started: float) -> list[pytest.TestReport]:
         key = result_key(citem.experiment.id, citem.cycle)
-        tail_lines = self.settings.output_tail_lines if self.settings else 60
+        tail_lines = self.settings.output_tail_lines if self.settings else default_of(DispatchConfig, "output_tail_lines")
         tail = crun.tail(tail_lines) if crun is not None else ""
         title = f"container output (last {tail_lines} lines)"
         reports = [] if failure else self._container_reports(item, payload)

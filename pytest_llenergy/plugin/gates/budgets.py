@@ -50,11 +50,11 @@ def budgets_for(item: pytest.Item, citem: CampaignItem | None, run: LemRun | Non
 
 def cycle_values(run: LemRun, citem: CampaignItem, current: dict[str, Any]) -> dict[str, list[float]]:
     """Per column, this experiment's values over every finished cycle plus the current one."""
-    from pytest_llenergy.results.frame import result_row
+    from pytest_llenergy.results.frame import run_rows
 
     values: dict[str, list[float]] = {}
-    rows = [result_row(r) for r in run.run_dir.results()
-            if r.experiment_id == citem.experiment.id and r.status == "passed" and r.cycle != citem.cycle]
+    rows = [r for r in run_rows(run.run_dir)
+            if r["experiment_id"] == citem.experiment.id and r["status"] == "passed" and r["cycle"] != citem.cycle]
     for row in [*rows, current]:
         for key, value in row.items():
             if isinstance(value, int | float) and not isinstance(value, bool) and value == value:

@@ -8,12 +8,11 @@ alone writes the cache.
 from __future__ import annotations
 
 import sys
-import warnings
 import weakref
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from time import perf_counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from pydantic import ValidationError
@@ -24,6 +23,9 @@ from pytest_llenergy.plugin.base import status_line
 from pytest_llenergy.plugin.options import resolve
 from pytest_llenergy.plugin.state import get_run
 from pytest_llenergy.plugin.xdist import is_worker
+
+if TYPE_CHECKING:
+    from pytest_llenergy.energy.priming import GpuPrimer
 
 GPU_KINDS = ("nvml", "replay")
 #: A replayed trace needs no 30 s idle baseline: its first two seconds (the shipped H200 trace starts
@@ -56,25 +58,27 @@ def cuda_sync_function() -> Callable[[], None] | None:
     return None
 
 
-def _prime_gpu() -> str | None:
-    """A short burst of GPU work so the baseline is measured in the state workloads run in (P0).
+class PytestBaselineStore:
+    """The energy layer's :class:`~pytest_llenergy.energy.baseline.BaselineStore` over pytest's cache:
+    entries set in this process are read back from memory; an xdist worker hands them to the
+    controller (``workeroutput``), which alone writes the cache."""
 
-    None when the burst ran, else why not (the baseline may then sit at the deeper idle level).
-    """
-    try:
-        import torch
-    except ImportError:
-        return "no GPU priming burst before the baseline: torch is not installed"
-    if not torch.cuda.is_available():
-        return "no GPU priming burst before the baseline: torch sees no CUDA device"
-    try:
-        a = torch.ones((1024, 1024), device="cuda")
-        for _ in range(20):
-            a = a @ a * 1e-3
-        torch.cuda.synchronize()
-    except RuntimeError as exc:  # CUDA errors (and out-of-memory) are RuntimeErrors
-        return f"GPU priming burst before the baseline failed: {type(exc).__name__}: {exc}"
-    return None
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.pending: dict[str, Any] = {}
+
+    def get(self, key: str) -> Any:
+        cache = getattr(self.config, "cache", None)
+        return self.pending.get(key) or (cache.get(key, None) if cache is not None else None)
+
+    def set(self, key: str, value: Any) -> None:  # noqa: A003 - pytest's cache's own name
+        self.pending[key] = value
+        if is_worker(self.config):
+            output = getattr(self.config, "workeroutput", None)
+            if output is not None:
+                output.setdefault("lem_baseline", {})[key] = value
+        elif getattr(self.config, "cache", None) is not None:
+            self.config.cache.set(key, value)
 
 
 @dataclass
@@ -89,9 +93,7 @@ class MeasurementContext:
     baseline_method: str = "none"
     baseline_cache: Any = None
     experiments_done: int = 0
-    primed: bool | None = None  # None: no priming attempted (not NVML); False: see prime_problem
-    prime_problem: str = ""
-    pending_cache: dict[str, Any] = field(default_factory=dict)
+    _primer: GpuPrimer | None = None
     #: Idle-power drift (W per device) the next item's windows carry (baseline re-checks).
     drift_w: dict[str, float] | None = None
     #: The item after the latest re-check, whose drift the next re-check settles.
@@ -123,19 +125,6 @@ class MeasurementContext:
                 raise pytest.UsageError(f"llenergy: energy source {self.settings.energy_source!r}: {exc}") from None
         return self.source
 
-    def _cache_get(self, key: str) -> Any:
-        cache = getattr(self.config, "cache", None)
-        return self.pending_cache.get(key) or (cache.get(key, None) if cache is not None else None)
-
-    def _cache_set(self, key: str, value: Any) -> None:
-        self.pending_cache[key] = value
-        if is_worker(self.config):
-            output = getattr(self.config, "workeroutput", None)
-            if output is not None:
-                output.setdefault("lem_baseline", {})[key] = value
-        elif getattr(self.config, "cache", None) is not None:
-            self.config.cache.set(key, value)
-
     def ensure_baseline(self) -> tuple[Any, str]:
         """The baseline reading and how it was obtained; (None, "none") for CPU sources or when off."""
         source = self.ensure_source()
@@ -151,8 +140,8 @@ class MeasurementContext:
             duration = (f"{settings.duration_s:g} s" if settings.duration_s <= settings.min_duration_s
                         else f"{settings.min_duration_s:g}-{settings.duration_s:g} s")
             self.baseline_cache = BaselineCache(
-                self._cache_get, self._cache_set, settings, campaign_ci_target=self._campaign_ci_target(),
-                prime=self.prime if source.kind == "nvml" else None)
+                PytestBaselineStore(self.config), settings, campaign_ci_target=self._campaign_ci_target(),
+                primer=self.primer if source.kind == "nvml" else None)
             refresh = bool(resolve(self.config, "lem_baseline_refresh"))
             if refresh or self.baseline_cache.cached(source) is None:
                 status_line(self.config, f"measuring the idle baseline ({source.kind}, {duration}) before the first "
@@ -161,7 +150,7 @@ class MeasurementContext:
             if source.kind == "nvml":
                 # The H200 reports P0 even in deep idle (79 W vs 122 W after any work), so the
                 # P-state cannot tell them apart: always bring the GPU to the state workloads run in.
-                self.prime()
+                self.primer.prime()
             started = perf_counter()
             self.baseline, self.baseline_method = self.baseline_cache.obtain(source, refresh=refresh)
             self.baseline_s += perf_counter() - started
@@ -182,12 +171,23 @@ class MeasurementContext:
         cycles = run.plan.campaign.cycles if run is not None else None
         return getattr(cycles, "target_ci_halfwidth", None)
 
-    def prime(self) -> None:
-        """Run the priming burst; a failure is kept (``primed``, ``prime_problem``) and warned about once."""
-        problem = _prime_gpu()
-        if problem and not self.prime_problem:
-            warnings.warn(f"llenergy: {problem}", RuntimeWarning, stacklevel=2)
-        self.primed, self.prime_problem = problem is None, problem or ""
+    @property
+    def primer(self) -> GpuPrimer:
+        """The GPU priming burst handed to the baseline cache (energy/ loads only when a test measures)."""
+        if self._primer is None:
+            from pytest_llenergy.energy.priming import GpuPrimer
+
+            self._primer = GpuPrimer()
+        return self._primer
+
+    @property
+    def primed(self) -> bool | None:
+        """None: no priming attempted (not NVML); False: see ``prime_problem``."""
+        return self._primer.primed if self._primer is not None else None
+
+    @property
+    def prime_problem(self) -> str:
+        return self._primer.problem if self._primer is not None else ""
 
     def next_experiment(self) -> None:
         """Count an experiment and re-validate the baseline when due."""

@@ -102,12 +102,12 @@ class EnergyFixture:
         if self.recorder is not None:
             run_dir = self.recorder.run.run_dir
             try:
-                path = self.meter.write_timeseries(run_dir.timeseries_dir / f"{self.recorder.item.id}.parquet")
+                path = self.meter.write_timeseries(run_dir.timeseries_path(self.recorder.item.id))
             except (OSError, ImportError) as exc:  # full disk, or no parquet engine installed
                 figures.setdefault("flags", []).append("timeseries_not_written")
                 self.recorder.warnings.append(f"time series not written: {exc}")
             else:
-                self.recorder.timeseries_path = str(path.relative_to(run_dir.path))
+                self.recorder.timeseries_path = run_dir.relative(path)
 
     def _properties(self, figures: dict[str, Any], positions: dict[str, int]) -> None:
         """The window's summary in ``user_properties`` (JUnit XML), overwriting earlier entries."""

@@ -38,10 +38,10 @@ def record(recorder: ItemRecorder, result: WindowPhases, window: Window, setting
         fields["serving"] = serving_stats(result, tl, arrivals)
     if settings.requests:
         run_dir = recorder.run.run_dir
-        path = run_dir.path / "requests" / f"{recorder.item.id}.parquet"
+        path = run_dir.requests_path(recorder.item.id)
         try:
             write_requests(path, request_rows(result, window))
         except (OSError, ImportError) as exc:
             recorder.warnings.append(f"request table not written: {exc}")
         else:
-            fields["requests_path"] = str(path.relative_to(run_dir.path))
+            fields["requests_path"] = run_dir.relative(path)

@@ -15,6 +15,7 @@ from pytest_llenergy.backends.base import GenerationStats
 from pytest_llenergy.dispatch.provenance import container_provenance
 from pytest_llenergy.plugin.state import CampaignItem, LemRun
 from pytest_llenergy.results.schema import ExperimentResult, ItemTiming, LatencyStats, LoadInfo
+from pytest_llenergy.results.store import ENVIRONMENT_FILE
 
 WINDOWS = pytest.StashKey[list[dict[str, Any]]]()
 """Measured windows of an item (``WindowEnergy`` dicts), filled by the ``energy`` fixture; tokens
@@ -74,7 +75,7 @@ class ItemRecorder:
     engine: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     timeseries_path: str | None = None
-    environment_file: str | None = "environment.json"
+    environment_file: str | None = ENVIRONMENT_FILE
     extra: dict[str, Any] = field(default_factory=dict)
     #: phases, phase_info, serving, requests_path (plugin/measurement/phases.py)
     phase_fields: dict[str, Any] = field(default_factory=dict)

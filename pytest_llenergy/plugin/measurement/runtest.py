@@ -162,14 +162,15 @@ def _finish_campaign_item(item: pytest.Item, recorder: ItemRecorder, report: pyt
     workload = result.config.get("workload") or {}
     result.footprint = item_footprint(item.config, result.energy.energy_j if result.energy else None,
                                       workload.get("num_prompts"))
+    row = result_row(result)  # computed once: the gate's row is the summary's (RunDirectory.rows)
     if measured:
-        verdict = gates.evaluate(item, result_row(result))
+        verdict = gates.evaluate(item, row)
         if verdict is not None:
             result.budget = {"failed": verdict.failed, "breaches": verdict.breaches, "checks": verdict.checks}
             if verdict.failed:
                 gates.fail_report(report, verdict, gates.gate_kind(item))
     try:
-        path = recorder.run.run_dir.write_result(result)
+        path = recorder.run.run_dir.write_result(result, row)
     except OSError as exc:  # unwritable or full results dir: fail this item, keep the campaign going
         recorder.extra["written"] = True
         report.outcome = "failed"
@@ -177,7 +178,7 @@ def _finish_campaign_item(item: pytest.Item, recorder: ItemRecorder, report: pyt
                            f"{recorder.run.run_dir.experiments_dir}: {exc}")
         return
     recorder.extra["written"] = True
-    relative = str(path.relative_to(recorder.run.run_dir.path))
+    relative = recorder.run.run_dir.relative(path)
     report.user_properties.append((LEM_RESULT_PROPERTY, {"path": relative, "status": result.status, "error": result.error}))
     item.config.hook.pytest_lem_result(config=item.config, result=result)
 

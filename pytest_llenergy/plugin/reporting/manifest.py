@@ -49,7 +49,7 @@ class ManifestPlugin:
         run = self.run
         planned = [(i.experiment.id, i.cycle, i.id) for i in run.items()]
         self.writer = ManifestWriter.open(
-            run.run_dir.path / "manifest.json", campaign=run.name, campaign_hash=run.plan.file_hash,
+            run.run_dir.manifest_path, campaign=run.name, campaign_hash=run.plan.file_hash,
             run_id=run.run_id, seed=run.seed, order=run.order, cycles=run.cycles, planned=planned,
             group_by=group_by_setting(self.config, run), dropped=run.extras.get("dropped_experiments", ()),
             description=run.plan.campaign.description,

@@ -24,10 +24,8 @@ from pytest_llenergy.plugin.xdist import is_worker
 from pytest_llenergy.results.compare import DEFAULT_ALPHA
 from pytest_llenergy.results.export import summary_payload
 from pytest_llenergy.results.schema import ExperimentResult
-from pytest_llenergy.results.store import atomic_write_json
-from pytest_llenergy.results.walltime import WALLTIME_FILE, wall_time_lines
-
-ENVIRONMENT_FILE = "environment.json"
+from pytest_llenergy.results.store import ENVIRONMENT_FILE, WALLTIME_FILE, atomic_write_json
+from pytest_llenergy.results.walltime import wall_time_lines
 
 
 def group_by_setting(config: pytest.Config, run: LemRun) -> list[str]:
@@ -69,7 +67,7 @@ class ReportingPlugin:
 
         try:
             environment = collect_environment(None)
-            atomic_write_json(self.run.run_dir.path / ENVIRONMENT_FILE, environment)
+            self.run.run_dir.write_json(ENVIRONMENT_FILE, environment)
             self.environment = environment
         except OSError as exc:
             self.environment = {}
@@ -97,7 +95,8 @@ class ReportingPlugin:
 
         run, config = self.run, self.config
         self.summary = build_outputs(run.run_dir.path, group_by=group_by_setting(config, run), seed=run.seed,
-                                     cycles_configured=run.cycles, plots=not resolve(config, "lem_no_plots"))
+                                     cycles_configured=run.cycles, plots=not resolve(config, "lem_no_plots"),
+                                     rows=run.run_dir.rows)
         config.hook.pytest_lem_summary(config=config, summary=self.summary)
         self.lines[:0] = format_terminal_table(self.summary, config.get_verbosity(), cycles_configured=run.cycles)
         self.lines += wall_time_lines(self.summary.header.get("wall_time"))
@@ -117,13 +116,13 @@ class ReportingPlugin:
         record = {"session_wall_s": time.perf_counter() - getattr(self, "started", time.perf_counter()),
                   "baseline_outside_items_s": outside,
                   "loads": cache.sessions.counts.to_dict() if cache is not None else None}
-        atomic_write_json(self.run.run_dir.path / WALLTIME_FILE, record)
+        self.run.run_dir.write_json(WALLTIME_FILE, record)
 
     def _record(self, name: str) -> dict[str, Any]:
         from pytest_llenergy.results import load
         from pytest_llenergy.results.saved import run_record
 
-        frame = load(self.run.run_dir.path)
+        frame = load(self.run.run_dir.path, rows=self.run.run_dir.rows)
         record = run_record(frame, name=name, campaign=self.run.name, run_id=self.run.run_id,
                             environment=getattr(self, "environment", {}))
         plain = plain_windows(self.config)
@@ -152,7 +151,7 @@ class ReportingPlugin:
             self.lines.append(f"saved this run as {path}")
 
     def _write_json(self, path: Path) -> None:
-        manifest = json.loads((self.run.run_dir.path / "manifest.json").read_text())
+        manifest = json.loads(self.run.run_dir.manifest_path.read_text())
         payload = {"campaign": self.run.name, "run_id": self.run.run_id, "run_dir": str(self.run.run_dir.path),
                    "seed": self.run.seed, "manifest": manifest, "summary": summary_payload(self.summary),
                    "verdicts": [{"key": k, "budget": r.budget} for k, r in self._verdicts()],
