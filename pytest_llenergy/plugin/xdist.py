@@ -59,7 +59,7 @@ class ControllerHooks:
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_configure_node(self, node: Any) -> None:
-        from pytest_llenergy.plugin.state import get_run
+        from pytest_llenergy.plugin.base import get_run
 
         run = get_run(node.config)
         index = int(str(node.gateway.id).removeprefix("gw") or 0)

@@ -10,8 +10,7 @@ from __future__ import annotations
 import pytest
 
 from pytest_llenergy.config.campaign import AdaptiveCycles
-from pytest_llenergy.plugin.base import campaign_item
-from pytest_llenergy.plugin.state import get_run
+from pytest_llenergy.plugin.base import campaign_item, get_run
 
 
 @pytest.hookimpl(tryfirst=True)

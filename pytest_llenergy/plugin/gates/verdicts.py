@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from pytest_llenergy.plugin.gates import budgets, compare
+from pytest_llenergy.plugin.session import LemSession
 from pytest_llenergy.results.budgets import Verdict
 
 GATE_FAILED = "lem_gate_failed"
@@ -54,6 +55,21 @@ def fail_report(report: pytest.TestReport, verdict: Verdict, kind: str = OVER_BU
 
 def gate_kind(item: pytest.Item) -> str:
     return item.stash.get(KIND, OVER_BUDGET)
+
+
+class Gates:
+    """The gates as a finished item's run asks for them (``LemSession.gates``: ``session.GatesView``)."""
+
+    def judge(self, item: pytest.Item, figures: dict[str, Any] | None) -> Verdict | None:
+        return evaluate(item, figures)
+
+    def fail(self, report: pytest.TestReport, verdict: Verdict, item: pytest.Item) -> None:
+        fail_report(report, verdict, gate_kind(item))
+
+
+def install(session: LemSession) -> None:
+    """Configure step: the gates a finished item is judged by (``measurement/runtest.py`` asks)."""
+    session.gates = Gates()
 
 
 def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config) -> tuple[str, str, str] | None:
