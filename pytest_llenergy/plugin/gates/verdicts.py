@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from pytest_llenergy.plugin.base import GATE_KIND
 from pytest_llenergy.plugin.gates import budgets, compare
 from pytest_llenergy.plugin.session import LemSession
 from pytest_llenergy.results.budgets import Verdict
@@ -34,11 +35,8 @@ def evaluate(item: pytest.Item, figures: dict[str, Any] | None) -> Verdict | Non
     for verdict in verdicts:
         merged.breaches += verdict.breaches
         merged.checks += verdict.checks
-    item.stash[KIND] = OVER_BUDGET if budget is not None and budget.failed else REGRESSION
+    item.stash[GATE_KIND] = OVER_BUDGET if budget is not None and budget.failed else REGRESSION
     return merged
-
-
-KIND = pytest.StashKey[str]()
 
 
 def fail_report(report: pytest.TestReport, verdict: Verdict, kind: str = OVER_BUDGET) -> None:
@@ -54,7 +52,7 @@ def fail_report(report: pytest.TestReport, verdict: Verdict, kind: str = OVER_BU
 
 
 def gate_kind(item: pytest.Item) -> str:
-    return item.stash.get(KIND, OVER_BUDGET)
+    return item.stash.get(GATE_KIND, OVER_BUDGET)
 
 
 class Gates:
