@@ -1,5 +1,6 @@
 """The package's shape: no import circles (in-function and TYPE_CHECKING imports count), layers point
-downward as DESIGN.md draws them, nothing below plugin/ imports pytest, and modules stay small."""
+downward as DESIGN.md draws them, nothing below plugin/ imports pytest, modules stay small, and inside
+plugin/ the parts reach one another only through the session object or plugin/base.py."""
 
 from __future__ import annotations
 
