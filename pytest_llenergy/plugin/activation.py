@@ -97,6 +97,7 @@ def _uses_plugin(item: pytest.Item) -> bool:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    """After collection: activate the machinery when a test uses its fixtures or markers."""
     if active(config) is None and any(_uses_plugin(item) for item in items):
         activate(config, "a test uses it", session, items)
 

@@ -29,7 +29,7 @@ WINDOWS = pytest.StashKey[list[dict[str, Any]]]()
 recorded after a window's block update its dict in place until the test's report is made."""
 HANDLES = pytest.StashKey[list[Any]]()
 """The ``Window`` handles behind ``WINDOWS`` (sealed once the test's report is made)."""
-GATE_KIND = pytest.StashKey[str]()
+FAILED_GATE = pytest.StashKey[str]()
 """Which gate failed an item (``budget`` or ``regression``), from its verdict to its report."""
 LEM_KEY_PROPERTY = "lem_key"
 LEM_RESULT_PROPERTY = "lem_result"

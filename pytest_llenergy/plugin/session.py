@@ -16,7 +16,7 @@ Lifecycle, in every process (the controller, each xdist worker, each dispatched 
    the reporting, resume and dispatch plugins). That happens when the plugin activates
    (``plugin/activation.py``): at configure time, or after collection when a test first uses it;
 3. **used** by the hooks of collection, each item's run and the reports; per-item state stays in
-   ``item.stash`` (``base.RECORDER``, ``base.WINDOWS``, ``base.HANDLES``);
+   ``item.stash`` (``base.RECORDER``, ``base.WINDOWS``, ``base.HANDLES``, ``base.FAILED_GATE``);
 4. **finished** at session end: the reporting plugins write the outputs and
    ``measurement/runtest.py`` closes the resident backend sessions (``backends``).
 """

@@ -15,6 +15,7 @@ from pytest_llenergy.plugin.base import campaign_item, get_run
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Item setup: skip a cycle beyond ``min`` once the experiment's CI target is met."""
     run, citem = get_run(item.config), campaign_item(item)
     if run is None or citem is None:
         return

@@ -28,6 +28,7 @@ def load_campaign(session: LemSession) -> None:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Collection: one item per (experiment, cycle) of ``session.run``."""
     if EXPERIMENT_ARG not in metafunc.fixturenames:
         return
     run = get_run(metafunc.config)
@@ -39,6 +40,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Collection: put campaign items in the run's order; drop those a resumed run finished."""
     run = get_run(config)
     if run is None:
         return
@@ -54,6 +56,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def pytest_report_header(config: pytest.Config) -> list[str] | None:
+    """Header: the energy source, the campaign and its plan, where results go, what the source skips."""
     run = get_run(config)
     if run is None:
         return None
@@ -86,6 +89,7 @@ def skipped_lines(config: pytest.Config, context: Any) -> list[str]:
 
 
 def pytest_report_collectionfinish(config: pytest.Config) -> list[str] | None:
+    """After collection: grid points dropped or merged."""
     run = get_run(config)
     if run is None:
         return None

@@ -206,6 +206,7 @@ def register(session: LemSession) -> None:
 
 
 def pytest_report_collectionfinish(config: pytest.Config) -> list[str] | None:
+    """After collection: what ``--lem-resume`` found (``session.resume_lines``)."""
     return session_of(config).resume_lines or None
 
 

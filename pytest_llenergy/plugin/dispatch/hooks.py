@@ -69,6 +69,7 @@ def pytest_lem_dispatch(item: pytest.Item, nextitem: pytest.Item | None) -> bool
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> bool | None:
+    """Item protocol: hand a campaign item to ``pytest_lem_dispatch`` (docker dispatch runs the items it routes)."""
     if campaign_item(item) is None or item.config.getoption("lem_dispatched", False):
         return None
     if item.ihook.pytest_lem_dispatch(item=item, nextitem=nextitem):

@@ -34,6 +34,7 @@ def marker_budget(item: pytest.Item) -> Budget | None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Collection: a bad ``energy_budget`` marker is a usage error before anything runs."""
     for item in items:
         try:
             marker_budget(item)

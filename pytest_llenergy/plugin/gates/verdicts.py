@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from pytest_llenergy.plugin.base import GATE_KIND
+from pytest_llenergy.plugin.base import FAILED_GATE
 from pytest_llenergy.plugin.gates import budgets, compare
 from pytest_llenergy.plugin.session import LemSession
 from pytest_llenergy.results.budgets import Verdict
@@ -35,7 +35,7 @@ def evaluate(item: pytest.Item, figures: dict[str, Any] | None) -> Verdict | Non
     for verdict in verdicts:
         merged.breaches += verdict.breaches
         merged.checks += verdict.checks
-    item.stash[GATE_KIND] = OVER_BUDGET if budget is not None and budget.failed else REGRESSION
+    item.stash[FAILED_GATE] = OVER_BUDGET if budget is not None and budget.failed else REGRESSION
     return merged
 
 
@@ -52,7 +52,7 @@ def fail_report(report: pytest.TestReport, verdict: Verdict, kind: str = OVER_BU
 
 
 def gate_kind(item: pytest.Item) -> str:
-    return item.stash.get(GATE_KIND, OVER_BUDGET)
+    return item.stash.get(FAILED_GATE, OVER_BUDGET)
 
 
 class Gates:
@@ -71,6 +71,7 @@ def install(session: LemSession) -> None:
 
 
 def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config) -> tuple[str, str, str] | None:
+    """Report status: ``B`` / ``OVER BUDGET`` and ``R`` / ``REGRESSION`` for gate failures."""
     if report.when == "call" and report.failed and any(k == GATE_FAILED for k, _ in report.user_properties):
         if any(k == GATE_KIND and v == REGRESSION for k, v in report.user_properties):
             return "failed", "R", "REGRESSION"

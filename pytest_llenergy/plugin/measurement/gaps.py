@@ -43,6 +43,7 @@ def gap_setting(config: pytest.Config, kind: str) -> float | str:
 
 @pytest.hookimpl(trylast=True)
 def pytest_lem_thermal_gap(item: pytest.Item, previous: pytest.Item | None) -> dict[str, Any] | None:
+    """The default thermal gap before an item: a fixed wait or an adaptive settle."""
     if previous is None:
         return {"kind": "none", "waited_s": 0.0, "reason": "first item of this process"}
     current, before = campaign_item(item), campaign_item(previous)
@@ -108,6 +109,7 @@ def _adaptive(item: pytest.Item, label: str) -> dict[str, Any]:
 
 @pytest.hookimpl
 def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Item setup: the thermal gap after ``session.previous_item``, then the baseline re-check."""
     citem = campaign_item(item)
     run = get_run(item.config)
     if citem is None or run is None:

@@ -120,6 +120,7 @@ def lem_session(request: pytest.FixtureRequest, lem_experiment: CampaignItem, le
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Item setup: the campaign item's result record (``item.stash[RECORDER]``)."""
     run, citem = get_run(item.config), campaign_item(item)
     if run is not None and citem is not None:
         item.stash[RECORDER] = ItemRecorder(run, citem, item.nodeid)
@@ -152,6 +153,8 @@ def window_figures(window: dict[str, Any] | None, same_name: list[dict[str, Any]
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[Any]
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Item report: seal the windows; a campaign item's result is built, judged and written; a plain
+    test's windows are judged by its gates."""
     report: pytest.TestReport = yield
     if report.when == "call" or (report.when == "setup" and not report.passed):
         seal_windows(item)

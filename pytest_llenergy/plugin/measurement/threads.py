@@ -41,6 +41,7 @@ def choose(session: LemSession) -> None:
 
 
 def pytest_report_header(config: pytest.Config) -> list[str] | None:
+    """Header: the CPU threads chosen (campaign runs)."""
     if get_run(config) is None:
         return None
     return [f"llenergy: {line}" for line in session_of(config).thread_lines()]

@@ -151,6 +151,7 @@ def plain_windows(config: pytest.Config) -> PlainWindows | None:
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[Any]
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Item report: a plain test's windows ride on its call report (to the controller under xdist)."""
     report: pytest.TestReport = yield
     if report.when == "call" and campaign_item(item) is None:
         windows = item.stash.get(WINDOWS, None)
