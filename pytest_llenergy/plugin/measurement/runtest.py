@@ -166,13 +166,19 @@ def pytest_runtest_makereport(
     if recorder is not None and not recorder.extra.get("written") and finished and not report.skipped:
         _finish_campaign_item(item, recorder, report)
     elif recorder is None and report.when == "call" and report.passed:
-        windows: list[dict[str, Any]] = item.stash.get(WINDOWS, [])
-        first = [w for w in windows if w.get("name") == windows[0].get("name")] if windows else []
-        verdict = judge(item, window_figures(windows[0], first) if windows else None, report)
-        if verdict is not None:
-            setattr(report, VERDICT_ATTR, {"failed": verdict.failed, "breaches": verdict.breaches,
-                                           "checks": verdict.checks})
+        _judge_plain_test(item, report)
     return report
+
+
+def _judge_plain_test(item: pytest.Item, report: pytest.TestReport) -> None:
+    """A plain test's gates, on its first window's figures (the mean of its repetitions); the verdict
+    rides on the report (``VERDICT_ATTR``) to the controller."""
+    windows: list[dict[str, Any]] = item.stash.get(WINDOWS, [])
+    first = [w for w in windows if w.get("name") == windows[0].get("name")] if windows else []
+    verdict = judge(item, window_figures(windows[0], first) if windows else None, report)
+    if verdict is not None:
+        setattr(report, VERDICT_ATTR, {"failed": verdict.failed, "breaches": verdict.breaches,
+                                       "checks": verdict.checks})
 
 
 def _finish_campaign_item(item: pytest.Item, recorder: ItemRecorder, report: pytest.TestReport) -> None:
