@@ -1,5 +1,6 @@
 """The package's shape: no import circles (in-function and TYPE_CHECKING imports count), layers point
-downward as DESIGN.md draws them, nothing below plugin/ imports pytest, and modules stay small."""
+downward as DESIGN.md draws them, nothing below plugin/ imports pytest, modules stay small, and inside
+plugin/ the parts reach one another only through the session object or plugin/base.py."""
 
 from __future__ import annotations
 
@@ -175,3 +176,54 @@ def test_one_atomic_write() -> None:
                     and isinstance(node.func.value, ast.Name) and (node.func.value.id, node.func.attr) in tools):
                 copies.add(rel)
     assert copies - FOLDER_RENAMES - PENDING == {"config/files.py"}
+
+
+# -- inside plugin/: parts talk through the session object (issue 30) ------------------------------------------------
+PLUGIN = PACKAGE / "plugin"
+# The one module that wires the parts together: it registers every hook module and runs their configure steps.
+WIRING = "pytest_llenergy.plugin.lifecycle"
+# The light part every pytest run of the venv loads; it keeps its own state before any session exists.
+LIGHT = {"pytest_llenergy.plugin.activation", "pytest_llenergy.plugin.markers",
+         "pytest_llenergy.plugin.options", "pytest_llenergy.plugin.xdist"}
+
+
+def _part(module: str) -> str | None:
+    """The sub-package of plugin/ a module belongs to (``measurement``...), None for plugin's top level."""
+    parts = module.split(".")
+    return parts[2] if len(parts) > 3 and parts[1] == "plugin" else None
+
+
+def _plugin_graph() -> dict[str, set[str]]:
+    return {source: {t for t in targets if t.startswith("pytest_llenergy.plugin.")}
+            for source, targets in graph().items() if source.startswith("pytest_llenergy.plugin")}
+
+
+def test_plugin_parts_import_no_sibling_part() -> None:
+    """collection/, measurement/, gates/, reporting/ and dispatch/ reach one another only through the
+    session object (plugin/session.py) or plugin/base.py, never by importing another part's modules."""
+    bad = sorted(f"{source} -> {target}" for source, targets in _plugin_graph().items() for target in targets
+                 if _part(source) is not None and _part(target) is not None and _part(target) != _part(source))
+    assert not bad, "a part of plugin/ imports a sibling part (go through LemSession or base.py):\n" + "\n".join(bad)
+
+
+def test_plugin_top_level_imports_no_part() -> None:
+    """The shared top level (base, session, state, recorder, options...) sits under the parts: only the
+    wiring module (plugin/lifecycle.py) imports them."""
+    bad = sorted(f"{source} -> {target}" for source, targets in _plugin_graph().items() for target in targets
+                 if _part(source) is None and source not in (WIRING, "pytest_llenergy.plugin") and _part(target) is not None)
+    assert not bad, "plugin's top level imports a part:\n" + "\n".join(bad)
+
+
+def test_one_configure_hook_and_the_stash_keys_in_base() -> None:
+    """The machinery's configure-time order lives in one place (lifecycle.PARTS, run from its one
+    ``pytest_configure``); its state lives on the session, and the stash keys left (the session's own, per-item
+    ones) in plugin/base.py. The light part keeps its own (before any session exists)."""
+    configure, keys = set(), set()
+    for path in PLUGIN.rglob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        if any(isinstance(n, ast.FunctionDef) and n.name == "pytest_configure" for n in tree.body):
+            configure.add(module_name(path))
+        if any(isinstance(n, ast.Attribute) and n.attr == "StashKey" for n in ast.walk(tree)):
+            keys.add(module_name(path))
+    assert configure - LIGHT == {WIRING}, f"pytest_configure outside plugin/lifecycle.py: {sorted(configure - LIGHT - {WIRING})}"
+    assert keys - LIGHT == {"pytest_llenergy.plugin.base"}, f"stash keys outside plugin/base.py: {sorted(keys - LIGHT)}"

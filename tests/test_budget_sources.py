@@ -12,7 +12,8 @@ TESTS_DIR = Path(__file__).parent
 # A shortened idle baseline for plain tests (the default measures 30 s).
 SHORT_BASELINE = '''
 import sys, pytest
-from pytest_llenergy.plugin.measurement.context import CONTEXT, MeasurementContext, measurement_settings
+from pytest_llenergy.plugin.base import session_of
+from pytest_llenergy.plugin.measurement.context import MeasurementContext, measurement_settings
 
 
 @pytest.hookimpl(trylast=True)
@@ -20,7 +21,7 @@ def pytest_configure(config):
     settings = measurement_settings(config)
     settings.baseline.duration_s = 0.5
     settings.baseline.revalidate_every = 0
-    config.stash[CONTEXT] = MeasurementContext(config, settings)
+    session_of(config).context = MeasurementContext(config, settings)
 '''
 
 EXAMPLE = '''

@@ -12,12 +12,11 @@ import pytest
 
 from pytest_llenergy.config.budgets import Budget
 from pytest_llenergy.plugin import markers as gate_markers
-from pytest_llenergy.plugin.base import EXPERIMENT_ARG
+from pytest_llenergy.plugin.base import EXPERIMENT_ARG, WINDOWS, get_run, session_of
 from pytest_llenergy.plugin.gates import budgets as gate_budgets
 from pytest_llenergy.plugin.gates import compare as gate_compare
 from pytest_llenergy.plugin.gates import verdicts
-from pytest_llenergy.plugin.measurement.recorder import WINDOWS
-from pytest_llenergy.plugin.state import LEM_RUN, CampaignItem
+from pytest_llenergy.plugin.state import CampaignItem
 from pytest_llenergy.results.budgets import Verdict
 from pytest_llenergy.results.compare import parse_rules
 from pytest_llenergy.results.stats import bootstrap_ci
@@ -34,7 +33,7 @@ class FakeItem:
         self.stash = pytest.Stash()
         self.config = SimpleNamespace(stash=pytest.Stash(), rootpath=None)
         if run is not None:
-            self.config.stash[LEM_RUN] = run
+            session_of(self.config).run = run
         self._marker = None if marker is None else pytest.mark.energy_budget(*args, **marker).mark
         if citem is not None:
             self.callspec = SimpleNamespace(params={EXPERIMENT_ARG: citem})
@@ -159,7 +158,7 @@ class TestBudgetsAcrossCycles:
         rules = [rule("*-bs1-*", energy="1 kJ"), rule("*-bs2-*", energy="1 J"), rule({"workload.batch_size": 1}, mean_power="300 W")]
         citem = CampaignItem(exp, 1, 0, 1, 1)
         item = FakeItem({"energy_per_output_token": 0.5}, citem, campaign_run(rules))
-        found = gate_budgets.budgets_for(item, citem, item.config.stash[LEM_RUN])
+        found = gate_budgets.budgets_for(item, citem, get_run(item.config))
         assert [(b.source, b.limits) for b in found] == [("marker", {"energy_per_output_token": 0.5}),
                                                          ("campaign", {"energy": 1000.0}), ("campaign", {"mean_power": 300.0})]
         verdict = gate_budgets.evaluate(item, {"adjusted_energy_per_output_token_j": 0.4, "energy_j": 2.0, "mean_power_w": 301.0})
@@ -197,8 +196,8 @@ class TestMarker:
 
     def test_the_markers_help_line_follows_the_signature(self):
         lines = []
-        gate_budgets.pytest_configure(SimpleNamespace(addinivalue_line=lambda key, line: lines.append((key, line)),
-                                                      stash=pytest.Stash()))
+        config = SimpleNamespace(addinivalue_line=lambda key, line: lines.append((key, line)), stash=pytest.Stash())
+        gate_budgets.register(session_of(config))  # the configure step
         assert lines == [("markers", "energy_budget(energy_per_output_token=..., energy_per_token=..., energy=..., "
                                      "mean_power=..., tolerance=..., adjusted=...): Fail the test when a measured "
                                      "figure exceeds its limit (J, W or strings such as \"0.45 J\", \"2 Wh\", \"300 W\").")]
@@ -214,10 +213,10 @@ SAVED = {"path": "/saved/3.json", "number": 3, "name": "base",
 
 
 def comparing(item: FakeItem, rules=(RISE,), alpha: float | None = None, saved=SAVED) -> FakeItem:
-    item.config.stash[gate_compare.SAVED] = saved
-    item.config.stash[gate_compare.RULES] = list(rules)
+    session = session_of(item.config)
+    session.saved, session.compare_rules = saved, list(rules)
     if alpha is not None:
-        item.config.stash[gate_compare.ALPHA] = alpha
+        session.compare_alpha = alpha
     return item
 
 
@@ -370,7 +369,6 @@ class TestCompareOptions:
     @pytest.mark.parametrize(("ref", "expected"), [("", "0002_new.json"), ("latest", "0002_new.json"), ("old", "0001_old.json"),
                                                    ("1", "0001_old.json")])
     def test_the_saved_run_is_found_by_name_number_or_latest(self, pytester, ref, expected):
-        from pytest_llenergy.plugin.gates.compare import ALPHA, RULES, SAVED
         from pytest_llenergy.results.saved import save_run
 
         for name in ("old", "new"):
@@ -379,7 +377,8 @@ class TestCompareOptions:
 
         class Spy:
             def pytest_unconfigure(self, config):
-                seen.update(saved=config.stash[SAVED], rules=config.stash[RULES], alpha=config.stash[ALPHA])
+                session = session_of(config)
+                seen.update(saved=session.saved, rules=session.compare_rules, alpha=session.compare_alpha)
 
         pytester.runpytest_inprocess("--lem-storage", "store", "--lem-compare", ref, "--lem-compare-fail", "energy:5%",
                                      "--lem-compare-alpha", "0.03", plugins=[Spy()])

@@ -2,7 +2,8 @@
 
 One module per concern, each a plugin. Only the options, the hook specifications, the markers and
 ``activation`` load with every pytest run of the venv; ``activation`` registers the rest
-(``activation.MODULES``) when the run uses the plugin.
+(``lifecycle``, which registers the hook modules of ``lifecycle.PARTS`` and configures the session)
+when the run uses the plugin.
 
 Modules are registered directly (``register_modules``), never through ``pytest_plugins`` or
 ``import_plugin``: pytest marks each such name for assertion rewriting when it reaches it, and warns
@@ -22,7 +23,7 @@ from pytest_llenergy.plugin.registration import register_modules
 PLUGIN_MODULES = (
     "pytest_llenergy.plugin.options",
     "pytest_llenergy.plugin.xdist",  # light; -n auto asks it for the worker count before pytest_configure
-    "pytest_llenergy.plugin.activation",  # registers the rest when the run uses it (activation.MODULES)
+    "pytest_llenergy.plugin.activation",  # registers the rest when the run uses it (lifecycle.PARTS)
 )
 
 

@@ -8,14 +8,15 @@ scipy and pyarrow behind them) are registered
   sets any ``--lem-*`` option or ``lem_*`` ini value, or is distributed by pytest-xdist; or
 - after collection, when an item uses one of the plugin's fixtures or the ``energy_budget`` marker.
 
-``pytest_configure`` is a historic hook, so each module is configured as it registers; when they
-load after collection, the session-start and collection hooks they missed are replayed for them
-alone. A run that uses none of it (a plain test suite in the same venv) loads none of it.
+Registering means registering ``lifecycle`` (``MACHINERY``), whose ``pytest_configure`` (a historic
+hook: it runs as it registers) registers the hook modules and configures the session in one ordered
+table; when they load after collection, the session-start and collection hooks they missed are
+replayed for them alone. A run that uses none of it (a plain test suite in the same venv) loads none of it.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, BinaryIO
 
 import pytest
 
@@ -23,31 +24,13 @@ from pytest_llenergy.plugin.markers import MARKERS, register_markers
 from pytest_llenergy.plugin.options import OPTIONS, UNSET, command_line_value, ini_value
 from pytest_llenergy.plugin.registration import register_modules
 
-MODULES: tuple[str, ...] = (
-    "pytest_llenergy.plugin.collection.hooks",
-    "pytest_llenergy.plugin.collection.preflight",
-    "pytest_llenergy.plugin.gates.budgets",
-    "pytest_llenergy.plugin.gates.compare",
-    "pytest_llenergy.plugin.gates.verdicts",
-    "pytest_llenergy.plugin.measurement.runtest",
-    "pytest_llenergy.plugin.measurement.context",
-    "pytest_llenergy.plugin.measurement.threads",
-    "pytest_llenergy.plugin.measurement.carbon",
-    "pytest_llenergy.plugin.measurement.fixture",
-    "pytest_llenergy.plugin.measurement.gaps",
-    "pytest_llenergy.plugin.collection.adaptive",
-    "pytest_llenergy.plugin.collection.search",
-    "pytest_llenergy.plugin.reporting.session",
-    "pytest_llenergy.plugin.reporting.plain",
-    "pytest_llenergy.plugin.reporting.notify",
-    "pytest_llenergy.plugin.reporting.manifest",
-    "pytest_llenergy.plugin.collection.resume",
-    "pytest_llenergy.plugin.dispatch.hooks",
-)
-"""The plugin's machinery, in registration order."""
+MACHINERY = "pytest_llenergy.plugin.lifecycle"
+"""The machinery's entry: it registers the hook modules and configures the session (``lifecycle.PARTS``)."""
 SERVE_FLAG = "--lem-dispatch-serve"  # dispatch.worker.SERVE_FLAG (tests/test_plugin_import.py checks)
 FIXTURES = frozenset({"energy", "lem_session", "lem_experiment", "lem_result"})
+# The light part's own state, kept before (and whether or not) the session object exists:
 ACTIVE = pytest.StashKey[str]()  # why the machinery was loaded
+SERVE_STREAMS = pytest.StashKey[tuple[BinaryIO, BinaryIO]]()  # a persistent container's protocol streams
 
 
 def active(config: pytest.Config) -> str | None:
@@ -57,14 +40,14 @@ def active(config: pytest.Config) -> str | None:
 
 def activate(config: pytest.Config, reason: str, session: pytest.Session | None = None,
              items: list[pytest.Item] | None = None) -> None:
-    """Register every module of the machinery (once); with ``session``, replay for them the
-    session-start and collection hooks that ran before they loaded."""
+    """Register the machinery (once: ``lifecycle`` registers its modules and configures the session);
+    with ``session``, replay for them the session-start and collection hooks that ran before they loaded."""
     if active(config) is not None:
         return
     config.stash[ACTIVE] = reason
     manager = config.pluginmanager
     before = list(manager.get_plugins())
-    register_modules(manager, MODULES)  # not import_plugin: no rewrite warnings (plugin/__init__)
+    register_modules(manager, [MACHINERY])  # not import_plugin: no rewrite warnings (plugin/__init__)
     if session is None:
         return
     manager.subset_hook_caller("pytest_sessionstart", remove_plugins=before)(session=session)
@@ -79,7 +62,6 @@ def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Pa
     (before ``pytest_configure``: here, not in the dispatch module that loads later)."""
     if SERVE_FLAG in args and "--lem-dispatched" in args:
         from pytest_llenergy.dispatch.worker import take_protocol_streams
-        from pytest_llenergy.plugin.dispatch.serve import SERVE_STREAMS
 
         early_config.stash[SERVE_STREAMS] = take_protocol_streams()
     return (yield)
@@ -115,8 +97,9 @@ def _uses_plugin(item: pytest.Item) -> bool:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    """After collection: activate the machinery when a test uses its fixtures or markers."""
     if active(config) is None and any(_uses_plugin(item) for item in items):
         activate(config, "a test uses it", session, items)
 
 
-__all__: list[Any] = ["MODULES", "activate", "active"]
+__all__: list[Any] = ["MACHINERY", "activate", "active"]

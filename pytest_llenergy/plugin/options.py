@@ -243,6 +243,7 @@ def help_text(opt: Option) -> str:
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
+    """Every ``--lem-*`` option and ``lem_*`` ini value, from ``OPTIONS``."""
     group = parser.getgroup("llenergy", "LLM energy measurement (pytest-llenergy)")
     for opt in OPTIONS:
         kwargs: dict[str, Any] = {"dest": opt.dest, "help": help_text(opt)}

@@ -1,4 +1,5 @@
-"""The campaign run's state, created once in ``pytest_configure`` and kept in ``config.stash``."""
+"""The campaign run: what a campaign item runs (``CampaignItem``) and the run itself (``LemRun``),
+created by ``create_run`` in the first configure step and kept as ``LemSession.run`` (plugin/session.py)."""
 
 from __future__ import annotations
 
@@ -83,9 +84,6 @@ class LemRun:
         ]
 
 
-LEM_RUN = pytest.StashKey[LemRun]()
-
-
 def _new_run_id() -> str:
     return dt.datetime.now().strftime("%Y-%m-%dT%H-%M-%S") + "-" + secrets.token_hex(2)
 
@@ -163,14 +161,3 @@ def create_run(config: pytest.Config) -> LemRun | None:
                  subordinate, done)
     run.extras["campaign_arg"] = str(path)
     return run
-
-
-def get_run(config: pytest.Config) -> LemRun | None:
-    """The campaign run of this session, or None without a campaign."""
-    return config.stash.get(LEM_RUN, None)
-
-
-def run_setting(config: pytest.Config, dest: str) -> Any:
-    """:func:`~pytest_llenergy.plugin.options.resolve` against this session's campaign (if any)."""
-    run = get_run(config)
-    return resolve(config, dest, run.plan.campaign if run is not None else None)

@@ -59,7 +59,7 @@ class ControllerHooks:
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_configure_node(self, node: Any) -> None:
-        from pytest_llenergy.plugin.state import get_run
+        from pytest_llenergy.plugin.base import get_run
 
         run = get_run(node.config)
         index = int(str(node.gateway.id).removeprefix("gw") or 0)
@@ -91,6 +91,8 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
+    """Configure (every run, first): an xdist worker pins its GPUs before CUDA starts; the controller
+    registers the hooks that hand each worker its GPUs and the run's identity."""
     worker_input = getattr(config, "workerinput", None)
     if worker_input is not None and worker_input.get("lem_gpus"):
         os.environ["CUDA_VISIBLE_DEVICES"] = worker_input["lem_gpus"]

@@ -10,18 +10,24 @@ from __future__ import annotations
 import pytest
 
 from pytest_llenergy.config.campaign import AdaptiveCycles
-from pytest_llenergy.plugin.base import campaign_item
-from pytest_llenergy.plugin.state import get_run
+from pytest_llenergy.plugin.base import campaign_item, get_run
+from pytest_llenergy.plugin.state import CampaignItem, LemRun
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Item setup: skip a cycle beyond ``min`` once the experiment's CI target is met."""
     run, citem = get_run(item.config), campaign_item(item)
     if run is None or citem is None:
         return
     cycles = run.plan.campaign.cycles
-    if not isinstance(cycles, AdaptiveCycles) or citem.cycle <= cycles.min:
-        return
+    if isinstance(cycles, AdaptiveCycles) and citem.cycle > cycles.min:
+        skip_when_precise(run, citem, cycles)
+
+
+def skip_when_precise(run: LemRun, citem: CampaignItem, cycles: AdaptiveCycles) -> None:
+    """Read the experiment's finished cycles back from the run directory; skip the item when their CI
+    half-width already meets the target."""
     from pytest_llenergy.results.adaptive import decide
     from pytest_llenergy.results.frame import run_rows
     from pytest_llenergy.results.metrics import metric_column

@@ -7,23 +7,28 @@ from typing import Any
 import pytest
 
 from pytest_llenergy.config.ordering import campaign_order, place_in_slots
-from pytest_llenergy.plugin.base import EXPERIMENT_ARG, campaign_item
+from pytest_llenergy.plugin.base import (
+    EXPERIMENT_ARG,
+    GPU_KINDS,
+    campaign_item,
+    get_run,
+    run_setting,
+    session_of,
+)
 from pytest_llenergy.plugin.collection.resume import deselect_done
-from pytest_llenergy.plugin.measurement.context import GPU_KINDS, get_context
-from pytest_llenergy.plugin.measurement.gaps import gap_setting
-from pytest_llenergy.plugin.state import LEM_RUN, create_run, get_run
+from pytest_llenergy.plugin.session import LemSession
+from pytest_llenergy.plugin.state import create_run
 from pytest_llenergy.results.schema import result_key
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "lem_campaign_item: a campaign item (set by pytest-llenergy).")
-    run = create_run(config)
-    if run is not None:
-        config.stash[LEM_RUN] = run
+def load_campaign(session: LemSession) -> None:
+    """Configure step: load the campaign the run names (``session.run``; None without one)."""
+    session.config.addinivalue_line("markers", "lem_campaign_item: a campaign item (set by pytest-llenergy).")
+    session.run = create_run(session.config)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Collection: one item per (experiment, cycle) of ``session.run``."""
     if EXPERIMENT_ARG not in metafunc.fixturenames:
         return
     run = get_run(metafunc.config)
@@ -35,6 +40,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Collection: put campaign items in the run's order; drop those a resumed run finished."""
     run = get_run(config)
     if run is None:
         return
@@ -50,12 +56,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def pytest_report_header(config: pytest.Config) -> list[str] | None:
+    """Header: the energy source, the campaign and its plan, where results go, what the source skips."""
     run = get_run(config)
     if run is None:
         return None
     n = len(run.plan.experiments)
     seed = f"{run.seed} (drawn; pass --lem-seed {run.seed} to repeat)" if run.seed_drawn else str(run.seed)
-    context = get_context(config)
+    context = session_of(config).measurement()
     context.ensure_source()
     return [
         f"llenergy: energy source: {context.reason}",
@@ -75,13 +82,14 @@ def skipped_lines(config: pytest.Config, context: Any) -> list[str]:
     if baseline.enabled and kind not in GPU_KINDS:
         skipped.append(f"the {baseline.duration_s:g} s idle baseline is skipped (no idle power to measure: no "
                        "adjusted figures, budgets and compare rules judge raw energy)")
-    adaptive = [k for k in ("experiments", "cycles") if gap_setting(config, k) == "adaptive"]
+    adaptive = [k for k in ("experiments", "cycles") if run_setting(config, f"lem_gap_{k}") == "adaptive"]
     if adaptive and kind != "nvml":
         skipped.append(f"adaptive gaps between {' and '.join(adaptive)} wait 0 s (no GPU to cool)")
     return [f"llenergy: {kind} source: {'; '.join(skipped)}"] if skipped else []
 
 
 def pytest_report_collectionfinish(config: pytest.Config) -> list[str] | None:
+    """After collection: grid points dropped or merged."""
     run = get_run(config)
     if run is None:
         return None

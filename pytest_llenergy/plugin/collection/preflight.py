@@ -12,40 +12,21 @@ the controller, which reports them once: no worker measures a campaign known to 
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from pytest_llenergy.backends import checks
 from pytest_llenergy.config import Experiment
-from pytest_llenergy.plugin.base import campaign_item
-from pytest_llenergy.plugin.dispatch.settings import DOCKER_PROBLEMS, dispatch_mode
-from pytest_llenergy.plugin.measurement.context import get_context
-from pytest_llenergy.plugin.options import resolve
-from pytest_llenergy.plugin.state import get_run
+from pytest_llenergy.plugin.base import (
+    campaign_item,
+    dispatch_mode,
+    get_run,
+    output_problems,
+    session_of,
+)
+from pytest_llenergy.plugin.session import LemSession
 from pytest_llenergy.plugin.xdist import is_worker
-
-
-def writable_problem(what: str, directory: Path) -> str | None:
-    """None when a file can be created in ``directory``, else why not. Folders made to find out
-    are removed again: a run refused before its first item leaves nothing behind."""
-    made = [p for p in (directory, *directory.parents) if not p.exists()]
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=directory, prefix=".lem-write-check-"):
-            pass
-    except OSError as exc:
-        return f"{what}: {directory} is not writable ({exc.strerror or exc})"
-    finally:
-        for folder in made:  # deepest first
-            try:
-                folder.rmdir()
-            except OSError:
-                break
-    return None
-
 
 PLUGIN_SESSION_MODULE = "pytest_llenergy.plugin.measurement.runtest"
 
@@ -66,20 +47,9 @@ def experiment_problems(items: list[pytest.Item], base_dir: str | None) -> list[
     return checks.experiment_problems(seen.values(), base_dir)
 
 
-def output_problems(config: pytest.Config, measured: bool) -> list[str]:
-    problems = []
-    run = get_run(config)
-    if run is not None and not run.is_worker:
-        problems.append(writable_problem("results directory (--lem-results-dir / results_dir)", run.run_dir.path.parent))
-    json_path = resolve(config, "lem_json")
-    if json_path and measured:
-        problems.append(writable_problem("--lem-json", Path(json_path).expanduser().resolve().parent))
-    return [p for p in problems if p is not None]
-
-
 def source_problem(config: pytest.Config) -> str | None:
     try:
-        get_context(config).ensure_source()
+        session_of(config).measurement().ensure_source()
     except pytest.UsageError as exc:
         return str(exc).removeprefix("llenergy: ")
     return None
@@ -112,8 +82,7 @@ def _usage_error(problems: list[str], docker: list[str] | None = None) -> pytest
 
 def docker_problems(config: pytest.Config) -> list[str]:
     """What the docker preflight (``plugin/dispatch/host.py``, which runs first) found, in docker mode."""
-    found: list[str] = config.stash.get(DOCKER_PROBLEMS, [])
-    return list(found)
+    return list(session_of(config).docker_problems)
 
 
 def _xdist_worker(config: pytest.Config) -> bool:
@@ -145,13 +114,13 @@ def pytest_xdist_worker_collection_finish(session: pytest.Session) -> None:
         session.items[:] = []
 
 
-@pytest.hookimpl(trylast=True)
-def pytest_configure(config: pytest.Config) -> None:
-    """The results directory, before the header says where results go and before any worker starts
-    (its error is the run's only output). Under docker dispatch it waits for the docker preflight, so
-    that every problem an operator must fix is listed together."""
+def check_outputs(session: LemSession) -> None:
+    """Configure step: the results directory, before the header says where results go and before any
+    worker starts (its error is the run's only output). Under docker dispatch it waits for the docker
+    preflight, so that every problem an operator must fix is listed together."""
+    config = session.config
     if not is_worker(config) and not _xdist_worker(config) and not config.option.collectonly:
-        run = get_run(config)
+        run = session.run
         if run is not None and dispatch_mode(config, run) != "local":
             return  # docker dispatch: reported with the docker preflight's problems, all in one pass
         problems = output_problems(config, measured=False)

@@ -17,16 +17,14 @@ from typing import Any
 
 import pytest
 
-from pytest_llenergy.plugin.base import LEM_RESULT_PROPERTY
+from pytest_llenergy.plugin.base import LEM_RESULT_PROPERTY, get_run, report_property, session_of
 from pytest_llenergy.plugin.options import resolve
-from pytest_llenergy.plugin.reporting.manifest import report_property
-from pytest_llenergy.plugin.state import LemRun, get_run
+from pytest_llenergy.plugin.session import LemSession
+from pytest_llenergy.plugin.state import LemRun
 from pytest_llenergy.plugin.xdist import is_worker
 from pytest_llenergy.results.manifest import load_manifest
 from pytest_llenergy.results.schema import result_key
 from pytest_llenergy.results.store import RunDirectory, atomic_write_json, load_result_file
-
-STATUS_LINES = pytest.StashKey[list[str]]()
 
 
 def _now() -> dt.datetime:
@@ -127,7 +125,7 @@ class ResumePlugin:
         if not self.state:
             self.state = {"campaign": run.name, "run_id": run.run_id, "run_dir": str(run.run_dir.path),
                           "created_at": _now().isoformat(timespec="seconds"), "done": {}}
-        config.stash[STATUS_LINES] = self.lines
+        session_of(config).resume_lines = self.lines
 
     def save(self) -> None:
         self.state["updated_at"] = _now().isoformat(timespec="seconds")
@@ -195,19 +193,21 @@ def resume_from_disk(run: LemRun) -> str:
             f"{len(run.items()) - len(run.done)} to run{note}")
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    run = get_run(config)
+def register(session: LemSession) -> None:
+    """Configure step (controller): choose the run to continue and record progress after every item."""
+    config, run = session.config, session.run
     if run is None or is_worker(config):
         return
     if not hasattr(config, "cache"):  # -p no:cacheprovider: no saved state, only the files on disk
         if resumable_from_disk(config, run):
-            config.stash[STATUS_LINES] = [resume_from_disk(run)]
+            session.resume_lines = [resume_from_disk(run)]
         return
     config.pluginmanager.register(ResumePlugin(config, run), "llenergy-resume")
 
 
 def pytest_report_collectionfinish(config: pytest.Config) -> list[str] | None:
-    return config.stash.get(STATUS_LINES, None) or None
+    """After collection: what ``--lem-resume`` found (``session.resume_lines``)."""
+    return session_of(config).resume_lines or None
 
 
 def deselect_done(config: pytest.Config, items: list[pytest.Item], keys: list[str | None]) -> None:

@@ -24,14 +24,14 @@ import pytest
 from pytest_llenergy.config.search import find_reference
 from pytest_llenergy.plugin.base import campaign_item
 from pytest_llenergy.plugin.options import resolve
-from pytest_llenergy.plugin.state import LemRun, get_run
+from pytest_llenergy.plugin.session import LemSession
+from pytest_llenergy.plugin.state import LemRun
 from pytest_llenergy.plugin.xdist import is_worker
 from pytest_llenergy.results.schema import result_key
 from pytest_llenergy.results.search import RaceState, race
 from pytest_llenergy.results.search_data import ObservationCache, SearchSpec, write_spec
 from pytest_llenergy.results.store import atomic_write_bytes
 
-SEARCH = pytest.StashKey["SearchPlugin"]()
 MAX_WAIT_S = 6 * 3600.0
 
 
@@ -156,16 +156,17 @@ def _check(config: pytest.Config, run: LemRun) -> None:
         raise pytest.UsageError("llenergy: --lem-order grouped: a search runs round by round (interleaved or shuffled)")
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    run = get_run(config)
+def start(session: LemSession) -> None:
+    """Configure step: when the campaign races configurations, check the run suits a race and start it."""
+    config, run = session.config, session.run
     spec = search_spec(run) if run is not None else None
     if run is None or spec is None:
         return
     _check(config, run)
     worker_input = getattr(config, "workerinput", None)
-    session = str(worker_input.get("lem_search_session", "")) if worker_input is not None else ""
-    if not session:
-        session = time.strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3)
-    plugin = SearchPlugin(config, run, spec, session)
-    config.stash[SEARCH] = plugin
+    race_id = str(worker_input.get("lem_search_session", "")) if worker_input is not None else ""
+    if not race_id:
+        race_id = time.strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3)
+    plugin = SearchPlugin(config, run, spec, race_id)
+    session.search = plugin
     config.pluginmanager.register(plugin, "llenergy-search")

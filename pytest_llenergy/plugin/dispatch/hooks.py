@@ -19,28 +19,32 @@ import json
 
 import pytest
 
+from pytest_llenergy.plugin.activation import SERVE_STREAMS
 from pytest_llenergy.plugin.base import campaign_item
 from pytest_llenergy.plugin.dispatch.host import DockerDispatch
 from pytest_llenergy.plugin.dispatch.host import Route as Route
 from pytest_llenergy.plugin.dispatch.reports import REPORT_SCHEMA as REPORT_SCHEMA
 from pytest_llenergy.plugin.dispatch.reports import ContainerSide
-from pytest_llenergy.plugin.dispatch.serve import SERVE_STREAMS, ServeLoop
+from pytest_llenergy.plugin.dispatch.serve import ServeLoop
 from pytest_llenergy.plugin.dispatch.settings import build_settings as build_settings
 from pytest_llenergy.plugin.dispatch.settings import campaign_path as campaign_path
 from pytest_llenergy.plugin.dispatch.settings import container_strategy, dispatch_mode
 from pytest_llenergy.plugin.dispatch.settings import keep_containers as keep_containers
-from pytest_llenergy.plugin.state import get_run
+from pytest_llenergy.plugin.session import LemSession
 
 DISPATCH_PLUGIN = "llenergy-dispatch"
 
 
 # -- hooks -------------------------------------------------------------------------------------------------------
-def pytest_configure(config: pytest.Config) -> None:
+def register(session: LemSession) -> None:
+    """Configure step: inside a container, the container side (and its serve loop); on the host, the
+    docker dispatch when the run's mode is not local."""
+    config = session.config
     if config.getoption("lem_dispatched", False):
         path = config.getoption("lem_dispatch_report", None)
         raw_gap = config.getoption("lem_dispatch_gap", None)  # JSON, checked by the option's parser
         gap = json.loads(raw_gap) if raw_gap else None
-        streams = config.stash.get(SERVE_STREAMS, None)
+        streams = session.serve_streams = config.stash.get(SERVE_STREAMS, None)
         if streams is not None:
             side = ContainerSide(config, None, None, serving=True)
             config.pluginmanager.register(side, "llenergy-dispatch-container")
@@ -48,7 +52,7 @@ def pytest_configure(config: pytest.Config) -> None:
         elif path or gap is not None:
             config.pluginmanager.register(ContainerSide(config, path, gap), "llenergy-dispatch-container")
         return
-    run = get_run(config)
+    run = session.run
     if run is None:
         return
     mode = dispatch_mode(config, run)
@@ -65,6 +69,7 @@ def pytest_lem_dispatch(item: pytest.Item, nextitem: pytest.Item | None) -> bool
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> bool | None:
+    """Item protocol: hand a campaign item to ``pytest_lem_dispatch`` (docker dispatch runs the items it routes)."""
     if campaign_item(item) is None or item.config.getoption("lem_dispatched", False):
         return None
     if item.ihook.pytest_lem_dispatch(item=item, nextitem=nextitem):

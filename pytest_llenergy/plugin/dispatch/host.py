@@ -26,11 +26,15 @@ from pytest_llenergy.dispatch import (
 )
 from pytest_llenergy.dispatch.compose import display_path
 from pytest_llenergy.dispatch.signals import StopOnSignals
-from pytest_llenergy.plugin.base import LEM_KEY_PROPERTY, PREVIOUS_ITEM, campaign_item, status_line
-from pytest_llenergy.plugin.collection.preflight import output_problems
+from pytest_llenergy.plugin.base import (
+    LEM_KEY_PROPERTY,
+    campaign_item,
+    output_problems,
+    session_of,
+    status_line,
+)
 from pytest_llenergy.plugin.dispatch.reports import HostReports, item_report, read_payload
 from pytest_llenergy.plugin.dispatch.settings import (
-    DOCKER_PROBLEMS,
     build_settings,
     campaign_path,
     compose_file,
@@ -117,7 +121,7 @@ class DockerDispatch(HostReports):
         if self.mode == "docker":
             problems = pre.problems(services)
             if problems:  # reported by the run's preflight (plugin/collection/preflight.py) with its own
-                self.config.stash[DOCKER_PROBLEMS] = problems
+                session_of(self.config).docker_problems = problems
                 return
         counts: dict[str, int] = {}
         for item, service, why in candidates:
@@ -184,9 +188,9 @@ class DockerDispatch(HostReports):
 
     def _thermal_gap(self, item: pytest.Item) -> dict[str, Any] | None:
         """The host waits (gaps stay on the host); the container is told what was waited."""
-        previous = item.config.stash.get(PREVIOUS_ITEM, None)
-        gap = item.ihook.pytest_lem_thermal_gap(item=item, previous=previous)
-        item.config.stash[PREVIOUS_ITEM] = item
+        session = session_of(item.config)
+        gap = item.ihook.pytest_lem_thermal_gap(item=item, previous=session.previous_item)
+        session.previous_item = item
         return gap
 
     def _command(self, item: pytest.Item, citem: CampaignItem, report_path: Path, gap: dict | None) -> ItemCommand:

@@ -24,7 +24,7 @@ from pytest_llenergy.plugin.base import (
     LEM_KEY_PROPERTY,
     LEM_RESULT_PROPERTY,
 )
-from pytest_llenergy.plugin.measurement.recorder import ItemRecorder
+from pytest_llenergy.plugin.recorder import ItemRecorder
 from pytest_llenergy.plugin.state import CampaignItem, LemRun
 from pytest_llenergy.results.schema import ContainerProvenance, ExperimentResult, result_key
 from pytest_llenergy.results.store import atomic_write_bytes, atomic_write_json, load_result_file

@@ -3,7 +3,7 @@
 The host starts ``pytest <the service's node ids> --lem-dispatch-serve ...`` once per container
 through ``docker exec -i`` and sends it one item at a time (protocol: ``dispatch/worker.py``). Items
 run through pytest's own ``runtest_protocol`` in this one session, so the backend session cached in
-``config.stash`` stays loaded between items of the same model: ``load.cold`` is false after the first.
+``LemSession.backends`` stays loaded between items of the same model: ``load.cold`` is false after the first.
 """
 
 from __future__ import annotations
@@ -15,8 +15,6 @@ import pytest
 
 from pytest_llenergy.dispatch.worker import send
 from pytest_llenergy.plugin.dispatch.reports import ContainerSide
-
-SERVE_STREAMS = pytest.StashKey[tuple[BinaryIO, BinaryIO]]()
 
 
 class ServeLoop:

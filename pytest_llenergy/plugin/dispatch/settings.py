@@ -12,6 +12,7 @@ from pytest_llenergy.config.campaign import CampaignConfig
 from pytest_llenergy.dispatch import DispatchSettings, PathMap, project_name
 from pytest_llenergy.dispatch.files import shipped_compose_file
 from pytest_llenergy.dispatch.preflight import container_user
+from pytest_llenergy.plugin.base import dispatch_mode as dispatch_mode
 from pytest_llenergy.plugin.options import resolve
 from pytest_llenergy.plugin.state import LemRun
 
@@ -26,13 +27,6 @@ def dispatch_section(run: LemRun | None) -> Any:
 
 def _campaign(run: LemRun | None) -> CampaignConfig | None:
     return run.plan.campaign if run is not None else None
-
-
-def dispatch_mode(config: pytest.Config, run: LemRun | None) -> str:
-    """``--lem-dispatch`` > the campaign's ``dispatch.mode`` > ``lem_dispatch``; local when dispatched."""
-    if config.getoption("lem_dispatched", False):
-        return "local"
-    return str(resolve(config, "lem_dispatch", _campaign(run)))
 
 
 def container_strategy(config: pytest.Config, run: LemRun | None) -> str:
@@ -59,9 +53,6 @@ def _worker_id(config: pytest.Config) -> str:
     worker = getattr(config, "workerinput", None)
     return str(worker.get("workerid", "")) if isinstance(worker, dict) else ""
 
-
-DOCKER_PROBLEMS = pytest.StashKey[list[str]]()
-"""What the docker preflight found in docker mode: the run's preflight reports them with its own, in one pass."""
 
 SECRETS_DIR = ".lem"
 """In the rootdir: the secrets file when the shipped compose file is used (never inside the package)."""

@@ -12,14 +12,16 @@ from typing import Any
 import pytest
 
 from pytest_llenergy.config.budgets import Budget
-from pytest_llenergy.plugin.base import campaign_item
+from pytest_llenergy.plugin.base import campaign_item, get_run
 from pytest_llenergy.plugin.markers import register_markers
-from pytest_llenergy.plugin.state import CampaignItem, LemRun, get_run
+from pytest_llenergy.plugin.session import LemSession
+from pytest_llenergy.plugin.state import CampaignItem, LemRun
 from pytest_llenergy.results.budgets import Verdict, check_interval, check_point, select_matches
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    register_markers(config)
+def register(session: LemSession) -> None:
+    """Configure step: the ``energy_budget`` marker (and the others) in ``--markers`` (once per run)."""
+    register_markers(session.config)
 
 
 def marker_budget(item: pytest.Item) -> Budget | None:
@@ -32,6 +34,7 @@ def marker_budget(item: pytest.Item) -> Budget | None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Collection: a bad ``energy_budget`` marker is a usage error before anything runs."""
     for item in items:
         try:
             marker_budget(item)

@@ -7,28 +7,18 @@ at --lem-compare-alpha; results/compare.py).
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from pytest_llenergy.plugin.base import campaign_item
+from pytest_llenergy.plugin.base import WINDOWS, campaign_item, get_run, session_of
+from pytest_llenergy.plugin.base import storage_root as storage_root
 from pytest_llenergy.plugin.gates.budgets import cycle_values
-from pytest_llenergy.plugin.measurement.recorder import WINDOWS
 from pytest_llenergy.plugin.options import resolve
-from pytest_llenergy.plugin.state import get_run
+from pytest_llenergy.plugin.session import LemSession
 from pytest_llenergy.results.budgets import Verdict
-from pytest_llenergy.results.compare import DEFAULT_ALPHA, CompareRule, compare_metrics, parse_rules
+from pytest_llenergy.results.compare import CompareRule, compare_metrics, parse_rules
 from pytest_llenergy.results.windows import metric_values, window_key
-
-SAVED = pytest.StashKey[dict[str, Any]]()
-RULES = pytest.StashKey[list[CompareRule]]()
-ALPHA = pytest.StashKey[float]()
-
-
-def storage_root(config: pytest.Config) -> Path:
-    path = Path(resolve(config, "lem_storage"))
-    return path if path.is_absolute() else config.rootpath / path
 
 
 def compare_alpha(config: pytest.Config) -> float:
@@ -36,10 +26,13 @@ def compare_alpha(config: pytest.Config) -> float:
     return float(resolve(config, "lem_compare_alpha"))
 
 
-def pytest_configure(config: pytest.Config) -> None:
+def load_comparison(session: LemSession) -> None:
+    """Configure step: the compare rules and alpha, and the saved run ``--lem-compare`` names (a usage
+    error when it cannot be found)."""
+    config = session.config
     rules = parse_rules(resolve(config, "lem_compare_fail"))  # validated by the option's parser
-    config.stash[RULES] = rules
-    config.stash[ALPHA] = compare_alpha(config)
+    session.compare_rules = rules
+    session.compare_alpha = compare_alpha(config)
     ref = resolve(config, "lem_compare")
     if ref is None:
         if rules:
@@ -49,7 +42,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
     try:
         path = find_saved(storage_root(config), None if ref in ("", "latest") else ref, None)
-        config.stash[SAVED] = load_saved(path) | {"path": str(path)}
+        session.saved = load_saved(path) | {"path": str(path)}
     except (FileNotFoundError, ValueError) as exc:
         raise pytest.UsageError(f"llenergy: --lem-compare: {exc}") from None
 
@@ -57,7 +50,8 @@ def pytest_configure(config: pytest.Config) -> None:
 def evaluate(item: pytest.Item, figures: dict[str, Any] | None) -> Verdict | None:
     """Compare this experiment (at its last cycle) or this plain test's windows with the saved run;
     None when not comparing."""
-    saved, rules = item.config.stash.get(SAVED, None), item.config.stash.get(RULES, [])
+    session = session_of(item.config)
+    saved, rules = session.saved, session.compare_rules
     if saved is None or not rules:
         return None
     citem, run = campaign_item(item), get_run(item.config)
@@ -69,7 +63,7 @@ def evaluate(item: pytest.Item, figures: dict[str, Any] | None) -> Verdict | Non
     if previous is None:
         return None
     return _judge(citem.experiment.id, previous, cycle_values(run, citem, figures or {}), saved, rules,
-                  item.config.stash.get(ALPHA, DEFAULT_ALPHA))
+                  session.compare_alpha)
 
 
 def _evaluate_windows(item: pytest.Item, saved: dict[str, Any], rules: list[CompareRule]) -> Verdict | None:
@@ -82,7 +76,7 @@ def _evaluate_windows(item: pytest.Item, saved: dict[str, Any], rules: list[Comp
         key = window_key(item.nodeid, name)
         previous = saved["experiments"].get(key)
         if previous is not None:
-            one = _judge(key, previous, metric_values(windows), saved, rules, item.config.stash.get(ALPHA, DEFAULT_ALPHA))
+            one = _judge(key, previous, metric_values(windows), saved, rules, session_of(item.config).compare_alpha)
             verdict = verdict or Verdict()
             verdict.checks += one.checks
             verdict.breaches += one.breaches

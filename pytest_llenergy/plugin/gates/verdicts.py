@@ -11,7 +11,9 @@ from typing import Any
 
 import pytest
 
+from pytest_llenergy.plugin.base import FAILED_GATE
 from pytest_llenergy.plugin.gates import budgets, compare
+from pytest_llenergy.plugin.session import LemSession
 from pytest_llenergy.results.budgets import Verdict
 
 GATE_FAILED = "lem_gate_failed"
@@ -33,11 +35,8 @@ def evaluate(item: pytest.Item, figures: dict[str, Any] | None) -> Verdict | Non
     for verdict in verdicts:
         merged.breaches += verdict.breaches
         merged.checks += verdict.checks
-    item.stash[KIND] = OVER_BUDGET if budget is not None and budget.failed else REGRESSION
+    item.stash[FAILED_GATE] = OVER_BUDGET if budget is not None and budget.failed else REGRESSION
     return merged
-
-
-KIND = pytest.StashKey[str]()
 
 
 def fail_report(report: pytest.TestReport, verdict: Verdict, kind: str = OVER_BUDGET) -> None:
@@ -53,10 +52,26 @@ def fail_report(report: pytest.TestReport, verdict: Verdict, kind: str = OVER_BU
 
 
 def gate_kind(item: pytest.Item) -> str:
-    return item.stash.get(KIND, OVER_BUDGET)
+    return item.stash.get(FAILED_GATE, OVER_BUDGET)
+
+
+class Gates:
+    """The gates as a finished item's run asks for them (``LemSession.gates``: ``session.GatesView``)."""
+
+    def judge(self, item: pytest.Item, figures: dict[str, Any] | None) -> Verdict | None:
+        return evaluate(item, figures)
+
+    def fail(self, report: pytest.TestReport, verdict: Verdict, item: pytest.Item) -> None:
+        fail_report(report, verdict, gate_kind(item))
+
+
+def install(session: LemSession) -> None:
+    """Configure step: the gates a finished item is judged by (``measurement/runtest.py`` asks)."""
+    session.gates = Gates()
 
 
 def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config) -> tuple[str, str, str] | None:
+    """Report status: ``B`` / ``OVER BUDGET`` and ``R`` / ``REGRESSION`` for gate failures."""
     if report.when == "call" and report.failed and any(k == GATE_FAILED for k, _ in report.user_properties):
         if any(k == GATE_KIND and v == REGRESSION for k, v in report.user_properties):
             return "failed", "R", "REGRESSION"

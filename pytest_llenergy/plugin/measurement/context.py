@@ -12,22 +12,22 @@ import weakref
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from time import perf_counter
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 from pydantic import ValidationError
 
 from pytest_llenergy.config.errors import problems_from_validation
 from pytest_llenergy.config.measurement import MeasurementConfig
-from pytest_llenergy.plugin.base import status_line
+from pytest_llenergy.plugin.base import GPU_KINDS, get_run, session_of, status_line
 from pytest_llenergy.plugin.options import resolve
-from pytest_llenergy.plugin.state import get_run
+from pytest_llenergy.plugin.session import LemSession
 from pytest_llenergy.plugin.xdist import is_worker
 
 if TYPE_CHECKING:
     from pytest_llenergy.energy.priming import GpuPrimer
 
-GPU_KINDS = ("nvml", "replay")
+__all__ = ["GPU_KINDS", "MeasurementContext", "get_context", "install", "measurement_settings"]
 #: A replayed trace needs no 30 s idle baseline: its first two seconds (the shipped H200 trace starts
 #: with 6 s of idle) is as good, and the trace's later phases must not be averaged into it.
 REPLAY_BASELINE_S = 2.0
@@ -206,20 +206,26 @@ class MeasurementContext:
         return self.baseline.to_info(self.baseline_method, age, primed=self.primed)
 
 
-CONTEXT = pytest.StashKey[MeasurementContext]()
-
-
 def get_context(config: pytest.Config) -> MeasurementContext:
-    context = config.stash.get(CONTEXT, None)
-    if context is None:
-        context = MeasurementContext(config, measurement_settings(config))
-        config.stash[CONTEXT] = context
-    return context
+    """The process's measurement context (``LemSession.context``), made on first use."""
+    session = session_of(config)
+    if session.new_context is None:  # a unit test's bare config: no configure steps ran
+        _set_factory(session)
+    return cast(MeasurementContext, session.measurement())
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    if get_run(config) is not None:
-        get_context(config)  # validate settings early: a bad value is a usage error before any test
+def _set_factory(session: LemSession) -> None:
+    config = session.config
+    session.new_context = lambda: MeasurementContext(config, measurement_settings(config))
+
+
+def install(session: LemSession) -> None:
+    """Configure step: how the context is made (on first use); with a campaign, made now so a bad
+    setting is a usage error before any test; under xdist the controller collects workers' baselines."""
+    config = session.config
+    _set_factory(session)
+    if session.run is not None:
+        session.measurement()
     if config.pluginmanager.hasplugin("xdist") and not is_worker(config):
         config.pluginmanager.register(BaselineCollector(config), "llenergy-baseline-collector")
 

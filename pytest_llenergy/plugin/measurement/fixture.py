@@ -16,14 +16,14 @@ from typing import Any
 import pytest
 
 from pytest_llenergy.backends.base import Workload, run_probe
-from pytest_llenergy.plugin.base import RECORDER
+from pytest_llenergy.plugin.base import HANDLES, RECORDER, WINDOWS
 from pytest_llenergy.plugin.measurement import phases as phase_figures
 from pytest_llenergy.plugin.measurement.context import (
     MeasurementContext,
     cuda_sync_function,
     get_context,
 )
-from pytest_llenergy.plugin.measurement.recorder import HANDLES, WINDOWS, ItemRecorder
+from pytest_llenergy.plugin.recorder import ItemRecorder
 
 SUMMARY_KEYS = ("energy_j", "adjusted_energy_j", "duration_s", "mean_power_w", "energy_per_output_token_j",
                 "adjusted_energy_per_output_token_j", "source", "estimated", "simulated", "flags")

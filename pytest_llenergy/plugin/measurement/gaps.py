@@ -19,14 +19,20 @@ import pytest
 
 from pytest_llenergy.config.campaign import GapsConfig
 from pytest_llenergy.energy.sources import SourceError
-from pytest_llenergy.plugin.base import PREVIOUS_ITEM, RECORDER, campaign_item, status_line
+from pytest_llenergy.plugin.base import (
+    RECORDER,
+    campaign_item,
+    get_run,
+    run_setting,
+    session_of,
+    status_line,
+)
 from pytest_llenergy.plugin.measurement.context import get_context
 from pytest_llenergy.plugin.measurement.recheck import (
     IDLE_READING,
     recheck_before,
     recheck_in_gap,
 )
-from pytest_llenergy.plugin.state import get_run, run_setting
 
 
 def gap_setting(config: pytest.Config, kind: str) -> float | str:
@@ -37,6 +43,7 @@ def gap_setting(config: pytest.Config, kind: str) -> float | str:
 
 @pytest.hookimpl(trylast=True)
 def pytest_lem_thermal_gap(item: pytest.Item, previous: pytest.Item | None) -> dict[str, Any] | None:
+    """The default thermal gap before an item: a fixed wait or an adaptive settle."""
     if previous is None:
         return {"kind": "none", "waited_s": 0.0, "reason": "first item of this process"}
     current, before = campaign_item(item), campaign_item(previous)
@@ -102,6 +109,7 @@ def _adaptive(item: pytest.Item, label: str) -> dict[str, Any]:
 
 @pytest.hookimpl
 def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Item setup: the thermal gap after ``session.previous_item``, then the baseline re-check."""
     citem = campaign_item(item)
     run = get_run(item.config)
     if citem is None or run is None:
@@ -109,9 +117,10 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     if item.config.get_verbosity() > 0:
         status_line(item.config, f"campaign {run.name}: cycle {citem.cycle}/{citem.cycles_total}, "
                 f"experiment {citem.index}/{citem.experiments_total} ({citem.experiment.id})")
-    previous = item.config.stash.get(PREVIOUS_ITEM, None)
+    session = session_of(item.config)
+    previous = session.previous_item
     gap = item.ihook.pytest_lem_thermal_gap(item=item, previous=previous)
-    item.config.stash[PREVIOUS_ITEM] = item
+    session.previous_item = item
     idle = gap.pop(IDLE_READING, None) if gap is not None else None
     recorder = item.stash.get(RECORDER, None)
     if recorder is not None and gap is not None:

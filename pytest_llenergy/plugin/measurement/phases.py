@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from pytest_llenergy.config.phases import PhaseSettings
     from pytest_llenergy.energy.meter import Window
     from pytest_llenergy.energy.phases import WindowPhases
-    from pytest_llenergy.plugin.measurement.recorder import ItemRecorder
+    from pytest_llenergy.plugin.recorder import ItemRecorder
 
 __all__ = ["baseline_terms", "record", "resolve", "split"]
 

@@ -13,20 +13,23 @@ from pytest_llenergy.backends.base import BackendNotFound, Session, get_backend
 from pytest_llenergy.backends.resident import ResidentSessions
 from pytest_llenergy.config.reuse import ReuseConfig
 from pytest_llenergy.plugin.base import (
+    HANDLES,
     LEM_KEY_PROPERTY,
     LEM_RESULT_PROPERTY,
     RECORDER,
     VERDICT_ATTR,
+    WINDOWS,
     campaign_item,
     force_cold_start,
+    get_run,
+    session_of,
 )
-from pytest_llenergy.plugin.gates import verdicts as gates
 from pytest_llenergy.plugin.measurement.carbon import item_footprint
-from pytest_llenergy.plugin.measurement.recorder import WINDOWS, ItemRecorder, seal_windows
-from pytest_llenergy.plugin.state import CampaignItem, get_run
+from pytest_llenergy.plugin.recorder import ItemRecorder
+from pytest_llenergy.plugin.state import CampaignItem
+from pytest_llenergy.results.budgets import Verdict
 from pytest_llenergy.results.schema import LoadInfo, result_key
 
-SESSION_CACHE = pytest.StashKey["SessionCache"]()
 NO_CAMPAIGN = "no campaign: pass --lem-campaign PATH (or set lem_campaign in the ini file)"
 
 
@@ -49,16 +52,36 @@ class SessionCache:
         warnings = info.pop("warnings", [])
         return session, LoadInfo(**info), warnings, time.perf_counter() - started
 
+    def load_counts(self) -> dict[str, Any]:
+        return self.sessions.counts.to_dict()
+
     def close(self) -> None:
         self.sessions.close_all()
 
 
 def session_cache(config: pytest.Config) -> SessionCache:
-    cache = config.stash.get(SESSION_CACHE, None)
-    if cache is None:
-        run = get_run(config)
-        cache = config.stash[SESSION_CACHE] = SessionCache(run.plan.campaign.reuse if run is not None else None)
-    return cache
+    """The process's resident backend sessions (``LemSession.backends``), made on first use."""
+    session = session_of(config)
+    if session.backends is None:
+        run = session.run
+        session.backends = SessionCache(run.plan.campaign.reuse if run is not None else None)
+    return cast(SessionCache, session.backends)
+
+
+def seal_windows(item: pytest.Item) -> None:
+    """Refuse ``record()`` on the item's windows from now on: their figures have been reported."""
+    for window in item.stash.get(HANDLES, []):
+        window.seal("the test's report was already made")
+
+
+def judge(item: pytest.Item, figures: dict[str, Any] | None, report: pytest.TestReport) -> Verdict | None:
+    """The item's gate verdict (``LemSession.gates``: budgets and the comparison with a saved run); a
+    failed one turns the passed report into a gate failure."""
+    gates = session_of(item.config).gates
+    verdict = gates.judge(item, figures) if gates is not None else None
+    if gates is not None and verdict is not None and verdict.failed:
+        gates.fail(report, verdict, item)
+    return verdict
 
 
 @pytest.fixture
@@ -97,6 +120,7 @@ def lem_session(request: pytest.FixtureRequest, lem_experiment: CampaignItem, le
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Item setup: the campaign item's result record (``item.stash[RECORDER]``)."""
     run, citem = get_run(item.config), campaign_item(item)
     if run is not None and citem is not None:
         item.stash[RECORDER] = ItemRecorder(run, citem, item.nodeid)
@@ -129,6 +153,8 @@ def window_figures(window: dict[str, Any] | None, same_name: list[dict[str, Any]
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[Any]
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Item report: seal the windows; a campaign item's result is built, judged and written; a plain
+    test's windows are judged by its gates."""
     report: pytest.TestReport = yield
     if report.when == "call" or (report.when == "setup" and not report.passed):
         seal_windows(item)
@@ -140,15 +166,19 @@ def pytest_runtest_makereport(
     if recorder is not None and not recorder.extra.get("written") and finished and not report.skipped:
         _finish_campaign_item(item, recorder, report)
     elif recorder is None and report.when == "call" and report.passed:
-        windows: list[dict[str, Any]] = item.stash.get(WINDOWS, [])
-        first = [w for w in windows if w.get("name") == windows[0].get("name")] if windows else []
-        verdict = gates.evaluate(item, window_figures(windows[0], first) if windows else None)
-        if verdict is not None:
-            setattr(report, VERDICT_ATTR, {"failed": verdict.failed, "breaches": verdict.breaches,
-                                           "checks": verdict.checks})
-            if verdict.failed:
-                gates.fail_report(report, verdict, gates.gate_kind(item))
+        _judge_plain_test(item, report)
     return report
+
+
+def _judge_plain_test(item: pytest.Item, report: pytest.TestReport) -> None:
+    """A plain test's gates, on its first window's figures (the mean of its repetitions); the verdict
+    rides on the report (``VERDICT_ATTR``) to the controller."""
+    windows: list[dict[str, Any]] = item.stash.get(WINDOWS, [])
+    first = [w for w in windows if w.get("name") == windows[0].get("name")] if windows else []
+    verdict = judge(item, window_figures(windows[0], first) if windows else None, report)
+    if verdict is not None:
+        setattr(report, VERDICT_ATTR, {"failed": verdict.failed, "breaches": verdict.breaches,
+                                       "checks": verdict.checks})
 
 
 def _finish_campaign_item(item: pytest.Item, recorder: ItemRecorder, report: pytest.TestReport) -> None:
@@ -164,11 +194,9 @@ def _finish_campaign_item(item: pytest.Item, recorder: ItemRecorder, report: pyt
                                       workload.get("num_prompts"))
     row = result_row(result)  # computed once: the gate's row is the summary's (RunDirectory.rows)
     if measured:
-        verdict = gates.evaluate(item, row)
+        verdict = judge(item, row, report)
         if verdict is not None:
             result.budget = {"failed": verdict.failed, "breaches": verdict.breaches, "checks": verdict.checks}
-            if verdict.failed:
-                gates.fail_report(report, verdict, gates.gate_kind(item))
     try:
         path = recorder.run.run_dir.write_result(result, row)
     except OSError as exc:  # unwritable or full results dir: fail this item, keep the campaign going
@@ -184,6 +212,7 @@ def _finish_campaign_item(item: pytest.Item, recorder: ItemRecorder, report: pyt
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    cache = session.config.stash.get(SESSION_CACHE, None)
-    if cache is not None:
-        cache.close()
+    """Session end: unload the resident backend sessions."""
+    backends = session_of(session.config).backends
+    if backends is not None:
+        backends.close()

@@ -11,10 +11,10 @@ import os
 
 import pytest
 
-from pytest_llenergy.energy.threads import ThreadPlan, apply_threads, load_warning, plan_threads
-from pytest_llenergy.plugin.state import get_run
+from pytest_llenergy.energy.threads import apply_threads, plan_threads
+from pytest_llenergy.plugin.base import get_run, session_of
+from pytest_llenergy.plugin.session import LemSession
 
-THREADS = pytest.StashKey[ThreadPlan]()
 OURS = "LLENERGY_THREADS"  # marks thread variables this plugin set (inherited by xdist workers)
 
 
@@ -26,29 +26,22 @@ def _workers(config: pytest.Config) -> int:
     return int(count) if isinstance(count, int) and count > 0 else 1
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_configure(config: pytest.Config) -> None:
+def choose(session: LemSession) -> None:
+    """Configure step: the process's CPU threads (``session.threads``), set before any test loads torch."""
     environ = os.environ
     if environ.get(OURS) and environ.get("OMP_NUM_THREADS") == environ.get(OURS):
         for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
             if environ.get(name) == environ[OURS]:
                 del environ[name]  # set by our controller for itself: recompute for this worker
-    plan = plan_threads(workers=_workers(config))
+    plan = plan_threads(workers=_workers(session.config))
     apply_threads(plan)
     if plan.chosen_by != "user (OMP_NUM_THREADS)":
         environ[OURS] = str(plan.threads)
-    config.stash[THREADS] = plan
-
-
-def thread_lines(config: pytest.Config) -> list[str]:
-    """``threads: ...`` and, on a loaded machine, a warning."""
-    plan = config.stash.get(THREADS, None)
-    lines = [f"threads: {plan.describe()}"] if plan is not None else []
-    warning = load_warning(plan.cores if plan is not None else None)
-    return lines + ([f"WARNING: {warning}"] if warning else [])
+    session.threads = plan
 
 
 def pytest_report_header(config: pytest.Config) -> list[str] | None:
+    """Header: the CPU threads chosen (campaign runs)."""
     if get_run(config) is None:
         return None
-    return [f"llenergy: {line}" for line in thread_lines(config)]
+    return [f"llenergy: {line}" for line in session_of(config).thread_lines()]

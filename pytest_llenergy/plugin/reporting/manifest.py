@@ -15,24 +15,18 @@ from pytest_llenergy.plugin.base import (
     LEM_CONTAINER_PROPERTY,
     LEM_KEY_PROPERTY,
     LEM_RESULT_PROPERTY,
+    report_property,
+    session_of,
 )
 from pytest_llenergy.plugin.reporting.session import group_by_setting
-from pytest_llenergy.plugin.state import LemRun, get_run
+from pytest_llenergy.plugin.session import LemSession
+from pytest_llenergy.plugin.state import LemRun
 from pytest_llenergy.plugin.xdist import is_worker
 from pytest_llenergy.results.manifest import ManifestWriter
-
-MANIFEST = pytest.StashKey[ManifestWriter]()
 
 
 def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-
-
-def report_property(report: pytest.TestReport, name: str) -> Any:
-    for key, value in report.user_properties:
-        if key == name:
-            return value
-    return None
 
 
 class ManifestPlugin:
@@ -54,7 +48,7 @@ class ManifestPlugin:
             group_by=group_by_setting(self.config, run), dropped=run.extras.get("dropped_experiments", ()),
             description=run.plan.campaign.description,
         )
-        self.config.stash[MANIFEST] = self.writer
+        session_of(self.config).manifest = self.writer
         self._reconcile_done()
 
     def _reconcile_done(self) -> None:
@@ -100,7 +94,8 @@ class ManifestPlugin:
                                error="interrupted (Ctrl-C or crash) before the item finished")
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    run = get_run(config)
+def register(session: LemSession) -> None:
+    """Configure step (controller, campaign): keep ``manifest.json`` current from every item's reports."""
+    config, run = session.config, session.run
     if run is not None and not is_worker(config) and not config.option.collectonly:
         config.pluginmanager.register(ManifestPlugin(config, run), "llenergy-manifest")

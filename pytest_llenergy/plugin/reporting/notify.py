@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 
 from pytest_llenergy.config.campaign import NotificationsConfig
+from pytest_llenergy.plugin.base import get_run
 from pytest_llenergy.plugin.options import resolve
-from pytest_llenergy.plugin.state import get_run
+from pytest_llenergy.plugin.session import LemSession
 from pytest_llenergy.plugin.xdist import is_worker
 from pytest_llenergy.results.notify import WebhookSender, result_payload
 
@@ -55,8 +56,9 @@ class NotifyPlugin:
             terminalreporter.write_line(f"llenergy: {line}", yellow=True)
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    run = get_run(config)
+def register(session: LemSession) -> None:
+    """Configure step: send webhooks when the run (campaign or ini) names a URL."""
+    config, run = session.config, session.run
     settings = run.plan.campaign.notifications if run is not None else NotificationsConfig()
     url = resolve(config, "lem_webhook_url", run.plan.campaign if run is not None else None)
     if not url:

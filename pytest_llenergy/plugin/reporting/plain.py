@@ -15,14 +15,17 @@ from typing import Any
 
 import pytest
 
-from pytest_llenergy.plugin.base import VERDICT_ATTR, campaign_item
-from pytest_llenergy.plugin.gates.compare import ALPHA, SAVED, storage_root
-from pytest_llenergy.plugin.measurement.recorder import WINDOWS
-from pytest_llenergy.plugin.measurement.threads import thread_lines
+from pytest_llenergy.plugin.base import (
+    VERDICT_ATTR,
+    WINDOWS,
+    campaign_item,
+    get_run,
+    session_of,
+    storage_root,
+)
 from pytest_llenergy.plugin.options import resolve
-from pytest_llenergy.plugin.state import get_run
+from pytest_llenergy.plugin.session import LemSession
 from pytest_llenergy.plugin.xdist import is_worker
-from pytest_llenergy.results.compare import DEFAULT_ALPHA
 from pytest_llenergy.results.store import atomic_write_json
 from pytest_llenergy.results.windows import portable, window_key
 
@@ -74,12 +77,13 @@ class PlainWindows:
         from pytest_llenergy.results.windows import format_window_table
 
         stats = self.statistics()
-        self.lines[:0] = format_window_table(stats) + thread_lines(self.config)
+        self.lines[:0] = format_window_table(stats) + session_of(self.config).thread_lines()
         if self.handled:
             return
         config = self.config
         name = save_name(config, "energy")
-        saved = config.stash.get(SAVED, None)
+        session = session_of(config)
+        saved = session.saved
         record = None
         if name or saved is not None or resolve(config, "lem_json"):
             record = self.record(name or "energy")
@@ -92,7 +96,7 @@ class PlainWindows:
 
             rules = parse_rules(resolve(config, "lem_compare_fail")) \
                 or parse_rules(DEFAULT_RULES)
-            self.comparisons = compare_records(saved, record, rules, config.stash.get(ALPHA, DEFAULT_ALPHA))
+            self.comparisons = compare_records(saved, record, rules, session.compare_alpha)
             self.lines += format_comparisons(self.comparisons, saved, record)
         if name and record is not None:
             from pytest_llenergy.results.saved import save_run
@@ -129,9 +133,6 @@ class PlainWindows:
             terminalreporter.write_line(line, red=line.startswith("ERROR"))
 
 
-PLAIN = pytest.StashKey[PlainWindows]()
-
-
 def save_name(config: pytest.Config, default: str) -> str | None:
     """``--lem-save NAME``, or ``default`` under ``--lem-autosave`` / ``lem_autosave``, else None."""
     name = resolve(config, "lem_save")
@@ -141,13 +142,16 @@ def save_name(config: pytest.Config, default: str) -> str | None:
 
 
 def plain_windows(config: pytest.Config) -> PlainWindows | None:
-    return config.stash.get(PLAIN, None)
+    """The controller's plain-test windows (``LemSession.plain``); None on workers and in dry runs."""
+    plain: PlainWindows | None = session_of(config).plain
+    return plain
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[Any]
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Item report: a plain test's windows ride on its call report (to the controller under xdist)."""
     report: pytest.TestReport = yield
     if report.when == "call" and campaign_item(item) is None:
         windows = item.stash.get(WINDOWS, None)
@@ -161,9 +165,7 @@ def pytest_report_collectionfinish(config: pytest.Config, items: list[pytest.Ite
     (campaign runs print this in their header)."""
     if get_run(config) is not None or not any("energy" in getattr(i, "fixturenames", ()) for i in items):
         return None
-    from pytest_llenergy.plugin.measurement.context import get_context
-
-    context = get_context(config)
+    context = session_of(config).measurement()
     source = context.ensure_source()
     lines = [f"llenergy: energy source: {context.reason}"]
     if source.estimated:
@@ -173,8 +175,10 @@ def pytest_report_collectionfinish(config: pytest.Config, items: list[pytest.Ite
     return lines
 
 
-def pytest_configure(config: pytest.Config) -> None:
+def register(session: LemSession) -> None:
+    """Configure step (controller): collect plain tests' windows; save, compare and report them at the end."""
+    config = session.config
     if not is_worker(config) and not config.option.collectonly:
         plugin = PlainWindows(config)
-        config.stash[PLAIN] = plugin
+        session.plain = plugin
         config.pluginmanager.register(plugin, "llenergy-plain-windows")

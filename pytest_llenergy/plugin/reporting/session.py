@@ -13,15 +13,13 @@ from typing import Any
 
 import pytest
 
-from pytest_llenergy.plugin.gates.compare import ALPHA, SAVED, storage_root
-from pytest_llenergy.plugin.measurement.carbon import totals_line
-from pytest_llenergy.plugin.measurement.context import CONTEXT
-from pytest_llenergy.plugin.measurement.runtest import SESSION_CACHE
+from pytest_llenergy.plugin.base import session_of, storage_root
 from pytest_llenergy.plugin.options import resolve
 from pytest_llenergy.plugin.reporting.plain import plain_windows, save_name
-from pytest_llenergy.plugin.state import LemRun, get_run
+from pytest_llenergy.plugin.reporting.totals import totals_line
+from pytest_llenergy.plugin.session import LemSession
+from pytest_llenergy.plugin.state import LemRun
 from pytest_llenergy.plugin.xdist import is_worker
-from pytest_llenergy.results.compare import DEFAULT_ALPHA
 from pytest_llenergy.results.export import summary_payload
 from pytest_llenergy.results.schema import ExperimentResult
 from pytest_llenergy.results.store import ENVIRONMENT_FILE, WALLTIME_FILE, atomic_write_json
@@ -110,12 +108,13 @@ class ReportingPlugin:
 
     def _write_walltime(self) -> None:
         """This process's wall time, baseline seconds outside items and load counts (``walltime.json``)."""
-        context, cache = self.config.stash.get(CONTEXT, None), self.config.stash.get(SESSION_CACHE, None)
+        session = session_of(self.config)
+        context, cache = session.context, session.backends
         in_items = sum(r.timing.baseline_s for r in self.run.run_dir.results() if r.timing is not None)
         outside = max(0.0, (context.baseline_s if context is not None else 0.0) - in_items)
         record = {"session_wall_s": time.perf_counter() - getattr(self, "started", time.perf_counter()),
                   "baseline_outside_items_s": outside,
-                  "loads": cache.sessions.counts.to_dict() if cache is not None else None}
+                  "loads": cache.load_counts() if cache is not None else None}
         self.run.run_dir.write_json(WALLTIME_FILE, record)
 
     def _record(self, name: str) -> dict[str, Any]:
@@ -134,7 +133,8 @@ class ReportingPlugin:
     def _save_and_compare(self) -> None:
         config = self.config
         name = save_name(config, self.run.name)
-        saved = config.stash.get(SAVED, None)
+        session = session_of(config)
+        saved = session.saved
         if not name and saved is None:
             return
         from pytest_llenergy.results.compare import compare_records, format_comparisons, parse_rules
@@ -144,7 +144,7 @@ class ReportingPlugin:
         if saved is not None:
             rules = parse_rules(resolve(config, "lem_compare_fail")) or parse_rules(
                 "energy_per_output_token:5% tokens_per_s:-5%")
-            self.comparisons = compare_records(saved, record, rules, config.stash.get(ALPHA, DEFAULT_ALPHA))
+            self.comparisons = compare_records(saved, record, rules, session.compare_alpha)
             self.lines += format_comparisons(self.comparisons, saved, record)
         if name:
             path = save_run(storage_root(config), record)
@@ -179,7 +179,8 @@ class ReportingPlugin:
         terminalreporter.write_line(f"results: {self.run.run_dir.path}")
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    run = get_run(config)
+def register(session: LemSession) -> None:
+    """Configure step (controller, campaign): the plugin that writes the run's outputs at session end."""
+    config, run = session.config, session.run
     if run is not None and not is_worker(config) and not config.option.collectonly:
         config.pluginmanager.register(ReportingPlugin(config, run), "llenergy-reporting")

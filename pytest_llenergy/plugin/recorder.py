@@ -1,4 +1,8 @@
-"""Collects what one campaign item produced and turns it into an ExperimentResult."""
+"""Collects what one campaign item produced and turns it into an ExperimentResult.
+
+Shared by the parts that fill it (``measurement/``) and the one that rebuilds it from a container's
+report (``dispatch/``); kept in ``item.stash[base.RECORDER]``.
+"""
 
 from __future__ import annotations
 
@@ -9,25 +13,11 @@ from dataclasses import dataclass, field
 from time import perf_counter
 from typing import Any
 
-import pytest
-
 from pytest_llenergy.backends.base import GenerationStats
 from pytest_llenergy.dispatch.provenance import container_provenance
 from pytest_llenergy.plugin.state import CampaignItem, LemRun
 from pytest_llenergy.results.schema import ExperimentResult, ItemTiming, LatencyStats, LoadInfo
 from pytest_llenergy.results.store import ENVIRONMENT_FILE
-
-WINDOWS = pytest.StashKey[list[dict[str, Any]]]()
-"""Measured windows of an item (``WindowEnergy`` dicts), filled by the ``energy`` fixture; tokens
-recorded after a window's block update its dict in place until the test's report is made."""
-HANDLES = pytest.StashKey[list[Any]]()
-"""The ``Window`` handles behind ``WINDOWS`` (sealed once the test's report is made)."""
-
-
-def seal_windows(item: pytest.Item) -> None:
-    """Refuse ``record()`` on the item's windows from now on: their figures have been reported."""
-    for window in item.stash.get(HANDLES, []):
-        window.seal("the test's report was already made")
 
 
 def _now() -> str:
