@@ -201,6 +201,30 @@ def baseline_lines(run_dir: Path) -> list[str]:
             f"baseline subtracted per item (W): {powers}"]
 
 
+def bracketed_lines(run_dir: Path) -> list[str]:
+    """What if each item subtracted the mean of the two re-checks that bracket it (``recheck_before_w``,
+    ``recheck_after_w``) instead of the baseline in force: per experiment, the t CI both ways."""
+    per: dict[str, list[tuple[float, float]]] = {}
+    for path in sorted((run_dir / "experiments").glob("*.json")):
+        r = json.loads(path.read_text())
+        e, b = r.get("energy") or {}, r.get("baseline") or {}
+        before, after = b.get("recheck_before_w"), b.get("recheck_after_w")
+        if r.get("status") != "passed" or e.get("adjusted_energy_j") is None or not before or not e.get("output_tokens"):
+            continue
+        bracket = sum(before.values()) if not after else (sum(before.values()) + sum(after.values())) / 2
+        alt = e["adjusted_energy_j"] + (sum(b["power_w"].values()) - bracket) * e["duration_s"]
+        per.setdefault(r["experiment_id"], []).append((e["adjusted_energy_j"] / e["output_tokens"],
+                                                       alt / e["output_tokens"]))
+    if not per:
+        return ["bracketed baseline: no re-checks recorded (recheck_before_w)"]
+    lines = ["bracketed baseline (what if): t CI of adjusted J/out-token, as subtracted -> mean of the bracketing re-checks"]
+    for exp_id, pairs in per.items():
+        now, alt = t_interval([a for a, _ in pairs]), t_interval([b for _, b in pairs])
+        lines.append(f"  {exp_id:46} {now['mean'] or float('nan'):.4g} ±{now['halfwidth_pct'] or float('nan'):.1f}% -> "
+                     f"{alt['mean'] or float('nan'):.4g} ±{alt['halfwidth_pct'] or float('nan'):.1f}%")
+    return lines
+
+
 def part_walltime(args: argparse.Namespace, out: Path) -> dict[str, Any]:
     names = ("host_bound", "gpu_precision") if args.campaign == "both" else (args.campaign,)
     runs, lines = {}, []
@@ -214,7 +238,7 @@ def part_walltime(args: argparse.Namespace, out: Path) -> dict[str, Any]:
         runs[name] = result
         lines += [f"== {name}.yaml", *table(result)]
         if result.get("run_dir"):
-            lines += baseline_lines(Path(result["run_dir"]))
+            lines += baseline_lines(Path(result["run_dir"])) + bracketed_lines(Path(result["run_dir"]))
     return {"runs": runs, "lines": lines}
 
 

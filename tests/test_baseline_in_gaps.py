@@ -53,6 +53,13 @@ def test_rechecks_and_revalidation_cost_no_idle_time_beyond_the_gaps(pytester) -
     # the re-check in item 2's gap (123 W) settles item 1's drift: max(123 - 120, mean - 120) = 3 W
     e = items[0]["energy"]
     assert e["uncertainty_parts_j"]["baseline_drift"] == pytest.approx(3.0 * e["duration_s"], rel=0.1)
+    # each result keeps the re-checks that bracket it (nothing measured is lost): before it, and the
+    # one after it written in once taken; the last item has none after it
+    bracket = [(r["baseline"]["recheck_before_w"], r["baseline"]["recheck_after_w"]) for r in items]
+    assert bracket[0][0]["gpu0"] == pytest.approx(120.0, abs=0.5)  # the fresh baseline is the reading before
+    assert bracket[0][1]["gpu0"] == pytest.approx(123.0, abs=0.5) == bracket[1][0]["gpu0"]
+    assert bracket[1][1]["gpu0"] == pytest.approx(126.0, abs=0.5) == bracket[2][0]["gpu0"]
+    assert bracket[2][1] is None
 
 
 def test_an_adaptive_gap_ends_with_the_recheck(pytester) -> None:

@@ -41,6 +41,11 @@ class BaselineInfo(ResultModel):
     primed: bool | None = Field(
         None, description="NVML: whether the GPU priming burst ran before the baseline (false: see the result's warnings)."
     )
+    recheck_before_w: dict[str, float] | None = Field(
+        None, description="The idle re-check just before this item (end of its gap), W per device: drift evidence.")
+    recheck_after_w: dict[str, float] | None = Field(
+        None, description="The idle re-check just after this item (the next item's gap), W per device; written "
+                          "into the result once taken (none after a session's last item).")
 
 
 class WarmupOutcome(ResultModel):

@@ -96,6 +96,8 @@ class MeasurementContext:
     _primer: GpuPrimer | None = None
     #: Idle-power drift (W per device) the next item's windows carry (baseline re-checks).
     drift_w: dict[str, float] | None = None
+    #: the idle re-check before the current item (recorded in its baseline info)
+    recheck_before_w: dict[str, float] | None = None
     #: The item after the latest re-check, whose drift the next re-check settles.
     recheck_pending: Any = None
     #: wall seconds spent measuring or re-checking the baseline in this process
@@ -203,7 +205,10 @@ class MeasurementContext:
         if self.baseline is None:
             return None
         age = self.baseline_cache.age(self.baseline) if self.baseline_cache is not None else None
-        return self.baseline.to_info(self.baseline_method, age, primed=self.primed)
+        info = self.baseline.to_info(self.baseline_method, age, primed=self.primed)
+        if self.recheck_before_w is not None:
+            info["recheck_before_w"] = self.recheck_before_w
+        return info
 
 
 def get_context(config: pytest.Config) -> MeasurementContext:

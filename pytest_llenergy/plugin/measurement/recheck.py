@@ -68,8 +68,9 @@ def recheck_before(config: pytest.Config, context: MeasurementContext, citem: Ca
     pending = context.recheck_pending
     if pending is not None:
         drift = bracket_drift_w(pending.before_w, reading.power_w, baseline.power_w)
-        settle_drift(pending, drift)
+        settle_drift(pending, drift, dict(reading.power_w))
     context.drift_w = bracket_drift_w(reading.power_w, None, baseline.power_w)
+    context.recheck_before_w = dict(reading.power_w)
     context.recheck_pending = Pending(run, citem.experiment.id, citem.cycle, dict(reading.power_w))
 
 
@@ -99,13 +100,16 @@ def _extra_recheck(config: pytest.Config, context: MeasurementContext, seconds: 
         context.baseline_s += perf_counter() - started
 
 
-def settle_drift(pending: Pending, drift_w: dict[str, float]) -> bool:
-    """Rewrite the pending item's result with the bracketing drift; False when it has no result."""
+def settle_drift(pending: Pending, drift_w: dict[str, float], after_w: dict[str, float] | None = None) -> bool:
+    """Rewrite the pending item's result with the bracketing drift (and the re-check after it, ``after_w``);
+    False when it has no result."""
     run_dir = pending.run.run_dir
     result = run_dir.read_result(pending.experiment_id, pending.cycle)
     if result is None:
         return False
     updated = with_drift(result, quadrature(drift_w.values()))
+    if after_w is not None and updated.baseline is not None:
+        updated = updated.model_copy(update={"baseline": updated.baseline.model_copy(update={"recheck_after_w": after_w})})
     try:
         run_dir.write_result(updated)
     except OSError:
