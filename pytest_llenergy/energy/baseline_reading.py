@@ -31,10 +31,14 @@ class BaselineReading:
         blocks = max(self.duration_s / BLOCK_S, 1.0)
         return {k: self.se_w.get(k, v / blocks**0.5) for k, v in self.sd_w.items()}
 
-    def to_info(self, method: str, age: float | None, primed: bool | None = None) -> dict[str, Any]:
+    def to_info(self, method: str, age: float | None, primed: bool | None = None,
+                recheck_before_w: dict[str, float] | None = None) -> dict[str, Any]:
         """A dict matching ``BaselineInfo`` in results/schema.py (``primed``: whether the P0 priming
-        burst ran before this baseline; None where no burst applies)."""
+        burst ran before this baseline, None where no burst applies; ``recheck_before_w``: the idle
+        re-check just before the item; the one after it is written in later, once taken)."""
         return {
+            "recheck_before_w": dict(recheck_before_w) if recheck_before_w is not None else None,
+            "recheck_after_w": None,
             "primed": primed,
             "method": method, "power_w": dict(self.power_w), "sd_w": dict(self.sd_w), "se_w": dict(self.se_w),
             "n_samples": self.n_samples, "duration_s": self.duration_s, "age_s": age,

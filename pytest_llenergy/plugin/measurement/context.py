@@ -205,10 +205,8 @@ class MeasurementContext:
         if self.baseline is None:
             return None
         age = self.baseline_cache.age(self.baseline) if self.baseline_cache is not None else None
-        info = self.baseline.to_info(self.baseline_method, age, primed=self.primed)
-        if self.recheck_before_w is not None:
-            info["recheck_before_w"] = self.recheck_before_w
-        return info
+        return self.baseline.to_info(self.baseline_method, age, primed=self.primed,
+                                     recheck_before_w=self.recheck_before_w)
 
 
 def get_context(config: pytest.Config) -> MeasurementContext:
