@@ -1,8 +1,9 @@
 """Validate vLLM's prefill/decode split on a GPU against a same-span prefill reference measured by the counter.
 
 One vLLM engine (llama-3.2-1b shape, random weights, bf16, CUDA graphs: the engine's default and what
-docs/validation/h200-vllm.md measured; ``--eager`` to compare) and, per concurrency (prompts per
-``generate`` call: 1, 32, 256; 128 input tokens):
+docs/validation/h200-vllm.md measured; ``--eager`` to compare; prefix caching off, since both sides
+repeat the same prompts and a cached prefix would skip the very prefill measured; chunked prefill at
+the engine's default) and, per concurrency (prompts per ``generate`` call: 1, 32, 256; 128 input tokens):
 
 - reference: ``generate`` with ``max_tokens=1`` in a loop for >= 10 s. The backend stamps a request's
   prefill as [``scheduled_ts``, ``first_token_ts``] (backends/vllm/phases.py: first scheduled, and the
@@ -57,11 +58,11 @@ from validate_h200_phases import TOLERANCE, figures, fitted, split_runs  # noqa:
 GPU = {"model": "llama-3.2-1b", "precision": "bfloat16", "input_tokens": 128, "output_tokens": 256,
        "concurrency": {1: 3, 32: 3, 256: 2}, "runs": 4, "reference_s": 10.0, "paused_s": 5.0, "pause_s": 0.02,
        "source": "nvml",
-       "vllm": {"gpu_memory_utilization": 0.35, "max_model_len": 1024}}
+       "vllm": {"gpu_memory_utilization": 0.35, "max_model_len": 1024, "enable_prefix_caching": False}}
 CPU = {"model": "tiny-llama-hd32", "precision": "float32", "input_tokens": 16, "output_tokens": 64,
        "concurrency": {1: 4, 4: 4}, "runs": 3, "reference_s": 2.0, "paused_s": 1.0, "pause_s": 0.005,
        "source": "replay",
-       "vllm": {"max_model_len": 256, "enforce_eager": True}}
+       "vllm": {"max_model_len": 256, "enforce_eager": True, "enable_prefix_caching": False}}
 CPU_ENV = {"VLLM_ENABLE_V1_MULTIPROCESSING": "0", "VLLM_HOST_IP": "127.0.0.1", "VLLM_CPU_KVCACHE_SPACE": "1"}
 
 
@@ -102,8 +103,10 @@ def reference(meter: Any, session: Any, work: Any, seconds: float, pause_s: floa
                 raise RuntimeError(f"expected one token per request, got {stats.output_tokens} for {work.num_prompts}")
             if pause_s:
                 time.sleep(pause_s)
+    series = meter.series(w.name)
     meter.clear()
-    return {"measurement": w.result, "host_edges": dict(w.host_edges), "timelines": timelines, "spans_s": spans,
+    return {"measurement": w.result, "series": series, "host_edges": dict(w.host_edges), "timelines": timelines,
+            "spans_s": spans,
             "pause_s": pause_s}
 
 
@@ -227,7 +230,7 @@ def measure(cfg: dict[str, Any]) -> tuple[list[dict[str, Any]], str, dict[str, A
     t0 = time.perf_counter()
     session = load_session(cfg)
     engine = {"load_s": time.perf_counter() - t0, "engine_kwargs": session.engine_info.get("engine_kwargs"),
-              "vllm": session.engine_info.get("vllm")}
+              "vllm": session.engine_info.get("vllm"), "engine_resolved": session.engine_info.get("engine_resolved")}
     print(f"engine up in {engine['load_s']:.0f} s (vllm {engine['vllm']})", flush=True)
     raw = []
     try:
