@@ -231,6 +231,7 @@ def measure(cfg: dict[str, Any]) -> tuple[list[dict[str, Any]], str, dict[str, A
     session = load_session(cfg)
     engine = {"load_s": time.perf_counter() - t0, "engine_kwargs": session.engine_info.get("engine_kwargs"),
               "vllm": session.engine_info.get("vllm"), "engine_resolved": session.engine_info.get("engine_resolved")}
+    engine = json.loads(json.dumps(engine, default=str))  # plain values: the pickle must load without vLLM
     print(f"engine up in {engine['load_s']:.0f} s (vllm {engine['vllm']})", flush=True)
     raw = []
     try:
