@@ -50,15 +50,17 @@ class BaselineSettings(StrictModel):
     revalidate_every: int = Field(
         5, ge=0,
         description="Re-check the baseline every N experiments (0: never) from the re-checks taken in the gaps since the last "
-                    "(else a `revalidate_duration_s` reading); a drift above 0.5 % is adopted.")
+                    "(else a `revalidate_duration_s` reading): past `drift_threshold` it re-measures; without re-checks "
+                    "that carry a power series a drift above 0.5 % is adopted.")
     revalidate_duration_s: float = Field(5.0, ge=0.5, le=600, description="Length of a revalidation reading when no re-checks were taken.")
     drift_threshold: float = Field(0.10, gt=0, le=1, description="Relative drift that triggers a full re-measure.")
     recheck_s: float = Field(
         0.5, ge=0, le=60,
         description="Before each campaign item re-measure idle power for this long (NVML only), as part of its thermal gap: "
                     "the last seconds of a fixed gap, the end of an adaptive one once settled (after the gap only when it "
-                    "is shorter or did not settle); the re-checks that bracket an item give its baseline-drift "
-                    "uncertainty and feed the revalidations (0: off).")
+                    "is shorter or did not settle); each item subtracts the baseline moved by the drift its re-check read "
+                    "on the power series, the re-checks that bracket it give its baseline-drift uncertainty, and they "
+                    "feed the revalidations (0: off).")
 
     @property
     def floor_s(self) -> float:

@@ -115,7 +115,7 @@ def _measure_once(source: EnergySource, duration_s: float, hz: float, sleep: Cal
     errors = [f for f in m.flags if f.startswith("source_error:")]
     if errors:
         raise SourceError(f"baseline measurement failed: {errors[0][len('source_error:'):]}")
-    power, sd, se, pstate, temp, deep, blocks = {}, {}, {}, {}, {}, {}, {}
+    power, sd, se, pstate, temp, deep, blocks, series_w = {}, {}, {}, {}, {}, {}, {}, {}
     inside = (series.t_s >= 0) & (series.t_s <= series.duration_s)
     for j, dev in enumerate(m.devices):
         if dev.mean_power_w is None:
@@ -125,6 +125,8 @@ def _measure_once(source: EnergySource, duration_s: float, hz: float, sleep: Cal
         stepped = bool(getattr(source, "counter_period_s", None))
         if series_if_uncorrected and stepped and dev.edge_method == "counter" and col.size:
             power[dev.device] = float(np.mean(col))
+        if col.size:
+            series_w[dev.device] = float(np.mean(col))
         sd[dev.device] = float(np.std(col, ddof=1)) if col.size > 1 else 0.0
         blocks[dev.device] = block_means(series.t_s[inside], col, series.duration_s)
         if (error := standard_error(blocks[dev.device])) is not None:
@@ -134,7 +136,8 @@ def _measure_once(source: EnergySource, duration_s: float, hz: float, sleep: Cal
         temp[dev.device] = _last(series, "temperature_c", j)
         if pstate[dev.device]:
             deep[dev.device] = dev.mean_power_w
-    reading = BaselineReading(power, sd, m.n_samples, pstate, temp, now(), m.duration_s, deep or None, se_w=se)
+    reading = BaselineReading(power, sd, m.n_samples, pstate, temp, now(), m.duration_s, deep or None, se_w=se,
+                              series_w=series_w)
     return reading, blocks
 
 
@@ -149,7 +152,7 @@ def _pooled(a: BaselineReading, b: BaselineReading) -> BaselineReading:
     sd = {k: float(np.sqrt((a.sd_w[k] ** 2 * ta + b.sd_w[k] ** 2 * tb) / total)) for k in a.sd_w if k in b.sd_w}
     deep = {**(a.deep_idle_w or {}), **(b.deep_idle_w or {})}
     return replace(b, power_w=mean(a.power_w, b.power_w), sd_w=sd, n_samples=a.n_samples + b.n_samples,
-                   duration_s=ta + tb, deep_idle_w=deep or None, se_w={})
+                   duration_s=ta + tb, deep_idle_w=deep or None, se_w={}, series_w=mean(a.series_w, b.series_w))
 
 
 #: relative idle-power drift above which a revalidation's short reading replaces the baseline
@@ -164,11 +167,13 @@ class BaselineCache:
     a cached reading younger than ``ttl_s``, else measures adaptively (method ``fresh``;
     ``measure_adaptive``). ``maybe_revalidate`` checks for drift every ``revalidate_every``
     experiments, from the re-checks taken in the gaps since the last check (``recheck`` and
-    ``note_idle`` keep them) or, when there were none, a ``revalidate_duration_s`` reading: when
-    the idle power moved by more than ``ADOPT_DRIFT`` that reading replaces the baseline from then
-    on (a GPU warming up over a campaign raised its idle power by 2 W = 1.9 % on an H200, 4 % of a
-    host-bound window's adjusted energy), and by more than ``drift_threshold`` it re-measures in
-    full (both method ``revalidated``).
+    ``note_idle`` keep them) or, when there were none, a ``revalidate_duration_s`` reading. Where
+    the re-checks carry a power series, each item already subtracts the baseline :func:`tracked`
+    to its own re-check, so a check only re-measures in full when idle moved beyond
+    ``drift_threshold`` (a new state). Without them, a drift above ``ADOPT_DRIFT`` adopts the
+    reading from then on (a GPU warming up over a campaign raised its idle power by 2 W = 1.9 % on
+    an H200, 4 % of a host-bound window's adjusted energy), and one above ``drift_threshold``
+    re-measures in full (both method ``revalidated``).
     """
 
     def __init__(
@@ -225,7 +230,15 @@ class BaselineCache:
         old = self.current or self._load(source)
         if old is None:
             return self.obtain(source)
-        quick = self._pooled_idle() or self._measure(source, self.settings.revalidate_duration_s)
+        pooled = self._pooled_idle()
+        moved = series_drift(old, pooled) if pooled is not None else None
+        if moved is not None:  # re-checks track idle item by item (``tracked``): only a new state re-measures
+            if moved <= self.settings.drift_threshold:
+                self.current = replace(old, drift_pct=moved * 100.0)
+                return self.current, "cached"
+            self.current = replace(self._measure_and_store(source), drift_pct=moved * 100.0)
+            return self.current, "revalidated"
+        quick = pooled or self._measure(source, self.settings.revalidate_duration_s)
         drift = _drift(old, quick)
         if drift is None or drift <= ADOPT_DRIFT:
             self.current = replace(old, drift_pct=None if drift is None else drift * 100.0)
@@ -317,6 +330,35 @@ def bracket_drift_w(before: dict[str, float], after: dict[str, float] | None,
         base = used.get(label, b)
         out[label] = abs(b - base) if a is None else max(abs(a - b), abs(0.5 * (a + b) - base))
     return out
+
+
+def tracked(anchor: BaselineReading, recheck: BaselineReading) -> BaselineReading | None:
+    """The idle power an item subtracts after a re-check: the anchor (a long reading, its level from
+    the counter) moved by how far idle moved from the anchor's power series to the re-check's.
+
+    Drift is read series to series: a 0.5 s counter reading sits 0.19 W below a long one on an H200
+    (sd 0.195 W) while the series is offset from the counter by a steady ~0.1 W that cancels here
+    (sd 0.11 W; docs/methodology.md). A device without both series, or a re-check in a deeper
+    P-state than the anchor, keeps the anchor's level. None when no device moved.
+    """
+    moved = {k: recheck.series_w[k] - anchor.series_w[k] for k in anchor.power_w
+             if k in anchor.series_w and k in recheck.series_w
+             and not (recheck.pstate.get(k) and not anchor.pstate.get(k))}
+    if not moved:
+        return None
+    power = {k: w + moved.get(k, 0.0) for k, w in anchor.power_w.items()}
+    drift = max((abs(d) / anchor.power_w[k] for k, d in moved.items() if anchor.power_w[k] > 0), default=0.0)
+    return replace(anchor, power_w=power, pstate={**anchor.pstate, **recheck.pstate},
+                   temperature_c={**anchor.temperature_c, **recheck.temperature_c},
+                   drift_pct=drift * 100.0, anchor_w=dict(anchor.power_w))
+
+
+def series_drift(old: BaselineReading, new: BaselineReading) -> float | None:
+    """Largest relative change of the power series' mean across devices (None: no series in both;
+    deep-idle readings are skipped)."""
+    changes = [abs(new.series_w[k] - w) / w for k, w in old.series_w.items()
+               if k in new.series_w and w > 0 and not (new.pstate.get(k) and not old.pstate.get(k))]
+    return max(changes) if changes else None
 
 
 def _drift(old: BaselineReading, new: BaselineReading) -> float | None:

@@ -24,6 +24,11 @@ class BaselineReading:
     drift_pct: float | None = None
     #: standard error of each device's mean, from block means (samples are autocorrelated)
     se_w: dict[str, float] = field(default_factory=dict)
+    #: mean of each device's power series over the reading: what a re-check's drift is read on
+    #: (series to series; the series sits ~0.1 W from the counter on an H200, ``tracked``)
+    series_w: dict[str, float] = field(default_factory=dict)
+    #: for a tracked baseline, the long reading it was moved from (``energy.baseline.tracked``)
+    anchor_w: dict[str, float] | None = None
 
     def sd_of_mean_w(self) -> dict[str, float]:
         """The standard error of each device's mean idle power: ``se_w`` where measured, else (a
@@ -45,6 +50,7 @@ class BaselineReading:
             "pstate": dict(self.pstate), "temperature_c": dict(self.temperature_c),
             "deep_idle_w": dict(self.deep_idle_w) if self.deep_idle_w else None,
             "drift_pct": self.drift_pct,
+            "anchor_w": dict(self.anchor_w) if self.anchor_w is not None else None,
         }
 
     def device_entry(self, label: str) -> dict[str, Any]:
@@ -53,7 +59,7 @@ class BaselineReading:
         return {"power_w": self.power_w[label], "sd_w": self.sd_w.get(label), "se_w": self.se_w.get(label),
                 "n_samples": self.n_samples, "pstate": self.pstate.get(label),
                 "temperature_c": self.temperature_c.get(label), "timestamp": self.timestamp,
-                "duration_s": self.duration_s, "deep_idle_w": deep}
+                "duration_s": self.duration_s, "deep_idle_w": deep, "series_w": self.series_w.get(label)}
 
     @classmethod
     def from_entries(cls, entries: dict[str, dict[str, Any]]) -> BaselineReading:
@@ -69,4 +75,6 @@ class BaselineReading:
             duration_s=min(float(e.get("duration_s", 0.0)) for e in entries.values()),
             deep_idle_w=deep or None,
             se_w={k: float(e["se_w"]) for k, e in entries.items() if isinstance(e.get("se_w"), (int, float))},
+            series_w={k: float(e["series_w"]) for k, e in entries.items()
+                      if isinstance(e.get("series_w"), (int, float))},
         )

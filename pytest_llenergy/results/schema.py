@@ -26,8 +26,10 @@ class ResultModel(RecordModel):
 class BaselineInfo(ResultModel):
     """The idle power subtracted from GPU energy, and where it came from."""
 
-    method: Literal["fresh", "cached", "revalidated", "none"]
-    power_w: dict[str, float] = Field(default_factory=dict, description="Idle watts per device.")
+    method: Literal["fresh", "cached", "revalidated", "tracked", "none"] = Field(
+        description="fresh/cached/revalidated: a long reading; tracked: a long reading (anchor_w) moved by the idle "
+                    "drift the re-check before this item read on the power series.")
+    power_w: dict[str, float] = Field(default_factory=dict, description="Idle watts per device, as subtracted.")
     sd_w: dict[str, float] = Field(default_factory=dict)
     se_w: dict[str, float] = Field(
         default_factory=dict, description="Standard error of each device's mean idle power (from 1 s block means).")
@@ -41,11 +43,14 @@ class BaselineInfo(ResultModel):
     primed: bool | None = Field(
         None, description="NVML: whether the GPU priming burst ran before the baseline (false: see the result's warnings)."
     )
+    anchor_w: dict[str, float] | None = Field(
+        None, description="Tracked baselines: the long reading (counter) the subtracted idle was moved from.")
     recheck_before_w: dict[str, float] | None = Field(
-        None, description="The idle re-check just before this item (end of its gap), W per device: drift evidence.")
+        None, description="The idle level at the re-check just before this item (end of its gap), W per device: "
+                          "the anchor moved by the re-check's series drift where tracked, else the re-check itself.")
     recheck_after_w: dict[str, float] | None = Field(
-        None, description="The idle re-check just after this item (the next item's gap), W per device; written "
-                          "into the result once taken (none after a session's last item).")
+        None, description="The same at the re-check just after this item (the next item's gap); written into the "
+                          "result once taken (none after a session's last item).")
 
 
 class WarmupOutcome(ResultModel):

@@ -6,10 +6,13 @@ adaptive one once it settled (the settle window's readings are still in the post
 Only where the gap gives none (a gap shorter than ``recheck_s`` or one that did not settle) is it
 taken after the gap, as baseline time; before the first item a baseline measured just now is the
 reading.
-Every re-check also feeds the next revalidation (``BaselineCache.note_idle``). The next item's
-windows carry a provisional drift (the reading before it vs the subtracted baseline); once the
-reading after the item exists (before the next item) the item's stored result is updated with the
-drift between the two readings that bracket it (``energy.baseline.bracket_drift_w``).
+The item then subtracts the long baseline moved by the drift that re-check read on the power
+series (``energy.baseline.tracked``; method ``tracked``), so idle drifting over a campaign is
+followed item by item instead of in steps. Every re-check also feeds the next revalidation
+(``BaselineCache.note_idle``). The item's windows carry a provisional drift (how far idle moved
+since the previous re-check); once the reading after the item exists (before the next item) the
+item's stored result is updated with the drift between the two readings that bracket it
+(``energy.baseline.bracket_drift_w``).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from pytest_llenergy.energy.baseline import bracket_drift_w
+from pytest_llenergy.energy.baseline import bracket_drift_w, tracked
 from pytest_llenergy.energy.baseline_reading import BaselineReading
 from pytest_llenergy.energy.uncertainty import adjusted_total, is_uncertain, quadrature
 from pytest_llenergy.plugin.base import status_line
@@ -36,42 +39,51 @@ IDLE_READING = "idle_reading"
 
 @dataclass
 class Pending:
-    """The item measured after the latest re-check: where its result lives and the reading before it."""
+    """The item measured after the latest re-check: where its result lives, the idle level before it
+    and the baseline it subtracted."""
 
     run: LemRun
     experiment_id: str
     cycle: int
     before_w: dict[str, float]
+    used_w: dict[str, float]
 
 
 def recheck_before(config: pytest.Config, context: MeasurementContext, citem: CampaignItem, run: LemRun,
                    idle: BaselineReading | None = None) -> None:
-    """Settle the previous item's drift and set the provisional drift for ``citem`` from ``idle``
-    (the re-check its gap took), or from a re-check taken now when the gap gave none."""
+    """Track the baseline ``citem`` subtracts to ``idle`` (the re-check its gap took, or one taken now
+    when the gap gave none), settle the previous item's drift, and set ``citem``'s provisional drift."""
     seconds = context.settings.baseline.recheck_s
     source = context.ensure_source()
     if not seconds or source.kind != "nvml":
         return
     baseline, _ = context.ensure_baseline()
-    if baseline is None or context.baseline_cache is None:
+    cache = context.baseline_cache
+    if baseline is None or cache is None:
         return
     fresh = context.recheck_pending is None and context.baseline_method == "fresh" \
-        and context.baseline_cache.age(baseline) <= JUST_MEASURED_S
+        and cache.age(baseline) <= JUST_MEASURED_S
     if idle is None and fresh:  # the first item right after a fresh baseline: that is the reading before it
         idle = baseline
     else:
         idle = idle if idle is not None else _extra_recheck(config, context, seconds)
         if idle is None:
             return
-        context.baseline_cache.note_idle(idle)
-    reading = idle
+        cache.note_idle(idle)
+    moved = tracked(cache.current or baseline, idle) if idle is not baseline else None
+    if moved is not None:
+        context.baseline, context.baseline_method = moved, "tracked"
+    level = dict(moved.power_w if moved is not None else idle.power_w)
+    used = dict(context.baseline.power_w)
     pending = context.recheck_pending
     if pending is not None:
-        drift = bracket_drift_w(pending.before_w, reading.power_w, baseline.power_w)
-        settle_drift(pending, drift, dict(reading.power_w))
-    context.drift_w = bracket_drift_w(reading.power_w, None, baseline.power_w)
-    context.recheck_before_w = dict(reading.power_w)
-    context.recheck_pending = Pending(run, citem.experiment.id, citem.cycle, dict(reading.power_w))
+        settle_drift(pending, bracket_drift_w(pending.before_w, level, pending.used_w), level)
+    # until the re-check after it settles it: how far idle moved since the previous re-check (tracked),
+    # or how far the re-check sits from the baseline subtracted
+    context.drift_w = (bracket_drift_w(level, None, pending.before_w) if moved is not None and pending is not None
+                       else bracket_drift_w(level, None, used))
+    context.recheck_before_w = level
+    context.recheck_pending = Pending(run, citem.experiment.id, citem.cycle, level, used)
 
 
 def recheck_in_gap(context: MeasurementContext, seconds: float) -> BaselineReading | None:
