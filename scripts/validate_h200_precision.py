@@ -203,8 +203,9 @@ def baseline_lines(run_dir: Path) -> list[str]:
 
 def bracketed_lines(run_dir: Path) -> list[str]:
     """What if each item subtracted the mean of the two re-checks that bracket it (``recheck_before_w``,
-    ``recheck_after_w``) instead of the baseline in force: per experiment, the t CI both ways."""
-    per: dict[str, list[tuple[float, float]]] = {}
+    ``recheck_after_w``), or the first baseline throughout (``anchor_w`` of a tracked item), instead of
+    the baseline in force: per experiment, the t CI each way."""
+    per: dict[str, list[tuple[float, float, float]]] = {}
     for path in sorted((run_dir / "experiments").glob("*.json")):
         r = json.loads(path.read_text())
         e, b = r.get("energy") or {}, r.get("baseline") or {}
@@ -212,17 +213,23 @@ def bracketed_lines(run_dir: Path) -> list[str]:
         if r.get("status") != "passed" or e.get("adjusted_energy_j") is None or not before or not e.get("output_tokens"):
             continue
         bracket = sum(before.values()) if not after else (sum(before.values()) + sum(after.values())) / 2
-        alt = e["adjusted_energy_j"] + (sum(b["power_w"].values()) - bracket) * e["duration_s"]
-        per.setdefault(r["experiment_id"], []).append((e["adjusted_energy_j"] / e["output_tokens"],
-                                                       alt / e["output_tokens"]))
+        used = sum(b["power_w"].values())
+        alt = e["adjusted_energy_j"] + (used - bracket) * e["duration_s"]
+        fixed = e["adjusted_energy_j"] + (used - sum((b.get("anchor_w") or b["power_w"]).values())) * e["duration_s"]
+        per.setdefault(r["experiment_id"], []).append(
+            (e["adjusted_energy_j"] / e["output_tokens"], alt / e["output_tokens"], fixed / e["output_tokens"]))
     if not per:
         return ["bracketed baseline: no re-checks recorded (recheck_before_w)"]
-    lines = ["bracketed baseline (what if): t CI of adjusted J/out-token, as subtracted -> mean of the bracketing re-checks"]
-    for exp_id, pairs in per.items():
-        now, alt = t_interval([a for a, _ in pairs]), t_interval([b for _, b in pairs])
-        lines.append(f"  {exp_id:46} {now['mean'] or float('nan'):.4g} ±{now['halfwidth_pct'] or float('nan'):.1f}% -> "
-                     f"{alt['mean'] or float('nan'):.4g} ±{alt['halfwidth_pct'] or float('nan'):.1f}%")
+    lines = ["baseline rules (what if): t CI of adjusted J/out-token, as subtracted -> mean of the bracketing "
+             "re-checks | first baseline throughout"]
+    for exp_id, rows in per.items():
+        now, alt, fixed = (t_interval([row[k] for row in rows]) for k in range(3))
+        lines.append(f"  {exp_id:46} {_ci(now)} -> {_ci(alt)} | {_ci(fixed)}")
     return lines
+
+
+def _ci(interval: dict[str, Any]) -> str:
+    return f"{interval['mean'] or float('nan'):.4g} ±{interval['halfwidth_pct'] or float('nan'):.1f}%"
 
 
 def part_walltime(args: argparse.Namespace, out: Path) -> dict[str, Any]:
