@@ -37,12 +37,15 @@ def test_rechecks_bracket_each_item(pytester) -> None:
         w = r["energy"]
         parts = w["uncertainty_parts_j"]
         assert set(parts) == {"counter_quantisation", "series_counter", "short_window", "baseline_sd", "baseline_drift"}
-        # idle before/after item i: 120 + 3i and 120 + 3(i+1); item i subtracts the one before it (tracked),
-        # and its drift is how far idle moved between the two; the last item, with none after it, keeps how
-        # far idle moved since the re-check before the previous item
+        # readings before/after item i: 120 + 3i and 120 + 3(i+1), baseline 120: the larger of their
+        # difference and their mean's offset from the baseline; the last item has only the one before it
+        # no gaps: each re-check is taken right after the previous window (its tail), drift evidence only
+        assert r["baseline"]["method"] != "tracked"
         base = r["baseline"]["power_w"]["gpu0"]
-        assert base == pytest.approx(120.0 + 3 * i, abs=2.0)  # a 0.5 s baseline: a few ms of edge timing
-        assert parts["baseline_drift"] == pytest.approx(3.0 * w["duration_s"], rel=0.05, abs=0.05), (i, parts)
+        assert base == pytest.approx(120.0, abs=2.0)  # a 0.5 s baseline: a few ms of edge timing
+        before, after = 120.0 + 3 * i, 123.0 + 3 * i
+        drift = max(3.0, abs(0.5 * (before + after) - base)) if i < len(items) - 1 else abs(before - base)
+        assert parts["baseline_drift"] == pytest.approx(drift * w["duration_s"], rel=0.05, abs=0.05), (i, parts)
         expected = (w["uncertainty_j"] ** 2 + parts["baseline_sd"] ** 2 + parts["baseline_drift"] ** 2) ** 0.5
         assert w["adjusted_uncertainty_j"] == pytest.approx(expected)
         assert w["uncertain"] == (w["adjusted_uncertainty_j"] > 0.05 * abs(w["adjusted_energy_j"]))

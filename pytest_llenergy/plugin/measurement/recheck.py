@@ -8,7 +8,9 @@ taken after the gap, as baseline time; before the first item a baseline measured
 reading.
 The item then subtracts the long baseline moved by the drift that re-check read on the power
 series (``energy.baseline.tracked``; method ``tracked``), so idle drifting over a campaign is
-followed item by item instead of in steps. Every re-check also feeds the next revalidation
+followed item by item instead of in steps. Only a re-check its gap took counts, and only within
+``drift_threshold``: one taken after a gap that did not settle (or gave none) may still hold the last
+window's tail, so it is drift evidence only, and the item keeps the baseline in force. Every re-check also feeds the next revalidation
 (``BaselineCache.note_idle``). The item's windows carry a provisional drift (how far idle moved
 since the previous re-check); once the reading after the item exists (before the next item) the
 item's stored result is updated with the drift between the two readings that bracket it
@@ -63,6 +65,7 @@ def recheck_before(config: pytest.Config, context: MeasurementContext, citem: Ca
         return
     fresh = context.recheck_pending is None and context.baseline_method == "fresh" \
         and cache.age(baseline) <= JUST_MEASURED_S
+    from_gap = idle is not None
     if idle is None and fresh:  # the first item right after a fresh baseline: that is the reading before it
         idle = baseline
     else:
@@ -70,9 +73,7 @@ def recheck_before(config: pytest.Config, context: MeasurementContext, citem: Ca
         if idle is None:
             return
         cache.note_idle(idle)
-    moved = tracked(cache.current or baseline, idle) if idle is not baseline else None
-    if moved is not None:
-        context.baseline, context.baseline_method = moved, "tracked"
+    moved = _track(context, cache.current or baseline, idle) if from_gap else None
     level = dict(moved.power_w if moved is not None else idle.power_w)
     used = dict(context.baseline.power_w)
     pending = context.recheck_pending
@@ -84,6 +85,17 @@ def recheck_before(config: pytest.Config, context: MeasurementContext, citem: Ca
                        else bracket_drift_w(level, None, used))
     context.recheck_before_w = level
     context.recheck_pending = Pending(run, citem.experiment.id, citem.cycle, level, used)
+
+
+def _track(context: MeasurementContext, anchor: BaselineReading, idle: BaselineReading) -> BaselineReading | None:
+    """Subtract ``anchor`` moved to ``idle`` (a re-check its gap took) from the next item; None, and the
+    baseline left as it was, where the series moved past ``drift_threshold`` (not idle: a GPU still busy
+    or a new state, which the next revalidation re-measures) or cannot tell."""
+    moved = tracked(anchor, idle)
+    if moved is None or (moved.drift_pct or 0.0) > 100.0 * context.settings.baseline.drift_threshold:
+        return None
+    context.baseline, context.baseline_method = moved, "tracked"
+    return moved
 
 
 def recheck_in_gap(context: MeasurementContext, seconds: float) -> BaselineReading | None:
