@@ -81,19 +81,14 @@ def test_revalidation_leaves_tracked_drift_to_the_items(fake_clock, series: floa
         assert got.power_w == {"g0": 122.0}  # the anchor, unchanged
 
 
-@pytest.mark.parametrize(("series", "kept"), [(131.0, True), (138.0, False)])
+@pytest.mark.parametrize(("series", "kept"), [(131.0, True), (137.5, True), (138.0, False)])
 def test_an_item_tracks_only_within_the_drift_threshold(series: float, kept: bool) -> None:
     from types import SimpleNamespace
 
-    from pytest_llenergy.plugin.measurement.recheck import _track
+    from pytest_llenergy.plugin.measurement.recheck import trackable
 
-    anchor = reading(122.0, 125.0, duration=12.0)
-    context = SimpleNamespace(settings=SimpleNamespace(baseline=BaselineSettings(drift_threshold=0.10)),
-                              baseline=anchor, baseline_method="fresh")
-    got = _track(context, anchor, reading(121.0, series))  # type: ignore[arg-type]
-    assert (got is not None) == kept
-    if kept:  # 4.8 %: tracked
-        assert context.baseline is got and context.baseline_method == "tracked"
-        assert got.power_w == {"g0": pytest.approx(128.0)}
-    else:  # 10.4 %: a GPU still busy or a new state; the baseline in force stays
-        assert context.baseline is anchor and context.baseline_method == "fresh"
+    context = SimpleNamespace(settings=SimpleNamespace(baseline=BaselineSettings(drift_threshold=0.10)))
+    moved = tracked(reading(125.0, 125.0, duration=12.0), reading(124.0, series))
+    # 4.8 %: tracked; exactly 10 %: tracked; 10.4 %: not idle (a GPU still busy, or a new state)
+    assert trackable(context, moved) == kept  # type: ignore[arg-type]
+    assert not trackable(context, None)  # type: ignore[arg-type]

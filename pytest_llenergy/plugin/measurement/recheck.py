@@ -9,9 +9,9 @@ reading.
 The item then subtracts the long baseline moved by the drift that re-check read on the power
 series (``energy.baseline.tracked``; method ``tracked``), so idle drifting over a campaign is
 followed item by item instead of in steps. Only a re-check its gap took counts, and only within
-``drift_threshold``: one taken after a gap that did not settle (or gave none) may still hold the last
-window's tail, so it is drift evidence only, and the item keeps the baseline in force. Every re-check also feeds the next revalidation
-(``BaselineCache.note_idle``). The item's windows carry a provisional drift (how far idle moved
+``drift_threshold``: one taken after a gap that did not settle (or gave none) may still hold the
+last window's tail, so it is drift evidence only, and the item keeps the baseline in force. Every
+re-check also feeds the next revalidation (``BaselineCache.note_idle``). The item's windows carry a provisional drift (how far idle moved
 since the previous re-check); once the reading after the item exists (before the next item) the
 item's stored result is updated with the drift between the two readings that bracket it
 (``energy.baseline.bracket_drift_w``).
@@ -73,8 +73,12 @@ def recheck_before(config: pytest.Config, context: MeasurementContext, citem: Ca
         if idle is None:
             return
         cache.note_idle(idle)
-    moved = _track(context, cache.current or baseline, idle) if from_gap else None
-    level = dict(moved.power_w if moved is not None else idle.power_w)
+    # the idle level on the anchor's scale (drift evidence either way); subtracted only where trackable
+    level_of = tracked(cache.current or baseline, idle) if idle is not baseline else None
+    moved = level_of if from_gap and trackable(context, level_of) else None
+    if moved is not None:
+        context.baseline, context.baseline_method = moved, "tracked"
+    level = dict((level_of or idle).power_w)
     used = dict(context.baseline.power_w)
     pending = context.recheck_pending
     if pending is not None:
@@ -87,15 +91,11 @@ def recheck_before(config: pytest.Config, context: MeasurementContext, citem: Ca
     context.recheck_pending = Pending(run, citem.experiment.id, citem.cycle, level, used)
 
 
-def _track(context: MeasurementContext, anchor: BaselineReading, idle: BaselineReading) -> BaselineReading | None:
-    """Subtract ``anchor`` moved to ``idle`` (a re-check its gap took) from the next item; None, and the
-    baseline left as it was, where the series moved past ``drift_threshold`` (not idle: a GPU still busy
-    or a new state, which the next revalidation re-measures) or cannot tell."""
-    moved = tracked(anchor, idle)
-    if moved is None or (moved.drift_pct or 0.0) > 100.0 * context.settings.baseline.drift_threshold:
-        return None
-    context.baseline, context.baseline_method = moved, "tracked"
-    return moved
+def trackable(context: MeasurementContext, moved: BaselineReading | None) -> bool:
+    """Whether an item may subtract ``moved`` (the anchor moved to a re-check its gap took): not where
+    the series moved past ``drift_threshold`` (not idle: a GPU still busy, or a new state the next
+    revalidation re-measures) or could not tell."""
+    return moved is not None and (moved.drift_pct or 0.0) <= 100.0 * context.settings.baseline.drift_threshold
 
 
 def recheck_in_gap(context: MeasurementContext, seconds: float) -> BaselineReading | None:
