@@ -45,6 +45,8 @@ class PhaseTimeline:
     requests: list[RequestTiming] = field(default_factory=list)
     #: the engine's batch capacity (vLLM max_num_seqs), for the steady-state window
     max_batch: int | None = None
+    #: what is known to be off about these stamps (recorded in the result's ``phase_info.flags``)
+    caveats: tuple[str, ...] = ()
 
     def boundaries(self) -> tuple[float, float] | None:
         """(first start, last end) on the host clock, or None when empty."""

@@ -64,4 +64,8 @@ class PhaseInfo(_Model):
     requests: int
     lag_s: float = 0.0
     repeats: int = 0
-    flags: list[str] = Field(default_factory=list)
+    flags: list[str] = Field(default_factory=list, description=(
+        "requests_outside_window:<n>: requests stamped outside the measured window. From the engine's stamps "
+        "(vLLM; docs/validation/h200-vllm.md): split_unverified: the split between phases missed a same-span "
+        "counter reference on an H200 (closure is exact); first_token_late:async_scheduling: first-token stamps "
+        "late by up to one decode step (vllm.async_scheduling: false removes it)."))

@@ -27,6 +27,13 @@ def test_offline_run_reports_engine_timeline(fake_vllm):
     assert len(tl.requests) == 4 and all(r.start_s <= r.first_token_s <= r.end_s for r in tl.requests)
     assert {r.output_tokens for r in tl.requests} == {5} and {r.input_tokens for r in tl.requests} == {8}
     assert tl.max_batch == 256
+    assert tl.caveats == ("split_unverified",)  # the H200 check's verdict travels with every vLLM timeline
+
+
+def test_async_scheduling_marks_first_token_stamps_late(fake_vllm):
+    """vLLM stamps the first token after preparing the next step when it schedules asynchronously."""
+    tl = _run(experiment({"async_scheduling": True})).timeline
+    assert tl is not None and tl.caveats == ("split_unverified", "first_token_late:async_scheduling")
 
 
 def test_poisson_and_trace_arrivals_schedule_requests(fake_vllm, tmp_path):

@@ -33,7 +33,8 @@ class PhaseSession:
                          for r in range(min(bs, n - b))]
         return GenerationStats(input_tokens=n * workload.input_tokens, output_tokens=n * workload.output_tokens,
                                num_prompts=n, duration_s=time.perf_counter() - t_start,
-                               timeline=PhaseTimeline("perf_counter", "fake engine", requests, max_batch=bs))
+                               timeline=PhaseTimeline("perf_counter", "fake engine", requests, max_batch=bs,
+                                                     caveats=("stamps_late",)))
 
     def close(self):
         pass

@@ -42,6 +42,7 @@ def test_phases_requests_and_closure(pytester):
     assert total == pytest.approx(result.energy.energy_j, rel=1e-6)
     assert all(p.uncertainty_j > 0 and p.method == "direct" for p in phases.values())
     assert result.phase_info.source == "fake engine" and result.phase_info.requests == 4
+    assert result.phase_info.flags == ["stamps_late"]  # the engine's caveats on its stamps, kept
     df = load(run_dir, level="request")
     assert len(df) == 4 and set(df["method"]) == {"attribution:token_work"}
     assert df["energy_j"].sum() == pytest.approx(result.energy.energy_j, rel=0.005)

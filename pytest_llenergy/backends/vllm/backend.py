@@ -47,7 +47,7 @@ from pytest_llenergy.backends.vllm.metrics import (
     engine_metrics_mode_supported,
     request_latencies,
 )
-from pytest_llenergy.backends.vllm.phases import max_num_seqs, timeline
+from pytest_llenergy.backends.vllm.phases import max_num_seqs, stamp_caveats, timeline
 from pytest_llenergy.backends.vllm.prompts import VllmPrompts
 from pytest_llenergy.backends.vllm.serving import arrival_offsets, serve
 from pytest_llenergy.backends.vllm.shutdown import quiet_repr, shutdown_engine
@@ -189,7 +189,7 @@ class VllmSession(VllmPrompts):
                     latencies.append(perf_counter() - t0)
                 duration = perf_counter() - started
         stats = self._stats(workload, outputs, duration, latencies, caught.messages)
-        stats.timeline = timeline(outputs, max_num_seqs(self.engine_info), stamps)
+        stats.timeline = timeline(outputs, max_num_seqs(self.engine_info), stamps, stamp_caveats(self.engine_info))
         if stats.timeline is None:
             stats.warnings.append("vLLM reported no per-request timestamps: no prefill/decode split (vllm.request_metrics)")
         return stats

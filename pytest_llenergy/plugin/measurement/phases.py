@@ -32,7 +32,8 @@ def record(recorder: ItemRecorder, result: WindowPhases, window: Window, setting
         return  # the primary window is the first one with a timeline
     fields["phases"] = {k: v.to_dict() for k, v in result.phases.items()}
     fields["phase_info"] = {"source": tl.source, "clock": tl.clock, "requests": len(tl.requests),
-                            "lag_s": settings.sample_lag_s, "repeats": 0, "flags": list(result.flags)}
+                            "lag_s": settings.sample_lag_s, "repeats": 0,
+                            "flags": [*result.flags, *tl.caveats]}
     arrivals = recorder.item.config.workload.arrivals
     if arrivals is not None:
         fields["serving"] = serving_stats(result, tl, arrivals)
