@@ -31,21 +31,33 @@ def slack(rate: float) -> float:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("workload", "measurement", "cycles", "calls"),
-                         [(GPU_BOUND, NEW, 25, 2), (HOST_BOUND, TODAY, 5, 2), (HOST_BOUND, NEW, 3, 1)])
-def test_false_alarms_stay_at_alpha_with_no_change_and_at_the_margin(workload, measurement, cycles, calls):
-    assert fail_rate(workload, measurement, cycles=cycles, calls=calls, factor=1.0, seed=1) <= 0.01 + slack(0.01)
+@pytest.mark.parametrize(("workload", "measurement", "cycles", "calls", "saved_elsewhere"),
+                         [(GPU_BOUND, NEW, 40, 2, True), (HOST_BOUND, TODAY, 5, 2, False), (HOST_BOUND, NEW, 3, 1, False)])
+def test_false_alarms_stay_at_alpha_with_no_change_and_at_the_margin(workload, measurement, cycles, calls,
+                                                                     saved_elsewhere):
+    # saved_elsewhere: the saved run's baseline offset differs (1.1 W, another day or machine). The recipe's
+    # GPU-bound path holds alpha under it; host-bound HF generate (~23 W above idle) cannot, and docs/ci.md
+    # says to gate it only within one job (interleaved) or against a run of the same machine and day.
+    no_change = fail_rate(workload, measurement, cycles=cycles, calls=calls, factor=1.0, seed=1,
+                          run_offsets=saved_elsewhere)
+    assert no_change <= 0.01 + slack(0.01)
     # The worst case the test allows: a true change exactly at the margin fails alpha of the time (without
-    # run-to-run baseline offsets, which the cycles cannot see: with 0.5 W offsets the GPU-bound recipe
-    # fails 1.8 % at the margin, 0.5 % at +0.75 %; docs/ci.md).
+    # run-to-run baseline offsets, which the cycles cannot see: with 1.1 W offsets the GPU-bound recipe
+    # fails 8.9 % at the margin, 4.4 % at +0.75 %; docs/ci.md).
     at_margin = fail_rate(workload, measurement, cycles=cycles, calls=calls, factor=1 + MARGIN_FRACTION * 0.03, seed=2,
                           run_offsets=False)
     assert 0.01 - slack(0.01) - 0.003 <= at_margin <= 0.01 + slack(0.01) + 0.003  # + Welch's df approximation
 
 
 def test_the_recipe_catches_a_three_percent_regression():
-    power = fail_rate(GPU_BOUND, NEW, cycles=25, calls=2, factor=1.03, seed=3)
+    power = fail_rate(GPU_BOUND, NEW, cycles=40, calls=2, factor=1.03, seed=3)
     assert power >= 0.95 - slack(0.95)
+
+
+@pytest.mark.slow
+def test_a_host_bound_run_saved_on_another_day_raises_false_alarms():
+    """The limitation docs/ci.md states: the run offset is ~5 % of host-bound adjusted energy."""
+    assert fail_rate(HOST_BOUND, TODAY, cycles=5, calls=2, factor=1.0, seed=1) > 0.01 + slack(0.01)
 
 
 def test_a_larger_alpha_fails_more_gates():

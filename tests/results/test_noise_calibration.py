@@ -1,7 +1,8 @@
 """The noise model's host-bound batch-32 path against the H200 results it was calibrated on.
 
 The reference experiment (llama-3.2-1b bf16, 64 prompts at batch 32, greedy, sdpa, dynamic cache)
-ran in seven eight-cycle impact campaigns on two H200s (docs/validation/data/impact-h200-3). The
+ran in nine eight-cycle impact campaigns on three H200s over two days (docs/validation/data/impact-h200-3;
+the two runs of 2026-12-04 read 4 % below the seven of 2026-11-30, which sets ``run_offset_w``). The
 model may be a little pessimistic (a gate recipe from it then errs towards more cycles), never
 optimistic, and not far off: simulated per-cycle CV and run-to-run spread within 0.9-1.3 x the
 measured ones.
