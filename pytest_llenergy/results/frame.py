@@ -43,7 +43,7 @@ INT_COLUMNS: tuple[str, ...] = ("experiment_index", "cycle", "cycles_total")
 TEXT_COLUMNS: tuple[str, ...] = (
     "campaign", "run_id", "experiment_id", "item_id", "status", "error", "backend", "model",
     "started_at", "ended_at", "energy_source", "edge_method", "flags", "latency_mode", "baseline_method", "gap_kind",
-    "warnings", "timeseries_path", "run_dir", "source_file", "requests_path", "warmup_outcome", "load_status",
+    "warnings", "timeseries_path", "run_dir", "source_file", "requests_path", "phase_flags", "warmup_outcome", "load_status",
 )
 
 

@@ -38,6 +38,8 @@ def write_requests(path: Path, rows: list[dict[str, Any]]) -> Path:
 def phase_columns(result: ExperimentResult) -> dict[str, Any]:
     """``prefill_energy_j``, ``decode_uncertainty_j``, ``steady_energy_per_output_token_j`` ... for one row."""
     row: dict[str, Any] = {"requests_path": result.requests_path}
+    if result.phase_info is not None:  # e.g. split_unverified: beside the phase figures it qualifies
+        row["phase_flags"] = ",".join(result.phase_info.flags)
     for name, phase in (result.phases or {}).items():
         for key in PHASE_FIGURES:
             row[f"{name}_{key}"] = getattr(phase, key)

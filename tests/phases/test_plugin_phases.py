@@ -53,6 +53,7 @@ def test_phases_requests_and_closure(pytester):
     assert (df["arrival_s"] <= df["start_s"] + 1e-9).all()
     row = load(run_dir).iloc[0]
     assert row["prefill_energy_j"] == pytest.approx(pre.energy_j) and row["decode_uncertainty_j"] > 0
+    assert row["phase_flags"] == "stamps_late"  # the caveat sits beside the figures it qualifies
 
 
 def test_requests_off_and_phases_off(pytester):
