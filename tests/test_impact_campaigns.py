@@ -93,7 +93,21 @@ def test_run_impact_runs_every_campaign_when_none_is_named(tmp_path: Path) -> No
     calls = (tmp_path / "calls.log").read_text().splitlines()
     started = [c.split("--lem-campaign ")[1].split()[0] for c in calls if "-m pytest" in c]
     assert started == [str(p.relative_to(REPO)) for p in CAMPAIGNS], done.stdout
+    assert not any("pytest_llenergy.plugin" in c for c in calls)  # installed: loaded by its entry point
     assert calls[-1].startswith("scripts/gen_parameter_impact.py") and "--out" in calls[-1]
+
+
+def test_run_impact_loads_the_plugin_by_name_where_it_is_not_installed(tmp_path: Path) -> None:
+    """The GPU machine has the repository on PYTHONPATH, not an installed plugin (no pytest11 entry point)."""
+    import subprocess
+
+    env = _fake_python(tmp_path)
+    fake = Path(env["PATH"].split(":")[0]) / "python3"
+    fake.write_text(f'#!/bin/sh\necho "$*" >> {tmp_path / "calls.log"}\n[ "$1" = "-c" ] && exit 1\nexit 0\n')
+    subprocess.run(["bash", "scripts/run_impact.sh", str(tmp_path / "out"), "3600", "precision"], cwd=REPO,
+                   env=env, capture_output=True, text=True, check=True)
+    pytest_calls = [c for c in (tmp_path / "calls.log").read_text().splitlines() if "-m pytest" in c]
+    assert len(pytest_calls) == 1 and "-m pytest -p pytest_llenergy.plugin energy_suites/" in pytest_calls[0]
 
 
 def test_run_impact_starts_nothing_without_a_minute_of_budget(tmp_path: Path) -> None:
