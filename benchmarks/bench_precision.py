@@ -26,7 +26,14 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from walltime_replay import Replayed, cycles_for, replay_campaign, replay_first_baseline
+from walltime_replay import (
+    FirstBatch,
+    Replayed,
+    cycles_for,
+    first_batch_excess,
+    replay_campaign,
+    replay_first_baseline,
+)
 
 from pytest_llenergy.results.bootstrap import bca_mean_intervals
 from pytest_llenergy.results.coverage import cycles_needed, t_bounds, use_t
@@ -90,6 +97,8 @@ RECORDED = {  # campaign file -> its run recorded on the H200 (docs/validation/h
     "gpu_precision.yaml": DATA / "precision-h200-gpubound/precision/results/gpu-precision/2026-11-30T18-47-25-191a",
     "host_bound.yaml": DATA / "precision-h200/run",
 }
+#: host_bound.yaml recorded with today's code (adaptive first baseline, tracked re-checks, the warmup's full-length batch)
+TRACKED = next((DATA / "walltime-h200/host_bound-tracked/results").glob("*/*/walltime.json")).parent
 
 
 def walltime() -> None:
@@ -110,6 +119,16 @@ def walltime() -> None:
               f"paid once per model and shape ({r.once_warmup_s:.0f} s); 70 % at {need} cycles (this run: {r.cycles})")
     for r in runs:
         ci_table(r)
+    first_batch_table(first_batch_excess(TRACKED))
+
+
+def first_batch_table(fb: FirstBatch) -> None:
+    cells = ", ".join(f"{k} {v:.1f} %" for k, v in fb.pieces.items())
+    print(f"host_bound.yaml recorded on the H200 with today's code ({fb.wall_s:.0f} s): {cells}")
+    print("  each experiment's first full-length batch (warmup) above the same batch's steady cost: "
+          + ", ".join(f"{k.split('-bf16')[0].removeprefix('transformers-')} +{v:.1f} s" for k, v in fb.excess_s.items()))
+    print(f"  had those batches run at their steady cost: {fb.share_if_steady():.1f} % measured "
+          "(scripts/validate_h200_first_batch.py names the cause on the GPU)")
 
 
 def ci_table(r: Replayed) -> None:

@@ -147,3 +147,40 @@ def replay_campaign(name: str, run_dir: Path, idle: IdleReplay) -> Replayed:
         out.ci[exp] = {"n": len(rows), "before": half, "now": half, "adjusted_w": adjusted_w,
                        "base_before": 100 * idle.before_hw_w / adjusted_w, "base_now": 100 * idle.now_hw_w / adjusted_w}
     return out
+
+
+@dataclass
+class FirstBatch:
+    """A run recorded with today's code: its wall-time shares, and what the first full-length batch
+    of each experiment's warmup cost above the same batch's steady cost (from its measured windows)."""
+
+    wall_s: float
+    pieces: dict[str, float]
+    excess_s: dict[str, float]
+
+    def share_if_steady(self) -> float:
+        """Measured share had every first full-length batch run at its steady cost."""
+        return self.pieces["measured"] * self.wall_s / (self.wall_s - sum(self.excess_s.values()))
+
+
+def first_batch_excess(run_dir: Path) -> FirstBatch:
+    items = _items(run_dir)
+    record = json.loads((run_dir / "walltime.json").read_text())
+    wall = record["session_wall_s"]
+    sums = {k: sum(i["timing"][k] for i in items) for k in ("measured_s", "warmup_s", "gap_s", "load_s", "baseline_s")}
+    known = {"measured": sums["measured_s"], "warmup": sums["warmup_s"],
+             "baseline": sums["baseline_s"] + record["baseline_outside_items_s"], "gaps": sums["gap_s"],
+             "model load": sums["load_s"]}
+    known["other"] = wall - sum(known.values())
+    excess = {}
+    for exp in sorted({i["experiment_id"] for i in items}):
+        rows = [i for i in items if i["experiment_id"] == exp]
+        warm = rows[0].get("warmup") or {}
+        if "at full length" not in (warm.get("probe") or ""):
+            continue
+        full = warm["duration_s"] - sum(warm.get("latencies_s") or [])
+        load = rows[0]["config"]["workload"]
+        batches = math.ceil(load["num_prompts"] / load["batch_size"])
+        steady = statistics.median(i["timing"]["measured_s"] for i in rows[1:] or rows) / batches
+        excess[exp] = full - steady
+    return FirstBatch(wall, {k: 100 * v / wall for k, v in known.items()}, excess)
