@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Why the first full-length batch on the dynamic KV cache is slow, and whose cost it is (~3 min).
+"""Why the first full-length batch on the dynamic KV cache is slow, and whose cost it is (~4 min).
 
 On an H200 the warmup's first batch at full length (128 new tokens, eager ``generate`` with the
 dynamic cache) took 6.7-10.6 s against 1.7-2.6 s later (walltime-h200/host_bound-tracked), even for
@@ -18,11 +18,16 @@ caused (``num_device_alloc``), the pool's reserved bytes and the NVML counter's 
   expandable  ``PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True``
   reserved    the default allocator with 4 GiB allocated and freed before the first probe (the pool
               holds one segment the growing tensors can be cut from: no driver allocation per step)
+  no_cudnn    the default allocator, scaled_dot_product_attention without its cuDNN backend
+              (``torch.backends.cuda.enable_cudnn_sdp(False)``): recent torch builds put cuDNN first on
+              sm90 with a recent cuDNN, and cuDNN builds and caches an execution graph per batch size
+              and key length, so eager decoding with a growing cache builds one per step the first time
   profile     default, batch 32, ``torch.profiler`` over the first run and a later one: the top
               operations by self CPU time, so the cost is named whichever it is
 
 If the allocator is the cause, expandable/reserved shrink the first run and leave the steady runs'
-time and energy unchanged; if not, the profile names what is paid per new shape.
+time and energy unchanged; if cuDNN's per-shape graphs are, no_cudnn does (its steady runs then show
+what the other attention kernel costs); the profile names the operation either way.
 
     python3 scripts/validate_h200_first_batch.py --out $OUT           # GPU
     python3 scripts/validate_h200_first_batch.py --quick --out /tmp/fb  # CPU dry run (no allocator)
@@ -42,7 +47,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-VARIANTS = {"default": None, "expandable": "expandable_segments:True", "reserved": None, "profile": None}
+VARIANTS = {"default": None, "expandable": "expandable_segments:True", "reserved": None, "no_cudnn": None,
+            "profile": None}
 RESERVE_GIB = 4
 STEADY_RUNS = 3
 
@@ -80,6 +86,8 @@ def child(variant: str, quick: bool) -> dict[str, Any]:
     from pytest_llenergy.config.experiment import ExperimentConfig
 
     gpu = torch.cuda.is_available() and not quick
+    if variant == "no_cudnn":
+        torch.backends.cuda.enable_cudnn_sdp(False)
     if variant == "reserved" and gpu:
         block = torch.empty(RESERVE_GIB * 2**30, dtype=torch.uint8, device="cuda")
         del block  # the segment stays in the caching allocator's pool

@@ -17,8 +17,8 @@ class Session:
     engine_info = {}
     calls = 0
     def prepare(self, config):
-        rows = [[5] * config.input_tokens] * config.batch_size
-        return Workload([rows] * (config.num_prompts // config.batch_size), config.output_tokens)
+        prompts, size = [[5] * config.input_tokens] * config.num_prompts, config.batch_size
+        return Workload([prompts[i:i + size] for i in range(0, len(prompts), size)], config.output_tokens)
     def run(self, workload):
         Session.calls += 1
         if len(workload.batches) == 1 and workload.output_tokens < 40:  # a warmup probe
@@ -124,3 +124,32 @@ def test_time_budget_bounds_a_warmup_that_never_settles(pytester):
     first = warmups[:2]
     assert [w["outcome"] for w in first] == ["budget_exhausted"] * 2
     assert all(0.3 <= w["duration_s"] < 3.0 for w in first)
+
+
+SHAPES = """
+name: warm
+cycles: 2
+defaults: {{model: {{name: gpt2, weights: random}}, workload: {{num_prompts: 10, batch_size: 4, input_tokens: 8, output_tokens: 48}}}}
+experiments: [{{}}]
+measurement:
+  energy_source: estimate
+  warmup: {{cv_threshold: 0.9, window: 2, min_iterations: 2{extra}}}
+gaps: {{between_experiments: 0, between_cycles: 0}}
+"""
+
+
+@pytest.mark.parametrize("extra, warmed", [("", 2), (", max_time_s: 0.000001", 1)])
+def test_every_batch_shape_runs_once_at_full_length(pytester, extra, warmed):
+    """10 prompts in batches of 4: shapes (4 x 8) and (2 x 8); each once before the first window,
+    unless the time budget is spent (then the first only, and the result says so)."""
+    write_suite(pytester, SHAPES.format(extra=extra), test=TEST)
+    pytester.makeconftest(PROBE_CONFTEST)
+    pytester.runpytest("--lem-campaign", "campaign.yaml", "-p", "no:randomly").assert_outcomes(passed=2)
+    full = [json.loads(line) for line in (pytester.path / "full.log").read_text().splitlines()]
+    assert full == [[4, 48], [2, 48]][:warmed]
+    first, second = sorted(results(pytester, "warm"), key=lambda r: r["cycle"])
+    assert first["warmup"]["probe"].endswith(f"then {warmed} of its 2 batch shapes once each at full length "
+                                             "(48 new tokens)")
+    skipped = [w for w in first["warnings"] if "batch shapes not run at full length" in w]
+    assert len(skipped) == (warmed == 1)
+    assert second["warmup"]["outcome"] == "rewarm" and not second["warnings"]

@@ -5,13 +5,14 @@
 most ``max_iterations`` runs, and never past ``max_time_s`` of wall time (the run in progress
 finishes; the outcome says ``budget_exhausted``). ``fixed``: exactly ``iterations`` runs (also
 bounded by ``max_time_s``). ``off``: nothing. :func:`rewarm` is the short fixed re-warm of a
-model and workload shape that already converged in this process.
+model and workload shape that already converged in this process; :func:`warm_shapes` runs each of
+a workload's batch shapes once at full length after the probes.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -98,6 +99,21 @@ def rewarm(fn: Callable[[], Any], iterations: int, clock: Callable[[], float] = 
     if iterations < 0:
         raise ValueError(f"iterations must be >= 0, got {iterations}")
     return _fixed(fn, iterations, 5, clock, max_time_s, "rewarm")
+
+
+def warm_shapes(runs: Sequence[Callable[[], Any]], spent_s: float, max_time_s: float | None,
+                clock: Callable[[], float] = time.perf_counter) -> tuple[int, float]:
+    """Run each of ``runs`` (one full-length batch per batch shape) once, in order: the first always,
+    a later one only while the warmup's ``spent_s`` plus this step stays under ``max_time_s``.
+    Returns (how many ran, seconds taken)."""
+    started = clock()
+    ran = 0
+    for run in runs:
+        if ran and max_time_s is not None and spent_s + clock() - started >= max_time_s:
+            break
+        run()
+        ran += 1
+    return ran, clock() - started
 
 
 def _fixed(fn: Callable[[], Any], iterations: int, window: int, clock: Callable[[], float],

@@ -247,3 +247,35 @@ def test_cv_of_integers_and_the_result_dict() -> None:
     r = run_warmup(lambda: None, "off")
     assert r.to_dict() == {"mode": "off", "converged": None, "iterations": 0, "final_cv": None, "cv_threshold": None,
                            "latencies_s": [], "outcome": "off", "duration_s": 0.0, "probe": None}
+
+
+def test_warm_shapes_runs_each_once_within_the_budget() -> None:
+    from pytest_llenergy.energy.warmup import warm_shapes
+
+    clock = FakeClock(50.0)
+    ran: list[int] = []
+
+    def shape(i: int, seconds: float):
+        return lambda: (ran.append(i), clock.advance(seconds))
+
+    runs = [shape(0, 4.0), shape(1, 4.0), shape(2, 4.0)]
+    assert warm_shapes(runs, spent_s=1.0, max_time_s=None, clock=clock) == (3, pytest.approx(12.0))
+    ran.clear()
+    # 1 s spent before: after shape 0 (5 s) and shape 1 (9 s) the budget of 9 s is reached
+    assert warm_shapes(runs, spent_s=1.0, max_time_s=9.0, clock=clock) == (2, pytest.approx(8.0))
+    assert ran == [0, 1]
+    ran.clear()
+    # the first shape runs even when the probes spent the whole budget: it is the warmup's last step
+    assert warm_shapes(runs, spent_s=20.0, max_time_s=9.0, clock=clock)[0] == 1
+    assert ran == [0]
+
+
+def test_one_per_shape_keeps_the_first_batch_of_each_shape_in_order() -> None:
+    from pytest_llenergy.backends.base import Workload
+
+    a, b, c = [[1] * 8] * 4, [[2] * 8, [2] * 3] * 2, [[3] * 8] * 2  # (4, 8), (4, 8), (2, 8)
+    work = Workload([a, b, a, c, [[4] * 5] * 4], output_tokens=16, seed=3)
+    picked = work.one_per_shape()
+    assert picked.batches == [a, c, [[4] * 5] * 4]  # b has a's shape: rows and longest prompt
+    assert (picked.output_tokens, picked.seed) == (16, 3)
+    assert Workload([a, a], 16).one_per_shape().batches == [a]

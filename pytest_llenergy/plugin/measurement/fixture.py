@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
-from time import perf_counter
+from functools import partial
 from typing import Any
 
 import pytest
@@ -154,6 +154,28 @@ class EnergyFixture:
             self.recorder.phase_fields["phase_info"]["repeats"] = settings.repeats
         return figures
 
+    def _warm_shapes(self, session: Any, workload: Workload, outcome: Any, probe: str | None,
+                     max_time_s: float | None) -> tuple[Any, str]:
+        """After the probes: each batch shape of ``workload`` once at full length (bounded by the
+        warmup's time budget beyond the first), so none is new inside a measured window."""
+        from pytest_llenergy.energy.warmup import warm_shapes
+
+        one_each = workload.one_per_shape()
+        shapes = one_each.batches
+        runs = [partial(session.run, replace(one_each, batches=[batch])) for batch in shapes]
+        ran, seconds = warm_shapes(runs, outcome.duration_s, max_time_s)
+        new = f"{workload.output_tokens} new tokens"
+        if len(shapes) == 1:
+            probe = f"{probe}; then the first batch once at full length ({new})"
+        else:
+            probe = f"{probe}; then {ran} of its {len(shapes)} batch shapes once each at full length ({new})"
+        if ran < len(shapes) and self.recorder is not None:
+            self.recorder.warnings.append(
+                f"warmup: {len(shapes) - ran} of {len(shapes)} batch shapes not run at full length before "
+                f"measuring (warmup.max_time_s {max_time_s} s reached); the first window pays their "
+                "one-time costs")
+        return replace(outcome, duration_s=outcome.duration_s + seconds), probe
+
     def warmup(self, fn: Callable[[], Any] | None = None, *, session: Any = None, workload: Workload | None = None,
                key: Hashable | None = None) -> Any:
         """Warm up before measuring, per the warmup settings; returns the ``WarmupResult``.
@@ -186,10 +208,7 @@ class EnergyFixture:
             outcome = run_warmup(fn, s.mode, s.cv_threshold, s.window, s.min_iterations, s.max_iterations,
                                  s.iterations, max_time_s=s.max_time_s)
             if session is not None and workload is not None and s.mode != "off" and workload.batches:
-                started = perf_counter()
-                session.run(workload.head(1))
-                outcome = replace(outcome, duration_s=outcome.duration_s + perf_counter() - started)
-                probe = f"{probe}; then the first batch once at full length ({workload.output_tokens} new tokens)"
+                outcome, probe = self._warm_shapes(session, workload, outcome, probe, s.max_time_s)
             if key is not None:
                 warmed.add(key)
         outcome = replace(outcome, probe=probe)
