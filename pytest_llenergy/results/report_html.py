@@ -212,6 +212,15 @@ def build_report(run_dir: Path | list[Path], summary: Summary, *, charts: dict[s
         parts += ["<h2>Why some CIs are wide (> ±3 %)</h2>",
                   "<ul>" + "".join(f"<li>{escape(str(r['experiment_id']))}: {escape(str(r['ci_width_note']))}</li>"
                                    for _, r in wide.iterrows()) + "</ul>"]
+    cold = summary.experiments[summary.experiments["first_cycle_outlier"].fillna(False).astype(bool)] \
+        if "first_cycle_outlier" in summary.experiments else summary.experiments.iloc[:0]
+    if len(cold):
+        parts += ["<h2>First cycles unlike the later ones</h2>",
+                  "<p>Outside the later cycles' 99 % prediction interval: a warm state not reached before measuring? "
+                  "The value is in the mean and CI (docs/statistics.md).</p>",
+                  "<ul>" + "".join(f"<li>{escape(str(r['experiment_id']))}: first cycle at "
+                                   f"{escape(str(r['first_cycle_note']))} the later cycles' mean</li>"
+                                   for _, r in cold.iterrows()) + "</ul>"]
     if summary.groups is not None:
         parts += [f"<h2>Groups by {escape(', '.join(summary.group_by))}</h2>", GROUP_NOTE,
                   _stats_table(summary.groups, "group", metrics, [], summary.confidence)]

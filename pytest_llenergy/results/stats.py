@@ -47,6 +47,7 @@ from pytest_llenergy.results.coverage import (
     t_bounds,
     use_t,
 )
+from pytest_llenergy.results.first_cycle import mark_first_cycles
 from pytest_llenergy.results.interval import BootstrapCI
 from pytest_llenergy.results.metrics import metric_column
 from pytest_llenergy.results.summary import Summary, experiment_table, group_labels
@@ -372,7 +373,8 @@ def summarize(df: pd.DataFrame, *, metrics: Sequence[str] = DEFAULT_METRICS, gro
                       group_by=tuple(dict.fromkeys(group_by or ())), seed=seed, n_resamples=n_resamples,
                       confidence=confidence, expanded=expand, header=_header(df),
                       skipped=list(df.attrs.get("skipped", [])))
-    summary.experiments = explain_widths(df, table, summary.main_metric, confidence=confidence)
+    summary.experiments = mark_first_cycles(df, explain_widths(df, table, summary.main_metric, confidence=confidence),
+                                            summary.main_metric)
     return summary
 
 

@@ -167,7 +167,8 @@ class Summary:
         return int(len(self.experiments))
 
     def flag_counts(self) -> dict[str, int]:
-        """Experiments estimated / simulated, cycles throttled / short window / failed / unconverged warmup."""
+        """Experiments estimated / simulated, cycles throttled / short window / failed / unconverged warmup,
+        experiments whose first cycle is unlike the later ones."""
         t = self.experiments
 
         def total(col: str) -> int:
@@ -175,7 +176,8 @@ class Summary:
 
         return {"experiments": int(len(t)), "estimated": total("estimated"), "simulated": total("simulated"),
                 "throttled_cycles": total("throttled_cycles"), "short_window_cycles": total("short_window_cycles"),
-                "failed_cycles": total("n_failed"), "warmup_unconverged_cycles": total("warmup_unconverged_cycles")}
+                "failed_cycles": total("n_failed"), "warmup_unconverged_cycles": total("warmup_unconverged_cycles"),
+                "first_cycle_outliers": total("first_cycle_outlier")}
 
     def table(self) -> pd.DataFrame:
         """The CSV shape: experiment rows then group rows, a ``level`` column saying which."""

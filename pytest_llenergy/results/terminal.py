@@ -12,6 +12,7 @@ from typing import Any
 import pandas as pd
 
 from pytest_llenergy.results.coverage import T_BELOW, coverage_text
+from pytest_llenergy.results.first_cycle import first_cycle_lines
 from pytest_llenergy.results.metrics import METRIC_LABELS
 from pytest_llenergy.results.summary import Summary
 from pytest_llenergy.results.width import WIDE_TARGET
@@ -139,4 +140,5 @@ def format_terminal_table(summary: Summary, verbosity: int = 0, *, cycles_config
                  "(docs/statistics.md)")
     if any(flag_words(r) for _, r in ordered.head(limit).iterrows()):
         lines.append("flags: est = estimated, sim = simulated, thr = throttled cycles (thermal, board limit or reliability; power capping is not a flag), short = short window cycles")
-    return lines + _wide_lines(ordered, main, limit) + _few_cycles_warning(table, main, cycles_configured)
+    return (lines + _wide_lines(ordered, main, limit) + first_cycle_lines(ordered, limit)
+            + _few_cycles_warning(table, main, cycles_configured))

@@ -1,0 +1,84 @@
+"""The first-cycle check: a first window unlike the later ones is flagged, at the prediction interval's edge."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy.stats import t as student_t
+
+from pytest_llenergy.results import RunDirectory, load, summarize
+from pytest_llenergy.results.first_cycle import first_cycle_check
+from pytest_llenergy.results.terminal import format_terminal_table
+
+from .factory import make_result
+
+LATER = np.array([10.0, 10.4, 9.8, 10.2, 9.6])
+
+
+def half_width(later: np.ndarray) -> float:
+    m = later.size
+    return float(student_t.ppf(0.995, m - 1) * later.std(ddof=1) * math.sqrt(1 + 1 / m))
+
+
+def test_the_prediction_interval_edge_decides():
+    mean, half = LATER.mean(), half_width(LATER)
+    assert first_cycle_check(mean + 0.999 * half, LATER) == (pytest.approx((mean + 0.999 * half) / mean), False)
+    assert first_cycle_check(mean + 1.001 * half, LATER)[1] is True
+    assert first_cycle_check(mean - 1.001 * half, LATER)[1] is True  # a first cycle too fast is as suspect
+    assert first_cycle_check(mean - 0.999 * half, LATER)[1] is False
+
+
+def test_too_few_later_cycles_or_no_value_say_nothing():
+    assert first_cycle_check(20.0, LATER[:2]) is None  # 3 cycles in all
+    assert first_cycle_check(20.0, np.array([10.0, np.nan, 10.2, 9.9]))  # 3 finite later values are enough
+    assert first_cycle_check(20.0, np.array([10.0, np.nan, 10.2])) is None
+    assert first_cycle_check(float("nan"), LATER) is None
+    assert first_cycle_check(1.0, np.zeros(4)) is None
+
+
+def write(tmp_path: Path, series: dict[str, list[float]], failed_first: tuple[str, ...] = (),
+          durations: dict[str, list[float]] | None = None) -> Path:
+    run = RunDirectory(tmp_path / "run")
+    for experiment, values in series.items():
+        seconds = (durations or {}).get(experiment, [2.0] * len(values))
+        for cycle in reversed(range(1, len(values) + 1)):  # written out of order: the check sorts by cycle
+            status = "failed" if cycle == 1 and experiment in failed_first else "passed"
+            run.write_result(make_result(experiment, cycle, energy_j=100.0, adjusted_j=values[cycle - 1],
+                                         duration_s=seconds[cycle - 1], status=status, cycles_total=len(values)))
+    return run.path
+
+
+def test_summary_flags_the_experiment_and_counts_it(tmp_path: Path):
+    path = write(tmp_path, {"cold": [15.0, 10.0, 10.4, 9.8, 10.2], "warm": [10.1, 10.0, 10.4, 9.8, 10.2],
+                            "short": [30.0, 10.0, 10.2]})
+    summary = summarize(load(path), seed=1)
+    table = summary.experiments.set_index("experiment_id")
+    assert table.loc["cold", "first_cycle_outlier"] and not table.loc["warm", "first_cycle_outlier"]
+    assert table.loc["cold", "first_cycle_ratio"] == pytest.approx(15.0 / np.mean([10.0, 10.4, 9.8, 10.2]))
+    assert math.isnan(table.loc["short", "first_cycle_ratio"]) and not table.loc["short", "first_cycle_outlier"]
+    assert summary.flag_counts()["first_cycle_outliers"] == 1
+    lines = format_terminal_table(summary)
+    flagged = [i for i, line in enumerate(lines) if line.startswith("first cycle unlike the later ones")]
+    assert flagged and lines[flagged[0] + 1] == \
+        "  cold: first cycle at Energy per output token (adjusted) 1.49x the later cycles' mean"
+    assert not any("warm: first cycle" in line for line in lines)
+
+
+def test_the_earliest_passed_cycle_is_the_first(tmp_path: Path):
+    # cycle 1 failed: cycle 2 is the first measured window, and it is in line with the rest
+    path = write(tmp_path, {"e": [99.0, 10.1, 10.0, 10.4, 9.8, 10.2]}, failed_first=("e",))
+    row = summarize(load(path), seed=1).experiments.iloc[0]
+    assert not row["first_cycle_outlier"] and row["first_cycle_ratio"] == pytest.approx(10.1 / 10.1)
+    assert not any(line.startswith("first cycle") for line in format_terminal_table(summarize(load(path), seed=1)))
+
+
+def test_a_slow_first_window_is_flagged_by_throughput_when_energy_hides_it(tmp_path: Path):
+    """As on the H200: a first window 2x longer, its extra time host work near idle power, so the
+    adjusted energy per token is in line while output tokens per second are not."""
+    path = write(tmp_path, {"e": [10.1, 10.0, 10.4, 9.8, 10.2]}, durations={"e": [4.0, 2.0, 2.1, 1.9, 2.05]})
+    row = summarize(load(path), seed=1).experiments.iloc[0]
+    assert row["first_cycle_outlier"] and row["first_cycle_note"] == "output tok/s 0.50x"
+    assert row["first_cycle_ratio"] == pytest.approx(10.1 / 10.1)  # the main metric's own ratio
