@@ -18,9 +18,14 @@ class Session:
     calls = 0
     def prepare(self, config):
         prompts, size = [[5] * config.input_tokens] * config.num_prompts, config.batch_size
-        return Workload([prompts[i:i + size] for i in range(0, len(prompts), size)], config.output_tokens)
+        work = Workload([prompts[i:i + size] for i in range(0, len(prompts), size)], config.output_tokens)
+        work.arrivals = "poisson" if os.path.exists("served") else None
+        return work
     def run(self, workload):
         Session.calls += 1
+        if workload.arrivals is not None:  # the serving path: the warmup's full run, then each window
+            with open("served.log", "a") as f:
+                f.write(json.dumps([workload.num_prompts, workload.output_tokens]) + "\\n")
         if len(workload.batches) == 1 and workload.output_tokens < 40:  # a warmup probe
             with open("probes.log", "a") as f:
                 f.write(json.dumps([len(workload.batches[0]), workload.output_tokens]) + "\\n")
@@ -153,3 +158,16 @@ def test_every_batch_shape_runs_once_at_full_length(pytester, extra, warmed):
     skipped = [w for w in first["warnings"] if "batch shapes not run at full length" in w]
     assert len(skipped) == (warmed == 1)
     assert second["warmup"]["outcome"] == "rewarm" and not second["warnings"]
+
+
+def test_a_served_workload_warms_up_on_its_serving_path(pytester):
+    """Arrivals: after the probes (offline, the first batch) the whole workload runs once as served."""
+    (pytester.path / "served").write_text("")
+    write_suite(pytester, SHAPES.format(extra=""), test=TEST)
+    pytester.makeconftest(PROBE_CONFTEST)
+    pytester.runpytest("--lem-campaign", "campaign.yaml", "-p", "no:randomly").assert_outcomes(passed=2)
+    served = [json.loads(line) for line in (pytester.path / "served.log").read_text().splitlines()]
+    assert served == [[10, 48]] * 3  # the warmup's run, then the windows of cycles 1 and 2
+    first = min(results(pytester, "warm"), key=lambda r: r["cycle"])
+    assert first["warmup"]["probe"].endswith("then the whole workload once on its serving path (10 requests, 48 new tokens)")
+    assert not (pytester.path / "full.log").exists()  # no offline full-length batch: the served run replaces it

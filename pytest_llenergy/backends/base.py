@@ -60,20 +60,24 @@ class Workload:
         """The first batch with at most ``new_tokens`` new tokens: a cheap run of the real shapes."""
         return Workload(self.batches[:1], max(1, min(new_tokens, self.output_tokens)), False, None, self.seed)
 
-    def one_per_shape(self) -> Workload:
-        """The first batch of each distinct (rows, longest prompt), in run order: what a warmup must run
-        once at full length so that no shape is new inside a measured window (a shape's first run pays
-        one-time costs: on an H200, +4-8 s per batch shape on eager decoding with the dynamic cache)."""
+    def warmup_runs(self) -> list[Workload]:
+        """What a full warmup runs once at full length after its probes, so that nothing is new inside a
+        measured window: the first batch of each distinct (rows, longest prompt), in run order (a shape's
+        first run pays one-time costs: on an H200, +4-8 s per batch shape on eager decoding with the
+        dynamic cache); a serving workload (``arrivals``) whole, on the serving path it is measured on."""
+        if self.arrivals is not None:
+            return [self]
         seen: dict[tuple[int, int], list[list[int]]] = {}
         for batch in self.batches:
             seen.setdefault((len(batch), max((len(p) for p in batch), default=0)), batch)
-        return Workload(list(seen.values()), self.output_tokens, self.streaming, None, self.seed)
+        return [Workload([batch], self.output_tokens, self.streaming, None, self.seed) for batch in seen.values()]
 
     @property
     def shape(self) -> tuple[Any, ...]:
-        """(rows, longest prompt) per batch, output tokens and streaming: equal shapes warm up alike."""
+        """(rows, longest prompt) per batch, output tokens, streaming and whether it is served (arrivals):
+        equal shapes warm up alike."""
         batches = tuple((len(b), max((len(p) for p in b), default=0)) for b in self.batches)
-        return batches, self.output_tokens, self.streaming
+        return batches, self.output_tokens, self.streaming, self.arrivals is not None
 
 
 @dataclass(frozen=True)

@@ -270,12 +270,15 @@ def test_warm_shapes_runs_each_once_within_the_budget() -> None:
     assert ran == [0]
 
 
-def test_one_per_shape_keeps_the_first_batch_of_each_shape_in_order() -> None:
+def test_warmup_runs_are_one_batch_per_shape_in_order_or_the_served_workload_whole() -> None:
     from pytest_llenergy.backends.base import Workload
 
     a, b, c = [[1] * 8] * 4, [[2] * 8, [2] * 3] * 2, [[3] * 8] * 2  # (4, 8), (4, 8), (2, 8)
     work = Workload([a, b, a, c, [[4] * 5] * 4], output_tokens=16, seed=3)
-    picked = work.one_per_shape()
-    assert picked.batches == [a, c, [[4] * 5] * 4]  # b has a's shape: rows and longest prompt
-    assert (picked.output_tokens, picked.seed) == (16, 3)
-    assert Workload([a, a], 16).one_per_shape().batches == [a]
+    runs = work.warmup_runs()
+    assert [r.batches for r in runs] == [[a], [c], [[[4] * 5] * 4]]  # b has a's shape: rows and longest prompt
+    assert {(r.output_tokens, r.seed, r.arrivals) for r in runs} == {(16, 3, None)}
+    assert [r.batches for r in Workload([a, a], 16).warmup_runs()] == [[a]]
+    served = Workload([a, c], 16, arrivals="poisson")
+    assert [r is served for r in served.warmup_runs()] == [True]  # a serving schedule is not split into batches
+    assert served.shape != Workload([a, c], 16).shape  # served and offline warm up apart

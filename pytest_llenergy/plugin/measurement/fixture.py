@@ -156,16 +156,16 @@ class EnergyFixture:
 
     def _warm_shapes(self, session: Any, workload: Workload, outcome: Any, probe: str | None,
                      max_time_s: float | None) -> tuple[Any, str]:
-        """After the probes: each batch shape of ``workload`` once at full length (bounded by the
-        warmup's time budget beyond the first), so none is new inside a measured window."""
+        """After the probes: ``workload.warmup_runs()``, each once (bounded by the warmup's time budget
+        beyond the first), so no batch shape or serving path is new inside a measured window."""
         from pytest_llenergy.energy.warmup import warm_shapes
 
-        one_each = workload.one_per_shape()
-        shapes = one_each.batches
-        runs = [partial(session.run, replace(one_each, batches=[batch])) for batch in shapes]
-        ran, seconds = warm_shapes(runs, outcome.duration_s, max_time_s)
+        shapes = workload.warmup_runs()
+        ran, seconds = warm_shapes([partial(session.run, w) for w in shapes], outcome.duration_s, max_time_s)
         new = f"{workload.output_tokens} new tokens"
-        if len(shapes) == 1:
+        if workload.arrivals is not None:
+            probe = f"{probe}; then the whole workload once on its serving path ({workload.num_prompts} requests, {new})"
+        elif len(shapes) == 1:
             probe = f"{probe}; then the first batch once at full length ({new})"
         else:
             probe = f"{probe}; then {ran} of its {len(shapes)} batch shapes once each at full length ({new})"
