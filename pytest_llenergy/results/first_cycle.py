@@ -19,8 +19,6 @@ the energy figure hid. ``first_cycle_ratio`` is the main metric's first value ov
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pandas as pd
 from scipy.stats import t as student_t
@@ -32,29 +30,43 @@ CONFIDENCE = 0.99
 METRIC_WORDS = {column: label for column, (label, _unit) in METRIC_LABELS.items()}
 
 
+def _verdicts(first: np.ndarray, m: np.ndarray, mean: np.ndarray, sd: np.ndarray,
+              confidence: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per entry: first / mean and whether ``first`` is outside the prediction interval (NaN ratio where
+    there are under ``MIN_CYCLES - 1`` later values, no first value or a zero mean)."""
+    ok = (m >= MIN_CYCLES - 1) & np.isfinite(first) & np.isfinite(mean) & (mean != 0)
+    dof = np.where(ok, m - 1, 1)
+    half = student_t.ppf(0.5 + confidence / 2, dof) * sd * np.sqrt(1 + 1 / np.where(ok, m, 1))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(ok, first / mean, np.nan)
+    return ratio, ok & (np.abs(first - mean) > half)
+
+
 def first_cycle_check(first: float, later: np.ndarray, confidence: float = CONFIDENCE) -> tuple[float, bool] | None:
-    """(first / mean of later, outside the prediction interval); None with under MIN_CYCLES - 1 later
-    values, a non-finite value or a zero mean."""
+    """(first / mean of later, outside the prediction interval); None with under MIN_CYCLES - 1 finite
+    later values, a non-finite first value or a zero mean."""
     later = later[np.isfinite(later)]
-    m = later.size
-    if m < MIN_CYCLES - 1 or not math.isfinite(first):
-        return None
-    mean, sd = float(later.mean()), float(later.std(ddof=1))
-    if mean == 0:
-        return None
-    half = float(student_t.ppf(0.5 + confidence / 2, m - 1)) * sd * math.sqrt(1 + 1 / m)
-    return first / mean, bool(abs(first - mean) > half)
+    sd = float(later.std(ddof=1)) if later.size > 1 else 0.0
+    mean = float(later.mean()) if later.size else float("nan")
+    ratio, out = _verdicts(np.array([first]), np.array([later.size]), np.array([mean]), np.array([sd]), confidence)
+    return None if np.isnan(ratio[0]) else (float(ratio[0]), bool(out[0]))
 
 
 #: metrics checked beside the main one, with the words the note uses
 ALSO_CHECKED = {"output_tokens_per_s": "output tok/s", "energy_per_output_token_j": "raw J/output token"}
 
 
-def _first_and_later(rows: pd.DataFrame, column: str) -> tuple[float, np.ndarray] | None:
-    if column not in rows:
-        return None
-    values = pd.to_numeric(rows[column], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-    return (float(values[0]), values[1:]) if values.size else None
+def _check_column(passed: pd.DataFrame, position: np.ndarray, column: str,
+                  experiments: pd.Index) -> tuple[np.ndarray, np.ndarray]:
+    """Ratio and verdict per experiment (in ``experiments`` order) for one metric column."""
+    values = pd.to_numeric(passed[column], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    ids = passed["experiment_id"].to_numpy()
+    later = pd.DataFrame({"id": ids[position > 0], "v": values[position > 0]}).dropna()
+    stats = later.groupby("id")["v"].agg(["count", "mean", "std"]).reindex(experiments)
+    first = pd.Series(values[position == 0], index=ids[position == 0]).reindex(experiments)
+    return _verdicts(first.to_numpy(dtype=np.float64, na_value=np.nan), stats["count"].fillna(0).to_numpy(),
+                     stats["mean"].to_numpy(dtype=np.float64), stats["std"].fillna(0.0).to_numpy(dtype=np.float64),
+                     CONFIDENCE)
 
 
 def mark_first_cycles(df: pd.DataFrame, table: pd.DataFrame, metric: str | None) -> pd.DataFrame:
@@ -65,24 +77,21 @@ def mark_first_cycles(df: pd.DataFrame, table: pd.DataFrame, metric: str | None)
     if metric is None or "cycle" not in df or not n:
         return table.assign(first_cycle_ratio=ratio, first_cycle_outlier=outlier, first_cycle_note=note)
     passed = df[df["status"] == "passed"] if "status" in df else df
-    groups = dict(tuple(passed.groupby("experiment_id"))) if len(passed) else {}
+    passed = passed.sort_values(["experiment_id", "cycle"], kind="stable")
+    position = passed.groupby("experiment_id").cumcount().to_numpy()
+    experiments = pd.Index(table["experiment_id"])
     words = {metric: METRIC_WORDS.get(metric, metric), **{k: v for k, v in ALSO_CHECKED.items() if k != metric}}
-    for i, experiment in enumerate(table["experiment_id"]):
-        rows = groups.get(experiment)
-        if rows is None:
+    flagged: list[list[str]] = [[] for _ in range(n)]
+    for column, word in words.items():
+        if column not in passed:
             continue
-        rows = rows.sort_values("cycle", kind="stable")
-        flagged = []
-        for column, word in words.items():
-            values = _first_and_later(rows, column)
-            found = first_cycle_check(*values) if values is not None else None
-            if found is None:
-                continue
-            if column == metric:
-                ratio[i] = found[0]
-            if found[1]:
-                flagged.append(f"{word} {found[0]:.2f}x")
-        outlier[i], note[i] = bool(flagged), ", ".join(flagged) or None
+        ratios, outside = _check_column(passed, position, column, experiments)
+        if column == metric:
+            ratio = ratios
+        for i in np.flatnonzero(outside):
+            flagged[i].append(f"{word} {ratios[i]:.2f}x")
+    outlier = np.array([bool(f) for f in flagged], dtype=bool)
+    note = np.array([", ".join(f) or None for f in flagged], dtype=object)
     return table.assign(first_cycle_ratio=ratio, first_cycle_outlier=outlier, first_cycle_note=note)
 
 

@@ -82,3 +82,22 @@ def test_a_slow_first_window_is_flagged_by_throughput_when_energy_hides_it(tmp_p
     row = summarize(load(path), seed=1).experiments.iloc[0]
     assert row["first_cycle_outlier"] and row["first_cycle_note"] == "output tok/s 0.50x"
     assert row["first_cycle_ratio"] == pytest.approx(10.1 / 10.1)  # the main metric's own ratio
+
+
+def test_exchangeable_cycles_are_flagged_at_the_stated_rate():
+    """Normal, exchangeable cycles: each checked metric is outside its 99 % prediction interval 1 % of
+    the time, so three independent metrics flag ~3 % of experiments (a z quantile would flag ~22 % at 5 cycles)."""
+    import pandas as pd
+
+    from pytest_llenergy.results.first_cycle import mark_first_cycles
+
+    rng = np.random.default_rng(7)
+    n, cycles = 4000, 5
+    ids = np.repeat([f"e{i}" for i in range(n)], cycles)
+    frame = pd.DataFrame({"experiment_id": ids, "cycle": np.tile(np.arange(1, cycles + 1), n), "status": "passed",
+                          "adjusted_energy_per_output_token_j": rng.normal(10, 1, n * cycles),
+                          "output_tokens_per_s": rng.normal(500, 20, n * cycles),
+                          "energy_per_output_token_j": rng.normal(20, 2, n * cycles)})
+    table = mark_first_cycles(frame, pd.DataFrame({"experiment_id": [f"e{i}" for i in range(n)]}),
+                              "adjusted_energy_per_output_token_j")
+    assert 0.022 < table["first_cycle_outlier"].mean() < 0.038
