@@ -125,3 +125,15 @@ def union_segments(lo: np.ndarray, hi: np.ndarray) -> list[tuple[float, float]]:
         else:
             out.append([float(lo[i]), float(hi[i])])
     return [(x, y) for x, y in out]
+
+
+def subtract_segments(segments: list[tuple[float, float]], minus: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """The parts of ``segments`` outside every interval of ``minus`` (both lists disjoint and sorted)."""
+    out: list[tuple[float, float]] = []
+    for a, b in segments:
+        pieces = [(a, b)]
+        for c, d in minus:
+            pieces = [q for x, y in pieces for q in ([(x, y)] if d <= x or c >= y else
+                                                     [r for r in ((x, min(c, y)), (max(d, x), y)) if r[1] > r[0]])]
+        out += pieces
+    return out

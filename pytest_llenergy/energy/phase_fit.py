@@ -5,13 +5,19 @@ of ``window_s`` that ends ``lag_s`` before the stamp. Pooling the samples whose 
 phase (:mod:`.phase_average`) therefore smears a short, high-power prefill into the decode that
 follows: on the H200 a 24 ms prefill at batch 32 lost 25-55 % of its energy that way.
 
-With the phase boundaries known from the engine's stamps, the power inside each phase type is
-modelled as constant across the runs (prefill, decode, other); every sample is then a known linear
-combination of those powers, weighted by how much of its averaging window each phase occupies.
-Least squares over all samples of all runs (taken at random offsets to the sample grid) recovers
-the powers; energy per run = fitted power x mean phase duration per run. The sensor's window and
-lag are either given (``measurement.phases.sample_window_s`` / ``sample_lag_s``) or chosen by the
-smallest residual over a grid (:func:`best_fit`).
+With the phase boundaries known from the engine's stamps, the power is modelled as constant across
+the runs in each of three disjoint kinds of time: prefill-active (some request in prefill, steps
+that also decode others included: a continuous-batching engine mixes them), decode-only, and the
+rest; every sample is then a known linear combination of those powers, weighted by how much of its
+averaging window each kind occupies. Least squares over all samples of all runs (taken at random
+offsets to the sample grid) recovers the powers. The modelled energy of each run is then shared
+among the phases by token work, as the direct split shares the measured energy
+(:func:`~pytest_llenergy.energy.attribution.attribute`): mixed time goes to prefill and decode in
+proportion to their tokens, so prefill + decode + other close on the model. (Overlapping phase
+spans used as separate regressors would count mixed time twice: on vLLM at 256 prompts per call
+that took 27 % off the prefill's power.) The sensor's window and lag are either given
+(``measurement.phases.sample_window_s`` / ``sample_lag_s``) or chosen by the smallest residual over
+a grid (:func:`best_fit`).
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pytest_llenergy.energy.attribution import attribute, subtract_segments
 from pytest_llenergy.energy.phase_average import common_scale, phase_segments, run_samples, scale_se
 from pytest_llenergy.energy.phases import PhaseFigures, WindowPhases
 
@@ -58,6 +65,25 @@ def _fraction(segments: list[tuple[float, float]], lo: np.ndarray, hi: np.ndarra
     return np.where(width > 0, covered / np.where(width > 0, width, 1.0), point.astype(float))
 
 
+def partition(run: WindowPhases) -> tuple[list[tuple[float, float]], list[tuple[float, float]]]:
+    """Disjoint (prefill-active, decode-only) segments of one run; the rest is "other"."""
+    active = phase_segments(run, "prefill")
+    return active, subtract_segments(phase_segments(run, "decode"), active)
+
+
+def occupied_seconds(run: WindowPhases) -> dict[str, dict[str, float]]:
+    """Seconds of each kind of time the model powers, as shared by token work: ``{kind: {phase: s}}``
+    (prefill-active time splits between prefill and decode; decode-only time is all decode)."""
+    duration = float(run.model.t[-1])
+    out = {}
+    for kind, segments in zip(("prefill", "decode"), partition(run)):
+        def seconds(x: np.ndarray, segments: list[tuple[float, float]] = segments) -> np.ndarray:
+            return _occupied(segments, np.asarray(x, dtype=float))
+        shares = attribute(run.spans, duration, seconds)
+        out[kind] = {"prefill": float(shares.prefill_j.sum()), "decode": float(shares.decode_j.sum())}
+    return out
+
+
 def design(run: WindowPhases, window_s: float, lag_s: float, scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     """Rows of phase fractions (prefill, decode, other) and the sample powers of one run.
 
@@ -69,8 +95,9 @@ def design(run: WindowPhases, window_s: float, lag_s: float, scale: float = 1.0)
     duration = float(run.model.t[-1])
     keep = (lo >= 0.0) & (hi <= duration)
     lo, hi, p = lo[keep], hi[keep], p[keep] * scale
-    pre = _fraction(phase_segments(run, "prefill"), lo, hi)
-    dec = _fraction(phase_segments(run, "decode"), lo, hi)
+    active, decode_only = partition(run)
+    pre = _fraction(active, lo, hi)
+    dec = _fraction(decode_only, lo, hi)
     other = np.clip(1.0 - pre - dec, 0.0, 1.0)
     return np.column_stack([pre, dec, other]), p
 
@@ -109,18 +136,23 @@ def best_fit(runs: Sequence[WindowPhases], windows: Sequence[float], lags: Seque
 
 def fitted_phase(runs: Sequence[WindowPhases], phase: str, result: PhaseFit, tokens: int | None,
                  baseline_w: float | None, baseline_se_w: float | None) -> PhaseFigures | None:
-    """Per-run figures of ``phase`` from a fit: fitted power x mean duration, with its uncertainty."""
+    """Per-run figures of ``phase`` from a fit: each kind of time's fitted power x the seconds of it
+    that token work gives the phase, with the uncertainty of both."""
     if phase not in ("prefill", "decode") or phase not in result.power_w:
         return None
-    durations = np.asarray([sum(b - a for a, b in phase_segments(r, phase)) for r in runs])
-    duration = float(durations.mean())
-    se_d = float(durations.std(ddof=1) / math.sqrt(durations.size)) if durations.size > 1 else 0.0
-    power, se_p = result.power_w[phase], result.se_w[phase]
-    energy = power * duration
+    power = {k: result.power_w.get(k, 0.0) for k in ("prefill", "decode")}
+    se_p = {k: result.se_w.get(k, 0.0) for k in ("prefill", "decode")}
+    seconds = [occupied_seconds(r) for r in runs]
+    mean_s = {k: float(np.mean([s[k][phase] for s in seconds])) for k in power}
+    per_run = np.asarray([sum(power[k] * s[k][phase] for k in power) for s in seconds])
+    energy = float(per_run.mean())
+    attributed_s = sum(mean_s.values())
+    duration = float(np.mean([sum(b - a for a, b in phase_segments(r, phase)) for r in runs]))
+    se_runs = float(per_run.std(ddof=1) / math.sqrt(per_run.size)) if per_run.size > 1 else 0.0
     rel_cal = math.hypot(max(r.model.rel_uncertainty for r in runs), scale_se(runs))
-    u = math.sqrt((se_p * duration) ** 2 + (power * se_d) ** 2 + (rel_cal * energy) ** 2)
-    adjusted = energy - baseline_w * duration if baseline_w is not None else None
-    adj_u = math.hypot(u, (baseline_se_w or 0.0) * duration) if adjusted is not None else None
+    u = math.sqrt(sum((se_p[k] * mean_s[k]) ** 2 for k in power) + se_runs**2 + (rel_cal * energy) ** 2)
+    adjusted = energy - baseline_w * attributed_s if baseline_w is not None else None
+    adj_u = math.hypot(u, (baseline_se_w or 0.0) * attributed_s) if adjusted is not None else None
     intervals = sum(len(phase_segments(r, phase)) for r in runs)
     method = (f"phase_fit:{len(runs)}runs:{result.samples}samples:"
               f"window{1000 * result.window_s:.0f}ms:lag{1000 * result.lag_s:.0f}ms")
@@ -128,5 +160,5 @@ def fitted_phase(runs: Sequence[WindowPhases], phase: str, result: PhaseFit, tok
         energy_j=energy, adjusted_energy_j=adjusted, duration_s=duration, tokens=tokens,
         energy_per_token_j=energy / tokens if tokens else None,
         adjusted_energy_per_token_j=adjusted / tokens if tokens and adjusted is not None else None,
-        mean_power_w=power, uncertainty_j=u, adjusted_uncertainty_j=adj_u, intervals=intervals,
-        method=method, flags=("few_samples",) if result.samples < 30 else ())
+        mean_power_w=energy / duration if duration > 0 else None, uncertainty_j=u, adjusted_uncertainty_j=adj_u,
+        intervals=intervals, method=method, flags=("few_samples",) if result.samples < 30 else ())
