@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from pytest_llenergy.results.first_cycle import CONFIDENCE
 from pytest_llenergy.results.metrics import METRIC_SHORT, metric_label
 from pytest_llenergy.results.store import REPORT_FILE, RunDirectory, atomic_write_bytes
 from pytest_llenergy.results.summary import Summary
@@ -216,7 +217,8 @@ def build_report(run_dir: Path | list[Path], summary: Summary, *, charts: dict[s
         if "first_cycle_outlier" in summary.experiments else summary.experiments.iloc[:0]
     if len(cold):
         parts += ["<h2>First cycles unlike the later ones</h2>",
-                  "<p>Outside the later cycles' 99 % prediction interval: a warm state not reached before measuring? "
+                  f"<p>Outside the later cycles' {CONFIDENCE:.0%} prediction interval: a warm state not reached "
+                  "before measuring? "
                   "The value is in the mean and CI (docs/statistics.md).</p>",
                   "<ul>" + "".join(f"<li>{escape(str(r['experiment_id']))}: first cycle at "
                                    f"{escape(str(r['first_cycle_note']))} the later cycles' mean</li>"

@@ -101,3 +101,12 @@ def test_exchangeable_cycles_are_flagged_at_the_stated_rate():
     table = mark_first_cycles(frame, pd.DataFrame({"experiment_id": [f"e{i}" for i in range(n)]}),
                               "adjusted_energy_per_output_token_j")
     assert 0.022 < table["first_cycle_outlier"].mean() < 0.038
+
+
+def test_the_report_names_the_experiment(tmp_path: Path):
+    from pytest_llenergy.results.report_html import build_report
+
+    path = write(tmp_path, {"cold": [15.0, 10.0, 10.4, 9.8, 10.2], "warm": [10.1, 10.0, 10.4, 9.8, 10.2]})
+    html = build_report(path, summarize(load(path), seed=1)).read_text()
+    assert "First cycles unlike the later ones" in html and "99% prediction interval" in html
+    assert "cold: first cycle at Energy per output token (adjusted) 1.49x" in html and "warm: first cycle" not in html
