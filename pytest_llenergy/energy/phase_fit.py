@@ -28,8 +28,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pytest_llenergy.energy.attribution import attribute, subtract_segments
-from pytest_llenergy.energy.phase_average import common_scale, phase_segments, run_samples, scale_se
+from pytest_llenergy.energy.phase_average import (
+    common_scale,
+    figures_from_powers,
+    occupied,
+    partition,
+    run_samples,
+)
 from pytest_llenergy.energy.phases import PhaseFigures, WindowPhases
 
 FITTED = ("prefill", "decode", "other")
@@ -47,41 +52,14 @@ class PhaseFit:
     lag_s: float
 
 
-def _occupied(segments: list[tuple[float, float]], x: np.ndarray) -> np.ndarray:
-    """Seconds of ``segments`` (disjoint) inside [0, x] for every x."""
-    out = np.zeros_like(x)
-    for a, b in segments:
-        out += np.clip(x, a, b) - a
-    return out
-
-
 def _fraction(segments: list[tuple[float, float]], lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     """Fraction of each window [lo, hi] covered by ``segments`` (a point window when lo == hi)."""
     width = hi - lo
-    covered = _occupied(segments, hi) - _occupied(segments, lo)
+    covered = occupied(segments, hi) - occupied(segments, lo)
     point = np.zeros_like(lo, dtype=bool)
     for a, b in segments:
         point |= (hi >= a) & (hi < b)
     return np.where(width > 0, covered / np.where(width > 0, width, 1.0), point.astype(float))
-
-
-def partition(run: WindowPhases) -> tuple[list[tuple[float, float]], list[tuple[float, float]]]:
-    """Disjoint (prefill-active, decode-only) segments of one run; the rest is "other"."""
-    active = phase_segments(run, "prefill")
-    return active, subtract_segments(phase_segments(run, "decode"), active)
-
-
-def occupied_seconds(run: WindowPhases) -> dict[str, dict[str, float]]:
-    """Seconds of each kind of time the model powers, as shared by token work: ``{kind: {phase: s}}``
-    (prefill-active time splits between prefill and decode; decode-only time is all decode)."""
-    duration = float(run.model.t[-1])
-    out = {}
-    for kind, segments in zip(("prefill", "decode"), partition(run)):
-        def seconds(x: np.ndarray, segments: list[tuple[float, float]] = segments) -> np.ndarray:
-            return _occupied(segments, np.asarray(x, dtype=float))
-        shares = attribute(run.spans, duration, seconds)
-        out[kind] = {"prefill": float(shares.prefill_j.sum()), "decode": float(shares.decode_j.sum())}
-    return out
 
 
 def design(run: WindowPhases, window_s: float, lag_s: float, scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
@@ -141,24 +119,8 @@ def fitted_phase(runs: Sequence[WindowPhases], phase: str, result: PhaseFit, tok
     if phase not in ("prefill", "decode") or phase not in result.power_w:
         return None
     power = {k: result.power_w.get(k, 0.0) for k in ("prefill", "decode")}
-    se_p = {k: result.se_w.get(k, 0.0) for k in ("prefill", "decode")}
-    seconds = [occupied_seconds(r) for r in runs]
-    mean_s = {k: float(np.mean([s[k][phase] for s in seconds])) for k in power}
-    per_run = np.asarray([sum(power[k] * s[k][phase] for k in power) for s in seconds])
-    energy = float(per_run.mean())
-    attributed_s = sum(mean_s.values())
-    duration = float(np.mean([sum(b - a for a, b in phase_segments(r, phase)) for r in runs]))
-    se_runs = float(per_run.std(ddof=1) / math.sqrt(per_run.size)) if per_run.size > 1 else 0.0
-    rel_cal = math.hypot(max(r.model.rel_uncertainty for r in runs), scale_se(runs))
-    u = math.sqrt(sum((se_p[k] * mean_s[k]) ** 2 for k in power) + se_runs**2 + (rel_cal * energy) ** 2)
-    adjusted = energy - baseline_w * attributed_s if baseline_w is not None else None
-    adj_u = math.hypot(u, (baseline_se_w or 0.0) * attributed_s) if adjusted is not None else None
-    intervals = sum(len(phase_segments(r, phase)) for r in runs)
+    se_w = {k: result.se_w.get(k, 0.0) for k in ("prefill", "decode")}
     method = (f"phase_fit:{len(runs)}runs:{result.samples}samples:"
               f"window{1000 * result.window_s:.0f}ms:lag{1000 * result.lag_s:.0f}ms")
-    return PhaseFigures(
-        energy_j=energy, adjusted_energy_j=adjusted, duration_s=duration, tokens=tokens,
-        energy_per_token_j=energy / tokens if tokens else None,
-        adjusted_energy_per_token_j=adjusted / tokens if tokens and adjusted is not None else None,
-        mean_power_w=energy / duration if duration > 0 else None, uncertainty_j=u, adjusted_uncertainty_j=adj_u,
-        intervals=intervals, method=method, flags=("few_samples",) if result.samples < 30 else ())
+    return figures_from_powers(runs, phase, power, se_w, tokens, baseline_w, baseline_se_w, method,
+                               ("few_samples",) if result.samples < 30 else ())

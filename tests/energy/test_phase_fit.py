@@ -61,7 +61,7 @@ def test_underdetermined_fit_is_refused():
     assert fitted_phase(recorded, "other", fit(runs()[0], SENSOR_S, 0.0), None, None, None) is None
 
 
-def continuous_runs(n=16, seed=3):
+def continuous_runs(n=16, seed=3, sensor_s=SENSOR_S):
     """Continuous batching: batch B's prefill (0.200-0.224 s) runs while batch A decodes, as a vLLM step
     mixes them; any prefill puts the GPU at prefill power, decode alone at decode power."""
     bounds = [(0.05, 0.074, 0.40), (0.20, 0.224, 0.55)]
@@ -69,7 +69,7 @@ def continuous_runs(n=16, seed=3):
             (0.224, 0.55, DECODE_W), (0.55, 0.60, IDLE_W)]
     out = []
     for offset in np.random.default_rng(seed).uniform(0.0, 0.02, n):
-        series, m = window(segs, 0.60, offset=float(offset), sensor_s=SENSOR_S)
+        series, m = window(segs, 0.60, offset=float(offset), sensor_s=sensor_s)
         out.append(split_window(series, m, timeline(bounds, 4, host0=HOST0), {"perf_counter": (HOST0, HOST0 + 0.60)},
                                 baseline_w=IDLE_W))
     return out, segs
@@ -111,3 +111,23 @@ def test_subtract_segments(segments, minus, expected):
     from pytest_llenergy.energy.attribution import subtract_segments
 
     assert subtract_segments(segments, minus) == expected
+
+
+def test_pooled_phases_do_not_count_mixed_time_twice():
+    """The pooled fallback (point samples: pooling is unbiased) shares mixed time as the fit does; with
+    prefill and decode spans pooled apart, decode took the mixed 24 ms at prefill power on top."""
+    from pytest_llenergy.energy.attribution import attribute
+
+    recorded, segs = continuous_runs(sensor_s=0.0)
+
+    def exact_energy(x):
+        return np.array([sum(w * (min(max(t, a), b) - a) for a, b, w in segs) for t in np.atleast_1d(x)])
+
+    truth = attribute(recorded[0].spans, 0.60, exact_energy, IDLE_W)
+    pre = averaged_phase(recorded, "prefill", 8 * 32, IDLE_W, None)
+    dec = averaged_phase(recorded, "decode", None, IDLE_W, None)
+    assert pre.method.startswith("phase_resolved:16runs")
+    assert pre.energy_j == pytest.approx(truth.prefill_j.sum(), rel=0.01)
+    assert dec.energy_j == pytest.approx(truth.decode_j.sum(), rel=0.01)
+    window_j = recorded[0].model.energy_at(np.array([0.60]))[0]
+    assert pre.energy_j + dec.energy_j + IDLE_W * 0.10 == pytest.approx(window_j, rel=0.01)
