@@ -102,17 +102,19 @@ def pool(runs: Sequence[WindowPhases], kind: str) -> np.ndarray:
 
 def figures_from_powers(runs: Sequence[WindowPhases], phase: str, power: dict[str, float], se_w: dict[str, float],
                         tokens: int | None, baseline_w: float | None, baseline_se_w: float | None, method: str,
-                        flags: tuple[str, ...]) -> PhaseFigures:
+                        flags: tuple[str, ...], seconds: Sequence[dict[str, dict[str, float]]] | None = None
+                        ) -> PhaseFigures:
     """``phase``'s figures from a power per kind of time (prefill-active, decode-only) and the seconds of
-    each that token work gives the phase (:func:`occupied_seconds`): energy per run = sum of power x
-    seconds; uncertainty = the powers' standard errors x those seconds, the run-to-run spread of the
-    per-run energies and the calibration term in quadrature."""
-    seconds = [occupied_seconds(r) for r in runs]
+    each that token work gives the phase (``seconds``: each run's :func:`occupied_seconds`, computed here
+    when not given): energy per run = sum of power x seconds; uncertainty = the powers' standard errors x
+    those seconds, the run-to-run spread of the per-run energies and the calibration term in quadrature."""
+    seconds = [occupied_seconds(r) for r in runs] if seconds is None else seconds
     mean_s = {k: float(np.mean([s[k][phase] for s in seconds])) for k in power}
     per_run = np.asarray([sum(power[k] * s[k][phase] for k in power) for s in seconds])
     energy = float(per_run.mean())
     attributed_s = sum(mean_s.values())
-    duration = float(np.mean([sum(b - a for a, b in phase_segments(r, phase)) for r in runs]))
+    segments = [phase_segments(r, phase) for r in runs]
+    duration = float(np.mean([sum(b - a for a, b in segs) for segs in segments]))
     se_runs = float(per_run.std(ddof=1) / math.sqrt(per_run.size)) if per_run.size > 1 else 0.0
     rel_cal = math.hypot(max(r.model.rel_uncertainty for r in runs), scale_se(runs))
     u = math.sqrt(sum((se_w[k] * mean_s[k]) ** 2 for k in power) + se_runs**2 + (rel_cal * energy) ** 2)
@@ -123,7 +125,7 @@ def figures_from_powers(runs: Sequence[WindowPhases], phase: str, power: dict[st
         energy_per_token_j=energy / tokens if tokens else None,
         adjusted_energy_per_token_j=adjusted / tokens if tokens and adjusted is not None else None,
         mean_power_w=energy / duration if duration > 0 else None, uncertainty_j=u, adjusted_uncertainty_j=adj_u,
-        intervals=sum(len(phase_segments(r, phase)) for r in runs), method=method, flags=flags)
+        intervals=sum(len(segs) for segs in segments), method=method, flags=flags)
 
 
 def averaged_phase(runs: Sequence[WindowPhases], phase: str, tokens: int | None,
@@ -146,7 +148,8 @@ def averaged_phase(runs: Sequence[WindowPhases], phase: str, tokens: int | None,
     if not power:
         return None
     return figures_from_powers(runs, phase, power, se_w, tokens, baseline_w, baseline_se_w,
-                               f"phase_resolved:{len(runs)}runs:{n}samples", ("few_samples",) if n < 30 else ())
+                               f"phase_resolved:{len(runs)}runs:{n}samples", ("few_samples",) if n < 30 else (),
+                               seconds)
 
 
 def aligned_profile(runs: Sequence[WindowPhases], bin_s: float, before_s: float, after_s: float

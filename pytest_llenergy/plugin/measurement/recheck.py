@@ -11,10 +11,10 @@ series (``energy.baseline.tracked``; method ``tracked``), so idle drifting over 
 followed item by item instead of in steps. Only a re-check its gap took counts, and only within
 ``drift_threshold``: one taken after a gap that did not settle (or gave none) may still hold the
 last window's tail, so it is drift evidence only, and the item keeps the baseline in force. Every
-re-check also feeds the next revalidation (``BaselineCache.note_idle``). The item's windows carry a provisional drift (how far idle moved
-since the previous re-check); once the reading after the item exists (before the next item) the
-item's stored result is updated with the drift between the two readings that bracket it
-(``energy.baseline.bracket_drift_w``).
+re-check also feeds the next revalidation (``BaselineCache.note_idle``). The item's windows carry a
+provisional drift (how far idle moved since the previous re-check); once the reading after the item
+exists (before the next item) the item's stored result is updated with the drift between the two
+readings that bracket it (``energy.baseline.bracket_drift_w``).
 """
 
 from __future__ import annotations
