@@ -27,5 +27,5 @@ if ! id lem >/dev/null 2>&1; then
     if command -v useradd >/dev/null 2>&1; then useradd --uid 1000 --no-create-home --home-dir /cache/home lem 2>/dev/null \
         || useradd --no-create-home --home-dir /cache/home lem; fi
 fi
-mkdir -p /cache/huggingface /cache/home
-chmod 1777 /cache /cache/huggingface /cache/home
+mkdir -p /cache/huggingface /cache/home /cache/torchinductor
+chmod 1777 /cache /cache/huggingface /cache/home /cache/torchinductor

@@ -196,6 +196,7 @@ def _check_image(backend: str, image: str, pins: dict[str, str]) -> None:
                                         "tensorrt": "tensorrt_llm==9.9.9"}[backend] in held
     assert not [line for line in _run(image, "cat", "/var/log/stub/constraints.txt").stdout.split()
                 if line.lower().startswith("numpy==")], "the image's numpy must win over constraints.txt"
-    # the user: uid 1000 named lem, whose HOME (/cache/home) and the model cache are writable
-    who = _run(image, "sh", "-c", "id -u; id -un; touch /cache/home/x /cache/huggingface/y && echo writable")
+    # the user: uid 1000 named lem, whose HOME (/cache/home), the model cache and the compile cache are writable
+    who = _run(image, "sh", "-c", "id -u; id -un; touch /cache/home/x /cache/huggingface/y /cache/torchinductor/z"
+                                  " && echo writable")
     assert who.stdout.split() == ["1000", "lem", "writable"], who.stdout + who.stderr

@@ -121,6 +121,8 @@ class TestCompose:
         assert device["device_ids"] == ["${NVIDIA_VISIBLE_DEVICES:-all}"]
         assert service["image"].startswith(f"llenergy/{backend}:")
         assert "HF_TOKEN" not in yaml.safe_dump(service)
+        # compile caches on the shared volume: an ephemeral container's /tmp (inductor's default) is lost
+        assert service["environment"]["TORCHINDUCTOR_CACHE_DIR"] == "/cache/torchinductor"
         if backend in ("vllm", "tensorrt"):
             assert service["ipc"] == "host"
 
@@ -133,6 +135,7 @@ class TestCompose:
             text = (DOCKER / f"{backend}.Dockerfile").read_text()
             assert 'org.llenergy.version="${LEM_VERSION}"' in text
             assert "HF_TOKEN" not in text and "secrets.env" not in text
+            assert "TORCHINDUCTOR_CACHE_DIR=/cache/torchinductor" in text, f"{backend}: compile cache not on /cache"
             users = re.findall(r"^USER (\S+)$", text, re.M)
             assert users and users[-1].split(":")[0] not in ("0", "root"), f"{backend}.Dockerfile must end as a non-root USER"
             ignore = (DOCKER / f"{backend}.Dockerfile.dockerignore").read_text()
