@@ -232,16 +232,31 @@ def _ci(interval: dict[str, Any]) -> str:
     return f"{interval['mean'] or float('nan'):.4g} ±{interval['halfwidth_pct'] or float('nan'):.1f}%"
 
 
+def inductor_cache() -> dict[str, Any]:
+    """torch.compile's cache before a run (inductor's graphs, Triton's kernels): a compile that finds it
+    filled by an earlier run on this machine costs a fraction of a cold one (benchmarks/bench_compile_cache.py),
+    so a campaign's warmup share is only comparable between runs whose cache state is known."""
+    from torch._inductor.runtime.cache_dir_utils import cache_dir
+
+    root = Path(cache_dir())
+    files = [p for p in root.rglob("*") if p.is_file()]
+    return {"dir": str(root), "files": len(files), "bytes": sum(p.stat().st_size for p in files)}
+
+
 def part_walltime(args: argparse.Namespace, out: Path) -> dict[str, Any]:
     names = ("host_bound", "gpu_precision") if args.campaign == "both" else (args.campaign,)
     runs, lines = {}, []
     for name in names:
+        cache = inductor_cache()
+        lines.append(f"inductor cache before {name}.yaml: {cache['dir']}, {cache['files']} files, "
+                     f"{cache['bytes'] / 1e6:.1f} MB ({'cold' if not cache['files'] else 'filled by an earlier run'})")
         campaign = ROOT / "energy_suites" / "campaigns" / f"{name}.yaml"
         if args.cpu:
             campaign = out / f"cpu_{name}.yaml"
             out.mkdir(parents=True, exist_ok=True)
             campaign.write_text(CPU_CAMPAIGN.replace("energy_source: estimate", "energy_source: replay"))
         result = run_campaign(campaign, out / name, args.budget_s / len(names))
+        result["inductor_cache_before"] = cache
         runs[name] = result
         lines += [f"== {name}.yaml", *table(result)]
         if result.get("run_dir"):
