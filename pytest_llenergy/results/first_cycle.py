@@ -46,9 +46,10 @@ def first_cycle_check(first: float, later: np.ndarray, confidence: float = CONFI
     """(first / mean of later, outside the prediction interval); None with under MIN_CYCLES - 1 finite
     later values, a non-finite first value or a zero mean."""
     later = later[np.isfinite(later)]
-    sd = float(later.std(ddof=1)) if later.size > 1 else 0.0
-    mean = float(later.mean()) if later.size else float("nan")
-    ratio, out = _verdicts(np.array([first]), np.array([later.size]), np.array([mean]), np.array([sd]), confidence)
+    if later.size < MIN_CYCLES - 1:
+        return None
+    ratio, out = _verdicts(np.array([first]), np.array([later.size]), np.array([later.mean()]),
+                           np.array([later.std(ddof=1)]), confidence)
     return None if np.isnan(ratio[0]) else (float(ratio[0]), bool(out[0]))
 
 

@@ -110,3 +110,104 @@ def test_the_report_names_the_experiment(tmp_path: Path):
     html = build_report(path, summarize(load(path), seed=1)).read_text()
     assert "First cycles unlike the later ones" in html and "99% prediction interval" in html
     assert "cold: first cycle at Energy per output token (adjusted) 1.49x" in html and "warm: first cycle" not in html
+
+
+def frame(rows: dict[str, list[float]], **columns: dict[str, list[float]]):
+    """A results frame: per experiment, main-metric values by cycle (plus other metric columns)."""
+    import pandas as pd
+
+    records = []
+    for experiment, values in rows.items():
+        for cycle, value in enumerate(values, start=1):
+            record = {"experiment_id": experiment, "cycle": cycle, "metric": value}
+            for name, series in columns.items():
+                record[name] = series[experiment][cycle - 1]
+            records.append(record)
+    return pd.DataFrame(records)
+
+
+def table_of(*ids: str):
+    import pandas as pd
+
+    return pd.DataFrame({"experiment_id": list(ids)})
+
+
+COLD, STEADY = [15.0, 10.0, 10.4, 9.8, 10.2], [10.1, 10.0, 10.4, 9.8, 10.2]
+
+
+def test_rows_follow_the_table_order_not_the_sorted_ids():
+    from pytest_llenergy.results.first_cycle import mark_first_cycles
+
+    out = mark_first_cycles(frame({"a": STEADY, "b": COLD}), table_of("b", "missing", "a"), "metric")
+    assert out["first_cycle_outlier"].tolist() == [True, False, False]
+    assert out["first_cycle_ratio"].iloc[0] == pytest.approx(15.0 / 10.1) and math.isnan(out["first_cycle_ratio"].iloc[1])
+    assert out["first_cycle_note"].iloc[0] == "metric 1.49x"  # a column without a label: its name
+    assert out["first_cycle_note"].iloc[1:].isna().all()
+
+
+def test_no_status_column_counts_every_row_and_failed_rows_are_left_out():
+    from pytest_llenergy.results.first_cycle import mark_first_cycles
+
+    df = frame({"b": COLD})
+    assert mark_first_cycles(df, table_of("b"), "metric")["first_cycle_outlier"].tolist() == [True]
+    df["status"] = ["failed"] + ["passed"] * 4  # the cold window failed: cycle 2 is the first, and in line
+    assert mark_first_cycles(df, table_of("b"), "metric")["first_cycle_outlier"].tolist() == [False]
+
+
+def test_an_experiment_with_one_passed_cycle_beside_others():
+    from pytest_llenergy.results.first_cycle import mark_first_cycles
+
+    out = mark_first_cycles(frame({"a": [10.0], "b": COLD}), table_of("a", "b"), "metric")
+    assert out["first_cycle_outlier"].tolist() == [False, True] and math.isnan(out["first_cycle_ratio"].iloc[0])
+
+
+def test_a_missing_metric_column_skips_only_that_metric():
+    from pytest_llenergy.results.first_cycle import mark_first_cycles
+
+    # the main metric and output tok/s are absent; raw J per output token still decides
+    df = frame({"b": STEADY}, energy_per_output_token_j={"b": COLD}).drop(columns="metric")
+    out = mark_first_cycles(df, table_of("b"), "adjusted_energy_per_output_token_j")
+    assert out["first_cycle_note"].tolist() == ["raw J/output token 1.49x"]
+    assert out["first_cycle_outlier"].tolist() == [True] and math.isnan(out["first_cycle_ratio"].iloc[0])
+
+
+@pytest.mark.parametrize("metric, drop", [(None, None), ("metric", "cycle")])
+def test_without_a_metric_or_cycles_every_row_says_nothing(metric, drop):
+    from pytest_llenergy.results.first_cycle import mark_first_cycles
+
+    df = frame({"b": COLD})
+    out = mark_first_cycles(df.drop(columns=drop) if drop else df, table_of("b", "c"), metric)
+    assert out["first_cycle_outlier"].tolist() == [False, False] and out["first_cycle_outlier"].dtype == bool
+    assert out["first_cycle_ratio"].isna().all() and out["first_cycle_ratio"].dtype == float
+    assert out["first_cycle_note"].isna().all()
+
+
+def test_no_later_values_at_all_say_nothing():
+    assert first_cycle_check(20.0, np.array([])) is None
+    assert first_cycle_check(20.0, np.array([np.nan, np.nan])) is None
+
+
+def test_terminal_lines_stop_at_the_limit_and_count_the_rest():
+    import pandas as pd
+
+    from pytest_llenergy.results.first_cycle import first_cycle_lines
+
+    rows = pd.DataFrame({"experiment_id": [f"e{i}" for i in range(5)] + ["unchecked"],
+                         "first_cycle_outlier": [True] * 5 + [np.nan], "first_cycle_note": ["metric 2.00x"] * 5 + [None]})
+    lines = first_cycle_lines(rows, limit=3)
+    assert lines[0].startswith("first cycle unlike the later ones (outside their 99% prediction interval)")
+    assert lines[0].endswith("Its value is in the mean and CI (docs/statistics.md):")
+    assert lines[1:] == ["  e0: first cycle at metric 2.00x the later cycles' mean",
+                         "  e1: first cycle at metric 2.00x the later cycles' mean",
+                         "  e2: first cycle at metric 2.00x the later cycles' mean",
+                         "  ... 2 more (summary.csv: first_cycle_outlier)"]
+    assert len(first_cycle_lines(rows, limit=5)) == 6  # exactly the limit: no "more" line
+    assert first_cycle_lines(rows.drop(columns="first_cycle_outlier"), limit=3) == []
+
+
+def test_every_metric_outside_its_interval_is_named():
+    from pytest_llenergy.results.first_cycle import mark_first_cycles
+
+    slow = {"b": [250.0, 500.0, 510.0, 490.0, 505.0]}
+    out = mark_first_cycles(frame({"b": COLD}, output_tokens_per_s=slow), table_of("b"), "metric")
+    assert out["first_cycle_note"].tolist() == ["metric 1.49x, output tok/s 0.50x"]
