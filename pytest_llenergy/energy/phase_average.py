@@ -151,21 +151,3 @@ def averaged_phase(runs: Sequence[WindowPhases], phase: str, tokens: int | None,
                                f"phase_resolved:{len(runs)}runs:{n}samples", ("few_samples",) if n < 30 else (),
                                seconds)
 
-
-def aligned_profile(runs: Sequence[WindowPhases], bin_s: float, before_s: float, after_s: float
-                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Mean power against time since each prefill start (bin centres, mean W, samples per bin)."""
-    edges = np.arange(-before_s, after_s + bin_s, bin_s)
-    sums = np.zeros(edges.size - 1)
-    counts = np.zeros(edges.size - 1)
-    for run in runs:
-        t, p = run_samples(run)
-        p = p * common_scale(runs)
-        for a, _ in phase_segments(run, "prefill"):
-            tau = t - a
-            idx = np.digitize(tau, edges) - 1
-            ok = (idx >= 0) & (idx < sums.size)
-            np.add.at(sums, idx[ok], p[ok])
-            np.add.at(counts, idx[ok], 1)
-    mean = np.divide(sums, counts, out=np.full_like(sums, np.nan), where=counts > 0)
-    return 0.5 * (edges[1:] + edges[:-1]), mean, counts
