@@ -60,7 +60,7 @@ tests_of() {  # the fast tests that exercise each target
     budgets) echo "tests/results/test_gate_boundaries.py tests/config/test_units_budgets.py" ;;
     gates) echo "tests/test_gate_rules.py" ;;  # test_gates.py runs whole campaigns: minutes per mutant
     first-cycle) echo "tests/results/test_first_cycle.py" ;;
-    phases) echo "tests/energy/test_phase_fit.py tests/energy/test_phases.py" ;;
+    phases) echo "tests/energy/test_phase_edges.py tests/energy/test_phase_fit.py tests/energy/test_phases.py" ;;
   esac
 }
 
