@@ -32,6 +32,7 @@ from pytest_llenergy.energy.phase_average import (
     common_scale,
     figures_from_powers,
     occupied,
+    occupied_seconds,
     partition,
     run_samples,
 )
@@ -115,12 +116,17 @@ def best_fit(runs: Sequence[WindowPhases], windows: Sequence[float], lags: Seque
 def fitted_phase(runs: Sequence[WindowPhases], phase: str, result: PhaseFit, tokens: int | None,
                  baseline_w: float | None, baseline_se_w: float | None) -> PhaseFigures | None:
     """Per-run figures of ``phase`` from a fit: each kind of time's fitted power x the seconds of it
-    that token work gives the phase, with the uncertainty of both."""
+    that token work gives the phase, with the uncertainty of both; None when the phase draws on a kind
+    of time the fit has no power for (no sample window overlapped it), as the pooled fallback does."""
     if phase not in ("prefill", "decode") or phase not in result.power_w:
         return None
-    power = {k: result.power_w.get(k, 0.0) for k in ("prefill", "decode")}
-    se_w = {k: result.se_w.get(k, 0.0) for k in ("prefill", "decode")}
+    seconds = [occupied_seconds(r) for r in runs]
+    drawn = [k for k in ("prefill", "decode") if any(s[k][phase] > 0 for s in seconds)]
+    if any(k not in result.power_w for k in drawn):
+        return None
+    power = {k: result.power_w[k] for k in drawn}
+    se_w = {k: result.se_w[k] for k in drawn}
     method = (f"phase_fit:{len(runs)}runs:{result.samples}samples:"
               f"window{1000 * result.window_s:.0f}ms:lag{1000 * result.lag_s:.0f}ms")
     return figures_from_powers(runs, phase, power, se_w, tokens, baseline_w, baseline_se_w, method,
-                               ("few_samples",) if result.samples < 30 else ())
+                               ("few_samples",) if result.samples < 30 else (), seconds)

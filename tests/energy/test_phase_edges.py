@@ -433,3 +433,17 @@ def test_fitted_phase_figures_from_a_given_fit():
     enough = PhaseFit(result.power_w, result.se_w, 1.0, 30, 0.02, 0.0)
     assert fitted_phase([static_run()], "prefill", enough, None, None, None).flags == ()
     assert fitted_phase([static_run()], "decode", enough, None, None, None) is None  # not fitted
+
+
+def test_a_fit_without_prefill_power_gives_no_decode_figure_when_decode_shares_mixed_time():
+    """No sample window overlapped either 20 ms prefill, so the fit has no prefill-active power; b's
+    prefill ran while a decoded, so part of decode's energy is that mixed time: counting it at 0 W
+    understated decode. The fit gives no figure (as the pooled fallback does), never a partial one."""
+    t = [0.1, 0.3, 0.45, 0.7, 0.9, 1.05, 1.15]
+    p = [300.0] * 5 + [120.0] * 2
+    run = make_run([span(0.0, 0.02, 1.0, rid="a"), span(0.5, 0.52, 1.0, rid="b")], [0.0, *t, 1.2], [300.0, *p, 120.0])
+    result = fit([run], 0.0, 0.0)
+    assert result is not None and "prefill" not in result.power_w and "decode" in result.power_w
+    assert occupied_seconds(run)["prefill"]["decode"] > 0  # decode draws on the mixed time
+    assert fitted_phase([run], "decode", result, None, None, None) is None
+    assert averaged_phase([run], "decode", None, None, None) is None
