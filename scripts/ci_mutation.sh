@@ -3,7 +3,7 @@
 # time, each against the tests that exercise it (a narrow selection: mutation runs are slow).
 #
 #   bash scripts/ci_mutation.sh TARGET...     TARGET: ordering config stats bootstrap measurement edges baseline
-#   uncertainty warmup compare budgets gates first-cycle phases (or all), or a part of
+#   uncertainty warmup compare budgets gates first-cycle phases baseline-precision thermal (or all), or a part of
 #   config/: config-core config-campaign config-experiment config-measurement config-backends
 #   tox -e mutation -- ordering config
 #
@@ -38,6 +38,8 @@ source_of() {
     budgets) echo "pytest_llenergy/results/budgets.py" ;;
     gates) echo "pytest_llenergy/plugin/gates/" ;;
     first-cycle) echo "pytest_llenergy/results/first_cycle.py" ;;
+    baseline-precision) echo "pytest_llenergy/energy/baseline_precision.py" ;;
+    thermal) echo "pytest_llenergy/energy/thermal.py" ;;
     phases) echo "pytest_llenergy/energy/phase_average.py,pytest_llenergy/energy/phase_fit.py,pytest_llenergy/energy/attribution.py" ;;
     *) return 1 ;;
   esac
@@ -53,20 +55,23 @@ tests_of() {  # the fast tests that exercise each target
     bootstrap) echo "tests/results/test_bootstrap.py tests/results/test_stats.py" ;;
     measurement) echo "tests/energy/test_measurement.py tests/energy/test_meter.py" ;;
     edges) echo "tests/energy/test_edges.py tests/energy/test_edges_worked.py tests/energy/test_measurement.py" ;;
-    baseline) echo "tests/energy/test_baseline.py tests/energy/test_baseline_adaptive.py tests/energy/test_baseline_steps.py" ;;
+    baseline) echo "tests/energy/test_baseline.py tests/energy/test_baseline_adaptive.py tests/energy/test_baseline_steps.py tests/energy/test_baseline_tracking.py" ;;
     uncertainty) echo "tests/energy/test_uncertainty.py tests/energy/test_measurement.py" ;;
     warmup) echo "tests/energy/test_warmup_thermal.py" ;;
     compare) echo "tests/results/test_compare.py tests/results/test_gate_boundaries.py" ;;
     budgets) echo "tests/results/test_gate_boundaries.py tests/config/test_units_budgets.py" ;;
     gates) echo "tests/test_gate_rules.py" ;;  # test_gates.py runs whole campaigns: minutes per mutant
     first-cycle) echo "tests/results/test_first_cycle.py" ;;
+    baseline-precision) echo "tests/energy/test_baseline_adaptive.py tests/energy/test_baseline_steps.py tests/energy/test_baseline_precision_edges.py" ;;
+    thermal) echo "tests/energy/test_warmup_thermal.py" ;;
     phases) echo "tests/energy/test_phase_edges.py tests/energy/test_phase_fit.py tests/energy/test_phases.py" ;;
   esac
 }
 
 targets=("$@")
 [ "${#targets[@]}" = 0 ] || [ "${targets[0]}" = all ] && targets=(ordering config-core config-campaign config-experiment config-measurement config-backends stats bootstrap measurement
-  edges baseline uncertainty warmup compare budgets gates first-cycle phases)
+  edges baseline uncertainty warmup compare budgets gates first-cycle phases
+  baseline-precision thermal)
 status=0
 for target in "${targets[@]}"; do
   src=$(source_of "$target") || { echo "ci_mutation: unknown target $target"; exit 2; }
