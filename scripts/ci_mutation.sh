@@ -63,7 +63,7 @@ tests_of() {  # the fast tests that exercise each target
     gates) echo "tests/test_gate_rules.py" ;;  # test_gates.py runs whole campaigns: minutes per mutant
     first-cycle) echo "tests/results/test_first_cycle.py" ;;
     baseline-precision) echo "tests/energy/test_baseline_adaptive.py tests/energy/test_baseline_steps.py tests/energy/test_baseline_precision_edges.py" ;;
-    thermal) echo "tests/energy/test_warmup_thermal.py" ;;
+    thermal) echo "tests/energy/test_warmup_thermal.py tests/energy/test_thermal_edges.py" ;;
     phases) echo "tests/energy/test_phase_edges.py tests/energy/test_phase_fit.py tests/energy/test_phases.py" ;;
   esac
 }
