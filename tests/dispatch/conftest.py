@@ -70,6 +70,75 @@ def _fake_backend(monkeypatch):
 """
 
 
+# The reusing fake backend, whose batches take longer (so cost more replayed energy) at the smaller batch sizes.
+SLEEPY_BACKEND_CONFTEST = """
+import time
+import pytest
+from pytest_llenergy.backends.base import GenerationStats
+from pytest_llenergy.plugin.measurement import runtest
+
+SECONDS = {1: 0.30, 2: 0.10, 4: 0.11}
+
+
+class SleepySession:
+    load_time_s = 0.01
+    engine_info = {"engine": "fake"}
+
+    def __init__(self, bs):
+        self.bs = bs
+
+    def prepare(self, workload):
+        return workload
+
+    def run(self, workload):
+        time.sleep(SECONDS[self.bs])
+        return GenerationStats(input_tokens=10, output_tokens=100, num_prompts=1, duration_s=SECONDS[self.bs],
+                               batch_latencies_s=[SECONDS[self.bs]])
+
+    def close(self):
+        pass
+
+
+class SleepyBackend:
+    def available(self):
+        return True, ""
+
+    def load_key(self, config):
+        return (config.model.name, config.workload.batch_size)
+
+    def load(self, config):
+        return SleepySession(config.workload.batch_size)
+
+
+@pytest.fixture(autouse=True)
+def _fake_backend(monkeypatch):
+    monkeypatch.setattr(runtest, "get_backend", lambda name: SleepyBackend())
+"""
+
+SEARCH_TEST = '''
+def test_inference(lem_experiment, lem_session, lem_result, energy):
+    workload = lem_session.prepare(lem_experiment.config.workload)
+    with energy.measure("generate") as window:
+        stats = lem_session.run(workload)
+        window.record(input_tokens=stats.input_tokens, output_tokens=stats.output_tokens)
+    lem_result.record_generation(stats)
+'''
+
+# What a campaign adds to race its configurations (each item's energy follows SleepySession's seconds).
+SEARCH_CAMPAIGN = """
+cycles: 5
+measurement:
+  energy_source: replay
+  sample_hz: 20
+  baseline: {duration_s: 0.5, revalidate_every: 0}
+  warmup: {mode: "off"}
+gaps: {between_experiments: 0, between_cycles: 0}
+search:
+  objective: energy_per_output_token
+  stop: {precision: 0.05}
+"""
+
+
 class FakeDocker:
     """The stand-in CLI: its bin directory, its call log and the switches it reads."""
 

@@ -24,7 +24,14 @@ import pytest
 
 import pytest_llenergy
 
-from .conftest import FAILING_TEST, manifest, results
+from .conftest import (
+    FAILING_TEST,
+    SEARCH_CAMPAIGN,
+    SEARCH_TEST,
+    SLEEPY_BACKEND_CONFTEST,
+    manifest,
+    results,
+)
 
 pytestmark = [pytest.mark.docker, pytest.mark.requires("docker")]
 
@@ -329,3 +336,33 @@ def test_compose_failure_is_explained(pytester, test_image, tmp_path):
     assert run.returncode != 0
     assert run.hint is not None and run.hint.startswith("the NVIDIA container runtime is missing or failed"), run.output
     assert "could not select device driver" in run.hint
+
+
+def test_a_search_races_in_containers(pytester, test_image):
+    """Each item runs in the container, which decides from the shared run directory whether the race dropped
+    its configuration: dropped configurations stop running, every result lands on the host, and the answer names
+    the pick."""
+    write_project(pytester, test_image, _compose_available(), test=SEARCH_TEST)
+    pytester.makeconftest(SLEEPY_BACKEND_CONFTEST)
+    campaign = (pytester.path / "campaign.yaml").read_text().replace("grid:\n  shared: {workload.batch_size: [1, 2]}",
+                                                                      "grid:\n  shared: {workload.batch_size: [1, 2, 4]}")
+    assert "[1, 2, 4]" in campaign
+    campaign += SEARCH_CAMPAIGN
+    (pytester.path / "campaign.yaml").write_text(campaign)
+    result = pytester.runpytest("--lem-campaign", "campaign.yaml", "--lem-container-strategy", "persistent", "-rs",
+                                "-p", "no:cacheprovider")
+    assert result.ret == 0, result.stdout.str()[-3000:]
+    result.stdout.fnmatch_lines(["*search: racing 3 configurations for at most 5 rounds*",
+                                 "SKIPPED * search: dropped after round *: worse than *"])
+    found = results(pytester, "dock")
+    ran: dict[str, list[int]] = {}
+    for stored in found.values():
+        assert stored["status"] == "passed" and stored["container"]["image"] == test_image
+        ran.setdefault(stored["experiment_id"], []).append(stored["cycle"])
+    summary = json.loads(next((pytester.path / "lem-results" / "dock").glob("*/summary.json")).read_text())
+    search = summary["search"]
+    drops = {d["config"]: d["round"] for d in search["dropped"]}
+    assert any("bs1" in config for config in drops), search  # three times the energy per token: it leaves
+    for config, cycles in ran.items():  # rounds 1..k, k its drop round (or the last round for a survivor)
+        assert sorted(cycles) == list(range(1, drops.get(config, search["rounds"]) + 1)), (config, cycles, search)
+    assert len(found) < 3 * 5 and "bs1" not in search["pick"]

@@ -15,6 +15,9 @@ import pytest
 from .conftest import (
     FAILING_TEST,
     REUSING_BACKEND_CONFTEST,
+    SEARCH_CAMPAIGN,
+    SEARCH_TEST,
+    SLEEPY_BACKEND_CONFTEST,
     fake_campaign,
     manifest,
     results,
@@ -93,6 +96,48 @@ class TestEphemeral:
             gap = json.loads(_argv_value(argv, "--lem-dispatch-gap="))
             item = next(a for a in argv if "::test_inference[" in a).split("[")[1].rstrip("]")
             assert found[item]["gap"]["reason"] == gap["reason"]
+
+
+SKIPPING_TEST = '''
+import pytest
+
+
+def test_inference(lem_experiment, lem_session, lem_result):
+    if lem_experiment.config.workload.batch_size == 2:
+        pytest.skip("batch size 2 needs a GPU here")
+    lem_result.record_generation(lem_session.run(lem_session.prepare(lem_experiment.config.workload)))
+'''
+
+
+class TestSkips:
+    def test_a_skip_inside_the_container_is_reported_on_the_host(self, pytester, fake_docker):
+        """The skip's (path, line, reason) crosses JSON as a list: -rs would stop pytest with an INTERNALERROR."""
+        write_fake_project(pytester, fake_campaign(pytester.path), SKIPPING_TEST, conftest=REUSING_BACKEND_CONFTEST)
+        result = pytester.runpytest("--lem-campaign", "campaign.yaml", "-rs", "-p", "no:cacheprovider")
+        result.assert_outcomes(passed=1, skipped=1)
+        result.stdout.fnmatch_lines(["SKIPPED [[]1[]] *test_suite.py:*: batch size 2 needs a GPU here"])
+        assert "INTERNALERROR" not in result.stdout.str()
+        statuses = sorted((e["item_id"].split("-bs")[1][0], e["status"]) for e in manifest(pytester)["entries"].values())
+        assert statuses == [("1", "passed"), ("2", "skipped")]
+
+    @pytest.mark.slow
+    def test_a_search_races_in_containers(self, pytester, fake_docker):
+        """Each container decides from the shared run directory whether its configuration is still racing."""
+        campaign = fake_campaign(pytester.path, batch_sizes=(1, 2, 4)) + SEARCH_CAMPAIGN
+        write_fake_project(pytester, campaign, SEARCH_TEST, conftest=SLEEPY_BACKEND_CONFTEST)
+        result = pytester.runpytest("--lem-campaign", "campaign.yaml", "--lem-container-strategy", "persistent", "-rs",
+                                    "-p", "no:cacheprovider")
+        assert result.ret == 0, result.stdout.str()[-3000:]
+        result.stdout.fnmatch_lines(["SKIPPED * search: dropped after round *: worse than *"])
+        search = json.loads(next((pytester.path / "lem-results" / "disp").glob("*/summary.json")).read_text())["search"]
+        drops = {d["config"]: d["round"] for d in search["dropped"]}
+        ran: dict[str, list[int]] = {}
+        for stored in results(pytester).values():
+            assert stored["container"]["strategy"] == "persistent"
+            ran.setdefault(stored["experiment_id"], []).append(stored["cycle"])
+        assert any("bs1" in config for config in drops) and "bs1" not in search["pick"]
+        for config, cycles in ran.items():  # rounds 1..k: k its drop round, or the last round for a survivor
+            assert sorted(cycles) == list(range(1, drops.get(config, search["rounds"]) + 1)), (config, cycles, search)
 
 
 class TestUser:

@@ -131,6 +131,8 @@ class HostReports:
             except Exception:
                 report = None
             if isinstance(report, pytest.TestReport) and report.nodeid == item.nodeid:
+                if report.skipped and isinstance(report.longrepr, list):  # JSON made the (path, line, reason) a list
+                    report.longrepr = tuple(report.longrepr)
                 reports.append(report)
         return reports
 
