@@ -3,7 +3,7 @@
 # time, each against the tests that exercise it (a narrow selection: mutation runs are slow).
 #
 #   bash scripts/ci_mutation.sh TARGET...     TARGET: ordering config stats bootstrap measurement edges baseline
-#   uncertainty warmup compare budgets gates first-cycle phases baseline-precision thermal (or all), or a part of
+#   uncertainty warmup compare budgets gates first-cycle phases baseline-precision thermal search (or all), or a part of
 #   config/: config-core config-campaign config-experiment config-measurement config-backends
 #   tox -e mutation -- ordering config
 #
@@ -16,6 +16,10 @@ ROOT=$(pwd)
 MIN=${LEM_MUTATION_MIN:-85}
 KEEP=${LEM_MUTATION_DIR:-}
 export HF_HUB_OFFLINE=1
+# mutmut forks each mutant from a parent whose tests already ran torch: GNU OpenMP's thread pool does not
+# survive a fork, and a child that runs torch again waits at its barrier forever (no CPU, so mutmut's CPU-time
+# limit never fires). One OpenMP thread starts no pool.
+export OMP_NUM_THREADS=1
 unset PYTHONPATH  # the mutated copy must be the pytest_llenergy that the tests import
 
 source_of() {
@@ -41,6 +45,7 @@ source_of() {
     baseline-precision) echo "pytest_llenergy/energy/baseline_precision.py" ;;
     thermal) echo "pytest_llenergy/energy/thermal.py" ;;
     phases) echo "pytest_llenergy/energy/phase_average.py,pytest_llenergy/energy/phase_fit.py,pytest_llenergy/energy/attribution.py" ;;
+    search) echo "pytest_llenergy/results/search.py,pytest_llenergy/results/search_variance.py,pytest_llenergy/results/search_data.py,pytest_llenergy/config/search.py" ;;
     *) return 1 ;;
   esac
 }
@@ -65,13 +70,14 @@ tests_of() {  # the fast tests that exercise each target
     baseline-precision) echo "tests/energy/test_baseline_adaptive.py tests/energy/test_baseline_steps.py tests/energy/test_baseline_precision_edges.py" ;;
     thermal) echo "tests/energy/test_warmup_thermal.py tests/energy/test_thermal_edges.py" ;;
     phases) echo "tests/energy/test_phase_edges.py tests/energy/test_phase_fit.py tests/energy/test_phases.py" ;;
+    search) echo "tests/results/test_search_race.py tests/results/test_search_answer.py tests/results/test_search_edges.py tests/config/test_search_section.py tests/test_search.py" ;;
   esac
 }
 
 targets=("$@")
 [ "${#targets[@]}" = 0 ] || [ "${targets[0]}" = all ] && targets=(ordering config-core config-campaign config-experiment config-measurement config-backends stats bootstrap measurement
   edges baseline uncertainty warmup compare budgets gates first-cycle phases
-  baseline-precision thermal)
+  baseline-precision thermal search)
 status=0
 for target in "${targets[@]}"; do
   src=$(source_of "$target") || { echo "ci_mutation: unknown target $target"; exit 2; }
@@ -79,12 +85,12 @@ for target in "${targets[@]}"; do
   for t in $(tests_of "$target"); do [ -e "$t" ] && selection="$selection $t"; done
   work=${KEEP:-$(mktemp -d "${TMPDIR:-/tmp}/lem-mutation.XXXXXX")}/$target
   rm -rf "$work" && mkdir -p "$work"
-  cp -r pytest_llenergy tests docs scripts pyproject.toml "$work"/  # docs, scripts: generated-doc checks
+  cp -r pytest_llenergy tests docs scripts energy_suites pyproject.toml "$work"/  # docs, scripts: generated-doc checks; energy_suites: its tests
   {  # list values: one per line
     echo "[mutmut]"
     echo "source_paths="; echo "    pytest_llenergy"  # the whole package is copied; only these files mutate
     echo "only_mutate="; tr ',' '\n' <<<"$src" | sed -e 's/^/    /' -e 's#/$#/*#'
-    printf "also_copy=\n    docs\n    scripts\n"  # mutmut runs in mutants/: generated-doc tests read these
+    printf "also_copy=\n    docs\n    scripts\n    energy_suites\n"  # mutmut runs in mutants/: tests read these
     printf 'pytest_add_cli_args=\n    -p\n    no:cacheprovider\n    -q\n    -x\n'
     echo "pytest_add_cli_args_test_selection="; for t in $selection; do echo "    $t"; done
   } > "$work/setup.cfg"

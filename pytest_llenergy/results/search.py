@@ -132,18 +132,6 @@ def one_sided_p(logs: np.ndarray, bound: float, above: bool, prior: VariancePrio
     return float(stdtr(df, -t if above else t))
 
 
-def holm(p_values: Sequence[float], alpha: float) -> list[bool]:
-    """Holm's step-down: which hypotheses are rejected with family-wise error <= alpha."""
-    order = sorted(range(len(p_values)), key=lambda i: p_values[i])
-    rejected = [False] * len(p_values)
-    m = len(p_values)
-    for rank, i in enumerate(order):
-        if p_values[i] > alpha / (m - rank):
-            break
-        rejected[i] = True
-    return rejected
-
-
 def half_width_rel(logs: np.ndarray, alpha: float) -> float:
     """Relative half-width of the two-sided t CI of the mean (on logs: exp(hw) - 1); inf below 2 values."""
     from scipy.special import stdtrit
@@ -318,4 +306,4 @@ def race(rules: RaceRules, configs: Sequence[str], observations: Iterable[Observ
     return state
 
 
-__all__ = ["Drop", "Observation", "RaceRules", "RaceState", "half_width_rel", "holm", "one_sided_p", "race"]
+__all__ = ["Drop", "Observation", "RaceRules", "RaceState", "half_width_rel", "one_sided_p", "race"]

@@ -1,4 +1,4 @@
-"""The racing rule (results/search.py): drops only with confidence, Holm per round, constraints, stop rules."""
+"""The racing rule (results/search.py): drops only with confidence (Bonferroni per configuration), constraints, stops."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from pytest_llenergy.config.search import SearchConstraint
-from pytest_llenergy.results.search import Observation, RaceRules, holm, one_sided_p, race
+from pytest_llenergy.results.search import Observation, RaceRules, one_sided_p, race
 
 
 def _obs(values: dict[str, list[float]], gpu_s: float = 1.0, **constraints: dict[str, list[float]]) -> list[Observation]:
@@ -23,14 +23,6 @@ def _obs(values: dict[str, list[float]], gpu_s: float = 1.0, **constraints: dict
 def _noisy(mean: float, n: int, cv: float, seed: int) -> list[float]:
     rng = np.random.default_rng(seed)
     return list(mean * np.exp(cv * rng.standard_normal(n)))
-
-
-def test_holm_step_down_against_a_worked_example():
-    # alpha 0.05, m = 4: thresholds 0.0125, 0.0167, 0.025, 0.05 for the sorted p-values
-    assert holm([0.01, 0.04, 0.03, 0.005], 0.05) == [True, False, False, True]
-    assert holm([0.01, 0.012, 0.02, 0.04], 0.05) == [True, True, True, True]
-    assert holm([0.02, 0.001], 0.01) == [False, True]
-    assert holm([], 0.05) == []
 
 
 def test_one_sided_p_direction_and_zero_spread():
