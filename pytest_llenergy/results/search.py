@@ -123,8 +123,10 @@ def one_sided_p(logs: np.ndarray, bound: float, above: bool, prior: VariancePrio
     from scipy.special import stdtr
 
     n = logs.size
+    if n < 2:
+        return 1.0  # one value has no spread: no evidence either way
     diff = float(logs.mean()) - bound
-    var, df = prior.moderate(logs) if n > 1 else (math.inf, 0.0)
+    var, df = prior.moderate(logs)
     se = math.sqrt(var / n)
     if se == 0:
         return 0.0 if (diff > 0 if above else diff < 0) else 1.0

@@ -130,3 +130,28 @@ def test_config_show_lines_for_a_search(tmp_path):
     no_search = bare.campaign.model_copy(update={"search": None})
     assert describe_search(no_search, bare.experiments) == [] and campaign_problems(no_search) == []
     assert reference_to_add(no_search, bare.experiments) == (None, [])
+
+
+def test_a_reference_may_switch_the_backend_and_never_edits_the_defaults(tmp_path):
+    defaults = "{model: {name: tiny-llama, weights: random}, workload: {batch_size: 4}, transformers: {attn_implementation: eager}}"
+    plan = _plan(tmp_path, "{}", defaults=defaults)
+    campaign = plan.campaign
+    before = campaign.model_dump()
+    vllm = campaign.model_copy(update={"search": SearchConfig(reference={"backend": "vllm", "workload.batch_size": 2})})
+    (_, config), problems = find_reference(vllm, plan.experiments)
+    assert problems == [] and config.backend == "vllm" and config.workload.batch_size == 2
+    assert config.transformers is None  # the other backend's section of the defaults is left out
+    own = campaign.model_copy(update={"search": SearchConfig(reference={"workload.batch_size": 2})})
+    (_, config), _ = find_reference(own, plan.experiments)
+    assert config.backend == "transformers" and config.transformers.attn_implementation == "eager"
+    assert campaign.model_dump() == before  # the overrides went into a copy
+
+
+def test_adaptive_cycles_cannot_race_and_an_unresolved_reference_shows_as_a_question_mark(tmp_path):
+    plan = _plan(tmp_path, "{}")
+    adaptive = plan.campaign.model_copy(update={"cycles": {"min": 3, "max": 6}})
+    assert campaign_problems(adaptive) == [
+        "cycles: a search sets the most rounds with cycles: N; adaptive cycles do not apply (the race decides when "
+        "each configuration stops)"]
+    unresolved = plan.campaign.model_copy(update={"search": SearchConfig(reference="no-such-experiment")})
+    assert describe_search(unresolved, plan.experiments)[3] == "search: reference ?"

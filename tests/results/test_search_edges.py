@@ -122,6 +122,11 @@ def test_one_sided_p_at_the_bound_without_spread_rejects_neither_side():
     assert one_sided_p(flat, 0.5, above=True) == 1.0 and one_sided_p(flat, 0.5, above=False) == 1.0
 
 
+@pytest.mark.parametrize("logs", [np.array([9.0]), np.array([])])
+def test_one_sided_p_of_fewer_than_two_values_is_no_evidence(logs):
+    assert one_sided_p(logs, 0.0, above=True) == 1.0 and one_sided_p(logs, 0.0, above=False) == 1.0
+
+
 def test_half_width_rel_is_the_t_interval_on_logs():
     logs = np.array([0.0, 0.02])
     hw = stats.t.ppf(0.975, 1) * 0.02 / math.sqrt(2) / math.sqrt(2)  # sd 0.01414 / sqrt(2)
@@ -248,6 +253,8 @@ def test_the_next_round_is_priced_at_each_survivors_latest_item():
     late = [Observation("c", 2, True, 1.0, gpu_s=1.0)]  # c ran only round 2: its cost is that item's
     state = race(RaceRules(max_rounds=9, gpu_budget_s=7.5), ["a", "b", "c"], obs + late)
     assert state.stopped is not None and "+ 3 s for the next round" in state.stopped
+    unseen = race(RaceRules(max_rounds=9, gpu_budget_s=6.0), ["a", "b", "d"], obs)  # d has no item yet: priced at 0
+    assert unseen.stopped is None
 
 
 # -- the figures a race reads from each result (results/search_data.py) ------------------------------------------------
@@ -319,8 +326,12 @@ def test_an_observation_of_a_failed_item_carries_no_figures_but_its_cost():
     from pytest_llenergy.results.search_data import observation
 
     search = SearchConfig(objective="energy_per_output_token", constraints=[{"metric": "tokens_per_s", "min": 1}])
-    ok = observation(_result(cycle=3), search)
-    assert (ok.round, ok.passed, ok.error) == (3, True, None)
+    from pytest_llenergy.results.schema import ItemTiming
+
+    result = _result(cycle=3)
+    result.timing = ItemTiming(wall_s=8.0, load_s=3.0, warmup_s=1.0)
+    ok = observation(result, search)
+    assert (ok.round, ok.passed, ok.error, ok.gpu_s, ok.steady_gpu_s, ok.round_cost) == (3, True, None, 8.0, 4.0, 4.0)
     assert ok.objective == pytest.approx(100.0 / 128) and ok.constraints["tokens_per_s"] == pytest.approx(384 / 2.0)
     failed = observation(_result(status="failed"), search)
     assert (failed.passed, failed.objective, failed.constraints, failed.error) == (False, None, {}, "boom")
@@ -366,5 +377,8 @@ def test_the_observation_cache_rereads_a_result_only_when_its_file_changes(tmp_p
     os.utime(path, ns=(stamp + 10**9, stamp + 10**9))
     [b] = cache.read([run.path], {"b"})
     assert b.passed is False
+    path.write_text("{not json")
+    os.utime(path, ns=(stamp + 2 * 10**9, stamp + 2 * 10**9))
+    assert sorted(o.config for o in cache.read([run.path], {"a", "b"})) == ["a", "a"]  # unreadable: no observation
     path.unlink()
     assert [o.config for o in cache.read([run.path], {"a", "b"})] == ["a", "a"]
