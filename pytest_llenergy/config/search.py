@@ -184,11 +184,14 @@ def find_reference(campaign: CampaignConfig, experiments: Sequence[_Named]) -> t
             return (named[0].id, named[0].config), []
         which = "matches several experiments" if named else "matches no experiment id or name"
         return None, [f"search.reference: {ref!r} {which}"]
+    where = "search.reference" if ref else "search.reference (the campaign's defaults)"
     try:
         config = ExperimentConfig.model_validate(_reference_row(campaign, ref or {}))
     except ValidationError as exc:
-        where = "search.reference" if ref else "search.reference (the campaign's defaults)"
         return None, [f"{where}: {p}" for p in problems_from_validation(exc)]
+    if config.model is None:  # the models are grid points only: the defaults alone are no experiment
+        return None, [f"{where}: names no model; give defaults a model, or set search.reference to an experiment's "
+                      "id or name"]
     digest = config_hash(config)
     for exp in experiments:
         if config_hash(exp.config) == digest:

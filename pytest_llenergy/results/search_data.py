@@ -40,7 +40,7 @@ class SearchSpec:
 
     @property
     def rules(self) -> RaceRules:
-        return RaceRules.from_search(self.search, self.max_rounds)
+        return RaceRules.from_search(self.search, self.max_rounds, self.reference)
 
     def to_json(self) -> dict[str, Any]:
         return {"search": self.search.model_dump(mode="json"), "configs": self.configs, "reference": self.reference,

@@ -2,7 +2,8 @@
 
 ``search_answer(run_dirs)`` rebuilds the race from the files (``search/spec.json`` + results) and returns
 a JSON-ready dict (``summary.json``'s ``search``); ``search_lines`` and ``search_html`` show it. Means
-are geometric (the race works on logs) with Student-t intervals on the logs at the search's confidence.
+are geometric (the race works on logs) with Student-t intervals on the logs at the search's confidence,
+stopping-adjusted (``RaceRules.interval_alpha``: the 97.5 % quantile for 95 %, since the race chose the rounds).
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ def _interval(values: Sequence[float], alpha: float) -> dict[str, Any]:
     return {"n": int(logs.size), "mean": math.exp(mean), "ci_low": math.exp(mean - hw), "ci_high": math.exp(mean + hw)}
 
 
-def _saving(pick: list[float], ref: list[float], alpha: float) -> dict[str, Any] | None:
+def saving_interval(pick: list[float], ref: list[float], alpha: float) -> dict[str, Any] | None:
     """1 - pick/reference (geometric means) with a two-sided Welch interval on the logs."""
     from scipy.special import stdtrit
 
@@ -75,7 +76,7 @@ def _exhaustive_rounds(objective: list[float], spec: SearchSpec) -> int | None:
         return None
     sd, target, rules = float(logs.std(ddof=1)), math.log1p(spec.search.stop.precision), spec.rules
     for n in range(rules.min_rounds, rules.max_rounds + 1):
-        if float(stdtrit(n - 1, 1 - rules.alpha / 2)) * sd / math.sqrt(n) <= target:
+        if float(stdtrit(n - 1, 1 - rules.interval_alpha / 2)) * sd / math.sqrt(n) <= target:
             return n
     return rules.max_rounds
 
@@ -119,7 +120,7 @@ def search_answer(run_dirs: Sequence[Path]) -> dict[str, Any] | None:
     spec = next((s for s in (read_spec(Path(d)) for d in run_dirs) if s is not None), None)
     if spec is None:
         return None
-    alpha = spec.search.alpha
+    alpha = spec.rules.interval_alpha
     state = race(spec.rules, spec.configs, ObservationCache(spec.search).read(list(run_dirs), set(spec.configs)))
     latency = _latency_metric(spec)
     figures = _per_config(run_dirs, spec, latency)
@@ -138,7 +139,7 @@ def search_answer(run_dirs: Sequence[Path]) -> dict[str, Any] | None:
     spent = sum(configs[c]["gpu_s"] for c in configs)
     same_precision = sum(need[c] * mean_cost[c] for c in configs)
     reference = spec.reference
-    saving = (_saving(figures[pick]["objective"], figures[reference]["objective"], alpha)
+    saving = (saving_interval(figures[pick]["objective"], figures[reference]["objective"], alpha)
               if pick and reference in figures else None)
     return {
         "objective": spec.search.objective, "confidence": spec.search.confidence,
@@ -191,7 +192,7 @@ def search_lines(answer: dict[str, Any], verbosity: int = 0) -> list[str]:
     saving = answer["saving_vs_reference"]
     if saving is not None:
         lines.append(f"search: saving vs reference {answer['reference']}: {saving['saving']:+.1%} "
-                     f"[{saving['ci_low']:+.1%}, {saving['ci_high']:+.1%}] ({conf} CI)")
+                     f"[{saving['ci_low']:+.1%}, {saving['ci_high']:+.1%}] ({conf} CI, stopping-adjusted)")
     lines.append(f"search: {answer['rounds']} round(s); stopped: {answer['stopped'] or 'not yet (more cycles would continue)'}")
     lines += _undecided_lines(answer)
     gpu = answer["gpu_s"]
@@ -225,7 +226,8 @@ def search_html(answer: dict[str, Any], images: Sequence[str]) -> list[str]:
     return ["<h2>Search: the energy-optimal configuration</h2>",
             "<ul>" + "".join(f"<li>{escape(line.removeprefix('search: '))}</li>" for line in search_lines(answer, 1)
                              if "dropped" not in line[:16]) + "</ul>",
-            '<p class="sub">Geometric means with Student-t intervals on the logs at the search\'s confidence; '
+            '<p class="sub">Geometric means with Student-t intervals on the logs at the search\'s confidence, '
+            "stopping-adjusted (the 97.5 % t quantile for 95 %: the race chose each configuration's rounds); "
             "drops: moderated Welch t (worse than the incumbent) and one-sample t (constraints) on logs, Bonferroni over each configuration's tests in a round.</p>",
             '<div class="scroll"><table><thead><tr>' + "".join(f"<th>{escape(h)}</th>" for h in head)
             + "</tr></thead><tbody>" + "".join(rows) + "</tbody></table></div>", *images]

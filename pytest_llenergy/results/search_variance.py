@@ -86,5 +86,5 @@ def moderated_welch(a: np.ndarray, b: np.ndarray, prior: VariancePrior) -> tuple
     se = math.sqrt(qa + qb)
     if se == 0:
         return (0.0 if diff > 0 else 1.0), diff
-    df = (qa + qb) ** 2 / (qa**2 / da + qb**2 / db) if qa + qb > 0 else MAX_PRIOR_DF
+    df = (qa + qb) ** 2 / (qa**2 / da + qb**2 / db)
     return float(stdtr(df, -diff / se)), diff

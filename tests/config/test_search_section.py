@@ -76,7 +76,8 @@ def test_campaign_problems_list_every_reason_at_once(tmp_path):
     with pytest.raises(CampaignError) as info:
         _plan(tmp_path, "{min_rounds: 5}", cycles="4", extra=GRID + "order: grouped\n")
     text = str(info.value)
-    assert "cycles: 4 is below search.min_rounds (5)" in text and "order: a search runs the survivors" in text
+    assert "cycles: 4 is below search.min_rounds (5); cycles is the most rounds a search runs" in text
+    assert "order: a search runs the survivors round by round: use interleaved or shuffled" in text
 
 
 def test_the_reference_is_found_by_id_name_or_unique_prefix(tmp_path):
@@ -155,3 +156,24 @@ def test_adaptive_cycles_cannot_race_and_an_unresolved_reference_shows_as_a_ques
         "each configuration stops)"]
     unresolved = plan.campaign.model_copy(update={"search": SearchConfig(reference="no-such-experiment")})
     assert describe_search(unresolved, plan.experiments)[3] == "search: reference ?"
+
+
+def test_problems_are_kept_even_when_the_reference_is_found_outside_the_grid(tmp_path):
+    plan = _plan(tmp_path, "{reference: {workload.batch_size: 8}}")
+    short = plan.campaign.model_copy(update={"cycles": 1})
+    experiments = [e for e in plan.experiments if e.config.workload.batch_size != 8]
+    assert reference_to_add(short, experiments) == (None, ["cycles: 1 is below search.min_rounds (2); cycles is the "
+                                                           "most rounds a search runs"])
+
+
+def test_defaults_that_are_no_experiment_on_their_own_name_the_defaults(tmp_path):
+    """Models only in the grid: the defaults alone name no model, so they cannot be the reference (this added a
+    model-less 'transformers-nomodel-...' configuration to the race, which could only fail)."""
+    grid = "grid: {models: [{name: tiny-llama, weights: random}, {name: tiny-gpt2, weights: random}]}\n"
+    with pytest.raises(CampaignError, match=r"search.reference \(the campaign's defaults\): names no model; give "
+                                            r"defaults a model, or set search.reference to an experiment's id or name"):
+        _plan(tmp_path, "{}", defaults="{workload: {batch_size: 1}}", extra=grid)
+    plan = _plan(tmp_path, "{reference: transformers-tiny-gpt2}", defaults="{workload: {batch_size: 1}}", extra=grid)
+    assert [e.config.model.name for e in plan.experiments] == ["tiny-gpt2", "tiny-llama"]
+    with pytest.raises(CampaignError, match=r"search.reference: names no model"):
+        _plan(tmp_path, "{reference: {workload.batch_size: 2}}", defaults="{workload: {batch_size: 1}}", extra=grid)

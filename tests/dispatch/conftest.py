@@ -139,6 +139,21 @@ search:
 """
 
 
+def expected_rounds(search: dict, ran: dict[str, list[int]]) -> dict[str, list[int]]:
+    """The rounds each configuration should have run, by the race's answer: 1..k, k its drop round (the last round for
+    a survivor), and a dropped reference on to round REFERENCE_ROUNDS unless the race ended first."""
+    from pytest_llenergy.results.search import REFERENCE_ROUNDS
+
+    drops = {d["config"]: d["round"] for d in search["dropped"]}
+    out = {}
+    for config in ran:
+        k = drops.get(config, search["rounds"])
+        if config == search["reference"] and config in drops:
+            k = max(k, min(REFERENCE_ROUNDS, search["rounds"]))
+        out[config] = list(range(1, k + 1))
+    return out
+
+
 class FakeDocker:
     """The stand-in CLI: its bin directory, its call log and the switches it reads."""
 

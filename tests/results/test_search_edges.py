@@ -13,8 +13,10 @@ from scipy.special import polygamma
 from pytest_llenergy.config.search import SearchConstraint
 from pytest_llenergy.results.search import (
     NO_PRIOR,
+    Drop,
     Observation,
     RaceRules,
+    RaceState,
     half_width_rel,
     one_sided_p,
     race,
@@ -45,6 +47,7 @@ def test_moderate_without_a_prior_is_the_sample_variance_and_with_one_the_weight
     assert NO_PRIOR.moderate(logs) == (2.0, 1.0)
     assert VariancePrior(4.0, 2.0).moderate(logs) == (pytest.approx((2 * 4.0 + 1 * 2.0) / 3), 3.0)
     assert VariancePrior(4.0, 0.0).moderate(np.array([0.0, 1.0, 2.0])) == (1.0, 2.0)  # d0 = 0: no moderation
+    assert VariancePrior(4.0, 1.0).moderate(logs) == (3.0, 2.0)  # one prior degree of freedom already counts
 
 
 def test_fit_prior_needs_three_positive_spreads():
@@ -62,6 +65,22 @@ def test_fit_prior_on_equal_spreads_is_the_common_variance_corrected_for_the_log
     prior = fit_prior(groups)
     assert prior.d0 == MAX_PRIOR_DF
     assert prior.s0_sq == pytest.approx(0.02 * 3.5621, rel=1e-4)
+
+
+def test_fit_prior_with_excess_spread_by_hand():
+    """Four variances a factor e^3 apart on 1 degree of freedom each: E = log s^2 - digamma(1/2) + log(1/2) has
+    sample variance 15 (logs 0, 3, 6, 9), minus trigamma(1/2) = pi^2 / 2 leaves 10.065 of excess, so d0 solves
+    trigamma(d0 / 2) = 10.065 (solved here by bisection) and s0^2 = exp(mean E + digamma(d0/2) - log(d0/2))."""
+    from scipy.optimize import brentq
+    from scipy.special import digamma
+
+    groups = [np.array([0.0, math.sqrt(2 * math.exp(3 * k))]) for k in range(4)]  # s^2 = e^0, e^3, e^6, e^9
+    excess = 15.0 - math.pi**2 / 2
+    d0 = 2 * brentq(lambda y: float(polygamma(1, y)) - excess, 1e-6, 10.0)
+    e_mean = 4.5 - float(digamma(0.5)) + math.log(0.5)
+    prior = fit_prior(groups)
+    assert prior.d0 == pytest.approx(d0, rel=1e-6)
+    assert prior.s0_sq == pytest.approx(math.exp(e_mean + float(digamma(d0 / 2)) - math.log(d0 / 2)), rel=1e-6)
 
 
 def test_fit_prior_recovers_the_prior_it_was_drawn_from():
@@ -166,7 +185,57 @@ def test_a_failed_item_names_the_last_line_of_its_error_cut_to_160_characters():
     assert state.alive == ["c"] and state.rounds == 1  # c has no item yet: it stays
 
 
-def test_a_non_positive_objective_or_a_missing_constrained_figure_is_unmeasured():
+def test_a_configuration_without_an_item_this_round_does_not_stop_the_gate():
+    obs = [Observation("a", 1, True, 1.0), Observation("c", 1, False, None, error="boom")]
+    state = race(RaceRules(max_rounds=3), ["b", "a", "c"], obs)  # b (no item yet) comes first
+    assert state.dropped["c"] == Drop("c", 1, "failed", "its item failed in round 1: boom")
+    assert state.alive == ["b", "a"] and state.configs == ["b", "a", "c"]
+
+
+def test_every_missing_constrained_figure_is_named():
+    limits = (SearchConstraint(metric="batch_latency_p95_s", max=1.0), SearchConstraint(metric="peak_memory_mb", max=1e4))
+    state = race(RaceRules(max_rounds=3, constraints=limits), ["a"], [Observation("a", 1, True, 1.0)])
+    assert state.dropped["a"] == Drop("a", 1, "unmeasured", "round 1 does not report batch_latency_p95_s, peak_memory_mb")
+
+
+def test_no_observations_no_rounds_and_every_round_before_until_counts():
+    empty = race(RaceRules(max_rounds=5), ["a", "b"], [])
+    assert (empty.rounds, empty.stopped, empty.alive) == (0, None, ["a", "b"])
+    obs = [Observation(c, r, True, 1.0 + 0.01 * r) for c in "ab" for r in (1, 2)]
+    later = race(RaceRules(max_rounds=5), ["a", "b"], obs, until_round=5)
+    assert later.rounds == 4  # rounds 3 and 4 had no items: still rounds of the race
+    failing = obs + [Observation("a", 3, False, None)]
+    assert "a" in race(RaceRules(max_rounds=5), ["a", "b"], failing, until_round=3).alive  # round 3 is not read
+
+
+def test_no_configuration_left_stops_the_race():
+    state = race(RaceRules(max_rounds=5), ["a"], [Observation("a", 1, False, None)])
+    assert state.stopped == "no configuration left" and state.stop_round == 1
+
+
+def test_a_limit_that_cannot_be_judged_does_not_hide_a_broken_one():
+    limits = (SearchConstraint(metric="peak_memory_mb", max=1e4), SearchConstraint(metric="batch_latency_p95_s", max=0.1))
+    obs = [Observation(c, r, True, 1.0 + 0.001 * r, {"peak_memory_mb": 0.0, "batch_latency_p95_s": lat * (1 + 0.01 * r)})
+           for c, lat in (("slow", 1.0), ("fast", 0.01)) for r in (1, 2, 3)]
+    state = race(RaceRules(max_rounds=3, constraints=limits), ["slow", "fast"], obs)
+    assert state.dropped["slow"].kind == "constraint" and "batch_latency_p95_s <= 0.1" in state.dropped["slow"].reason
+
+
+def _equivalence(rounds: int, b_noise: float, b_shift: float) -> RaceState:
+    values = {"a": [1.0 * (1 + 0.0005 * (-1) ** r) for r in range(rounds)],
+              "b": [(1 + b_shift) * (1 + b_noise * (-1) ** r) for r in range(rounds)]}
+    return race(RaceRules(max_rounds=20, precision=0.02), list(values), _two_rounds(values))
+
+
+def test_survivors_stop_as_equivalent_only_when_each_is_within_precision_with_confidence():
+    assert _equivalence(2, 0.0005, 0.0).stopped.startswith("the 2 survivors are within 2.0% of the pick")
+    undecided = _equivalence(4, 0.05, 0.03)  # 3 % higher on 5 % noise: neither dropped nor within 2 %
+    assert undecided.stopped is None and undecided.alive == ["a", "b"]
+    values = {"a": [1.0, 1.0005, 0.9995], "b": [1.0]}  # b joined late: one value is no evidence of equivalence
+    obs = [Observation("a", r, True, v, gpu_s=1.0) for r, v in enumerate(values["a"], start=1)]
+    obs.append(Observation("b", 3, True, 1.0))
+    assert race(RaceRules(max_rounds=20, precision=0.02), ["a", "b"], obs).stopped is None
+
     limits = (SearchConstraint(metric="batch_latency_p95_s", max=1.0), SearchConstraint(metric="peak_memory_mb", max=1e4))
     obs = [Observation("zero", 1, True, 0.0), Observation("negative", 1, True, -1.0),
            Observation("partial", 1, True, 1.0, {"batch_latency_p95_s": 0.5}),
@@ -274,6 +343,8 @@ def test_per_request_objectives_divide_by_the_prompts_when_nothing_was_served():
     result = _result(energy_j=100.0, adjusted_j=60.0, config=make_config(num_prompts=8))
     assert objective_value(result, "energy_per_request") == 100.0 / 8
     assert objective_value(result, "adjusted_energy_per_request") == 60.0 / 8
+    result.config["workload"]["num_prompts"] = 1
+    assert objective_value(result, "energy_per_request") == 100.0  # one prompt, one request
     for prompts in (0, None, "8"):
         result.config["workload"]["num_prompts"] = prompts
         assert objective_value(result, "energy_per_request") is None  # no count: no figure, never a division by 0
@@ -317,8 +388,12 @@ def test_gpu_seconds_count_every_gpu_and_fall_back_to_the_windows():
     assert steady_gpu_seconds(result) == 0.0  # never negative
     result.timing = ItemTiming(wall_s=None, load_s=3.0)
     assert steady_gpu_seconds(result) == gpu_seconds(result) == 4.0  # the windows' 2 s on two GPUs
+    result.timing = ItemTiming(wall_s=0.0, load_s=1.0)
+    assert steady_gpu_seconds(result) == gpu_seconds(result) == 0.0  # never a division by a zero wall time
     result.timing, result.windows, result.energy = None, [], None
     assert gpu_seconds(result) == 2.0  # no window either: the item's duration on one device
+    result.duration_s = 0.0
+    assert gpu_seconds(result) == 0.0
 
 
 def test_an_observation_of_a_failed_item_carries_no_figures_but_its_cost():
@@ -347,7 +422,7 @@ def test_a_missing_or_damaged_spec_reads_as_no_search(tmp_path):
     spec = SearchSpec(SearchConfig(min_rounds=3, stop={"gpu_budget_s": 60}), ["a", "b"], "b", 5)
     write_spec(tmp_path, spec)
     back = read_spec(tmp_path)
-    assert back == spec and back.rules == RaceRules(5, 3, pytest.approx(0.05), 0.02, 1, 60.0, ())
+    assert back == spec and back.rules == RaceRules(5, 3, pytest.approx(0.05), 0.02, 1, 60.0, (), "b")
     path = RunDirectory(tmp_path).search_spec_path
     for damaged in ("{", "[]", '{"search": {}, "configs": ["a"], "reference": "a"}', '{"search": {"min_rounds": 1}, '
                     '"configs": [], "reference": "", "max_rounds": 2}'):
@@ -382,3 +457,37 @@ def test_the_observation_cache_rereads_a_result_only_when_its_file_changes(tmp_p
     assert sorted(o.config for o in cache.read([run.path], {"a", "b"})) == ["a", "a"]  # unreadable: no observation
     path.unlink()
     assert [o.config for o in cache.read([run.path], {"a", "b"})] == ["a", "a"]
+    (path.parent / "0-vanished.json").symlink_to(path.parent / "nowhere.json")  # listed, gone when read: skipped
+    assert [o.config for o in cache.read([run.path], {"a", "b"})] == ["a", "a"]
+
+
+def test_intervals_of_a_race_are_at_half_its_alpha():
+    assert RaceRules(max_rounds=5, alpha=0.05).interval_alpha == 0.025
+    logs = np.log([1.0, 1.01, 0.99, 1.0, 1.005])  # plain 95 % half-width 0.93 %, at the 97.5 % quantile 1.17 %
+    assert half_width_rel(logs, 0.05) < 0.01 < half_width_rel(logs, 0.025)
+    stopped = race(RaceRules(max_rounds=9, precision=0.01), ["a"], [Observation("a", r, True, v) for r, v in
+                                                                       enumerate(np.exp(logs), start=1)])
+    assert stopped.stopped is None  # the plain interval meets ±1 %, the stopping-adjusted one does not
+    assert race(RaceRules(max_rounds=9, precision=0.012), ["a"], [Observation("a", r, True, v) for r, v in
+                enumerate(np.exp(logs), start=1)]).stopped.startswith("1 configuration(s) left")
+
+
+def test_a_dropped_reference_runs_until_it_has_three_rounds_and_no_further():
+    values = {"best": [1.0, 1.01, 0.99, 1.0], "ref": [2.0, 2.02, 1.98, 2.01], "c": [1.0, 1.01, 1.0, 1.01]}
+    obs = _two_rounds(values)
+    rules = RaceRules(max_rounds=9, reference="ref", precision=1e-6)
+    after2 = race(rules, list(values), obs, until_round=3)
+    assert after2.dropped["ref"].round == 2 and after2.skip_reason("ref") is None  # its round 3 runs
+    assert after2.skip_reason("c") is None and "ref" not in after2.alive
+    after3 = race(rules, list(values), obs, until_round=4)
+    assert after3.skip_reason("ref").startswith("search: dropped after round 2: worse than best")
+    assert race(RaceRules(max_rounds=9, precision=1e-6), list(values), obs, until_round=3).skip_reason("ref") is not None
+    assert after3.spent_s == 9.0 and "ref" not in after3.alive  # its third item was paid, never raced
+
+
+def test_the_references_extra_round_is_priced_and_a_stopped_race_runs_none():
+    values = {"best": [1.0, 1.01], "ref": [2.0, 2.02], "c": [1.0, 1.01]}
+    obs = _two_rounds(values)  # 6 s spent; round 3: best, c and the reference, 3 s
+    assert race(RaceRules(max_rounds=9, reference="ref", gpu_budget_s=9.0), list(values), obs).stopped is None
+    over = race(RaceRules(max_rounds=9, reference="ref", gpu_budget_s=8.5), list(values), obs)
+    assert "+ 3 s for the next round" in over.stopped and over.skip_reason("ref").startswith("search: dropped")
