@@ -127,7 +127,7 @@ def race_once(configs: list[Config], values: np.ndarray,
     worse = {c for c, d in state.dropped.items() if d.kind == "worse"}
     ref = rules.reference
     measured = {c: [o.objective for o in ran if o.config == c] for c in (pick, ref)}
-    alpha = rules.interval_alpha  # as the answer states them (search_report.py)
+    alpha = state.interval_alpha(rules)  # as the answer states them (search_report.py)
     saving = saving_interval(measured[pick], measured[ref], alpha) if pick not in (None, ref) else None
     pick_ci = _interval(measured[pick], alpha) if pick is not None else None
     return pick, sum(o.gpu_s for o in ran), n_pick, worse, saving, pick_ci

@@ -3,7 +3,7 @@
 ``search_answer(run_dirs)`` rebuilds the race from the files (``search/spec.json`` + results) and returns
 a JSON-ready dict (``summary.json``'s ``search``); ``search_lines`` and ``search_html`` show it. Means
 are geometric (the race works on logs) with Student-t intervals on the logs at the search's confidence,
-stopping-adjusted (``RaceRules.interval_alpha``: the 97.5 % quantile for 95 %, since the race chose the rounds).
+stopping-adjusted when the precision rule ended the race (``RaceState.interval_alpha``: the 97.5 % quantile for 95 %).
 """
 
 from __future__ import annotations
@@ -120,8 +120,8 @@ def search_answer(run_dirs: Sequence[Path]) -> dict[str, Any] | None:
     spec = next((s for s in (read_spec(Path(d)) for d in run_dirs) if s is not None), None)
     if spec is None:
         return None
-    alpha = spec.rules.interval_alpha
     state = race(spec.rules, spec.configs, ObservationCache(spec.search).read(list(run_dirs), set(spec.configs)))
+    alpha = state.interval_alpha(spec.rules)
     latency = _latency_metric(spec)
     figures = _per_config(run_dirs, spec, latency)
     pick = _pick(state, figures)
@@ -145,7 +145,7 @@ def search_answer(run_dirs: Sequence[Path]) -> dict[str, Any] | None:
         "objective": spec.search.objective, "confidence": spec.search.confidence,
         "constraints": [str(k) for k in spec.search.constraints], "reference": reference,
         "pick": pick, "pick_confirmed": state.incumbent is not None,
-        "saving_vs_reference": saving, "rounds": state.rounds,
+        "saving_vs_reference": saving, "rounds": state.rounds, "stopping_adjusted": alpha != spec.rules.alpha,
         "stopped": state.stopped, "stop_round": state.stop_round, "survivors": list(state.alive),
         "dropped": [{"config": d.config, "round": d.round, "kind": d.kind, "reason": d.reason, "p_value": d.p_value}
                     for d in sorted(state.dropped.values(), key=lambda d: (d.round, d.config))],
@@ -192,7 +192,8 @@ def search_lines(answer: dict[str, Any], verbosity: int = 0) -> list[str]:
     saving = answer["saving_vs_reference"]
     if saving is not None:
         lines.append(f"search: saving vs reference {answer['reference']}: {saving['saving']:+.1%} "
-                     f"[{saving['ci_low']:+.1%}, {saving['ci_high']:+.1%}] ({conf} CI, stopping-adjusted)")
+                     f"[{saving['ci_low']:+.1%}, {saving['ci_high']:+.1%}] ({conf} CI"
+                     + (", stopping-adjusted)" if answer.get("stopping_adjusted") else ")"))
     lines.append(f"search: {answer['rounds']} round(s); stopped: {answer['stopped'] or 'not yet (more cycles would continue)'}")
     lines += _undecided_lines(answer)
     gpu = answer["gpu_s"]
@@ -227,7 +228,7 @@ def search_html(answer: dict[str, Any], images: Sequence[str]) -> list[str]:
             "<ul>" + "".join(f"<li>{escape(line.removeprefix('search: '))}</li>" for line in search_lines(answer, 1)
                              if "dropped" not in line[:16]) + "</ul>",
             '<p class="sub">Geometric means with Student-t intervals on the logs at the search\'s confidence, '
-            "stopping-adjusted (the 97.5 % t quantile for 95 %: the race chose each configuration's rounds); "
+            "stopping-adjusted when the precision rule ended the race (the 97.5 % t quantile for 95 %); "
             "drops: moderated Welch t (worse than the incumbent) and one-sample t (constraints) on logs, Bonferroni over each configuration's tests in a round.</p>",
             '<div class="scroll"><table><thead><tr>' + "".join(f"<th>{escape(h)}</th>" for h in head)
             + "</tr></thead><tbody>" + "".join(rows) + "</tbody></table></div>", *images]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from pytest_llenergy.config.search import SearchConfig
 from pytest_llenergy.results.phase_schema import ServingStats
 from pytest_llenergy.results.schema import ItemTiming, LatencyStats
@@ -59,6 +61,8 @@ def test_answer_names_the_pick_its_saving_the_drops_and_the_gpu_time(tmp_path):
     assert gpu["spent"] > 0 and gpu["exhaustive_at_pick_rounds"] > gpu["spent"]
     lines = search_lines(answer)
     assert lines[0].startswith("search: pick best: energy_per_output_token ") and "meets every constraint" in lines[0]
+    assert answer["stopping_adjusted"] == (answer["stopped"] is not None and "CI is within" in answer["stopped"])
+    assert lines[1].endswith("(95% CI, stopping-adjusted)" if answer["stopping_adjusted"] else "(95% CI)")
     assert any(line.startswith("search: dropped bad after round 2: worse than best by +") for line in lines)
 
 
@@ -90,3 +94,19 @@ def test_survivors_left_open_by_a_stop_are_named_with_their_figures():
     assert any(line.startswith("search:   b: adjusted_energy_per_output_token 0.02 [0.014, 0.027] (n=2)") for line in lines)
     answer["survivors"] = ["a"]
     assert not any("undecided" in line for line in search_lines(answer))
+
+
+def test_the_saving_is_stopping_adjusted_only_when_the_precision_rule_ended_the_race(tmp_path):
+    from pytest_llenergy.results.search_report import saving_interval
+
+    values = {"ref": [100.0, 103.0, 98.0], "best": [60.0, 61.5, 59.0]}
+    for precision, stop_kind_adjusted in ((1e-6, False), (0.2, True)):
+        run = write_run(tmp_path / str(precision), values)
+        write_spec(run.path, SearchSpec(SearchConfig(objective="energy_per_output_token", stop={"precision": precision}),
+                                        sorted(values), "ref", 3))
+        answer = search_answer([run.path])
+        assert answer["stopping_adjusted"] is stop_kind_adjusted, answer["stopped"]
+        level = 0.025 if stop_kind_adjusted else 0.05
+        pick, ref = (answer["configs"][c]["objective"] for c in ("best", "ref"))
+        expected = saving_interval(values["best"][:pick["n"]], values["ref"][:ref["n"]], level)
+        assert answer["saving_vs_reference"] == pytest.approx(expected, rel=1e-12)

@@ -491,3 +491,17 @@ def test_the_references_extra_round_is_priced_and_a_stopped_race_runs_none():
     assert race(RaceRules(max_rounds=9, reference="ref", gpu_budget_s=9.0), list(values), obs).stopped is None
     over = race(RaceRules(max_rounds=9, reference="ref", gpu_budget_s=8.5), list(values), obs)
     assert "+ 3 s for the next round" in over.stopped and over.skip_reason("ref").startswith("search: dropped")
+
+
+def test_the_stop_kind_sets_the_level_of_the_answers_intervals():
+    precise = race(RaceRules(max_rounds=9, precision=0.05), ["a"], [Observation("a", r, True, 1.0 + 0.001 * r)
+                                                                    for r in (1, 2, 3)])
+    assert precise.stop_kind == "precision" and precise.interval_alpha(RaceRules(max_rounds=9)) == 0.025
+    rounds = race(RaceRules(max_rounds=2, precision=1e-9), ["a"], [Observation("a", r, True, 1.0 + 0.1 * r) for r in (1, 2)])
+    assert rounds.stop_kind == "rounds" and rounds.interval_alpha(RaceRules(max_rounds=2)) == 0.05
+    obs = [Observation(c, r, True, 1.0 + 0.01 * r, gpu_s=1.0) for c in "ab" for r in (1, 2)]
+    budget = race(RaceRules(max_rounds=9, precision=1e-9, gpu_budget_s=4.5), ["a", "b"], obs)
+    assert budget.stop_kind == "budget" and budget.interval_alpha(RaceRules(max_rounds=9)) == 0.05
+    empty = race(RaceRules(max_rounds=9), ["a"], [Observation("a", 1, False, None)])
+    assert empty.stop_kind == "empty"
+    assert race(RaceRules(max_rounds=9), ["a"], []).stop_kind is None
