@@ -3,7 +3,8 @@
 # time, each against the tests that exercise it (a narrow selection: mutation runs are slow).
 #
 #   bash scripts/ci_mutation.sh TARGET...     TARGET: ordering config stats bootstrap measurement edges baseline
-#   uncertainty warmup compare budgets gates first-cycle phases baseline-precision thermal search (or all), or a part of
+#   uncertainty warmup compare budgets gates first-cycle phases baseline-precision thermal search vllm-stamps
+#   (or all), or a part of
 #   config/: config-core config-campaign config-experiment config-measurement config-backends
 #   tox -e mutation -- ordering config
 #
@@ -46,6 +47,7 @@ source_of() {
     thermal) echo "pytest_llenergy/energy/thermal.py" ;;
     phases) echo "pytest_llenergy/energy/phase_average.py,pytest_llenergy/energy/phase_fit.py,pytest_llenergy/energy/attribution.py" ;;
     search) echo "pytest_llenergy/results/search.py,pytest_llenergy/results/search_variance.py,pytest_llenergy/results/search_data.py,pytest_llenergy/config/search.py" ;;
+    vllm-stamps) echo "pytest_llenergy/backends/vllm/phases.py,pytest_llenergy/backends/vllm/metrics.py" ;;
     *) return 1 ;;
   esac
 }
@@ -71,13 +73,14 @@ tests_of() {  # the fast tests that exercise each target
     thermal) echo "tests/energy/test_warmup_thermal.py tests/energy/test_thermal_edges.py" ;;
     phases) echo "tests/energy/test_phase_edges.py tests/energy/test_phase_fit.py tests/energy/test_phases.py" ;;
     search) echo "tests/results/test_search_race.py tests/results/test_search_answer.py tests/results/test_search_edges.py tests/config/test_search_section.py tests/test_search.py" ;;
+    vllm-stamps) echo "tests/backends_vllm/test_vllm_stamps.py tests/backends_vllm/test_vllm_serving.py tests/backends_vllm/test_vllm_session.py" ;;
   esac
 }
 
 targets=("$@")
 [ "${#targets[@]}" = 0 ] || [ "${targets[0]}" = all ] && targets=(ordering config-core config-campaign config-experiment config-measurement config-backends stats bootstrap measurement
   edges baseline uncertainty warmup compare budgets gates first-cycle phases
-  baseline-precision thermal search)
+  baseline-precision thermal search vllm-stamps)
 status=0
 for target in "${targets[@]}"; do
   src=$(source_of "$target") || { echo "ci_mutation: unknown target $target"; exit 2; }

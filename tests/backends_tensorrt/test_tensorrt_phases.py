@@ -39,3 +39,13 @@ def test_timedeltas_map_to_seconds_and_missing_fields_give_no_timeline():
     assert (r.input_tokens, r.output_tokens) == (3, 2)
     old = SimpleNamespace(prompt_token_ids=[1], outputs=[SimpleNamespace(token_ids=[4])])  # TensorRT-LLM < 0.20
     assert timeline([out, old]) is None
+
+
+def test_stamps_out_of_order_are_clamped_so_no_phase_is_negative():
+    td = datetime.timedelta
+    timing = SimpleNamespace(arrival_time=td(seconds=1.0), first_scheduled_time=td(seconds=2.0),
+                             first_token_time=td(seconds=1.8), last_token_time=td(seconds=1.9))
+    out = SimpleNamespace(prompt_token_ids=[1], outputs=[SimpleNamespace(
+        token_ids=[4], request_perf_metrics=SimpleNamespace(timing_metrics=timing))])
+    r = request_timing(out, 0)
+    assert (r.start_s, r.first_token_s, r.end_s) == (2.0, 2.0, 2.0)  # was an end 0.1 s before the first token

@@ -36,7 +36,8 @@ def request_timing(output: Any, index: int) -> RequestTiming | None:
     if start is None or first is None or last is None:
         return None
     prompt = getattr(output, "prompt_token_ids", None) or []
-    return RequestTiming(str(getattr(output, "request_id", index)), start, max(first, start), max(last, first),
+    first = max(first, start)  # stamps out of order: no phase is negative
+    return RequestTiming(str(getattr(output, "request_id", index)), start, first, max(last, first),
                          len(prompt), len(completions[0].token_ids),
                          arrival_s=_seconds(getattr(timing, "arrival_time", None)))
 

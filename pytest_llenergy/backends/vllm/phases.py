@@ -27,8 +27,8 @@ def request_timing(output: Any, index: int, arrival: float | None = None) -> Req
     prompt = getattr(output, "prompt_token_ids", None) or []
     tokens = sum(len(c.token_ids) for c in getattr(output, "outputs", []))
     rid = str(getattr(output, "request_id", index))
-    return RequestTiming(rid, float(start), float(max(first, start)), float(max(last, first)), len(prompt), tokens,
-                         arrival_s=arrival)
+    first = max(first, start)  # stamps out of order (clocks read on different threads): no phase is negative
+    return RequestTiming(rid, float(start), float(first), float(max(last, first)), len(prompt), tokens, arrival_s=arrival)
 
 
 def timeline(outputs: Sequence[Any], max_batch: int | None, arrivals: Sequence[float] | None = None,
