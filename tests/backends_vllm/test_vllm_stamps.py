@@ -12,7 +12,13 @@ from pytest_llenergy.backends.vllm.metrics import (
     engine_metrics_mode_supported,
     request_latencies,
 )
-from pytest_llenergy.backends.vllm.phases import SOURCE, max_num_seqs, request_timing, stamp_caveats, timeline
+from pytest_llenergy.backends.vllm.phases import (
+    SOURCE,
+    max_num_seqs,
+    request_timing,
+    stamp_caveats,
+    timeline,
+)
 
 
 def _output(rid: str = "7", *, scheduled: float | None = 10.0, queued: float | None = 9.5, first: float | None = 10.2,
