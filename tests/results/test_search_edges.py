@@ -228,7 +228,9 @@ def _equivalence(rounds: int, b_noise: float, b_shift: float) -> RaceState:
 
 
 def test_survivors_stop_as_equivalent_only_when_each_is_within_precision_with_confidence():
-    assert _equivalence(2, 0.0005, 0.0).stopped.startswith("the 2 survivors are within 2.0% of the pick")
+    equivalent = _equivalence(2, 0.0005, 0.0)
+    assert equivalent.stopped.startswith("the 2 survivors are within 2.0% of the pick")
+    assert equivalent.stop_kind == "precision"
     undecided = _equivalence(4, 0.05, 0.03)  # 3 % higher on 5 % noise: neither dropped nor within 2 %
     assert undecided.stopped is None and undecided.alive == ["a", "b"]
     values = {"a": [1.0, 1.0005, 0.9995], "b": [1.0]}  # b joined late: one value is no evidence of equivalence
@@ -241,7 +243,7 @@ def test_survivors_stop_as_equivalent_only_when_each_is_within_precision_with_co
            Observation("partial", 1, True, 1.0, {"batch_latency_p95_s": 0.5}),
            Observation("full", 1, True, 1.0, {"batch_latency_p95_s": 0.5, "peak_memory_mb": 10.0})]
     state = race(RaceRules(max_rounds=3, constraints=limits), ["zero", "negative", "partial", "full"], obs)
-    assert state.dropped["zero"].reason == "round 1 reports no positive objective figure"
+    assert state.dropped["zero"] == Drop("zero", 1, "unmeasured", "round 1 reports no positive objective figure")
     assert state.dropped["negative"].kind == "unmeasured"
     assert state.dropped["partial"].reason == "round 1 does not report peak_memory_mb"
     assert state.alive == ["full"]
