@@ -63,6 +63,7 @@ class TestLoadKey:
     )
     def test_engine_or_sampling_changes_do_not(self, change):
         backend = VllmBackend()
+        change = dict(change)  # the parameter is shared by every run of this test in the process: never edit it
         vllm = change.pop("vllm", None)
         assert backend.load_key(experiment(None)) != backend.load_key(experiment(vllm, **change))
 

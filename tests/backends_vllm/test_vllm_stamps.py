@@ -53,11 +53,13 @@ def test_stamps_out_of_order_are_clamped_so_no_phase_is_negative():
 
 def test_an_unnamed_request_takes_its_index_and_one_without_ids_counts_no_tokens():
     out = _output()
-    del out.request_id
-    out.prompt_token_ids = None
-    del out.outputs
+    del out.request_id, out.prompt_token_ids, out.outputs
     r = request_timing(out, 4)
     assert (r.request_id, r.input_tokens, r.output_tokens, r.arrival_s) == ("4", 0, 0, None)
+    unnamed = [_output(), _output()]
+    for o in unnamed:
+        del o.request_id
+    assert [r.request_id for r in timeline(unnamed, None).requests] == ["0", "1"]
 
 
 def test_a_timeline_is_every_request_or_none():
@@ -94,6 +96,7 @@ def test_itl_needs_two_tokens_and_ordered_stamps():
     assert request_latencies(NS(**base, num_generation_tokens=2)) == (0.05, pytest.approx(0.4))
     assert request_latencies(NS(**base, num_generation_tokens=1)) == (0.05, None)  # one token: no gap
     assert request_latencies(NS(**base, num_generation_tokens=None)) == (0.05, None)
+    assert request_latencies(NS(**base)) == (0.05, None)  # an engine that does not count its tokens
     backwards = dict(base, last_token_ts=9.9)
     assert request_latencies(NS(**backwards, num_generation_tokens=3)) == (0.05, None)
     same = dict(base, last_token_ts=10.0)
