@@ -90,8 +90,9 @@ class RaceRules:
 
     @property
     def interval_alpha(self) -> float:
-        """The two-sided level of a race's intervals (the pick's, the saving's, the precision stop's): alpha / 2,
-        which keeps their coverage at the search's confidence although the data chose each one's rounds."""
+        """The stopping-adjusted two-sided level: alpha / 2. The precision stop always reads it; the answer's intervals
+        use it when that stop ended the race (``RaceState.interval_alpha``), keeping their coverage at the search's
+        confidence although the data chose the pick's rounds."""
         return self.alpha / 2
 
 
@@ -125,7 +126,7 @@ class RaceState:
     def interval_alpha(self, rules: RaceRules) -> float:
         """The level of the answer's intervals: stopping-adjusted when the race stopped because the pick's interval
         looked narrow enough (the data chose the rounds); plain when rounds or budget ended it (the plain interval
-        then held the true saving in 96-98 % of simulated races already)."""
+        then held the true saving in 95.8 % of simulated races stopped after 3 rounds, 97.5 % after 2)."""
         return rules.interval_alpha if self.stop_kind == "precision" else rules.alpha
 
     def runs_for_the_saving(self, config: str) -> bool:
